@@ -1,0 +1,76 @@
+# tandem — build, test, run.  See README.md.
+CC      ?= cc
+PKGS     = libevent libevent_openssl libevent_pthreads openssl sqlite3 inih jansson
+WARN     = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
+PREFIX  ?= /usr/local
+B       ?= build
+
+LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps test unit e2e asan run install clean fuzz
+all: $(B)/tandem
+
+deps:
+	@./scripts/install-deps
+
+$(B)/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libtandem.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/tandem: $(B)/src/main.o $(B)/libtandem.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libtandem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libtandem.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@./scripts/run-unit $(UNIT_BIN)
+
+e2e: $(B)/tandem
+	@python3 tests/e2e/run.py --binary $(B)/tandem
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@python3 tests/e2e/run.py --binary $(B)/tandem
+
+# ASan + UBSan build of everything, then the whole suite against it.
+asan: deps
+	@$(MAKE) --no-print-directory B=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  build-asan/tandem $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./scripts/run-unit $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	@ASAN_OPTIONS=detect_leaks=1 python3 tests/e2e/run.py --binary build-asan/tandem --asan
+
+# libFuzzer harnesses (clang); fuzz-smoke runs each briefly on its corpus.
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
+	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+fuzz-smoke: fuzz
+	@./scripts/run-fuzz $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
+run: deps all
+	@./scripts/demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/tandem
+	install -m 755 $(B)/tandem $(DESTDIR)$(PREFIX)/sbin/tandem
+	install -m 644 etc/tandem.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/tandem/
+
+clean:
+	rm -rf build build-asan var

@@ -1,0 +1,571 @@
+"""
+benchlib: shared pieces of tandem's benchmarks (bench/smtp-accept, bench/idle-conns).
+
+Everything here runs on loopback only. Each server under test gets a fresh private
+instance in its own temporary directory:
+
+  PostfixInstance  a private Postfix (own config_directory, queue_directory and
+                   data_directory) configured as a backup MX for example.test whose
+                   primary, [127.0.0.42]:2599, never answers, so mail stays queued.
+  TandemInstance   `tandem -c CONF serve` in the backup role for example.test, with
+                   the same unreachable primary and a DNS resolver on loopback where
+                   nothing listens, so it never talks to the outside either.
+
+Both register themselves in LIVE; cleanup() (installed by install_cleanup) stops
+whatever is still running and removes the temporary directories on any exit.
+Only processes started here are ever signalled, always by pid.
+"""
+
+import atexit
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+# Addresses and names shared by the benchmarks. All in 127.0.0.0/8.
+RELAY_DOMAIN = "example.test"
+SENDER = "sender@example.org"
+RECIPIENT = "rcpt@" + RELAY_DOMAIN
+HELO = "mx2.example.test"
+TANDEM_ADDR = "127.0.0.40"
+POSTFIX_ADDR = "127.0.0.41"
+DEAD_PRIMARY = ("127.0.0.42", 2599)     # nothing listens here: the primary is "down"
+DEAD_RESOLVER = ("127.0.0.43", 5353)    # nothing listens here: DNS never leaves loopback
+
+LIVE = []           # instances still running or with a directory on disk
+VERBOSE = False
+KEEP = False        # keep the temporary directories (logs, queues) for inspection
+
+
+def log(msg):
+    """Progress messages go to stderr so stdout holds only the results."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def vlog(msg):
+    if VERBOSE:
+        log(msg)
+
+
+def die(msg, code=1):
+    log("error: " + msg)
+    sys.exit(code)
+
+
+def require_loopback(addr):
+    """Refuse any address outside 127.0.0.0/8: these benchmarks never leave the host."""
+    if not addr.startswith("127."):
+        die("refusing non-loopback address %s" % addr)
+
+
+def wait_port(addr, port, timeout, proc_alive=None):
+    """Poll until addr:port accepts a TCP connection and sends a 220 greeting.
+    Bounded by timeout seconds; proc_alive() returning False stops early."""
+    require_loopback(addr)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc_alive is not None and not proc_alive():
+            return False
+        try:
+            with socket.create_connection((addr, port), timeout=2) as s:
+                s.settimeout(5)
+                banner = s.recv(512)
+                s.sendall(b"QUIT\r\n")
+                if banner.startswith(b"220"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def children_of(pid):
+    """Direct children of pid, from /proc (Postfix daemons are children of master)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            # field 4 (ppid) comes after the parenthesised command name
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            kids.append(int(name))
+    return kids
+
+
+def proc_status_kib(pid, field="VmRSS"):
+    """A 'kB' field of /proc/PID/status (VmRSS by default), in KiB; None if gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def proc_pss_kib(pid):
+    """Proportional set size of pid in KiB (shared pages divided among sharers)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def count_files(dirs):
+    n = 0
+    for d in dirs:
+        for _root, _dirs, files in os.walk(d):
+            n += len(files)
+    return n
+
+
+def settle_count(counter, expected, timeout=30.0):
+    """Count the queue until it reads expected twice in a row, or the same number
+    four times in a row, 0.5 s apart (queue managers move files between
+    directories while we count). Bounded by timeout seconds."""
+    deadline = time.monotonic() + timeout
+    seen = [counter()]
+    while time.monotonic() < deadline:
+        if seen[-2:] == [expected, expected]:
+            break
+        if len(seen) >= 4 and len(set(seen[-4:])) == 1:
+            break
+        time.sleep(0.5)
+        seen.append(counter())
+    return seen[-1]
+
+
+def machine_info(path):
+    """nproc, kernel and the filesystem holding path (type and device, from df -T)."""
+    fs = "unknown"
+    try:
+        out = subprocess.run(["df", "-T", path], capture_output=True, text=True,
+                             timeout=10).stdout.splitlines()
+        if len(out) >= 2:
+            cols = out[1].split()
+            fs = "%s (%s, mounted on %s)" % (cols[1], cols[0], cols[-1])
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "nproc %d, kernel %s, temp dir %s on %s" % (
+        os.cpu_count() or 0, platform.release(), path, fs)
+
+
+class Workdir:
+    """A temporary directory for one server instance, removed by cleanup()."""
+
+    def __init__(self, base, prefix):
+        os.makedirs(base, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
+        # Postfix daemons run as user postfix and must reach their directories.
+        os.chmod(self.path, 0o755)
+
+    def remove(self):
+        if KEEP and self.path:
+            log("kept %s" % self.path)
+        elif self.path and os.path.isdir(self.path):
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.path = None
+
+
+class PostfixInstance:
+    """A private Postfix acting as backup MX for example.test on POSTFIX_ADDR:port."""
+
+    POSTFIX = "/usr/sbin/postfix"
+    POSTMAP = "/usr/sbin/postmap"
+
+    def __init__(self, base, port=2525, process_limit=100, recipients=(RECIPIENT,)):
+        require_loopback(POSTFIX_ADDR)
+        for tool in (self.POSTFIX, self.POSTMAP):
+            if not os.access(tool, os.X_OK):
+                die("%s not found: install the Debian package postfix "
+                    "(scripts/install-deps)" % tool)
+        try:
+            pwd.getpwnam("postfix")
+        except KeyError:
+            die("user postfix does not exist: is the postfix package installed?")
+        self.port = port
+        self.process_limit = process_limit
+        self.recipients = recipients
+        self.wd = Workdir(base, "pf-")
+        self.etc = os.path.join(self.wd.path, "etc")
+        self.spool = os.path.join(self.wd.path, "spool")
+        self.data = os.path.join(self.wd.path, "data")
+        self.maillog = os.path.join(self.wd.path, "maillog")
+        self.master_pid = None
+        self.name = "postfix"
+        LIVE.append(self)
+
+    def _write_config(self):
+        for d in (self.etc, self.spool, self.data):
+            os.makedirs(d)
+        pw = pwd.getpwnam("postfix")
+        os.chown(self.data, pw.pw_uid, pw.pw_gid)  # master.lock lives here
+        # The backup-MX part of main.cf: relay for example.test only, to recipients
+        # in relay_recipient_maps, towards a primary that never answers.
+        # default_transport=error makes sure nothing (not even a bounce) ever
+        # goes anywhere else. Postfix's default of fsyncing the queue file before
+        # the 250 reply is kept.
+        main_cf = """\
+# Private benchmark instance written by bench/benchlib.py; loopback only.
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx2p.{dom}
+mydomain = {dom}
+myorigin = $myhostname
+# master.cf binds the listener to {addr}:{port} explicitly; Postfix only accepts
+# configured interface addresses here, so use the loopback interface itself.
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains = {dom}
+relay_recipient_maps = hash:{etc}/relay_recipients
+relay_transport = smtp:[{pa}]:{pp}
+default_transport = error:benchmark instance sends no mail
+smtpd_relay_restrictions = permit_auth_destination, reject
+smtpd_recipient_restrictions = permit_auth_destination, reject
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+default_process_limit = {plimit}
+maillog_file = {maillog}
+""".format(spool=self.spool, data=self.data, dom=RELAY_DOMAIN, addr=POSTFIX_ADDR,
+           port=self.port, etc=self.etc, pa=DEAD_PRIMARY[0], pp=DEAD_PRIMARY[1],
+           plimit=self.process_limit, maillog=self.maillog)
+        # master.cf: Debian's services, no chroot, smtpd only on our address.
+        master_cf = """\
+# service type  private unpriv  chroot  wakeup  maxproc command
+{addr}:{port} inet n   -       n       -       {plimit}  smtpd
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+""".format(addr=POSTFIX_ADDR, port=self.port, plimit=self.process_limit)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(main_cf)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(master_cf)
+        with open(os.path.join(self.etc, "relay_recipients"), "w") as f:
+            for r in self.recipients:
+                f.write("%s OK\n" % r)
+        self._run([self.POSTMAP, "-c", self.etc,
+                   "hash:" + os.path.join(self.etc, "relay_recipients")], "postmap")
+
+    def _run(self, argv, what, timeout=60):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            # postfix(1) logs to syslog or maillog_file, not to a non-tty stderr.
+            log("%s failed (exit %d): %s%s" % (what, r.returncode, r.stdout, r.stderr))
+            self._show_maillog()
+            die("cannot set up the Postfix instance in %s" % self.wd.path)
+        return r
+
+    def _show_maillog(self):
+        try:
+            with open(self.maillog) as f:
+                tail = f.readlines()[-15:]
+            log("last lines of %s:\n%s" % (self.maillog, "".join(tail)))
+        except OSError:
+            pass
+
+    def start(self):
+        self._write_config()
+        self._run([self.POSTFIX, "-c", self.etc, "start"], "postfix start")
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                self.master_pid = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            self._show_maillog()
+            die("postfix started but wrote no master.pid")
+        if not wait_port(POSTFIX_ADDR, self.port, 30,
+                         lambda: pid_alive(self.master_pid)):
+            self._show_maillog()
+            die("postfix does not answer on %s:%d" % (POSTFIX_ADDR, self.port))
+        vlog("postfix master pid %d on %s:%d, dir %s" % (
+            self.master_pid, POSTFIX_ADDR, self.port, self.wd.path))
+
+    def address(self):
+        return "%s:%d" % (POSTFIX_ADDR, self.port)
+
+    def pids(self):
+        """master and its children (the smtpd, cleanup, qmgr... processes)."""
+        if self.master_pid is None or not pid_alive(self.master_pid):
+            return []
+        return [self.master_pid] + children_of(self.master_pid)
+
+    def queued(self):
+        """Messages in the queue: one queue file each, wherever qmgr has put it."""
+        dirs = [os.path.join(self.spool, d)
+                for d in ("maildrop", "incoming", "active", "deferred", "hold")]
+        return count_files(dirs)
+
+    def queue_detail(self):
+        return " ".join("%s=%d" % (d, count_files([os.path.join(self.spool, d)]))
+                        for d in ("incoming", "active", "deferred", "hold", "corrupt"))
+
+    def stop(self):
+        """postfix stop, then wait (bounded) for master and its children to exit;
+        any straggler of this instance gets SIGKILL by pid. Then remove the dir."""
+        if self.wd.path is None:
+            return
+        pids = self.pids()
+        if pids:
+            try:
+                subprocess.run([self.POSTFIX, "-c", self.etc, "stop"],
+                               capture_output=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+                time.sleep(0.1)
+            for p in pids:
+                if pid_alive(p):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+        self.master_pid = None
+        self.wd.remove()
+        if self in LIVE:
+            LIVE.remove(self)
+
+
+class TandemInstance:
+    """`tandem -c CONF serve` as a backup MX for example.test on TANDEM_ADDR:port."""
+
+    def __init__(self, binary, base, port=2525, max_connections=2000,
+                 recipients=(RECIPIENT,)):
+        require_loopback(TANDEM_ADDR)
+        self.binary = os.path.abspath(binary)
+        if not os.access(self.binary, os.X_OK):
+            die("tandem binary %s not found or not executable (run make first)" % binary)
+        self.port = port
+        self.max_connections = max_connections
+        self.recipients = recipients
+        self.wd = Workdir(base, "tandem-")
+        self.data = os.path.join(self.wd.path, "data")
+        self.conf = os.path.join(self.wd.path, "tandem.conf")
+        self.logfile = os.path.join(self.wd.path, "tandem.log")
+        self.proc = None
+        self.pid = None
+        self.name = "tandem"
+        self.recipients_loaded = False
+        LIVE.append(self)
+
+    def _write_config(self):
+        os.makedirs(self.data)
+        # The primary is down (nothing listens on DEAD_PRIMARY) and DNS goes to a
+        # loopback address where nothing listens, so mail stays queued and no
+        # packet ever leaves the machine.
+        conf = """\
+# Benchmark instance written by bench/benchlib.py; loopback only.
+[server]
+hostname = {helo}
+role = backup
+data_dir = {data}
+log_file = {logfile}
+
+[listen]
+smtp = {addr}:{port}
+
+[dns]
+resolver = {ra}@{rp}
+
+[relay]
+domains = {dom}
+primary = {pa}:{pp}
+
+[smtp]
+max_connections = {maxc}
+""".format(helo=HELO, data=self.data, logfile=self.logfile, addr=TANDEM_ADDR,
+           port=self.port, ra=DEAD_RESOLVER[0], rp=DEAD_RESOLVER[1], dom=RELAY_DOMAIN,
+           pa=DEAD_PRIMARY[0], pp=DEAD_PRIMARY[1], maxc=self.max_connections)
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def _load_recipients(self):
+        """Tell the backup which recipients are valid, as relay_recipient_maps does
+        for Postfix. Best effort: a tandem without the command accepts or rejects
+        on its own terms, which the smoke test before timing will show."""
+        path = os.path.join(self.wd.path, "recipients")
+        with open(path, "w") as f:
+            for r in self.recipients:
+                f.write(r + "\n")
+        try:
+            r = subprocess.run([self.binary, "-c", self.conf, "recipients", "load",
+                                RELAY_DOMAIN, path], capture_output=True, text=True,
+                               timeout=60)
+            self.recipients_loaded = r.returncode == 0
+            if r.returncode != 0:
+                vlog("tandem recipients load failed (exit %d): %s" % (
+                    r.returncode, (r.stdout + r.stderr).strip()))
+        except (OSError, subprocess.SubprocessError) as e:
+            vlog("tandem recipients load failed: %s" % e)
+
+    def start(self):
+        self._write_config()
+        # A config tandem rejects is reported with tandem's own words.
+        try:
+            r = subprocess.run([self.binary, "-c", self.conf, "check-config"],
+                               capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as e:
+            die("tandem check-config: %s" % e)
+        if r.returncode != 0:
+            die("tandem check-config rejects %s (exit %d):\n%s" % (
+                self.conf, r.returncode, (r.stdout + r.stderr).strip()))
+        self._load_recipients()
+        out = open(self.logfile + ".stderr", "w")
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf, "serve"],
+                                     stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, cwd=self.wd.path)
+        out.close()
+        self.pid = self.proc.pid
+        if not wait_port(TANDEM_ADDR, self.port, 30, lambda: self.proc.poll() is None):
+            self._show_log()
+            die("tandem does not answer on %s:%d (exit status %s)" % (
+                TANDEM_ADDR, self.port, self.proc.poll()))
+        vlog("tandem pid %d on %s:%d, dir %s" % (self.pid, TANDEM_ADDR, self.port,
+                                                 self.wd.path))
+
+    def _show_log(self):
+        for p in (self.logfile + ".stderr", self.logfile):
+            try:
+                with open(p) as f:
+                    tail = f.readlines()[-15:]
+                log("last lines of %s:\n%s" % (p, "".join(tail)))
+            except OSError:
+                pass
+
+    def address(self):
+        return "%s:%d" % (TANDEM_ADDR, self.port)
+
+    def pids(self):
+        return [self.pid] if self.proc is not None and self.proc.poll() is None else []
+
+    def queued_files(self):
+        """One file per message in active/, deferred/ or hold/ (meta/ holds only
+        per-message state and tmp/ uncommitted partials: not counted)."""
+        q = os.path.join(self.data, "queue")
+        return count_files([os.path.join(q, d) for d in ("active", "deferred", "hold")])
+
+    def queued_cli(self):
+        """Messages per `tandem queue list --json`; None when that does not work."""
+        try:
+            r = subprocess.run([self.binary, "-c", self.conf, "queue", "list", "--json"],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                return None
+            doc = json.loads(r.stdout)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+        if isinstance(doc, list):
+            return len(doc)
+        if isinstance(doc, dict):
+            for v in doc.values():
+                if isinstance(v, list):
+                    return len(v)
+        return None
+
+    def queued(self):
+        n = self.queued_cli()
+        return self.queued_files() if n is None else n
+
+    def queue_detail(self):
+        q = os.path.join(self.data, "queue")
+        parts = []
+        if os.path.isdir(q):
+            for d in sorted(os.listdir(q)):
+                if os.path.isdir(os.path.join(q, d)):
+                    parts.append("%s=%d" % (d, count_files([os.path.join(q, d)])))
+        parts.append("queue-list=%s" % self.queued_cli())
+        return " ".join(parts)
+
+    def stop(self):
+        """SIGTERM by pid, bounded wait, then SIGKILL; then remove the dir."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.proc = None
+        if self.wd.path is not None:
+            self.wd.remove()
+        if self in LIVE:
+            LIVE.remove(self)
+
+
+def cleanup():
+    for inst in list(LIVE):
+        try:
+            inst.stop()
+        except Exception as e:  # keep cleaning up the others
+            log("cleanup of %s failed: %s" % (inst.name, e))
+
+
+def install_cleanup():
+    """Stop servers and remove temp dirs on normal exit, errors and signals."""
+    atexit.register(cleanup)
+
+    def on_signal(signum, _frame):
+        log("interrupted by signal %d, cleaning up" % signum)
+        sys.exit(128 + signum)   # raises SystemExit, so atexit handlers run
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+
+def require_root():
+    if os.geteuid() != 0:
+        die("run as root: Postfix instances and tandem's serve need it")

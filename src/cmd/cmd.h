@@ -1,0 +1,26 @@
+/*
+ * cmd: one file per `tandem` subcommand; src/main.c loads the config and
+ * dispatches here. Each entry returns the process exit status:
+ * 0 success, 1 a user error (message on stderr), 2 usage, 75 temporary
+ * failure (EX_TEMPFAIL).
+ */
+#ifndef TANDEM_CMD_H
+#define TANDEM_CMD_H
+#include "util/config.h"
+
+int cmd_serve(struct config *cf, int argc, char **argv);
+int cmd_check_config(struct config *cf, int argc, char **argv);
+int cmd_domain(struct config *cf, int argc, char **argv);
+int cmd_user(struct config *cf, int argc, char **argv);
+int cmd_alias(struct config *cf, int argc, char **argv);
+int cmd_recipients(struct config *cf, int argc, char **argv);
+int cmd_queue(struct config *cf, int argc, char **argv);
+
+/* Shared by the directory commands: open data_dir/directory.db or print
+ * the error and return NULL. */
+struct directory *cmd_directory_open(struct config *cf);
+/* Read a password from stdin: the first line, without its newline. Returns
+ * a malloc'd string or NULL (empty input). */
+char *cmd_read_password(void);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+ * cmd_directory: the `tandem domain|user|alias|recipients` subcommands,
+ * thin wrappers around the directory module. Each subcommand is a table of
+ * verbs with their argument counts; the shared runner checks the usage,
+ * opens data_dir/directory.db and turns errors into exit statuses.
+ * Public: cmd_domain, cmd_user, cmd_alias, cmd_recipients,
+ * cmd_directory_open, cmd_read_password.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "directory/directory.h"
+#include "util/durable.h"
+#include "util/xalloc.h"
+
+/* A verb returns 0, -1 for a directory error (the runner reports it), or
+ * an exit status it has already explained on stderr. */
+struct cmd_verb {
+	const char *name;
+	int min, max;		/* arguments after the verb; max -1: no limit */
+	int (*fn)(struct directory *d, int argc, char **argv);
+};
+
+struct directory *
+cmd_directory_open(struct config *cf)
+{
+	struct directory *d;
+	char err[512];
+
+	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
+		fprintf(stderr, "tandem: %s: %m\n", cf->data_dir);
+		return NULL;
+	}
+	if ((d = directory_open(cf->data_dir, err, sizeof(err))) == NULL)
+		fprintf(stderr, "tandem: %s\n", err);
+	return d;
+}
+
+char *
+cmd_read_password(void)
+{
+	struct termios old, quiet;
+	int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (tty) {
+		fputs("Password: ", stderr);
+		quiet = old;
+		quiet.c_lflag &= ~ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	n = getline(&line, &cap, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n <= 0) {
+		if (line != NULL)
+			explicit_bzero(line, cap);
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+static void
+cmd_print(const char *s, void *arg)
+{
+	printf("%s\n", s);
+}
+
+static int
+cmd_dir_run(struct config *cf, int argc, char **argv,
+	    const struct cmd_verb *verbs, const char *usage)
+{
+	const struct cmd_verb *v = verbs;
+	struct directory *d;
+	int nargs = argc - 2, rc;
+
+	while (argc >= 2 && v->name != NULL && strcmp(v->name, argv[1]) != 0)
+		v++;
+	if (argc < 2 || v->name == NULL || nargs < v->min || (v->max >= 0 && nargs > v->max)) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if ((d = cmd_directory_open(cf)) == NULL)
+		return 1;
+	rc = v->fn(d, nargs, argv + 2);
+	if (rc < 0) {
+		fprintf(stderr, "tandem: %s\n", directory_error(d));
+		rc = directory_error_is_temp(d) ? EX_TEMPFAIL : 1;
+	}
+	directory_close(&d);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "tandem: stdout: %m\n");
+		rc = rc ? rc : 1;
+	}
+	return rc;
+}
+
+/* ---- domain ---- */
+
+static int
+cmd_domain_add(struct directory *d, int argc, char **argv)
+{
+	return directory_domain_add(d, argv[0]);
+}
+
+static int
+cmd_domain_del(struct directory *d, int argc, char **argv)
+{
+	return directory_domain_del(d, argv[0]);
+}
+
+static int
+cmd_domain_list(struct directory *d, int argc, char **argv)
+{
+	return directory_domain_list(d, cmd_print, NULL);
+}
+
+static const struct cmd_verb cmd_domain_verbs[] = {
+	{ "add", 1, 1, cmd_domain_add },
+	{ "del", 1, 1, cmd_domain_del },
+	{ "list", 0, 0, cmd_domain_list },
+	{ NULL, 0, 0, NULL }
+};
+
+int
+cmd_domain(struct config *cf, int argc, char **argv)
+{
+	return cmd_dir_run(cf, argc, argv, cmd_domain_verbs,
+			   "usage: tandem domain add|del DOMAIN\n"
+			   "       tandem domain list\n");
+}
+
+/* ---- user ---- */
+
+/* Set (or create, when add) the user's password from stdin. */
+static int
+cmd_user_password(struct directory *d, const char *address, int add)
+{
+	char *pw;
+	int rc;
+
+	/* Complain before asking for a password that would be thrown away. */
+	switch (directory_user_exists(d, address)) {
+	case -1:
+		return -1;
+	case 0:
+		if (!add) {
+			fprintf(stderr, "tandem: no such user %s\n", address);
+			return 1;
+		}
+		break;
+	default:
+		if (add) {
+			fprintf(stderr, "tandem: user %s already exists\n", address);
+			return 1;
+		}
+	}
+	if ((pw = cmd_read_password()) == NULL) {
+		fprintf(stderr, "tandem: empty password refused (give it on the first line of stdin)\n");
+		return 1;
+	}
+	rc = add ? directory_user_add(d, address, pw) : directory_user_passwd(d, address, pw);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	return rc;
+}
+
+static int
+cmd_user_add(struct directory *d, int argc, char **argv)
+{
+	return cmd_user_password(d, argv[0], 1);
+}
+
+static int
+cmd_user_passwd(struct directory *d, int argc, char **argv)
+{
+	return cmd_user_password(d, argv[0], 0);
+}
+
+static int
+cmd_user_del(struct directory *d, int argc, char **argv)
+{
+	return directory_user_del(d, argv[0]);
+}
+
+static int
+cmd_user_list(struct directory *d, int argc, char **argv)
+{
+	return directory_user_list(d, cmd_print, NULL);
+}
+
+static const struct cmd_verb cmd_user_verbs[] = {
+	{ "add", 1, 1, cmd_user_add },
+	{ "del", 1, 1, cmd_user_del },
+	{ "passwd", 1, 1, cmd_user_passwd },
+	{ "list", 0, 0, cmd_user_list },
+	{ NULL, 0, 0, NULL }
+};
+
+int
+cmd_user(struct config *cf, int argc, char **argv)
+{
+	return cmd_dir_run(cf, argc, argv, cmd_user_verbs,
+			   "usage: tandem user add|del|passwd ADDRESS   (password on stdin)\n"
+			   "       tandem user list\n");
+}
+
+/* ---- alias ---- */
+
+static int
+cmd_alias_add(struct directory *d, int argc, char **argv)
+{
+	return directory_alias_add(d, argv[0], (const char *const *)argv + 1, argc - 1);
+}
+
+static int
+cmd_alias_del(struct directory *d, int argc, char **argv)
+{
+	return directory_alias_del(d, argv[0]);
+}
+
+/* Pairs arrive sorted by alias: one line "alias -> t1, t2" per alias. */
+static void
+cmd_alias_print(const char *alias, const char *target, void *arg)
+{
+	char **cur = arg;
+
+	if (*cur != NULL && strcmp(*cur, alias) == 0) {
+		printf(", %s", target);
+		return;
+	}
+	if (*cur != NULL)
+		putchar('\n');
+	free(*cur);
+	*cur = xstrdup(alias);
+	printf("%s -> %s", alias, target);
+}
+
+static int
+cmd_alias_list(struct directory *d, int argc, char **argv)
+{
+	char *cur = NULL;
+	int rc = directory_alias_list(d, cmd_alias_print, &cur);
+
+	if (cur != NULL)
+		putchar('\n');
+	free(cur);
+	return rc;
+}
+
+static const struct cmd_verb cmd_alias_verbs[] = {
+	{ "add", 2, -1, cmd_alias_add },
+	{ "del", 1, 1, cmd_alias_del },
+	{ "list", 0, 0, cmd_alias_list },
+	{ NULL, 0, 0, NULL }
+};
+
+int
+cmd_alias(struct config *cf, int argc, char **argv)
+{
+	return cmd_dir_run(cf, argc, argv, cmd_alias_verbs,
+			   "usage: tandem alias add ALIAS TARGET...   (ALIAS @domain: catch-all)\n"
+			   "       tandem alias del ALIAS\n"
+			   "       tandem alias list\n");
+}
+
+/* ---- recipients (backup role) ---- */
+
+static int
+cmd_recipients_load(struct directory *d, int argc, char **argv)
+{
+	int n = directory_recipients_load(d, argv[0], argv[1]);
+
+	if (n < 0)
+		return -1;
+	printf("loaded %d recipients for %s\n", n, argv[0]);
+	return 0;
+}
+
+static int
+cmd_recipients_clear(struct directory *d, int argc, char **argv)
+{
+	if (directory_recipients_clear(d, argv[0]) != 0)
+		return -1;
+	printf("cleared recipients for %s: every address is accepted\n", argv[0]);
+	return 0;
+}
+
+static int
+cmd_recipients_list(struct directory *d, int argc, char **argv)
+{
+	return directory_recipients_list(d, argv[0], cmd_print, NULL);
+}
+
+static const struct cmd_verb cmd_recipients_verbs[] = {
+	{ "load", 2, 2, cmd_recipients_load },
+	{ "clear", 1, 1, cmd_recipients_clear },
+	{ "list", 1, 1, cmd_recipients_list },
+	{ NULL, 0, 0, NULL }
+};
+
+int
+cmd_recipients(struct config *cf, int argc, char **argv)
+{
+	return cmd_dir_run(cf, argc, argv, cmd_recipients_verbs,
+			   "usage: tandem recipients load DOMAIN FILE\n"
+			   "       tandem recipients clear|list DOMAIN\n");
+}

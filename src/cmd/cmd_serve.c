@@ -1,0 +1,253 @@
+/*
+ * cmd_serve: `tandem serve`. Builds the server from its parts — queue,
+ * scheduler with the local transport, directory, SMTP listeners, TLS — binds,
+ * drops root, and runs the event loop until SIGTERM/SIGINT. SIGUSR1 (or
+ * SIGHUP) makes it rescan the queue after an admin change, SIGUSR2 flushes.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "deliver/deliver.h"
+#include "directory/directory.h"
+#include "queue/queue.h"
+#include "queue/queue_sched.h"
+#include "smtp/smtp_server.h"
+#include "util/durable.h"
+#include "util/log.h"
+#include "util/pidfile.h"
+#include "util/tls.h"
+#include "util/worker.h"
+
+struct serve {
+	struct config *cf;
+	struct event_base *base;
+	struct worker_pool *pool;
+	struct queue *queue;
+	struct directory *dir;
+	struct deliver *deliver;
+	struct sched *sched;
+	struct smtp_server *smtp;
+	SSL_CTX *tls;
+	struct event *sig[5];
+	struct event *drain;
+	int stopping;
+};
+
+static void
+serve_committed(void *arg, const char *qid)
+{
+	struct serve *sv = arg;
+
+	sched_add(sv->sched, qid);
+}
+
+/* Shutdown waits for commits and deliveries in flight: a 250 already
+ * promised must be on disk, and no worker may outlive its caller. */
+static void
+serve_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *sv = arg;
+	struct timeval tv = { 0, 50000 };
+
+	if (sched_in_flight(sv->sched) == 0 && worker_pending(sv->pool) == 0) {
+		smtp_server_shutdown(sv->smtp);
+		if (worker_pending(sv->pool) == 0) {
+			event_base_loopexit(sv->base, NULL);
+			return;
+		}
+	}
+	evtimer_add(sv->drain, &tv);
+}
+
+static void
+serve_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *sv = arg;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		if (sv->stopping)
+			return;
+		sv->stopping = 1;
+		log_msg(NULL, "event=stopping signal=%d", (int)sig);
+		smtp_server_shutdown(sv->smtp);
+		serve_drain_cb(-1, 0, sv);
+		break;
+	case SIGHUP:
+	case SIGUSR1:
+		sched_rescan(sv->sched);
+		break;
+	case SIGUSR2:
+		sched_flush(sv->sched);
+		break;
+	}
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int
+serve_chown_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	if (sb->st_uid != chown_uid || sb->st_gid != chown_gid)
+		if (lchown(path, chown_uid, chown_gid) != 0)
+			log_warn(NULL, "event=chown_failed path=%s error=%s", log_q(path), log_q(strerror(errno)));
+	return 0;
+}
+
+/* After binding: become [server] user, giving it the data directory. */
+static int
+serve_drop_privileges(struct config *cf)
+{
+	struct passwd *pw;
+
+	if (cf->user == NULL) {
+		if (geteuid() == 0)
+			log_warn(NULL, "event=running_as_root hint=\"set [server] user\"");
+		return 0;
+	}
+	if ((pw = getpwnam(cf->user)) == NULL) {
+		fprintf(stderr, "tandem: [server] user: no such user %s\n", cf->user);
+		return -1;
+	}
+	if (geteuid() != 0)
+		return 0;
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	nftw(cf->data_dir, serve_chown_one, 32, FTW_PHYS);
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, "tandem: cannot become user %s: %s\n", cf->user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+serve_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int
+serve_setup(struct serve *sv)
+{
+	struct config *cf = sv->cf;
+	char err[512];
+	struct smtp_server_deps deps;
+	static const char *const default_smtp = "0.0.0.0:25";
+
+	if ((sv->tls = tls_server_ctx_new(cf->tls_cert, cf->tls_key, cf->data_dir, cf->hostname,
+					  err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tandem: TLS: %s\n", err);
+		return -1;
+	}
+	if ((sv->queue = queue_open(cf->data_dir, err, sizeof(err))) == NULL ||
+	    (sv->dir = directory_open(cf->data_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tandem: %s\n", err);
+		return -1;
+	}
+	sv->pool = worker_pool_new(sv->base, cf->workers);
+	sv->deliver = deliver_new(cf);
+	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
+	memset(&deps, 0, sizeof(deps));
+	deps.base = sv->base;
+	deps.cf = cf;
+	deps.queue = sv->queue;
+	deps.pool = sv->pool;
+	deps.dir = sv->dir;
+	deps.tls = sv->tls;
+	deps.committed = serve_committed;
+	deps.arg = sv;
+	sv->smtp = smtp_server_new(&deps);
+	for (int i = 0; i < (cf->listen_smtp.n ? cf->listen_smtp.n : 1); i++) {
+		const char *a = cf->listen_smtp.n ? cf->listen_smtp.v[i] : default_smtp;
+
+		if (smtp_server_listen(sv->smtp, a, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tandem: [listen] smtp: %s\n", err);
+			return -1;
+		}
+		log_msg(NULL, "event=listening proto=smtp addr=%s", a);
+	}
+	return 0;
+}
+
+static void
+serve_teardown(struct serve *sv)
+{
+	smtp_server_free(&sv->smtp);
+	worker_pool_free(&sv->pool);
+	sched_free(&sv->sched);
+	deliver_free(&sv->deliver);
+	directory_close(&sv->dir);
+	queue_close(&sv->queue);
+	for (int i = 0; i < 5; i++)
+		if (sv->sig[i])
+			event_free(sv->sig[i]);
+	if (sv->drain)
+		event_free(sv->drain);
+	if (sv->tls)
+		SSL_CTX_free(sv->tls);
+	if (sv->base)
+		event_base_free(sv->base);
+	libevent_global_shutdown();
+}
+
+int
+cmd_serve(struct config *cf, int argc, char **argv)
+{
+	static const int sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	struct serve sv = { .cf = cf };
+	char pidpath[4096];
+	int pidfd, rc = 1;
+
+	log_init(cf->log_file);
+	signal(SIGPIPE, SIG_IGN);
+	serve_raise_nofile();
+	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
+		fprintf(stderr, "tandem: data_dir %s: %s\n", cf->data_dir, strerror(errno));
+		return 1;
+	}
+	snprintf(pidpath, sizeof(pidpath), "%s/tandem.pid", cf->data_dir);
+	if ((pidfd = pidfile_create(pidpath)) < 0) {
+		fprintf(stderr, "tandem: %s: %s\n", pidpath,
+			errno == EWOULDBLOCK ? "another tandem serves this data_dir" : strerror(errno));
+		return 1;
+	}
+	evthread_use_pthreads();
+	sv.base = event_base_new();
+	if (serve_setup(&sv) != 0 || serve_drop_privileges(cf) != 0)
+		goto out;
+	for (int i = 0; i < 5; i++) {
+		sv.sig[i] = evsignal_new(sv.base, sigs[i], serve_signal_cb, &sv);
+		evsignal_add(sv.sig[i], NULL);
+	}
+	sv.drain = evtimer_new(sv.base, serve_drain_cb, &sv);
+	log_msg(NULL, "event=start role=%s hostname=%s data_dir=%s",
+		cf->role == ROLE_PRIMARY ? "primary" : "backup", cf->hostname, log_q(cf->data_dir));
+	sched_start(sv.sched);
+	event_base_dispatch(sv.base);
+	log_msg(NULL, "event=stopped");
+	rc = 0;
+out:
+	serve_teardown(&sv);
+	close(pidfd);
+	return rc;
+}

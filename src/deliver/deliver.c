@@ -1,0 +1,159 @@
+/*
+ * deliver: local Maildir delivery through the directory (see deliver.h).
+ * Runs on worker threads; each thread has its own directory connection.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver/deliver.h"
+#include "directory/directory.h"
+#include "mail/addr.h"
+#include "store/maildir.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/worker.h"
+#include "util/xalloc.h"
+
+#define DELIVER_MAX_THREADS 65
+
+struct deliver {
+	const struct config *cf;
+	struct directory *dirs[DELIVER_MAX_THREADS];
+	pthread_mutex_t mu;
+};
+
+struct deliver *
+deliver_new(const struct config *cf)
+{
+	struct deliver *d = xcalloc(1, sizeof(*d));
+
+	d->cf = cf;
+	pthread_mutex_init(&d->mu, NULL);
+	return d;
+}
+
+void
+deliver_free(struct deliver **dp)
+{
+	struct deliver *d = *dp;
+
+	if (d == NULL)
+		return;
+	for (int i = 0; i < DELIVER_MAX_THREADS; i++)
+		directory_close(&d->dirs[i]);
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+	*dp = NULL;
+}
+
+static struct directory *
+deliver_dir(struct deliver *d, char *err, size_t errlen)
+{
+	int i = worker_thread_index() + 1;   /* slot 0: not on a worker */
+	struct directory *dir;
+
+	if (i < 0 || i >= DELIVER_MAX_THREADS)
+		i = 0;
+	pthread_mutex_lock(&d->mu);
+	if (d->dirs[i] == NULL)
+		d->dirs[i] = directory_open(d->cf->data_dir, err, errlen);
+	dir = d->dirs[i];
+	pthread_mutex_unlock(&d->mu);
+	return dir;
+}
+
+struct deliver_rcpt {
+	struct deliver *d;
+	const struct queue_env *env;
+	int fd;
+	off_t body_off;
+	char **seen;            /* mailboxes written in this attempt */
+	int nseen;
+	int ndest, nfail, nforeign;
+	char error[256];
+};
+
+static void
+deliver_dest(const char *dest, int is_local, void *arg)
+{
+	struct deliver_rcpt *r = arg;
+	const struct config *cf = r->d->cf;
+	char dir[4096], name[256], *prefix;
+	int rc;
+
+	r->ndest++;
+	if (!is_local) {
+		r->nforeign++;
+		snprintf(r->error, sizeof(r->error), "4.4.0 no outbound transport for <%s> yet", dest);
+		return;
+	}
+	for (int i = 0; i < r->nseen; i++)
+		if (strcmp(r->seen[i], dest) == 0)
+			return;
+	maildir_path(cf->data_dir, dest, dir, sizeof(dir));
+	snprintf(name, sizeof(name), "%lld.%s.%s", r->env->arrival, r->env->qid, cf->hostname);
+	for (char *p = name; *p; p++)
+		if (*p == '/' || *p == ':')
+			*p = '_';
+	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", r->env->sender, dest);
+	rc = maildir_deliver(dir, name, prefix, r->fd, r->body_off, r->env->size);
+	free(prefix);
+	if (rc < 0) {
+		r->nfail++;
+		snprintf(r->error, sizeof(r->error), "4.3.0 mailbox %s: %s", dest, strerror(errno));
+		return;
+	}
+	log_msg(r->env->qid, "event=maildir to=<%s> mailbox=%s%s", dest, log_q(dir),
+		rc == 1 ? " duplicate=avoided" : "");
+	r->seen = xrealloc(r->seen, (r->nseen + 1) * sizeof(char *));
+	r->seen[r->nseen++] = xstrdup(dest);
+}
+
+void
+deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
+	      const struct queue_meta *meta, struct rcpt_result *res)
+{
+	struct deliver *d = arg;
+	struct deliver_rcpt r = { .d = d, .env = env, .fd = fd, .body_off = body_off };
+	char err[256];
+	struct directory *dir = deliver_dir(d, err, sizeof(err));
+
+	for (int i = 0; i < env->nrcpt; i++) {
+		int n;
+
+		if (i < meta->ndone && meta->done[i])
+			continue;
+		if (dir == NULL) {
+			res[i].status = RCPT_TEMP;
+			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", err);
+			continue;
+		}
+		if (config_is_relay_domain(d->cf, addr_domain(env->rcpt[i])) &&
+		    directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
+			res[i].status = RCPT_WAIT;
+			snprintf(res[i].error, sizeof(res[i].error), "waiting for relay to the primary");
+			continue;
+		}
+		r.ndest = r.nfail = r.nforeign = 0;
+		r.error[0] = '\0';
+		n = directory_expand(dir, env->rcpt[i], deliver_dest, &r);
+		if (n < 0) {
+			res[i].status = RCPT_TEMP;
+			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", directory_error(dir));
+		} else if (n == 0) {
+			res[i].status = RCPT_PERM;
+			snprintf(res[i].error, sizeof(res[i].error), "5.1.1 <%s>: user unknown", env->rcpt[i]);
+		} else if (r.nfail > 0 || r.nforeign > 0) {
+			res[i].status = RCPT_TEMP;
+			snprintf(res[i].error, sizeof(res[i].error), "%s", r.error);
+		} else {
+			res[i].status = RCPT_DONE;
+		}
+	}
+	for (int i = 0; i < r.nseen; i++)
+		free(r.seen[i]);
+	free(r.seen);
+}

@@ -1,0 +1,23 @@
+/*
+ * deliver: local delivery, the primary's transport. Expands each recipient
+ * through the directory (users, aliases, catch-alls) and writes the message
+ * into each final mailbox with Return-Path: and Delivered-To: added. The
+ * Maildir file is named after the queue id, so an attempt repeated after a
+ * crash finds the copy already there and does not deliver twice.
+ * Public: deliver_new, deliver_free, deliver_local (a sched_transport_fn).
+ */
+#ifndef TANDEM_DELIVER_H
+#define TANDEM_DELIVER_H
+#include <sys/types.h>
+
+#include "queue/queue_sched.h"
+
+struct config;
+struct deliver;
+
+struct deliver *deliver_new(const struct config *cf);
+void deliver_free(struct deliver **dp);
+void deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
+		   const struct queue_meta *meta, struct rcpt_result *res);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * addr: RFC 5321 path parsing (see addr.h). Strict where the RFC is clear,
+ * so that nothing odd reaches the queue file, the logs or the next hop.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "mail/addr.h"
+
+static int
+addr_atext(unsigned char c, int utf8)
+{
+	if (c >= 0x80)
+		return utf8;
+	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+/* Dot-string: atoms separated by single dots. Returns length or -1. */
+static int
+addr_dot_string(const char *s, size_t len, int utf8, int *nonascii)
+{
+	size_t i = 0;
+	int atom = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c == '.') {
+			if (atom == 0)
+				return -1;
+			atom = 0;
+		} else if (addr_atext(c, 1)) {
+			if (c >= 0x80)
+				*nonascii = 1;
+			atom++;
+		} else {
+			break;
+		}
+		i++;
+	}
+	if (i == 0 || atom == 0)
+		return -1;
+	(void)utf8;
+	return (int)i;
+}
+
+/* Quoted-string: DQUOTE *(qtextSMTP / "\" %d32-126) DQUOTE. */
+static int
+addr_quoted_string(const char *s, size_t len, int *nonascii)
+{
+	size_t i = 1;
+
+	if (len < 2 || s[0] != '"')
+		return -1;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c == '"')
+			return (int)(i + 1);
+		if (c == '\\') {
+			if (i + 1 >= len || (unsigned char)s[i + 1] < 32 || (unsigned char)s[i + 1] > 126)
+				return -1;
+			i += 2;
+			continue;
+		}
+		if (c >= 0x80)
+			*nonascii = 1;
+		else if (c < 32 || c == 127)
+			return -1;
+		i++;
+	}
+	return -1;
+}
+
+static int
+addr_domain_valid(const char *d, size_t len, int *nonascii)
+{
+	size_t label = 0;
+
+	if (len == 0)
+		return 0;
+	if (d[0] == '[') {
+		/* address literal: [digits and dots] or [IPv6:...]; printable, no brackets inside */
+		if (len < 3 || d[len - 1] != ']')
+			return 0;
+		for (size_t i = 1; i < len - 1; i++) {
+			unsigned char c = d[i];
+			if (!(isalnum(c) || c == '.' || c == ':'))
+				return 0;
+		}
+		return 1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = d[i];
+		if (c == '.') {
+			if (label == 0 || d[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (c >= 0x80)
+			*nonascii = 1;
+		else if (!(isalnum(c) || (c == '-' && label > 0)))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && d[len - 1] != '-';
+}
+
+/* Skip a source route "@a,@b:" (RFC 5321 4.1.2: accepted and ignored). */
+static size_t
+addr_skip_route(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	if (len == 0 || s[0] != '@')
+		return 0;
+	while (i < len && s[i] != ':') {
+		if (s[i] == '>' || s[i] == '"')
+			return 0;
+		i++;
+	}
+	return i < len ? i + 1 : 0;
+}
+
+enum addr_err
+addr_parse_path(const char *s, size_t len, int allow_null, int utf8, char *addr_r,
+		size_t *used_r)
+{
+	size_t i, at, end;
+	int n, nonascii = 0;
+
+	addr_r[0] = '\0';
+	if (len < 2 || s[0] != '<')
+		return ADDR_ESYNTAX;
+	if (s[1] == '>') {
+		*used_r = 2;
+		return allow_null ? ADDR_OK : ADDR_ENULL;
+	}
+	i = 1 + addr_skip_route(s + 1, len - 1);
+	n = s[i] == '"' ? addr_quoted_string(s + i, len - i, &nonascii)
+			: addr_dot_string(s + i, len - i, utf8, &nonascii);
+	if (n < 0)
+		return ADDR_ESYNTAX;
+	if (n > ADDR_LOCAL_MAX)
+		return ADDR_ELOCAL_LONG;
+	at = i + n;
+	if (at >= len || s[at] != '@')
+		return ADDR_ESYNTAX;
+	for (end = at + 1; end < len && s[end] != '>'; end++)
+		if (s[end] == ' ' || s[end] == '<' || s[end] == '\0')
+			return ADDR_ESYNTAX;
+	if (end >= len)
+		return ADDR_ESYNTAX;
+	if (end - at - 1 > ADDR_DOMAIN_MAX)
+		return ADDR_EDOMAIN_LONG;
+	if (!addr_domain_valid(s + at + 1, end - at - 1, &nonascii))
+		return ADDR_EDOMAIN;
+	if (nonascii && !utf8)
+		return ADDR_EUTF8;
+	if (end - i + 2 > ADDR_MAX)   /* "<" mailbox ">" is at most 256 octets */
+		return ADDR_EPATH_LONG;
+	memcpy(addr_r, s + i, end - i);
+	addr_r[end - i] = '\0';
+	for (char *p = addr_r + (at - i) + 1; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*used_r = end + 1;
+	return ADDR_OK;
+}
+
+const char *
+addr_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+int
+addr_is_ascii(const char *addr)
+{
+	for (; *addr; addr++)
+		if ((unsigned char)*addr >= 0x80)
+			return 0;
+	return 1;
+}
+
+const char *
+addr_error_str(enum addr_err e)
+{
+	switch (e) {
+	case ADDR_OK: return "ok";
+	case ADDR_ESYNTAX: return "syntax error in mailbox address";
+	case ADDR_ELOCAL_LONG: return "local part longer than 64 octets";
+	case ADDR_EDOMAIN_LONG: return "domain longer than 255 octets";
+	case ADDR_EPATH_LONG: return "path longer than 256 octets";
+	case ADDR_EDOMAIN: return "invalid domain";
+	case ADDR_EUTF8: return "non-ASCII address needs SMTPUTF8";
+	case ADDR_ENULL: return "null address not allowed here";
+	}
+	return "unknown";
+}

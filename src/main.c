@@ -1,0 +1,80 @@
+/*
+ * tandem: one binary for both MX roles. `tandem [-c FILE] COMMAND ...`
+ * loads the config and dispatches to src/cmd/ (one file per command).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "util/config.h"
+
+#define TANDEM_VERSION "0.1.0"
+#define DEFAULT_CONFIG "/etc/tandem/tandem.conf"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct config *cf, int argc, char **argv);
+	const char *usage;
+} commands[] = {
+	{ "serve", cmd_serve, "serve                         run the server (SMTP, queue, delivery)" },
+	{ "check-config", cmd_check_config, "check-config                  check the config file; print it with -v" },
+	{ "domain", cmd_domain, "domain add|del DOMAIN | list" },
+	{ "user", cmd_user, "user add|del|passwd ADDRESS | list   (password on stdin)" },
+	{ "alias", cmd_alias, "alias add ALIAS TARGET... | del ALIAS | list   (@domain = catch-all)" },
+	{ "recipients", cmd_recipients, "recipients load DOMAIN FILE | clear DOMAIN | list DOMAIN   (backup)" },
+	{ "queue", cmd_queue, "queue list [--json] | show ID | delete ID | hold ID | release ID | flush" },
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: tandem [-c FILE] COMMAND [ARGS...]\n"
+		     "  -c FILE   config file (default " DEFAULT_CONFIG ")\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %s\n", commands[i].usage);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *file = getenv("TANDEM_CONFIG") ? getenv("TANDEM_CONFIG") : DEFAULT_CONFIG;
+	struct config *cf;
+	int i = 1, rc;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			file = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("tandem %s\n", TANDEM_VERSION);
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "tandem: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (strcmp(commands[c].name, argv[i]) != 0)
+			continue;
+		if ((cf = config_load(file, stderr)) == NULL) {
+			fprintf(stderr, "tandem: %s: configuration has errors\n", file);
+			return 1;
+		}
+		rc = commands[c].fn(cf, argc - i, argv + i);
+		config_free(&cf);
+		return rc;
+	}
+	fprintf(stderr, "tandem: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,454 @@
+/*
+ * queue_sched: the delivery scheduler (see queue_sched.h). Entries live in
+ * a hash table by queue id; each deferred entry has a timer; due entries
+ * wait in a FIFO until a delivery slot is free, so a burst of mail never
+ * queues more jobs on the worker pool than it has threads.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/queue_sched.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/worker.h"
+#include "util/xalloc.h"
+
+#define SCHED_BUCKETS 4096
+
+enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT };
+
+struct sched_entry {
+	char qid[QUEUE_ID_LEN + 1];
+	struct sched *s;
+	struct sched_entry *hnext;      /* hash chain */
+	struct sched_entry *rnext;      /* ready FIFO */
+	struct event *timer;
+	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1;
+};
+
+struct sched_job {
+	struct sched_entry *e;
+	enum sched_outcome outcome;
+	long long next_attempt;
+};
+
+struct sched {
+	struct event_base *base;
+	struct worker_pool *pool;
+	struct queue *q;
+	const struct config *cf;
+	sched_transport_fn *transport;
+	void *arg;
+	struct sched_entry *buckets[SCHED_BUCKETS];
+	struct sched_entry *rhead, *rtail;
+	unsigned in_flight, max_in_flight, count;
+};
+
+static void sched_pump(struct sched *s);
+
+static unsigned
+sched_hash(const char *qid)
+{
+	unsigned h = 2166136261u;
+
+	for (; *qid; qid++)
+		h = (h ^ (unsigned char)*qid) * 16777619u;
+	return h % SCHED_BUCKETS;
+}
+
+static struct sched_entry *
+sched_find(struct sched *s, const char *qid)
+{
+	for (struct sched_entry *e = s->buckets[sched_hash(qid)]; e; e = e->hnext)
+		if (strcmp(e->qid, qid) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+sched_make_ready(struct sched_entry *e)
+{
+	struct sched *s = e->s;
+
+	if (e->in_flight) {
+		e->again = 1;
+		return;
+	}
+	if (e->ready)
+		return;
+	evtimer_del(e->timer);
+	e->ready = 1;
+	e->waiting = 0;
+	e->rnext = NULL;
+	if (s->rtail)
+		s->rtail->rnext = e;
+	else
+		s->rhead = e;
+	s->rtail = e;
+}
+
+static void
+sched_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched_entry *e = arg;
+
+	sched_make_ready(e);
+	sched_pump(e->s);
+}
+
+static struct sched_entry *
+sched_entry_get(struct sched *s, const char *qid)
+{
+	struct sched_entry *e = sched_find(s, qid);
+	unsigned h;
+
+	if (e != NULL)
+		return e;
+	e = xcalloc(1, sizeof(*e));
+	snprintf(e->qid, sizeof(e->qid), "%s", qid);
+	e->s = s;
+	e->timer = evtimer_new(s->base, sched_timer_cb, e);
+	h = sched_hash(qid);
+	e->hnext = s->buckets[h];
+	s->buckets[h] = e;
+	s->count++;
+	return e;
+}
+
+static void
+sched_entry_free(struct sched *s, struct sched_entry *e)
+{
+	struct sched_entry **pp = &s->buckets[sched_hash(e->qid)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	event_free(e->timer);
+	free(e);
+	s->count--;
+}
+
+static void
+sched_at(struct sched_entry *e, long long when)
+{
+	long long now = time(NULL);
+	struct timeval tv = { when > now ? when - now : 0, 0 };
+
+	if (when <= now) {
+		sched_make_ready(e);
+		return;
+	}
+	evtimer_add(e->timer, &tv);
+}
+
+unsigned
+sched_backoff(const struct config *cf, int attempts)
+{
+	unsigned long long d = cf->retry_min;
+
+	for (int i = 1; i < attempts && d < cf->retry_max; i++)
+		d *= 2;
+	return d > cf->retry_max ? cf->retry_max : (unsigned)d;
+}
+
+/* --- one attempt, on a worker thread ------------------------------------ */
+
+static enum sched_outcome
+sched_apply(struct sched *s, const char *qid, enum queue_state st, const struct queue_env *env,
+	    struct queue_meta *meta, struct rcpt_result *res)
+{
+	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0;
+	const char *err = NULL;
+	long long now = time(NULL);
+
+	if (meta->ndone < env->nrcpt) {
+		meta->done = xrealloc(meta->done, env->nrcpt);
+		memset(meta->done + meta->ndone, 0, env->nrcpt - meta->ndone);
+		meta->ndone = env->nrcpt;
+	}
+	for (int i = 0; i < env->nrcpt; i++) {
+		if (meta->done[i]) {
+			ndone++;
+			ndone_before++;
+			continue;
+		}
+		switch (res[i].status) {
+		case RCPT_DONE:
+			meta->done[i] = 1;
+			ndone++;
+			log_msg(qid, "event=delivered to=<%s> status=sent", env->rcpt[i]);
+			break;
+		case RCPT_PERM:
+			nperm++;
+			err = res[i].error;
+			log_msg(qid, "event=failed to=<%s> status=bounced reason=%s", env->rcpt[i], log_q(err));
+			break;
+		case RCPT_WAIT:
+			nwait++;
+			break;
+		default:
+			ntemp++;
+			err = res[i].error;
+			log_msg(qid, "event=deferred to=<%s> status=deferred reason=%s", env->rcpt[i], log_q(err));
+			break;
+		}
+	}
+	if (ndone == env->nrcpt) {
+		queue_remove(s->q, qid, st);
+		log_msg(qid, "event=removed");
+		return OUT_DONE;
+	}
+	meta->last_attempt = now;
+	if (err) {
+		free(meta->last_error);
+		meta->last_error = xstrdup(err);
+	}
+	if (ntemp > 0 && now - env->arrival > (long long)s->cf->lifetime) {
+		log_msg(qid, "event=expired age=%llds status=held", now - env->arrival);
+		free(meta->last_error);
+		meta->last_error = xasprintf("expired after %llds: %s", now - env->arrival, err);
+		nperm += ntemp;
+		ntemp = 0;
+	}
+	if (ntemp > 0 || (nperm == 0 && nwait > 0)) {
+		if (ntemp > 0) {
+			meta->attempts++;
+			meta->next_attempt = now + sched_backoff(s->cf, meta->attempts);
+		} else if (ndone == ndone_before) {
+			/* only waiting, nothing learnt: spare the disk an fsync */
+			return OUT_WAIT;
+		}
+		if (queue_meta_write(s->q, qid, meta) != 0)
+			log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
+		if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0)
+			log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
+		return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
+	}
+	/* Permanent failures remain for the admin until DSNs exist. */
+	queue_meta_write(s->q, qid, meta);
+	if (queue_move(s->q, qid, st, Q_HOLD) != 0)
+		log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
+	log_msg(qid, "event=held reason=%s", log_q(meta->last_error));
+	return OUT_HOLD;
+}
+
+static void
+sched_work(void *arg)
+{
+	struct sched_job *job = arg;
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+	struct queue_env env;
+	struct queue_meta meta;
+	struct rcpt_result *res;
+	enum queue_state st;
+	size_t off;
+	int fd;
+
+	if (queue_find(s->q, qid, &st) != 0 || st == Q_HOLD) {
+		job->outcome = OUT_GONE;
+		return;
+	}
+	if ((fd = queue_read_env(s->q, st, qid, &env, &off)) < 0) {
+		if (errno == ENOENT) {
+			job->outcome = OUT_GONE;
+			return;
+		}
+		log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(errno)));
+		queue_move(s->q, qid, st, Q_HOLD);
+		job->outcome = OUT_HOLD;
+		return;
+	}
+	queue_meta_read(s->q, qid, &meta);
+	res = xcalloc(env.nrcpt, sizeof(*res));
+	s->transport(s->arg, &env, fd, (off_t)off, &meta, res);
+	close(fd);
+	job->outcome = sched_apply(s, qid, st, &env, &meta, res);
+	job->next_attempt = meta.next_attempt;
+	if (job->outcome == OUT_DEFER)
+		log_msg(qid, "event=retry_at delay=%llds attempts=%d", meta.next_attempt - (long long)time(NULL),
+			meta.attempts);
+	free(res);
+	queue_meta_clear(&meta);
+	queue_env_clear(&env);
+}
+
+static void
+sched_done(void *arg)
+{
+	struct sched_job *job = arg;
+	struct sched_entry *e = job->e;
+	struct sched *s = e->s;
+
+	s->in_flight--;
+	e->in_flight = 0;
+	switch (job->outcome) {
+	case OUT_DONE:
+	case OUT_GONE:
+	case OUT_HOLD:
+		sched_entry_free(s, e);
+		break;
+	case OUT_WAIT:
+		e->waiting = 1;
+		if (e->again) {
+			e->again = 0;
+			sched_make_ready(e);
+		}
+		break;
+	case OUT_DEFER:
+		if (e->again) {
+			e->again = 0;
+			sched_make_ready(e);
+		} else {
+			sched_at(e, job->next_attempt);
+		}
+		break;
+	}
+	free(job);
+	sched_pump(s);
+}
+
+static void
+sched_pump(struct sched *s)
+{
+	while (s->rhead != NULL && s->in_flight < s->max_in_flight) {
+		struct sched_entry *e = s->rhead;
+		struct sched_job *job;
+
+		s->rhead = e->rnext;
+		if (s->rhead == NULL)
+			s->rtail = NULL;
+		e->ready = 0;
+		e->in_flight = 1;
+		s->in_flight++;
+		job = xcalloc(1, sizeof(*job));
+		job->e = e;
+		worker_submit(s->pool, sched_work, sched_done, job);
+	}
+}
+
+/* --- public ------------------------------------------------------------- */
+
+struct sched *
+sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
+	  const struct config *cf, sched_transport_fn *transport, void *arg)
+{
+	struct sched *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	s->pool = pool;
+	s->q = q;
+	s->cf = cf;
+	s->transport = transport;
+	s->arg = arg;
+	s->max_in_flight = cf->workers;
+	return s;
+}
+
+void
+sched_add(struct sched *s, const char *qid)
+{
+	struct sched_entry *e = sched_entry_get(s, qid);
+
+	sched_make_ready(e);
+	sched_pump(s);
+}
+
+struct sched_scan {
+	struct sched *s;
+	int flush;
+	int n;
+};
+
+static void
+sched_scan_active(const char *qid, void *arg)
+{
+	struct sched_scan *sc = arg;
+	struct sched_entry *e = sched_find(sc->s, qid);
+
+	if (e != NULL && (e->in_flight || e->ready || (e->waiting && !sc->flush)))
+		return;
+	sched_make_ready(sched_entry_get(sc->s, qid));
+	sc->n++;
+}
+
+static void
+sched_scan_deferred(const char *qid, void *arg)
+{
+	struct sched_scan *sc = arg;
+	struct sched_entry *e = sched_find(sc->s, qid);
+	struct queue_meta meta;
+
+	if (e != NULL && (e->in_flight || e->ready))
+		return;
+	e = sched_entry_get(sc->s, qid);
+	if (sc->flush) {
+		sched_make_ready(e);
+	} else if (!evtimer_pending(e->timer, NULL)) {
+		if (queue_meta_read(sc->s->q, qid, &meta) == 0)
+			sched_at(e, meta.next_attempt);
+		else
+			sched_make_ready(e);
+		queue_meta_clear(&meta);
+	}
+	sc->n++;
+}
+
+static void
+sched_scan(struct sched *s, int flush)
+{
+	struct sched_scan sc = { s, flush, 0 };
+
+	queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc);
+	queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc);
+	sched_pump(s);
+}
+
+void
+sched_start(struct sched *s)
+{
+	int n = queue_clean_tmp(s->q);
+
+	if (n > 0)
+		log_msg(NULL, "event=recovery removed_partials=%d", n);
+	sched_scan(s, 0);
+	log_msg(NULL, "event=queue_loaded messages=%u", s->count);
+}
+
+void
+sched_rescan(struct sched *s)
+{
+	sched_scan(s, 0);
+}
+
+void
+sched_flush(struct sched *s)
+{
+	log_msg(NULL, "event=flush");
+	sched_scan(s, 1);
+}
+
+unsigned
+sched_in_flight(struct sched *s)
+{
+	return s->in_flight;
+}
+
+void
+sched_free(struct sched **sp)
+{
+	struct sched *s = *sp;
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < SCHED_BUCKETS; i++)
+		while (s->buckets[i])
+			sched_entry_free(s, s->buckets[i]);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,57 @@
+/*
+ * queue_sched: the scheduler. Knows every queued message, hands each one to
+ * the transport on a worker thread when it is due, and applies the outcome:
+ * all recipients done -> removed; some failed temporarily -> deferred/ with
+ * exponential backoff between [queue] retry_min and retry_max; past the
+ * lifetime or failed permanently -> hold/ with the reason (DSNs come with
+ * outbound delivery). State lives on disk, so a restart loses nothing.
+ * Public: sched_new, sched_start, sched_add, sched_rescan, sched_flush,
+ * sched_free, sched_backoff.
+ */
+#ifndef TANDEM_QUEUE_SCHED_H
+#define TANDEM_QUEUE_SCHED_H
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "queue/queue.h"
+
+struct config;
+struct event_base;
+struct worker_pool;
+struct sched;
+
+enum rcpt_status {
+	RCPT_PENDING = 0,
+	RCPT_DONE,         /* delivered (or delivered before) */
+	RCPT_TEMP,         /* try again later */
+	RCPT_PERM,         /* will never succeed */
+	RCPT_WAIT          /* not ours to deliver now (backup waiting for relay) */
+};
+
+struct rcpt_result {
+	enum rcpt_status status;
+	char error[256];
+};
+
+/* A transport delivers one message, on a worker thread. It reads the
+ * message from fd (the body starts at body_off) and fills res[i] for every
+ * recipient i with meta->done[i] unset. */
+typedef void sched_transport_fn(void *arg, const struct queue_env *env, int fd, off_t body_off,
+				const struct queue_meta *meta, struct rcpt_result *res);
+
+struct sched *sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
+			const struct config *cf, sched_transport_fn *transport, void *arg);
+/* Remove partials, then schedule everything in active/ and deferred/. */
+void sched_start(struct sched *s);
+/* A message just committed into active/. */
+void sched_add(struct sched *s, const char *qid);
+/* Pick up what an admin changed (release, delete) without hurrying anything. */
+void sched_rescan(struct sched *s);
+/* Attempt every deferred message now (`tandem queue flush`). */
+void sched_flush(struct sched *s);
+unsigned sched_in_flight(struct sched *s);
+void sched_free(struct sched **sp);
+/* Seconds to wait after `attempts` failed attempts. */
+unsigned sched_backoff(const struct config *cf, int attempts);
+
+#endif

@@ -1,0 +1,420 @@
+/*
+ * smtp_cmd: the command table of the SMTP server and its handlers
+ * (see smtp_cmd.h). Replies carry RFC 3463 enhanced status codes.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "directory/directory.h"
+#include "mail/addr.h"
+#include "mail/header.h"
+#include "queue/queue.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_int.h"
+#include "smtp/smtp_parse.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+enum {
+	F_HELO = 1,      /* needs EHLO/HELO first */
+	F_MAIL = 2,      /* needs MAIL first */
+	F_NOMAIL = 4,    /* not inside a transaction */
+	F_NOARG = 8,     /* takes no argument */
+	F_GROUP = 16     /* may be followed by more commands in one group (RFC 2920) */
+};
+
+struct smtp_cmd {
+	const char *verb;
+	void (*fn)(struct smtp_session *s, const char *arg);
+	int flags;
+};
+
+static void
+smtp_reject(struct smtp_session *s, const char *cmd, const char *code, const char *text,
+	    const char *detail)
+{
+	log_msg(s->id, "event=reject cmd=%s client=[%s] code=%.3s reason=%s%s%s", cmd, s->client, code,
+		log_q(text), detail ? " detail=" : "", detail ? log_q(detail) : "");
+	smtp_reply(s, "%s %s", code, text);
+	s->errors++;
+}
+
+static void
+cmd_helo_common(struct smtp_session *s, const char *arg, int esmtp)
+{
+	const struct config *cf = s->srv->d.cf;
+
+	if (*arg == '\0') {
+		smtp_reject(s, esmtp ? "EHLO" : "HELO", "501 5.5.4", "Syntax: EHLO hostname", NULL);
+		return;
+	}
+	smtp_session_reset(s);
+	free(s->helo);
+	s->helo = xstrndup(arg, strcspn(arg, " "));
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		smtp_reply(s, "250 %s", cf->hostname);
+		return;
+	}
+	smtp_reply(s, "250-%s Hello %s [%s]", cf->hostname, s->helo, s->client);
+	smtp_reply(s, "250-PIPELINING");
+	smtp_reply(s, "250-SIZE %llu", cf->max_message_size);
+	smtp_reply(s, "250-8BITMIME");
+	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->srv->d.tls && !s->tls)
+		smtp_reply(s, "250-STARTTLS");
+	smtp_reply(s, "250 SMTPUTF8");
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const char *arg)
+{
+	cmd_helo_common(s, arg, 1);
+}
+
+static void
+cmd_helo(struct smtp_session *s, const char *arg)
+{
+	cmd_helo_common(s, arg, 0);
+}
+
+/* 452 at MAIL when the queue's filesystem is short of space. */
+static int
+smtp_space_ok(struct smtp_session *s, unsigned long long need)
+{
+	const struct config *cf = s->srv->d.cf;
+	struct statvfs sv;
+
+	if (statvfs(queue_dir(s->srv->d.queue), &sv) != 0)
+		return 1;
+	return (unsigned long long)sv.f_bavail * sv.f_frsize >= cf->min_free + need + need / 2;
+}
+
+static int
+smtp_mail_params(struct smtp_session *s, const struct smtp_mailrcpt *mr, unsigned long long *size_r)
+{
+	const struct config *cf = s->srv->d.cf;
+
+	*size_r = 0;
+	for (int i = 0; i < mr->nparams; i++) {
+		const struct smtp_param *p = &mr->params[i];
+
+		if (strcmp(p->key, "SIZE") == 0) {
+			char *end;
+			errno = 0;
+			*size_r = strtoull(p->value, &end, 10);
+			if (errno || *end != '\0' || p->value[0] == '\0' || !isdigit((unsigned char)p->value[0])) {
+				smtp_reject(s, "MAIL", "501 5.5.4", "Bad SIZE parameter", p->value);
+				return -1;
+			}
+			if (*size_r > cf->max_message_size) {
+				smtp_reject(s, "MAIL", "552 5.3.4", "Message size exceeds fixed maximum message size", p->value);
+				return -1;
+			}
+		} else if (strcmp(p->key, "BODY") == 0) {
+			if (strcasecmp(p->value, "8BITMIME") == 0)
+				s->body8 = 1;
+			else if (strcasecmp(p->value, "7BIT") != 0) {
+				smtp_reject(s, "MAIL", "501 5.5.4", "Unsupported BODY type", p->value);
+				return -1;
+			}
+		} else if (strcmp(p->key, "SMTPUTF8") == 0 && p->value[0] == '\0') {
+			s->smtputf8 = 1;
+		} else {
+			smtp_reject(s, "MAIL", "555 5.5.4", "Unsupported MAIL parameter", p->key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *
+smtp_addr_reply(enum addr_err e, int is_mail)
+{
+	switch (e) {
+	case ADDR_ELOCAL_LONG:
+	case ADDR_EDOMAIN_LONG:
+	case ADDR_EPATH_LONG:
+		return "501 5.5.2";
+	case ADDR_EUTF8:
+		return "553 5.6.7";
+	default:
+		return is_mail ? "501 5.1.7" : "501 5.1.3";
+	}
+}
+
+static void
+cmd_mail(struct smtp_session *s, const char *arg)
+{
+	struct smtp_mailrcpt mr;
+	enum addr_err ae;
+	enum smtp_mr_err me;
+	unsigned long long size;
+	int utf8 = smtp_args_have_smtputf8(arg);
+
+	me = smtp_parse_mailrcpt(arg, "FROM:", 1, utf8, &mr, &ae);
+	if (me == SMTP_MR_EPREFIX) {
+		smtp_reject(s, "MAIL", "501 5.5.4", "Syntax: MAIL FROM:<address>", arg);
+		return;
+	}
+	if (me == SMTP_MR_EADDR) {
+		smtp_reject(s, "MAIL", smtp_addr_reply(ae, 1), addr_error_str(ae), arg);
+		return;
+	}
+	if (me == SMTP_MR_EPARAM) {
+		smtp_reject(s, "MAIL", "501 5.5.4", "Syntax error in parameters", arg);
+		return;
+	}
+	s->body8 = s->smtputf8 = 0;
+	if (smtp_mail_params(s, &mr, &size) != 0)
+		return;
+	if (!smtp_space_ok(s, size)) {
+		smtp_reject(s, "MAIL", "452 4.3.1", "Insufficient system storage", NULL);
+		return;
+	}
+	s->sender = xstrdup(mr.addr);
+	s->in_mail = 1;
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Decide whether this server takes mail for addr: 0 accepted, else the
+ * reply was sent. */
+static int
+smtp_rcpt_policy(struct smtp_session *s, const char *addr)
+{
+	struct smtp_server *srv = s->srv;
+	const char *domain = addr_domain(addr);
+
+	switch (directory_rcpt_check(srv->d.dir, addr)) {
+	case DIR_RCPT_LOCAL:
+		return 0;
+	case DIR_RCPT_UNKNOWN:
+		smtp_reject(s, "RCPT", "550 5.1.1", "User unknown in local recipient table", addr);
+		return -1;
+	case DIR_RCPT_TEMPFAIL:
+		smtp_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
+		return -1;
+	case DIR_RCPT_NOT_LOCAL:
+		break;
+	}
+	if (!config_is_relay_domain(srv->d.cf, domain)) {
+		smtp_reject(s, "RCPT", "554 5.7.1", "Relay access denied", addr);
+		return -1;
+	}
+	switch (directory_relay_check(srv->d.dir, addr)) {
+	case DIR_RELAY_OK:
+		return 0;
+	case DIR_RELAY_UNKNOWN:
+		smtp_reject(s, "RCPT", "550 5.1.1", "User unknown in relay recipient table", addr);
+		return -1;
+	case DIR_RELAY_TEMPFAIL:
+		break;
+	}
+	smtp_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
+	return -1;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct smtp_mailrcpt mr;
+	enum addr_err ae;
+	enum smtp_mr_err me;
+
+	me = smtp_parse_mailrcpt(arg, "TO:", 0, s->smtputf8, &mr, &ae);
+	if (me == SMTP_MR_EPREFIX) {
+		smtp_reject(s, "RCPT", "501 5.5.4", "Syntax: RCPT TO:<address>", arg);
+		return;
+	}
+	if (me == SMTP_MR_EADDR) {
+		smtp_reject(s, "RCPT", smtp_addr_reply(ae, 0), addr_error_str(ae), arg);
+		return;
+	}
+	if (me == SMTP_MR_EPARAM || mr.nparams > 0) {
+		smtp_reject(s, "RCPT", "555 5.5.4", "Unsupported RCPT parameter", arg);
+		return;
+	}
+	if ((unsigned)s->nrcpt >= s->srv->d.cf->max_recipients) {
+		smtp_reject(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr);
+		return;
+	}
+	if (smtp_rcpt_policy(s, mr.addr) != 0)
+		return;
+	for (int i = 0; i < s->nrcpt; i++)
+		if (strcmp(s->rcpt[i], mr.addr) == 0) {
+			smtp_reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	s->rcpt = xrealloc(s->rcpt, (s->nrcpt + 1) * sizeof(char *));
+	s->rcpt[s->nrcpt++] = xstrdup(mr.addr);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(struct smtp_session *s, const char *arg)
+{
+	const struct config *cf = s->srv->d.cf;
+	struct queue_env env;
+	char *recv;
+	time_t now = time(NULL);
+
+	if (s->nrcpt == 0) {
+		smtp_reject(s, "DATA", "554 5.5.1", "Error: no valid recipients", NULL);
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	env.arrival = now;
+	env.sender = s->sender;
+	env.rcpt = s->rcpt;
+	env.nrcpt = s->nrcpt;
+	env.client = s->client;
+	env.helo = s->helo;
+	env.proto = s->tls ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
+	env.smtputf8 = s->smtputf8;
+	env.body8bit = s->body8;
+	if ((s->in = queue_in_create(s->srv->d.queue, &env)) == NULL) {
+		log_err(s->id, "event=queue_create_failed error=%s", log_q(strerror(errno)));
+		smtp_reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		s->errors++;
+		return;
+	}
+	recv = header_received(s->helo, s->client, cf->hostname,
+			       s->smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP") : env.proto,
+			       queue_in_qid(s->in), s->nrcpt == 1 ? s->rcpt[0] : NULL, now);
+	queue_in_write(s->in, recv, strlen(recv));
+	free(recv);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_session_begin_data(s);
+}
+
+static void
+cmd_rset(struct smtp_session *s, const char *arg)
+{
+	smtp_session_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, const char *arg)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, const char *arg)
+{
+	smtp_session_kill(s, "221 2.0.0 Bye\r\n");
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const char *arg)
+{
+	smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *s, const char *arg)
+{
+	smtp_reply(s, "502 5.5.1 EXPN not available");
+}
+
+static void
+cmd_help(struct smtp_session *s, const char *arg)
+{
+	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+		   s->srv->d.tls && !s->tls ? " STARTTLS" : "");
+	smtp_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+cmd_starttls(struct smtp_session *s, const char *arg)
+{
+	if (s->srv->d.tls == NULL || s->tls) {
+		smtp_reject(s, "STARTTLS", "502 5.5.1", s->tls ? "Already in TLS" : "STARTTLS not available", NULL);
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_session_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	s->tls_pending = 1;
+}
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "EHLO", cmd_ehlo, 0 },
+	{ "HELO", cmd_helo, 0 },
+	{ "MAIL", cmd_mail, F_HELO | F_NOMAIL | F_GROUP },
+	{ "RCPT", cmd_rcpt, F_HELO | F_MAIL | F_GROUP },
+	{ "DATA", cmd_data, F_HELO | F_MAIL | F_NOARG },
+	{ "RSET", cmd_rset, F_NOARG | F_GROUP },
+	{ "NOOP", cmd_noop, 0 },
+	{ "QUIT", cmd_quit, F_NOARG },
+	{ "VRFY", cmd_vrfy, 0 },
+	{ "EXPN", cmd_expn, 0 },
+	{ "HELP", cmd_help, 0 },
+	{ "STARTTLS", cmd_starttls, F_HELO | F_NOARG | F_NOMAIL },
+};
+
+static int
+smtp_cmd_check(struct smtp_session *s, const struct smtp_cmd *c, const char *arg)
+{
+	if ((c->flags & F_NOARG) && *arg != '\0') {
+		smtp_reject(s, c->verb, "501 5.5.4", "Syntax error: no parameters allowed", NULL);
+		return -1;
+	}
+	if ((c->flags & F_HELO) && s->helo == NULL) {
+		smtp_reject(s, c->verb, "503 5.5.1", "Error: send HELO/EHLO first", NULL);
+		return -1;
+	}
+	if ((c->flags & F_NOMAIL) && s->in_mail) {
+		smtp_reject(s, c->verb, "503 5.5.1", "Error: nested MAIL command", NULL);
+		return -1;
+	}
+	if ((c->flags & F_MAIL) && !s->in_mail) {
+		smtp_reject(s, c->verb, "503 5.5.1", "Error: need MAIL command", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+void
+smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct smtp_cmd *c = NULL;
+	struct smtp_cmdline cl;
+
+	s->ncommands++;
+	if (strlen(line) != len || smtp_parse_line(line, &cl) != 0) {
+		smtp_reject(s, "?", "500 5.5.2", "Error: command not recognized", NULL);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
+		if (strcmp(smtp_cmds[i].verb, cl.verb) == 0)
+			c = &smtp_cmds[i];
+	/* RFC 2920: only commands that may sit inside a group may have more
+	 * input behind them, and only after EHLO; STARTTLS discards instead. */
+	if (smtp_session_has_input(s) && (c == NULL || strcmp(c->verb, "STARTTLS") != 0) &&
+	    (!s->esmtp || c == NULL || !(c->flags & F_GROUP))) {
+		log_msg(s->id, "event=reject client=[%s] reason=pipelining cmd=%s code=554", s->client,
+			cl.verb);
+		smtp_session_kill(s, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+		return;
+	}
+	if (c == NULL) {
+		smtp_reject(s, cl.verb, "500 5.5.2", "Error: command not recognized", NULL);
+		return;
+	}
+	if (len > SMTP_CMD_MAX - 2 && !(strcmp(c->verb, "MAIL") == 0 || strcmp(c->verb, "RCPT") == 0)) {
+		smtp_reject(s, c->verb, "500 5.5.2", "Error: line too long", NULL);
+		return;
+	}
+	if (smtp_cmd_check(s, c, cl.arg) == 0)
+		c->fn(s, cl.arg);
+}

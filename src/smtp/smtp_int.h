@@ -1,0 +1,57 @@
+/*
+ * smtp_int: what the files of the SMTP server module share (private to
+ * src/smtp/): the server and session structs.
+ */
+#ifndef TANDEM_SMTP_INT_H
+#define TANDEM_SMTP_INT_H
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <sys/socket.h>
+
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_server.h"
+
+#define SMTP_MAX_LISTENERS 16
+#define SMTP_LINE_BUF 2048      /* longest line we buffer before calling it over-long */
+
+struct smtp_session;
+
+struct smtp_server {
+	struct smtp_server_deps d;
+	struct evconnlistener *listeners[SMTP_MAX_LISTENERS];
+	int nlisteners;
+	unsigned nsessions;
+	unsigned long next_sid;
+	struct smtp_session *sessions;   /* all live sessions, for shutdown */
+	int stopping;
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_session *next, *prev;
+	struct bufferevent *bev;
+	struct event *greet_ev;
+	char id[16];                /* session id for logs: "S<hex>" */
+	char client[64];            /* "1.2.3.4" */
+	int port;
+	char *helo;
+	unsigned greeted : 1, esmtp : 1, tls : 1, busy : 1, closing : 1, dead : 1;
+	unsigned skip_line : 1, in_data : 1, tls_pending : 1, smtputf8 : 1, body8 : 1;
+	unsigned in_mail : 1;
+	char *sender;
+	char **rcpt;
+	int nrcpt;
+	unsigned errors;
+	unsigned ncommands;
+	unsigned nmessages;
+	struct smtp_data data;
+	struct queue_in *in;
+	char *dbuf;                 /* scratch for the DATA filter */
+	size_t dbuf_len;
+};
+
+void smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr *sa,
+			int salen);
+void smtp_session_kill(struct smtp_session *s, const char *reply);
+
+#endif

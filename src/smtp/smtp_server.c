@@ -1,0 +1,115 @@
+/*
+ * smtp_server: listeners and the connection limit (see smtp_server.h).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtp/smtp_int.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct smtp_server *
+smtp_server_new(const struct smtp_server_deps *deps)
+{
+	struct smtp_server *s = xcalloc(1, sizeof(*s));
+
+	s->d = *deps;
+	return s;
+}
+
+static void
+smtp_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
+{
+	struct smtp_server *srv = arg;
+
+	if (srv->stopping) {
+		close(fd);
+		return;
+	}
+	smtp_session_start(srv, fd, sa, salen);
+}
+
+static void
+smtp_server_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep listening; the next accept may succeed. */
+	log_warn(NULL, "event=accept_error error=%s", log_q(evutil_socket_error_to_string(err)));
+}
+
+int
+smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct evconnlistener *l;
+	char host[256];
+	int port;
+
+	if (s->nlisteners == SMTP_MAX_LISTENERS) {
+		snprintf(err, errlen, "%s: too many listeners", addr);
+		return -1;
+	}
+	if (config_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+		snprintf(err, errlen, "%s: expected ADDR:PORT", addr);
+		return -1;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(err, errlen, "%s: not a numeric address", addr);
+		return -1;
+	}
+	l = evconnlistener_new_bind(s->d.base, smtp_server_accept, s,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+				    1024, (struct sockaddr *)&ss, sslen);
+	if (l == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, smtp_server_accept_error);
+	s->listeners[s->nlisteners++] = l;
+	return 0;
+}
+
+unsigned
+smtp_server_sessions(struct smtp_server *s)
+{
+	return s->nsessions;
+}
+
+void
+smtp_server_shutdown(struct smtp_server *s)
+{
+	s->stopping = 1;
+	for (int i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	s->nlisteners = 0;
+	for (struct smtp_session *ss = s->sessions, *next; ss != NULL; ss = next) {
+		next = ss->next;
+		if (!ss->busy)
+			smtp_session_kill(ss, "421 4.3.2 Service shutting down\r\n");
+	}
+}
+
+void
+smtp_server_free(struct smtp_server **sp)
+{
+	struct smtp_server *s = *sp;
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	while (s->sessions != NULL)
+		smtp_session_kill(s->sessions, NULL);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,40 @@
+/*
+ * smtp_server: the SMTP listener (RFC 5321) on the libevent loop. Accepts
+ * connections up to [smtp] max_connections and runs one smtp_session per
+ * connection. A message is handed on only once the queue has committed it:
+ * the committed() callback then gets its queue id.
+ * Public: smtp_server_new, smtp_server_listen, smtp_server_free,
+ * smtp_server_sessions, smtp_server_shutdown.
+ */
+#ifndef TANDEM_SMTP_SERVER_H
+#define TANDEM_SMTP_SERVER_H
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+struct config;
+struct directory;
+struct event_base;
+struct queue;
+struct worker_pool;
+struct smtp_server;
+
+struct smtp_server_deps {
+	struct event_base *base;
+	const struct config *cf;
+	struct queue *queue;
+	struct worker_pool *pool;
+	struct directory *dir;     /* used on the loop thread only */
+	SSL_CTX *tls;              /* NULL: no STARTTLS */
+	void (*committed)(void *arg, const char *qid);
+	void *arg;
+};
+
+struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps);
+/* Bind addr ("127.0.0.1:25", "[::1]:25"). 0 or -1 with err. */
+int smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t errlen);
+/* Stop accepting; sessions finish their current command. */
+void smtp_server_shutdown(struct smtp_server *s);
+unsigned smtp_server_sessions(struct smtp_server *s);
+void smtp_server_free(struct smtp_server **sp);
+
+#endif

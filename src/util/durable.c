@@ -1,0 +1,135 @@
+/*
+ * durable: crash-safe file operations (see durable.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/durable.h"
+
+void
+durable_dirname(const char *path, char *dir, size_t dirlen)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (slash == NULL) {
+		snprintf(dir, dirlen, ".");
+		return;
+	}
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= dirlen)
+		n = dirlen - 1;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+}
+
+int
+durable_fsync_dir(const char *dir)
+{
+	int fd, rc;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+durable_rename(const char *from, const char *to)
+{
+	char d1[4096], d2[4096];
+
+	if (rename(from, to) != 0)
+		return -1;
+	durable_dirname(to, d2, sizeof(d2));
+	if (durable_fsync_dir(d2) != 0)
+		return -1;
+	durable_dirname(from, d1, sizeof(d1));
+	if (strcmp(d1, d2) != 0 && durable_fsync_dir(d1) != 0)
+		return -1;
+	return 0;
+}
+
+int
+durable_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int
+durable_write_file(const char *path, const void *data, size_t len, int mode)
+{
+	char tmp[4200];
+	int fd, saved;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+		return -1;
+	if (durable_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) != 0 || durable_rename(tmp, path) != 0) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int
+durable_mkdirs(const char *path, int mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+durable_unlink(const char *path)
+{
+	char dir[4096];
+
+	if (unlink(path) != 0)
+		return errno == ENOENT ? 0 : -1;
+	durable_dirname(path, dir, sizeof(dir));
+	return durable_fsync_dir(dir);
+}

@@ -1,0 +1,99 @@
+/*
+ * log: key=value event lines (see log.h). Each line is built in one buffer and
+ * written with one write(2) so lines from worker threads never interleave.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+static int log_fd = 2;
+static int log_debug_on;
+
+void
+log_init(const char *logfile)
+{
+	if (logfile != NULL && *logfile != '\0') {
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (fd >= 0)
+			log_fd = fd;
+	}
+}
+
+void
+log_set_debug(int on)
+{
+	log_debug_on = on;
+}
+
+static void
+log_v(const char *level, const char *id, const char *fmt, va_list ap)
+{
+	char line[4096];
+	struct timespec ts;
+	struct tm tm;
+	int n, m;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ tandem[%d]: %s%s: ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		     tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level, id ? id : "-");
+	m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	while (write(log_fd, line, n) < 0 && errno == EINTR)
+		;
+}
+
+#define LOG_FN(name, level, cond)                                      \
+	void name(const char *id, const char *fmt, ...)                \
+	{                                                              \
+		va_list ap;                                            \
+		if (!(cond))                                           \
+			return;                                        \
+		va_start(ap, fmt);                                     \
+		log_v(level, id, fmt, ap);                             \
+		va_end(ap);                                            \
+	}
+
+LOG_FN(log_msg, "", 1)
+LOG_FN(log_warn, "warning: ", 1)
+LOG_FN(log_err, "error: ", 1)
+LOG_FN(log_debug, "debug: ", log_debug_on)
+
+const char *
+log_q(const char *s)
+{
+	static __thread char ring[8][512];
+	static __thread int slot;
+	char *out = ring[slot++ & 7];
+	size_t o = 0;
+
+	if (s == NULL)
+		s = "";
+	out[o++] = '"';
+	for (; *s != '\0' && o < 500; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = c;
+		} else if (c < 0x20 || c == 0x7f) {
+			o += snprintf(out + o, 8, "\\x%02x", c);
+		} else {
+			out[o++] = c;
+		}
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}

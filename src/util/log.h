@@ -1,0 +1,21 @@
+/*
+ * log: one line per event, "tandem[pid]: <id>: key=value ...", written to
+ * stderr (and so to journald under systemd), so one message's whole story
+ * greps by its queue id. Public: log_init, log_msg, log_warn, log_err,
+ * log_set_debug, log_debug.
+ */
+#ifndef TANDEM_LOG_H
+#define TANDEM_LOG_H
+
+void log_init(const char *logfile);
+void log_set_debug(int on);
+/* id: a queue id, a session id ("s1a2b"), or NULL for "-" */
+void log_msg(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_warn(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_err(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_debug(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Quote a value for key="value" output: CR, LF, quotes and controls escaped.
+ * Returns a pointer into a thread-local ring of buffers (8 slots). */
+const char *log_q(const char *s);
+
+#endif

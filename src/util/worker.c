@@ -1,0 +1,177 @@
+/*
+ * worker: thread pool whose completions return to the libevent loop
+ * (see worker.h). Completed jobs are collected on a list and one event is
+ * activated; its callback runs every done() in submission-completion order.
+ */
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "util/worker.h"
+#include "util/xalloc.h"
+
+struct worker_job {
+	worker_fn *work, *done;
+	void *arg;
+	struct worker_job *next;
+};
+
+struct worker_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct worker_job *head, *tail;     /* to run */
+	struct worker_job *done_head, *done_tail;
+	struct event *done_ev;
+	pthread_t *threads;
+	unsigned nthreads;
+	unsigned pending;
+	int stopping;
+};
+
+static __thread int worker_index = -1;
+
+struct worker_start {
+	struct worker_pool *pool;
+	int index;
+};
+
+int
+worker_thread_index(void)
+{
+	return worker_index;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker_start *st = arg;
+	struct worker_pool *p = st->pool;
+
+	worker_index = st->index;
+	free(st);
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct worker_job *j;
+
+		while (p->head == NULL && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->head == NULL)
+			break;
+		j = p->head;
+		p->head = j->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->mu);
+		j->work(j->arg);
+		pthread_mutex_lock(&p->mu);
+		j->next = NULL;
+		if (p->done_tail)
+			p->done_tail->next = j;
+		else
+			p->done_head = j;
+		p->done_tail = j;
+		event_active(p->done_ev, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void
+worker_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_pool *p = arg;
+	struct worker_job *list;
+
+	pthread_mutex_lock(&p->mu);
+	list = p->done_head;
+	p->done_head = p->done_tail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	while (list != NULL) {
+		struct worker_job *j = list;
+
+		list = j->next;
+		pthread_mutex_lock(&p->mu);
+		p->pending--;
+		pthread_mutex_unlock(&p->mu);
+		if (j->done)
+			j->done(j->arg);
+		free(j);
+	}
+}
+
+struct worker_pool *
+worker_pool_new(struct event_base *base, unsigned nthreads)
+{
+	struct worker_pool *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->done_ev = event_new(base, -1, 0, worker_done_cb, p);
+	p->threads = xcalloc(nthreads, sizeof(pthread_t));
+	p->nthreads = nthreads;
+	for (unsigned i = 0; i < nthreads; i++) {
+		struct worker_start *st = xmalloc(sizeof(*st));
+
+		st->pool = p;
+		st->index = (int)i;
+		if (pthread_create(&p->threads[i], NULL, worker_main, st) != 0)
+			abort();
+	}
+	return p;
+}
+
+void
+worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	struct worker_job *j = xcalloc(1, sizeof(*j));
+
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&p->mu);
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	p->pending++;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+unsigned
+worker_pending(struct worker_pool *p)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->pending;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+void
+worker_pool_free(struct worker_pool **pp)
+{
+	struct worker_pool *p = *pp;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	while (p->done_head) {
+		struct worker_job *j = p->done_head;
+		p->done_head = j->next;
+		free(j);
+	}
+	event_free(p->done_ev);
+	free(p->threads);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	*pp = NULL;
+}
