@@ -86,6 +86,18 @@ def wait_port(addr, port, timeout, proc_alive=None):
     return False
 
 
+def ensure_port_free(addr, port):
+    """Die if something already listens on addr:port: the benchmark would measure
+    that other server instead of the one it starts."""
+    require_loopback(addr)
+    try:
+        with socket.create_connection((addr, port), timeout=2):
+            pass
+    except OSError:
+        return
+    die("%s:%d is already in use; stop that server or pick another --port" % (addr, port))
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -319,6 +331,7 @@ postlog    unix-dgram n  -       n       -       1       postlogd
             pass
 
     def start(self):
+        ensure_port_free(POSTFIX_ADDR, self.port)
         self._write_config()
         self._run([self.POSTFIX, "-c", self.etc, "start"], "postfix start")
         try:
@@ -453,6 +466,7 @@ max_connections = {maxc}
             vlog("tandem recipients load failed: %s" % e)
 
     def start(self):
+        ensure_port_free(TANDEM_ADDR, self.port)
         self._write_config()
         # A config tandem rejects is reported with tandem's own words.
         try:

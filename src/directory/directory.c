@@ -37,12 +37,21 @@
 #define DIR_LABEL_MAX		63
 #define DIR_HASH_MAX		512
 
+#define DIR_STMT_CACHE 48
+
 struct directory {
 	sqlite3 *db;
 	int temp;		/* the last failure came from the database */
 	int rc;			/* its extended SQLite result code */
 	char *dummy_hash;	/* unknown users cost a hash too: no timing oracle */
 	char err[512];
+	/* Prepared statements kept for reuse, keyed by the SQL literal's
+	 * address: every RCPT would otherwise parse its SQL again. */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+		int busy;
+	} cache[DIR_STMT_CACHE];
 };
 
 static const char dir_schema[] =
@@ -122,22 +131,56 @@ dir_rollback(struct directory *d)
 	sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Done with a statement from dir_vprepare: reset and keep it when it is
+ * cached, finalize it otherwise. */
+static void
+dir_finish(struct directory *d, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < DIR_STMT_CACHE; i++) {
+		if (d->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			d->cache[i].busy = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
 /* Prepare sql and bind n text arguments, in order, from ap. */
 static sqlite3_stmt *
 dir_vprepare(struct directory *d, const char *sql, int n, va_list ap)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
+	int slot = -1;
 
-	if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dir_dberr(d);
-		return NULL;
+	for (int i = 0; i < DIR_STMT_CACHE && st == NULL; i++) {
+		if (d->cache[i].sql == sql && !d->cache[i].busy) {
+			st = d->cache[i].st;
+			d->cache[i].busy = 1;
+		} else if (d->cache[i].sql == NULL && slot < 0) {
+			slot = i;
+		}
+	}
+	if (st == NULL) {
+		if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+			dir_dberr(d);
+			return NULL;
+		}
+		if (slot >= 0) {
+			d->cache[slot].sql = sql;
+			d->cache[slot].st = st;
+			d->cache[slot].busy = 1;
+		}
 	}
 	for (int i = 1; i <= n; i++) {
 		const char *s = va_arg(ap, const char *);
 
 		if (sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
 			dir_dberr(d);
-			sqlite3_finalize(st);
+			dir_finish(d, st);
 			return NULL;
 		}
 	}
@@ -160,10 +203,10 @@ dir_run(struct directory *d, const char *sql, int n, ...)
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		dir_dberr(d);
-		sqlite3_finalize(st);
+		dir_finish(d, st);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	dir_finish(d, st);
 	return sqlite3_changes(d->db);
 }
 
@@ -186,7 +229,7 @@ dir_int(struct directory *d, const char *sql, int n, ...)
 		v = sqlite3_column_int(st, 0);
 	else if (rc != SQLITE_DONE)
 		v = dir_dberr(d);
-	sqlite3_finalize(st);
+	dir_finish(d, st);
 	return v;
 }
 
@@ -223,7 +266,7 @@ dir_strings(struct directory *d, char ***v_r, const char *sql, int n, ...)
 		dir_dberr(d);
 		count = -1;
 	}
-	sqlite3_finalize(st);
+	dir_finish(d, st);
 	*v_r = v;
 	return count;
 }
@@ -259,7 +302,7 @@ dir_each(struct directory *d, void (*fn1)(const char *, void *),
 	}
 	if (rc != SQLITE_DONE)
 		dir_dberr(d);
-	sqlite3_finalize(st);
+	dir_finish(d, st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -548,6 +591,9 @@ directory_close(struct directory **dp)
 {
 	if (dp == NULL || *dp == NULL)
 		return;
+	for (int i = 0; i < DIR_STMT_CACHE; i++)
+		if ((*dp)->cache[i].st != NULL)
+			sqlite3_finalize((*dp)->cache[i].st);
 	sqlite3_close_v2((*dp)->db);
 	free((*dp)->dummy_hash);
 	free(*dp);
@@ -1072,7 +1118,7 @@ dir_recipients_read(struct directory *d, const char *dom, const char *file, FILE
 		count = -1;
 	}
 out:
-	sqlite3_finalize(st);
+	dir_finish(d, st);
 	free(line);
 	return count;
 }

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,19 +20,32 @@
 
 struct queue {
 	char *dir;
+	/* Group commit of active/: one directory fsync covers every rename
+	 * made before it started, so concurrent commits share it. */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	unsigned long long sync_req, sync_done, sync_failed;
+	int syncing, sync_errno;
 };
 
 struct queue_in {
 	struct queue *q;
 	char qid[QUEUE_ID_LEN + 1];
 	char tmp[4096];
-	int fd;
+	int fd;            /* -1 until the file exists */
 	int err;
 	int committed;
+	int created;       /* tmp/QID is ours to remove */
 	long long size;
-	char buf[65536];   /* coalesces small writes into fewer syscalls */
-	size_t blen;
+	char *buf;         /* the message so far, or (after a spill) a write buffer */
+	size_t blen, bcap;
 };
+
+/* Messages up to this size stay in memory until the commit, which runs on a
+ * worker: the event loop never waits for the filesystem journal. Larger
+ * ones spill to tmp/ as they stream in. */
+#define QUEUE_IN_SPILL (256 * 1024)
+
 
 static const char *const queue_states[Q_NSTATES] = { "active", "deferred", "hold" };
 
@@ -60,6 +74,8 @@ queue_open(const char *data_dir, char *err, size_t errlen)
 	char path[4096];
 
 	q->dir = xasprintf("%s/queue", data_dir);
+	pthread_mutex_init(&q->sync_mu, NULL);
+	pthread_cond_init(&q->sync_cv, NULL);
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", q->dir, subdirs[i]);
 		if (durable_mkdirs(path, 0750) != 0) {
@@ -76,6 +92,8 @@ queue_close(struct queue **qp)
 {
 	if (*qp == NULL)
 		return;
+	pthread_mutex_destroy(&(*qp)->sync_mu);
+	pthread_cond_destroy(&(*qp)->sync_cv);
 	free((*qp)->dir);
 	free(*qp);
 	*qp = NULL;
@@ -141,31 +159,41 @@ struct queue_in *
 queue_in_create(struct queue *q, struct queue_env *env)
 {
 	struct queue_in *in = xcalloc(1, sizeof(*in));
-	enum queue_state st;
 	size_t hlen;
 	char *head;
 
 	in->q = q;
-	for (int tries = 0;; tries++) {
-		queue_new_id(in->qid);
-		snprintf(in->tmp, sizeof(in->tmp), "%s/tmp/%s", q->dir, in->qid);
-		in->fd = open(in->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-		if (in->fd >= 0 && queue_find(q, in->qid, &st) != 0)
-			break;
-		if (in->fd >= 0) {
-			close(in->fd);
-			unlink(in->tmp);
-		} else if (errno != EEXIST || tries > 100) {
-			free(in);
-			return NULL;
-		}
-	}
+	in->fd = -1;
+	queue_new_id(in->qid);
+	snprintf(in->tmp, sizeof(in->tmp), "%s/tmp/%s", q->dir, in->qid);
 	memcpy(env->qid, in->qid, sizeof(in->qid));
 	head = queue_env_encode(env, &hlen);
 	in->size = -(long long)hlen;
 	queue_in_write(in, head, hlen);
 	free(head);
 	return in;
+}
+
+/* Create tmp/QID. The id is unique in this process; O_EXCL and a look at
+ * the state directories keep it unique across restarts too. */
+static int
+queue_in_open(struct queue_in *in)
+{
+	enum queue_state st;
+
+	in->fd = open(in->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (in->fd >= 0 && queue_find(in->q, in->qid, &st) == 0) {
+		close(in->fd);
+		in->fd = -1;
+		unlink(in->tmp);
+		errno = EEXIST;
+	}
+	if (in->fd < 0) {
+		in->err = errno;
+		return -1;
+	}
+	in->created = 1;
+	return 0;
 }
 
 const char *
@@ -177,6 +205,8 @@ queue_in_qid(struct queue_in *in)
 static int
 queue_in_flush(struct queue_in *in)
 {
+	if (in->err == 0 && in->fd < 0)
+		queue_in_open(in);
 	if (in->err == 0 && in->blen > 0 && durable_write_all(in->fd, in->buf, in->blen) != 0)
 		in->err = errno ? errno : EIO;
 	in->blen = 0;
@@ -189,12 +219,18 @@ queue_in_write(struct queue_in *in, const void *buf, size_t len)
 	if (in->err)
 		return -1;
 	in->size += len;
-	if (in->blen + len > sizeof(in->buf) && queue_in_flush(in) != 0)
+	if (in->blen + len > QUEUE_IN_SPILL && queue_in_flush(in) != 0)
 		return -1;
-	if (len >= sizeof(in->buf)) {
+	if (in->fd >= 0 && len >= QUEUE_IN_SPILL) {
 		if (durable_write_all(in->fd, buf, len) != 0)
 			in->err = errno ? errno : EIO;
 		return in->err ? -1 : 0;
+	}
+	if (in->blen + len > in->bcap) {
+		in->bcap = in->bcap ? in->bcap : 8192;
+		while (in->bcap < in->blen + len)
+			in->bcap *= 2;
+		in->buf = xrealloc(in->buf, in->bcap);
 	}
 	memcpy(in->buf + in->blen, buf, len);
 	in->blen += len;
@@ -213,10 +249,49 @@ queue_in_size(struct queue_in *in)
 	return in->size;
 }
 
+/* fsync active/ on behalf of every rename done before this call. */
+static int
+queue_sync_active(struct queue *q)
+{
+	unsigned long long mine, target;
+	char dir[4200];
+	int rc = 0;
+
+	pthread_mutex_lock(&q->sync_mu);
+	mine = ++q->sync_req;
+	while (q->sync_done < mine) {
+		if (q->sync_failed >= mine) {
+			errno = q->sync_errno;
+			rc = -1;
+			break;
+		}
+		if (q->syncing) {
+			pthread_cond_wait(&q->sync_cv, &q->sync_mu);
+			continue;
+		}
+		q->syncing = 1;
+		target = q->sync_req;
+		pthread_mutex_unlock(&q->sync_mu);
+		snprintf(dir, sizeof(dir), "%s/active", q->dir);
+		rc = durable_fsync_dir(dir);
+		pthread_mutex_lock(&q->sync_mu);
+		q->syncing = 0;
+		if (rc == 0) {
+			q->sync_done = target;
+		} else {
+			q->sync_errno = errno;
+			q->sync_failed = target;
+		}
+		pthread_cond_broadcast(&q->sync_cv);
+	}
+	pthread_mutex_unlock(&q->sync_mu);
+	return rc;
+}
+
 int
 queue_in_commit(struct queue_in *in)
 {
-	char dst[4096], dir[4096];
+	char dst[4096];
 
 	if (queue_in_flush(in) != 0)
 		goto fail;
@@ -236,8 +311,7 @@ queue_in_commit(struct queue_in *in)
 		goto fail;
 	}
 	in->committed = 1;
-	durable_dirname(dst, dir, sizeof(dir));
-	if (durable_fsync_dir(dir) != 0) {
+	if (queue_sync_active(in->q) != 0) {
 		/* The rename may or may not survive a crash: not committed. */
 		in->err = errno;
 		in->committed = 0;
@@ -260,8 +334,9 @@ queue_in_free(struct queue_in **inp)
 		return;
 	if (in->fd >= 0)
 		close(in->fd);
-	if (!in->committed)
+	if (!in->committed && in->created)
 		unlink(in->tmp);
+	free(in->buf);
 	free(in);
 	*inp = NULL;
 }

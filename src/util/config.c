@@ -52,7 +52,7 @@ config_defaults(struct config *cf)
 	cf->retry_max = 3600;
 	cf->lifetime = 5 * 86400;
 	cf->min_free = 16ULL << 20;
-	cf->workers = 8;
+	cf->workers = 16;
 	cf->max_connections = 1000;
 	cf->max_recipients = 100;
 	cf->max_message_size = 50ULL << 20;
@@ -193,7 +193,7 @@ set_str(char **dst, const char *v)
 	*dst = xstrdup(v);
 }
 
-enum config_kind { K_STR, K_LIST, K_ADDRS, K_DURATION, K_SIZE, K_UINT, K_ROLE, K_TLSOUT };
+enum config_kind { K_STR, K_LIST, K_ADDRS, K_DURATION, K_MSEC, K_SIZE, K_UINT, K_ROLE, K_TLSOUT };
 
 struct config_key {
 	const char *section, *key;
@@ -234,6 +234,7 @@ static const struct config_key config_keys[] = {
 	{ "smtp", "max_message_size", K_SIZE, F(max_message_size) },
 	{ "smtp", "timeout", K_DURATION, F(timeout) },
 	{ "smtp", "max_errors", K_UINT, F(max_errors) },
+	{ "smtp", "greet_pause", K_MSEC, F(greet_pause_ms) },
 };
 #undef F
 
@@ -256,6 +257,7 @@ config_set(struct config *cf, const struct config_key *k, const char *value)
 {
 	void *field = (char *)cf + k->off;
 	long long v;
+	size_t n;
 	char *end;
 
 	switch (k->kind) {
@@ -272,6 +274,20 @@ config_set(struct config *cf, const struct config_key *k, const char *value)
 	case K_DURATION:
 		if ((v = config_parse_duration(value)) < 0 || v > 0xffffffffLL)
 			return "expected a duration like 30s, 5m, 2h or 5d";
+		*(unsigned *)field = (unsigned)v;
+		return NULL;
+	case K_MSEC:
+		n = strlen(value);
+		if (n > 2 && strcmp(value + n - 2, "ms") == 0) {
+			errno = 0;
+			v = strtoll(value, &end, 10);
+			if (errno || end != value + n - 2 || !isdigit((unsigned char)*value) || v > 600000)
+				return "expected milliseconds like 500ms, or a duration like 2s";
+		} else if ((v = config_parse_duration(value)) < 0 || v > 600) {
+			return "expected milliseconds like 500ms, or a duration like 2s";
+		} else {
+			v *= 1000;
+		}
 		*(unsigned *)field = (unsigned)v;
 		return NULL;
 	case K_SIZE:
@@ -464,7 +480,7 @@ config_dump(const struct config *cf, FILE *out)
 		     "min_free = %llu\nworkers = %u\n",
 		cf->retry_min, cf->retry_max, cf->lifetime, cf->min_free, cf->workers);
 	fprintf(out, "\n[smtp]\nmax_connections = %u\nmax_recipients = %u\n"
-		     "max_message_size = %llu\ntimeout = %us\nmax_errors = %u\n",
+		     "max_message_size = %llu\ntimeout = %us\nmax_errors = %u\ngreet_pause = %ums\n",
 		cf->max_connections, cf->max_recipients, cf->max_message_size, cf->timeout,
-		cf->max_errors);
+		cf->max_errors, cf->greet_pause_ms);
 }
