@@ -513,7 +513,8 @@ queue_scan(struct queue *q, enum queue_state st, void (*fn)(const char *qid, voi
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(char *), queue_cmp);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), queue_cmp);
 	for (size_t i = 0; i < n; i++) {
 		fn(names[i], arg);
 		free(names[i]);

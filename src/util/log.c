@@ -31,7 +31,7 @@ log_set_debug(int on)
 	log_debug_on = on;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_v(const char *level, const char *id, const char *fmt, va_list ap)
 {
 	char line[4096];

@@ -15,6 +15,16 @@ import time
 BIN = os.environ.get("TANDEM_BIN", "build/tandem")
 ASAN = os.environ.get("TANDEM_ASAN") == "1"
 KEEP = os.environ.get("TANDEM_KEEP") == "1"
+# Second octet for every server address: lets two runs share a machine
+# (TANDEM_E2E_NET=7 puts 127.0.0.10 at 127.7.0.10).
+NET = os.environ.get("TANDEM_E2E_NET")
+
+
+def addr(ip):
+    if NET is None:
+        return ip
+    parts = ip.split(".")
+    return "127.%s.%s.%s" % (NET, parts[2], parts[3])
 
 _live = []
 
@@ -45,7 +55,7 @@ class Server:
     def __init__(self, role="primary", ip="127.0.0.10", port=2525, hostname=None,
                  relay_domains=None, extra=None, data_dir=None):
         self.role = role
-        self.ip = ip
+        self.ip = addr(ip)
         self.port = port
         self.hostname = hostname or ("mx1.example.test" if role == "primary" else "mx2.example.test")
         self.tmp = tempfile.mkdtemp(prefix="tandem-e2e-")
@@ -88,8 +98,10 @@ class Server:
         self.proc = subprocess.Popen([BIN, "-c", self.conf, "serve"], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
         if wait:
-            wait_for(lambda: self.proc.poll() is not None or port_open(self.ip, self.port),
-                     timeout=20, what="tandem to listen on %s:%d" % (self.ip, self.port))
+            # Our own process must say it started: another server on the
+            # same address would answer the port just as well.
+            wait_for(lambda: self.proc.poll() is not None or "event=start " in self.log(),
+                     timeout=20, what="tandem to start on %s:%d" % (self.ip, self.port))
             if self.proc.poll() is not None:
                 raise AssertionError("tandem exited at start:\n" + self.log())
         return self

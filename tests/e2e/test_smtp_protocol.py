@@ -225,12 +225,51 @@ def test_starttls_smtplib_delivers_esmtps():
         assert not c.has_extn("starttls"), "STARTTLS offered again inside TLS: %r" % msg
         refused = c.sendmail("carol@example.org", [ALICE], b"Subject: tls\r\n\r\nover TLS\r\n")
         assert refused == {}
+        code, msg = c.docmd("NOOP")
+        assert code == 250, msg
     m = delivered(p, ALICE)[0]
     assert b"over TLS" in m
     assert " with ESMTPS id " in received_header(m), received_header(m)
     # the self-signed certificate was generated under data_dir/tls/
     import os
     assert os.listdir(os.path.join(p.data_dir, "tls")), "no certificate in data_dir/tls"
+    p.stop()
+
+
+def tls_session(p):
+    """smtplib client past STARTTLS and the second EHLO."""
+    c = smtp(p)
+    c.ehlo("client.example.org")
+    code, msg = c.starttls(context=tls_context())
+    assert code == 220, msg
+    code, msg = c.ehlo("client.example.org")
+    assert code == 250, msg
+    return c
+
+
+def test_starttls_quit_gets_221():
+    """The last reply of a TLS session (221 to QUIT) reaches the client before the close."""
+    p = primary()
+    for _ in range(3):
+        c = tls_session(p)
+        try:
+            code, msg = c.docmd("QUIT")
+        except smtplib.SMTPServerDisconnected as e:
+            raise AssertionError("QUIT inside TLS: connection closed without 221 (%s)" % e)
+        assert code == 221, msg
+        c.close()
+    p.stop()
+
+
+def test_starttls_timeout_gets_421():
+    p = primary(extra={"smtp": {"timeout": "2s"}})
+    c = tls_session(p)
+    try:
+        code, msg = c.getreply()   # idle: wait for the server's timeout reply
+    except smtplib.SMTPServerDisconnected as e:
+        raise AssertionError("idle TLS session closed without 421 4.4.2 (%s)" % e)
+    assert code == 421 and b"4.4.2" in msg, (code, msg)
+    c.close()
     p.stop()
 
 

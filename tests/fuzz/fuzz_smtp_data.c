@@ -27,13 +27,16 @@ struct run {
 	int errors, done, received, eightbit;
 };
 
-/* Feed in[0..len) in pieces of at most the given lengths (0 = the rest). */
+/* Feed in[0..len) in pieces of at most the given lengths (0 = the rest).
+ * Each piece and its output buffer are heap blocks of exactly its length
+ * (reallocated only when the length changes, to keep byte feeds fast). */
 static void
 run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t npieces,
 	 struct run *r)
 {
 	struct smtp_data d;
-	size_t off = 0, pi = 0;
+	size_t off = 0, pi = 0, cap = 0;
+	char *piece = NULL, *out = NULL;
 
 	memset(r, 0, sizeof(*r));
 	r->out = malloc(len + 1);
@@ -41,14 +44,16 @@ run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t
 	while (off < len || pi < npieces) {
 		size_t n = len - off, o = 0, used;
 		int done = 0;
-		char *piece, *out;
 
 		if (pi < npieces && pieces[pi] != 0 && pieces[pi] < n)
 			n = pieces[pi];
 		if (pi < npieces)
 			pi++;
-		piece = malloc(n ? n : 1);
-		out = malloc(n ? n : 1);
+		if (n != cap || piece == NULL) {
+			piece = realloc(piece, n ? n : 1);
+			out = realloc(out, n ? n : 1);
+			cap = n;
+		}
 		memcpy(piece, in + off, n);
 		used = smtp_data_feed(&d, piece, n, out, &o, &done);
 		CHECK(used <= n);
@@ -58,8 +63,6 @@ run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t
 		memcpy(r->out + r->outlen, out, o);
 		r->outlen += o;
 		off += used;
-		free(piece);
-		free(out);
 		if (done) {
 			r->done = 1;
 			break;
@@ -67,6 +70,8 @@ run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t
 		if (off == len && pi >= npieces)
 			break;
 	}
+	free(piece);
+	free(out);
 	r->consumed = off;
 	r->errors = d.errors;
 	r->received = d.received;
