@@ -45,11 +45,16 @@ struct serve {
 };
 
 static void
-serve_committed(void *arg, const char *qid)
+serve_committed(void *arg, const char *qid, int relay_only)
 {
 	struct serve *sv = arg;
 
-	sched_add(sv->sched, qid);
+	/* Mail a backup holds for its primary waits for the relay; nothing
+	 * to attempt now. */
+	if (relay_only)
+		sched_add_waiting(sv->sched, qid);
+	else
+		sched_add(sv->sched, qid);
 }
 
 /* Shutdown waits for commits and deliveries in flight: a 250 already

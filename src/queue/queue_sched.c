@@ -359,6 +359,12 @@ sched_add(struct sched *s, const char *qid)
 	sched_pump(s);
 }
 
+void
+sched_add_waiting(struct sched *s, const char *qid)
+{
+	sched_entry_get(s, qid)->waiting = 1;
+}
+
 struct sched_scan {
 	struct sched *s;
 	int flush;

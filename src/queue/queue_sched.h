@@ -45,6 +45,8 @@ struct sched *sched_new(struct event_base *base, struct worker_pool *pool, struc
 void sched_start(struct sched *s);
 /* A message just committed into active/. */
 void sched_add(struct sched *s, const char *qid);
+/* A message just committed that nothing can deliver yet. */
+void sched_add_waiting(struct sched *s, const char *qid);
 /* Pick up what an admin changed (release, delete) without hurrying anything. */
 void sched_rescan(struct sched *s);
 /* Attempt every deferred message now (`tandem queue flush`). */

@@ -10,6 +10,8 @@
 
 enum { D_BOL, D_MID, D_CR, D_DOT, D_DOTCR };
 
+#define SMTP_DATA_HDR_MAX (1LL << 20)
+
 void
 smtp_data_init(struct smtp_data *d, long long max_size)
 {
@@ -19,32 +21,59 @@ smtp_data_init(struct smtp_data *d, long long max_size)
 	d->max_size = max_size;
 }
 
+/* Copy n octets to out, stopping where a limit is crossed exactly as
+ * feeding them one at a time would: the result never depends on how the
+ * input was split. */
 static void
 data_out(struct smtp_data *d, char *out, size_t *o, const char *p, size_t n)
 {
+	size_t take = n;
+
 	if (d->errors)
 		return;
-	d->size += n;
-	if (d->max_size > 0 && d->size > d->max_size) {
+	if (d->max_size > 0 && d->size + (long long)n > d->max_size) {
+		take = d->size < d->max_size ? (size_t)(d->max_size - d->size) : 0;
 		d->errors |= SMTP_DATA_ESIZE;
+	}
+	if (d->in_headers && d->size + (long long)take > SMTP_DATA_HDR_MAX) {
+		size_t room = d->size <= SMTP_DATA_HDR_MAX ? (size_t)(SMTP_DATA_HDR_MAX - d->size) + 1 : 0;
+		if (room < take)
+			take = room;
+		d->errors |= SMTP_DATA_EHDR;
+	}
+	memcpy(out + *o, p, take);
+	*o += take;
+	d->size += take;
+}
+
+/* n ordinary octets of a line (neither CR nor LF). */
+static void
+data_run(struct smtp_data *d, const char *p, size_t n, char *out, size_t *o)
+{
+	size_t room = SMTP_DATA_LINE_MAX - 2 - (d->line_len < SMTP_DATA_LINE_MAX - 2 ? d->line_len : SMTP_DATA_LINE_MAX - 2);
+
+	for (size_t k = 0; k < n && d->line_len + k < sizeof(d->lbuf); k++)
+		d->lbuf[d->line_len + k] = p[k];
+	if (!d->eightbit)
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)p[k] >= 0x80) {
+				d->eightbit = 1;
+				break;
+			}
+	d->line_len += n;
+	if (n > room) {
+		/* the octet that makes the line too long is not passed on */
+		data_out(d, out, o, p, room);
+		d->errors |= SMTP_DATA_ELONG;
 		return;
 	}
-	if (d->in_headers && d->size > (1 << 20))
-		d->errors |= SMTP_DATA_EHDR;
-	memcpy(out + *o, p, n);
-	*o += n;
+	data_out(d, out, o, p, n);
 }
 
 static void
 data_char(struct smtp_data *d, char c, char *out, size_t *o)
 {
-	if (d->line_len < sizeof(d->lbuf))
-		d->lbuf[d->line_len] = c;
-	if (++d->line_len > SMTP_DATA_LINE_MAX - 2)
-		d->errors |= SMTP_DATA_ELONG;
-	if ((unsigned char)c >= 0x80)
-		d->eightbit = 1;
-	data_out(d, out, o, &c, 1);
+	data_run(d, &c, 1, out, o);
 }
 
 static void
@@ -57,7 +86,7 @@ data_eol(struct smtp_data *d, char *out, size_t *o)
 			d->received++;
 	}
 	d->line_len = 0;
-	data_out(d, out, o, "\r\n", 2);
+	data_out(d, out, o, "\n", 1);   /* its CR went out when it was seen */
 }
 
 size_t
@@ -70,6 +99,17 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out, size_
 	for (i = 0; i < len; i++) {
 		char c = in[i];
 
+		/* Fast path: a run of ordinary octets inside a line. */
+		if (d->state == D_MID && c != '\r' && c != '\n') {
+			size_t j = i;
+
+			while (j < len && in[j] != '\r' && in[j] != '\n')
+				j++;
+			data_run(d, in + i, j - i, out, &o);
+			i = j - 1;
+			continue;
+		}
+
 		switch (d->state) {
 		case D_BOL:
 			if (c == '.') {
@@ -78,9 +118,10 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out, size_
 			}
 			/* FALLTHROUGH */
 		case D_MID:
-			if (c == '\r')
+			if (c == '\r') {
+				data_out(d, out, &o, "\r", 1);
 				d->state = D_CR;
-			else if (c == '\n') {
+			} else if (c == '\n') {
 				d->errors |= SMTP_DATA_EBARE;
 				d->state = D_MID;
 			} else {

@@ -25,7 +25,8 @@ struct smtp_server_deps {
 	struct worker_pool *pool;
 	struct directory *dir;     /* used on the loop thread only */
 	SSL_CTX *tls;              /* NULL: no STARTTLS */
-	void (*committed)(void *arg, const char *qid);
+	/* relay_only: every recipient is for a [relay] domain */
+	void (*committed)(void *arg, const char *qid, int relay_only);
 	void *arg;
 };
 

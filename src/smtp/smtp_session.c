@@ -57,6 +57,7 @@ smtp_session_reset(struct smtp_session *s)
 	s->rcpt = NULL;
 	s->nrcpt = 0;
 	s->in_mail = 0;
+	s->local_rcpt = 0;
 	s->smtputf8 = 0;
 	s->body8 = 0;
 	queue_in_free(&s->in);
@@ -271,7 +272,7 @@ smtp_commit_done(void *arg)
 {
 	struct smtp_commit *c = arg;
 	struct smtp_session *s = c->s;
-	int rc = c->rc, err = c->err;
+	int rc = c->rc, err = c->err, relay_only = !s->local_rcpt;
 	char qid[QUEUE_ID_LEN + 1];
 
 	free(c);
@@ -285,7 +286,7 @@ smtp_commit_done(void *arg)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);
 		smtp_session_reset(s);
 		if (s->srv->d.committed)
-			s->srv->d.committed(s->srv->d.arg, qid);
+			s->srv->d.committed(s->srv->d.arg, qid, relay_only);
 	} else {
 		log_err(qid, "event=commit_failed error=%s client=[%s]", log_q(strerror(err)),
 			s->client);

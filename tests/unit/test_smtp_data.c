@@ -571,17 +571,21 @@ test_output_fits_input(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		int over;
+
 		feed(msgs[i], strlen(msgs[i]), 0, SPLIT_BYTE, 0, &r);
-		if (r.overflow)
+		over = r.overflow;
+		result_free(&r);
+		if (over)
 			fail_msg("message %zu fed byte by byte: a feed wrote more bytes than it "
 				 "was given", i);
-		result_free(&r);
 		for (unsigned seed = 1; seed <= 16; seed++) {
 			feed(msgs[i], strlen(msgs[i]), 0, SPLIT_RANDOM, seed, &r);
-			if (r.overflow)
+			over = r.overflow;
+			result_free(&r);
+			if (over)
 				fail_msg("message %zu split (seed %u): a feed wrote more bytes than "
 					 "it was given", i, seed);
-			result_free(&r);
 		}
 	}
 }
