@@ -71,7 +71,7 @@ run: deps all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/tandem
 	install -m 755 $(B)/tandem $(DESTDIR)$(PREFIX)/sbin/tandem
-	install -m 644 etc/tandem.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/tandem/
+	install -m 644 etc/tandem.conf.example etc/tandem.service README.md $(DESTDIR)$(PREFIX)/share/doc/tandem/
 
 clean:
 	rm -rf build build-asan var
