@@ -15,7 +15,7 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit e2e asan run install clean fuzz
+.PHONY: all deps test unit e2e asan run install clean fuzz fuzz-smoke
 all: $(B)/tandem
 
 deps:
@@ -56,10 +56,19 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1 python3 tests/e2e/run.py --binary build-asan/tandem --asan
 
 # libFuzzer harnesses (clang); fuzz-smoke runs each briefly on its corpus.
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# The library is built once with fuzzer instrumentation, then each harness
+# links against it.
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -D_GNU_SOURCE -Isrc \
+	      $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJ = $(LIB_SRC:%.c=$(B)/fuzzobj/%.o)
+
+$(B)/fuzzobj/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
-	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 fuzz-smoke: fuzz

@@ -2,8 +2,10 @@
  * addr: RFC 5321 path parsing (see addr.h). Strict where the RFC is clear,
  * so that nothing odd reaches the queue file, the logs or the next hop.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mail/addr.h"
 
@@ -12,7 +14,7 @@ addr_atext(unsigned char c, int utf8)
 {
 	if (c >= 0x80)
 		return utf8;
-	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* Dot-string: atoms separated by single dots. Returns length or -1. */
@@ -78,15 +80,17 @@ addr_domain_valid(const char *d, size_t len, int *nonascii)
 	if (len == 0)
 		return 0;
 	if (d[0] == '[') {
-		/* address literal: [digits and dots] or [IPv6:...]; printable, no brackets inside */
-		if (len < 3 || d[len - 1] != ']')
+		/* address literal: [IPv4] or [IPv6:...], RFC 5321 4.1.3 */
+		char lit[INET6_ADDRSTRLEN + 8];
+		unsigned char bin[16];
+
+		if (len < 3 || d[len - 1] != ']' || len - 2 >= sizeof(lit))
 			return 0;
-		for (size_t i = 1; i < len - 1; i++) {
-			unsigned char c = d[i];
-			if (!(isalnum(c) || c == '.' || c == ':'))
-				return 0;
-		}
-		return 1;
+		memcpy(lit, d + 1, len - 2);
+		lit[len - 2] = '\0';
+		if (strncasecmp(lit, "IPv6:", 5) == 0)
+			return inet_pton(AF_INET6, lit + 5, bin) == 1;
+		return inet_pton(AF_INET, lit, bin) == 1;
 	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = d[i];
@@ -137,6 +141,8 @@ addr_parse_path(const char *s, size_t len, int allow_null, int utf8, char *addr_
 		return allow_null ? ADDR_OK : ADDR_ENULL;
 	}
 	i = 1 + addr_skip_route(s + 1, len - 1);
+	if (i >= len)
+		return ADDR_ESYNTAX;
 	n = s[i] == '"' ? addr_quoted_string(s + i, len - i, &nonascii)
 			: addr_dot_string(s + i, len - i, utf8, &nonascii);
 	if (n < 0)

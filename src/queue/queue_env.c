@@ -127,6 +127,9 @@ queue_env_field(struct queue_env *env, char t, const char *v, size_t n)
 	case 'I':
 		if (n != QUEUE_ID_LEN)
 			return -1;
+		for (size_t i = 0; i < n; i++)
+			if (!isdigit((unsigned char)v[i]) && !(v[i] >= 'A' && v[i] <= 'F'))
+				return -1;
 		memcpy(env->qid, v, n);
 		env->qid[n] = '\0';
 		return 0;
@@ -218,8 +221,9 @@ queue_meta_encode(const struct queue_meta *m, size_t *len_r)
 	put_num(&b, &len, &cap, 'A', m->attempts);
 	put_num(&b, &len, &cap, 'N', m->next_attempt);
 	put_num(&b, &len, &cap, 'L', m->last_attempt);
-	if (m->last_error)
-		put_str(&b, &len, &cap, 'E', m->last_error);
+	if (m->last_error)   /* a long remote reply is cut to fit a record */
+		queue_rec_put(&b, &len, &cap, 'E', m->last_error,
+			      strnlen(m->last_error, QUEUE_REC_MAX));
 	for (int i = 0; i < m->ndone; i++)
 		if (m->done[i])
 			put_num(&b, &len, &cap, 'D', i);
@@ -253,7 +257,7 @@ queue_meta_parse(const char *buf, size_t len, struct queue_meta *m)
 		if (parse_num(v, vl, &x) < 0)
 			goto bad;
 		if (t == 'A')
-			m->attempts = (int)x;
+			m->attempts = x > 1000000 ? 1000000 : (int)x;
 		else if (t == 'N')
 			m->next_attempt = x;
 		else if (t == 'L')

@@ -30,6 +30,9 @@ struct smtp_session {
 	struct smtp_server *srv;
 	struct smtp_session *next, *prev;
 	struct bufferevent *bev;
+	struct bufferevent *raw;        /* under the TLS filter, after STARTTLS */
+	struct evbuffer_cb_entry *raw_cb;
+	struct event *free_ev;          /* frees a closing TLS session once flushed */
 	struct event *greet_ev;
 	char id[16];                /* session id for logs: "S<hex>" */
 	char client[64];            /* "1.2.3.4" */

@@ -73,6 +73,10 @@ smtp_session_free(struct smtp_session *s)
 	smtp_session_reset(s);
 	if (s->greet_ev)
 		event_free(s->greet_ev);
+	if (s->free_ev)
+		event_free(s->free_ev);
+	if (s->raw_cb)
+		evbuffer_remove_cb_entry(bufferevent_get_output(s->raw), s->raw_cb);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);
@@ -202,6 +206,7 @@ smtp_session_starttls(struct smtp_session *s)
 		smtp_session_kill(s, NULL);
 		return;
 	}
+	s->raw = s->bev;
 	s->bev = tls;
 	s->tls = 1;
 	bufferevent_setcb(s->bev, smtp_session_read, smtp_session_write, smtp_session_event, s);
@@ -213,6 +218,25 @@ smtp_session_starttls(struct smtp_session *s)
 }
 
 static void
+smtp_session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	smtp_session_free(arg);
+}
+
+/* The TLS filter hands its bytes to the socket's bufferevent: a last reply
+ * has left only once that one is empty too. */
+static void
+smtp_session_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (evbuffer_get_length(buf) == 0 && !evtimer_pending(s->free_ev, NULL)) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(s->free_ev, &now);
+	}
+}
+
+static void
 smtp_session_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -220,6 +244,14 @@ smtp_session_write(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	if (s->closing) {
+		if (s->raw != NULL && evbuffer_get_length(bufferevent_get_output(s->raw)) > 0) {
+			if (s->raw_cb == NULL) {
+				s->free_ev = evtimer_new(s->srv->d.base, smtp_session_free_cb, s);
+				s->raw_cb = evbuffer_add_cb(bufferevent_get_output(s->raw),
+							    smtp_session_raw_drained, s);
+			}
+			return;
+		}
 		smtp_session_free(s);
 		return;
 	}
@@ -232,6 +264,8 @@ smtp_session_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;   /* the TLS handshake is done; the client speaks next */
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_msg(s->id, "event=timeout client=[%s] state=%s", s->client,
 			s->in_data ? "data" : "command");

@@ -20,6 +20,8 @@ struct config_parse {
 	int nerr;
 	FILE *fp;
 	int line;   /* lines read so far: inih hands us no line numbers */
+	int cont;   /* the line just read is indented: a continuation */
+	int key_line[64];   /* where each config_keys[] entry was set */
 };
 
 /* inih's stream reader, counting lines so errors can name them. */
@@ -28,9 +30,23 @@ config_reader(char *str, int num, void *stream)
 {
 	struct config_parse *cp = stream;
 	char *s = fgets(str, num, cp->fp);
+	size_t n;
+	int c;
 
-	if (s != NULL)
-		cp->line++;
+	if (s == NULL)
+		return NULL;
+	cp->line++;
+	cp->cont = (s[0] == ' ' || s[0] == '\t') && s[strspn(s, " \t\r\n")] != '\0';
+	n = strlen(s);
+	if (n > 0 && s[n - 1] != '\n' && !feof(cp->fp)) {
+		/* inih's line buffer is smaller: refuse rather than split the line */
+		fprintf(cp->errs, "%s:%d: line longer than %d characters (continue a long list "
+				  "on indented lines)\n", cp->cf->path, cp->line, num - 2);
+		cp->nerr++;
+		while ((c = fgetc(cp->fp)) != EOF && c != '\n')
+			;
+		s[n - 1] = '\n';
+	}
 	return s;
 }
 
@@ -322,6 +338,34 @@ config_set(struct config *cf, const struct config_key *k, const char *value)
 	return "internal error";
 }
 
+/* An indented line continues a list: its entries are added. */
+static const char *
+config_append(struct config *cf, const struct config_key *k, const char *value)
+{
+	struct config_list *lst = (struct config_list *)((char *)cf + k->off), more = { 0 };
+	const char *err = NULL;
+
+	if (config_parse_list(value, &more) < 0 || lst->n + more.n > CONFIG_MAX_LIST)
+		err = "too many entries";
+	for (int i = 0; i < more.n; i++) {
+		if (err == NULL)
+			lst->v[lst->n++] = more.v[i];
+		else
+			free(more.v[i]);
+	}
+	if (err == NULL && k->kind == K_ADDRS) {
+		char host[256];
+		int port;
+
+		if (lst->n > CONFIG_MAX_LISTEN)
+			return "too many addresses";
+		for (int i = 0; i < lst->n; i++)
+			if (config_parse_hostport(lst->v[i], host, sizeof(host), &port) < 0)
+				return "expected ADDR:PORT[, ADDR:PORT...] (IPv6 as [ADDR]:PORT)";
+	}
+	return err;
+}
+
 static int
 config_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -338,13 +382,34 @@ config_handler(void *user, const char *section, const char *name, const char *va
 		known_section = 1;
 		if (strcmp(k->key, name) != 0)
 			continue;
-		if ((err = config_set(cp->cf, k, value)) != NULL)
+		if (cp->cont && (k->kind == K_LIST || k->kind == K_ADDRS))
+			err = config_append(cp->cf, k, value);
+		else
+			err = config_set(cp->cf, k, value);
+		if (err != NULL)
 			config_error(cp, line, section, name, err);
+		cp->key_line[i] = line;
 		return 1;
 	}
 	config_error(cp, line, section, name,
 		     known_section ? "unknown key" : "unknown section");
 	return 1;
+}
+
+/* The line where section/key was set, 0 when it kept its default. */
+static int
+config_key_line(struct config_parse *cp, const char *section, const char *key)
+{
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
+		if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].key, key) == 0)
+			return cp->key_line[i];
+	return 0;
+}
+
+static void
+config_check_error(struct config_parse *cp, const char *section, const char *key, const char *msg)
+{
+	config_error(cp, config_key_line(cp, section, key), section, key, msg);
 }
 
 static void
@@ -353,18 +418,18 @@ config_check(struct config_parse *cp)
 	struct config *cf = cp->cf;
 
 	if (cf->data_dir[0] != '/')
-		config_error(cp, 0, "server", "data_dir", "must be an absolute path");
+		config_check_error(cp, "server", "data_dir", "must be an absolute path");
 	if (cf->role == ROLE_BACKUP && cf->relay_domains.n == 0)
-		config_error(cp, 0, "relay", "domains", "a backup needs at least one relay domain");
+		config_check_error(cp, "relay", "domains", "a backup needs at least one relay domain");
 	if (cf->retry_min == 0 || cf->retry_max < cf->retry_min)
-		config_error(cp, 0, "queue", "retry_max", "must be at least retry_min (> 0)");
+		config_check_error(cp, "queue", "retry_max", "must be at least retry_min (> 0)");
 	if ((cf->tls_cert == NULL) != (cf->tls_key == NULL))
-		config_error(cp, 0, "tls", cf->tls_cert ? "key" : "cert",
+		config_check_error(cp, "tls", cf->tls_cert ? "key" : "cert",
 			     "cert and key go together");
 	if (cf->workers == 0 || cf->workers > 64)
-		config_error(cp, 0, "queue", "workers", "must be between 1 and 64");
+		config_check_error(cp, "queue", "workers", "must be between 1 and 64");
 	if (cf->max_recipients == 0)
-		config_error(cp, 0, "smtp", "max_recipients", "must be at least 1");
+		config_check_error(cp, "smtp", "max_recipients", "must be at least 1");
 	for (int i = 0; i < cf->relay_domains.n; i++)
 		for (char *p = cf->relay_domains.v[i]; *p; p++)
 			*p = tolower((unsigned char)*p);
@@ -374,7 +439,7 @@ struct config *
 config_load(const char *file, FILE *errs)
 {
 	struct config *cf = xcalloc(1, sizeof(*cf));
-	struct config_parse cp = { cf, errs, 0, NULL, 0 };
+	struct config_parse cp = { .cf = cf, .errs = errs };
 	FILE *fp;
 	int rc;
 

@@ -153,13 +153,27 @@ def close(conn):
     return None
 
 
-def killer(s, rng, stop, kills, max_kills, lo, hi):
-    while kills[0] < max_kills and not stop.is_set():
-        if stop.wait(rng.uniform(lo, hi)):
-            break
-        s.kill()
-        kills[0] += 1
-        s.start()
+def restart(s):
+    """Start S and wait until *this* process logs event=start (the log file
+    is appended to across restarts, so an earlier start line must not
+    count)."""
+    before = len(s.log())
+    s.start(wait=False)
+    wait_for(lambda: s.proc.poll() is not None or "event=start " in s.log()[before:],
+             timeout=20, what="tandem to restart")
+    assert s.proc.poll() is None, "tandem exited at restart:\n" + s.log()[before:]
+
+
+def killer(s, rng, stop, kills, max_kills, lo, hi, errors):
+    try:
+        while kills[0] < max_kills and not stop.is_set():
+            if stop.wait(rng.uniform(lo, hi)):
+                break
+            s.kill()
+            kills[0] += 1
+            restart(s)
+    except BaseException as e:  # reported by the main thread
+        errors.append(e)
 
 
 def run_crash(s, n, threads, max_kills, rate, lo, hi, budget):
@@ -169,8 +183,8 @@ def run_crash(s, n, threads, max_kills, rate, lo, hi, budget):
     t0 = time.monotonic()
     deadline = t0 + budget
     stop = threading.Event()
-    kills = [0]
-    k = threading.Thread(target=killer, args=(s, rng, stop, kills, max_kills, lo, hi))
+    kills, errors = [0], []
+    k = threading.Thread(target=killer, args=(s, rng, stop, kills, max_kills, lo, hi, errors))
     ws = [threading.Thread(target=sender, args=(s, ledger, t0, rate, deadline)) for _ in range(threads)]
     k.start()
     for w in ws:
@@ -180,13 +194,15 @@ def run_crash(s, n, threads, max_kills, rate, lo, hi, budget):
     stop.set()
     k.join(60)
     assert not k.is_alive() and not any(w.is_alive() for w in ws), "crash test threads hung"
+    if errors:
+        raise errors[0]
     elapsed = time.monotonic() - t0
     missing = [q for q in range(n) if q not in ledger.qid]
     assert not missing, ("seed %d: %d messages never got a 250 within %ds (kills %d): %s" %
                          (seed, len(missing), budget, kills[0], missing[:20]))
     # the final restart
     s.kill()
-    s.start()
+    restart(s)
     return ledger, kills[0], seed, elapsed
 
 
@@ -306,7 +322,7 @@ def test_crash_primary_2000_messages():
     n = 2000
     p = Server(role="primary", ip=PRIMARY_IP)
     p.setup_domain(users=("alice",))
-    p.start()
+    restart(p)
     ledger, kills, seed, elapsed = run_crash(p, n, threads=6, max_kills=10, rate=200,
                                              lo=0.3, hi=1.0, budget=100)
     # wait for the queue to drain (bounded)
@@ -347,7 +363,7 @@ def parse_queue_file(data):
 def test_crash_backup_500_messages():
     n = 500
     b = Server(role="backup", ip=BACKUP_IP, relay_domains=["example.test"])
-    b.start()
+    restart(b)
     ledger, kills, seed, elapsed = run_crash(b, n, threads=4, max_kills=6, rate=100,
                                              lo=0.3, hi=0.8, budget=60)
     time.sleep(0.5)

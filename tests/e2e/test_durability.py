@@ -88,6 +88,17 @@ def mailbox_subjects(s, address=ALICE):
     return sorted(out)
 
 
+def restart(s):
+    """Start S again and wait until *this* process logs event=start: the log
+    file is appended to across restarts, so an earlier start line must not
+    count (lib.Server.start(wait=True) looks at the whole log)."""
+    before = len(s.log())
+    s.start(wait=False)
+    wait_for(lambda: s.proc.poll() is not None or "event=start " in s.log()[before:],
+             timeout=20, what="tandem to restart")
+    assert s.proc.poll() is None, "tandem exited at restart:\n" + s.log()[before:]
+
+
 def block_maildir(s, address=ALICE):
     """Make delivery to ADDRESS fail temporarily, even as root: the mailbox
     path is a plain file, so creating tmp/ in it fails with ENOTDIR."""
@@ -129,34 +140,40 @@ class Tmpfs:
 
 # --- kill -9 while DATA streams in -----------------------------------------
 
+def tmp_files(s):
+    d = qdir(s, "tmp")
+    return [(n, os.path.getsize(os.path.join(d, n))) for n in listdir(d)]
+
+
 def test_kill_during_data_partial_removed():
     p = Server(role="primary", ip=PRIMARY_IP)
     p.setup_domain(users=("alice",))
-    p.start()
-    # Two clients in the middle of DATA: one has sent only a few lines (they
-    # may still sit in the server's write buffer: the tmp file is empty), the
-    # other 300 KB (part of it is written to queue/tmp/).
+    restart(p)
+    # Two clients in the middle of DATA: one has sent a few lines (the
+    # server may keep them in memory), the other 1 MB (more than any
+    # in-memory buffer: it streams to queue/tmp/).
     small = start_session(p)
     small.send("Subject: partial-small\r\n\r\nline 1\r\nline 2\r\n")
     big = start_session(p)
-    big.send("Subject: partial-big\r\n\r\n" + ("x" * 70 + "\r\n") * 4200)
-    tmpdir = qdir(p, "tmp")
-    wait_for(lambda: len(listdir(tmpdir)) == 2 and
-             max(os.path.getsize(os.path.join(tmpdir, n)) for n in listdir(tmpdir)) > 0,
-             what="two partial messages in queue/tmp")
+    big.send("Subject: partial-big\r\n\r\n" + ("x" * 70 + "\r\n") * 14000)
+    wait_for(lambda: any(size >= 200 * 1024 for _, size in tmp_files(p)),
+             what="a partial message being written to queue/tmp")
+    time.sleep(0.2)
+    partials = len(tmp_files(p))
+    assert 1 <= partials <= 2, tmp_files(p)
     p.kill()
     # No reply at all after 354 (in particular no 250) on either connection.
     for c in (small, big):
         assert c.closed(timeout=5)
         assert c.buf == b"", "server sent %r after 354 before dying" % c.buf
         c.close()
-    assert len(listdir(tmpdir)) == 2
+    assert len(tmp_files(p)) == partials
     assert queued_anywhere(p) == []
 
-    p.start()
+    restart(p)
     wait_for(lambda: "event=queue_loaded messages=0" in p.log(), what="queue load after restart")
-    assert "event=recovery removed_partials=2" in p.log(), p.log()
-    assert listdir(tmpdir) == []
+    assert "event=recovery removed_partials=%d" % partials in p.log(), p.log()
+    assert tmp_files(p) == []
     assert queued_anywhere(p) == []
     assert "queue is empty" in p.cli("queue", "list").stdout
     # The server works, and only the new message is ever delivered.
@@ -167,24 +184,27 @@ def test_kill_during_data_partial_removed():
     p.stop()
 
 
-def test_kill_during_final_dot_never_half_delivered():
-    """The body is complete but the final dot has not arrived: no 250, and
-    the message is not delivered after a restart."""
+def test_kill_before_final_dot_never_delivered():
+    """The body is complete but the final CRLF.CRLF has not arrived (only
+    "CRLF." of it): no 250, nothing queued or delivered after a restart --
+    for a message kept in memory and for one streamed to queue/tmp."""
     p = Server(role="primary", ip=PRIMARY_IP)
     p.setup_domain(users=("alice",))
-    p.start()
-    c = start_session(p)
-    c.send("Subject: no-dot\r\n\r\n" + ("y" * 70 + "\r\n") * 2000 + "last line\r\n.")
-    tmpdir = qdir(p, "tmp")
-    wait_for(lambda: listdir(tmpdir) and os.path.getsize(os.path.join(tmpdir, listdir(tmpdir)[0])) > 0,
-             what="partial in queue/tmp")
-    time.sleep(0.2)
+    restart(p)
+    small = start_session(p)
+    small.send("Subject: no-dot-small\r\n\r\nlast line\r\n.")
+    big = start_session(p)
+    big.send("Subject: no-dot-big\r\n\r\n" + ("y" * 70 + "\r\n") * 8000 + "last line\r\n.")
+    wait_for(lambda: any(size >= 200 * 1024 for _, size in tmp_files(p)),
+             what="the big message streaming to queue/tmp")
+    time.sleep(0.3)
     p.kill()
-    assert c.closed(timeout=5) and c.buf == b""
-    c.close()
-    p.start()
+    for c in (small, big):
+        assert c.closed(timeout=5) and c.buf == b"", c.buf
+        c.close()
+    restart(p)
     wait_for(lambda: "event=queue_loaded" in p.log(), what="restart")
-    assert listdir(tmpdir) == [] and queued_anywhere(p) == []
+    assert tmp_files(p) == [] and queued_anywhere(p) == []
     time.sleep(0.5)
     assert p.messages(ALICE) == []
     p.stop()
@@ -194,14 +214,14 @@ def test_kill_during_final_dot_never_half_delivered():
 
 def test_kill_after_250_backup_keeps_message():
     b = Server(role="backup", ip=BACKUP_IP, relay_domains=["example.test"])
-    b.start()
+    restart(b)
     qids = [send_one(b, "held-%d" % i) for i in range(3)]
     b.kill()   # immediately after the last 250
     for q in qids:
         assert os.path.exists(os.path.join(qdir(b, "active"), q)), (q, queued_anywhere(b))
     assert listdir(qdir(b, "tmp")) == []
 
-    b.start()
+    restart(b)
     wait_for(lambda: "event=queue_loaded messages=3" in b.log(), what="3 messages reloaded")
     time.sleep(0.3)
     assert b.queue_files("active") == sorted(qids)
@@ -224,14 +244,14 @@ def test_kill_after_250_primary_delivers_after_restart():
     mailbox exactly once."""
     p = Server(role="primary", ip=PRIMARY_IP)
     p.setup_domain(users=("alice",))
-    p.start()
+    restart(p)
     subjects = []
     for i in range(15):
         subj = "kill-after-250-%d" % i
         send_one(p, subj)
         subjects.append(subj)
         p.kill()
-        p.start()
+        restart(p)
     wait_for(lambda: len(p.messages(ALICE)) >= len(subjects) and not queued_anywhere(p),
              timeout=30, what="all 15 messages delivered")
     time.sleep(0.5)
@@ -246,12 +266,12 @@ def test_kill_after_250_primary_blocked_delivery():
     p = Server(role="primary", ip=PRIMARY_IP, extra={"queue": {"retry_min": "1s", "retry_max": "2s"}})
     p.setup_domain(users=("alice",))
     blocker = block_maildir(p)
-    p.start()
+    restart(p)
     qid = send_one(p, "blocked-then-killed")
     p.kill()
     assert queued_anywhere(p) == [qid], (queued_anywhere(p), p.log())
     unblock_maildir(blocker)
-    p.start()
+    restart(p)
     wait_for(lambda: p.messages(ALICE) and not queued_anywhere(p), timeout=20,
              what="delivery after restart")
     assert mailbox_subjects(p) == ["blocked-then-killed"]
@@ -267,7 +287,7 @@ def test_disk_full_451_at_end_of_data():
     try:
         p = Server(role="primary", ip=PRIMARY_IP, data_dir=fs.dir, extra={"queue": {"min_free": "1M"}})
         p.setup_domain(users=("alice",))
-        p.start()
+        restart(p)
         free0 = fs.free()
         assert free0 > 2 << 20, free0
         # More than the free space, no SIZE declared: MAIL is accepted, the
@@ -309,7 +329,7 @@ def test_disk_full_452_at_mail_for_declared_size():
     try:
         p = Server(role="primary", ip=PRIMARY_IP, data_dir=fs.dir, extra={"queue": {"min_free": "1M"}})
         p.setup_domain(users=("alice",))
-        p.start()
+        restart(p)
         free = fs.free()
         c = Conn(p.ip, p.port)
         assert c.reply()[0] == 220
@@ -348,31 +368,36 @@ def test_disk_full_452_at_mail_for_declared_size():
 
 
 def test_disk_nearly_full_small_message_fits():
-    """Fill the filesystem until a 1 MB message cannot be stored but a
-    small one can: 451 for the first, 250 for the second."""
+    """Fill the filesystem until a message cannot be stored but a small one
+    can: 451 for the first, 250 for the second. Both ways a message can
+    fail to fit are covered: a 1 MB one (written while DATA streams in) and
+    a 150 KB one (small enough to be written only at the commit)."""
     fs = Tmpfs("4m")
     try:
         p = Server(role="backup", ip=BACKUP_IP, data_dir=fs.dir,
-                   relay_domains=["example.test"], extra={"queue": {"min_free": "64k"}})
-        p.start()
+                   relay_domains=["example.test"], extra={"queue": {"min_free": "16k"}})
+        restart(p)
         filler = os.path.join(fs.dir, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * max(0, fs.free() - (400 << 10)))
-        assert fs.free() < 600 << 10
-        c = start_session(p)
         line = ("w" * 998 + "\r\n").encode()
-        c.send(b"Subject: one-mega\r\n\r\n" + line * 1050 + b".\r\n")
-        code, text = c.reply()
-        assert text.startswith("451 4.3.0"), text
-        assert c.cmd("MAIL FROM:<carol@example.org>")[0] == 250
-        assert c.cmd("RCPT TO:<%s>" % ALICE)[0] == 250
-        assert c.cmd("DATA")[0] == 354
-        code, text = c.cmd("Subject: tiny\r\n\r\nfits\r\n.")
-        assert code == 250, text
-        qid = QID_RE.search(text).group(1)
-        c.close()
-        assert p.queue_files("active") == [qid]
-        assert listdir(qdir(p, "tmp")) == []
+        qids = []
+        for room, lines in ((400, 1050), (64, 150)):
+            with open(filler, "ab") as f:
+                f.write(b"\0" * max(0, fs.free() - (room << 10)))
+            assert fs.free() < (room + 200) << 10, (room, fs.free())
+            c = start_session(p)
+            c.send(b"Subject: too-big-%d\r\n\r\n" % lines + line * lines + b".\r\n")
+            code, text = c.reply()
+            assert text.startswith("451 4.3.0"), (lines, text)
+            assert listdir(qdir(p, "tmp")) == []
+            assert c.cmd("MAIL FROM:<carol@example.org>")[0] == 250
+            assert c.cmd("RCPT TO:<%s>" % ALICE)[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            code, text = c.cmd("Subject: tiny\r\n\r\nfits\r\n.")
+            assert code == 250, (lines, text)
+            qids.append(QID_RE.search(text).group(1))
+            c.close()
+            assert p.queue_files("active") == sorted(qids)
+            assert listdir(qdir(p, "tmp")) == []
         # Free space again: large mail is accepted once more.
         os.unlink(filler)
         c = start_session(p)
@@ -380,7 +405,9 @@ def test_disk_nearly_full_small_message_fits():
         code, text = c.reply()
         assert code == 250, text
         c.close()
-        assert len(p.queue_files("active")) == 2
+        assert len(p.queue_files("active")) == 3
+        for q in qids:
+            assert "Subject: tiny" in p.cli("queue", "show", q).stdout
         p.stop()
     finally:
         for s in list(lib._live):
@@ -394,7 +421,7 @@ def test_min_free_452_at_mail():
     try:
         p = Server(role="primary", ip=PRIMARY_IP, data_dir=fs.dir, extra={"queue": {"min_free": "8M"}})
         p.setup_domain(users=("alice",))
-        p.start()
+        restart(p)
         c = Conn(p.ip, p.port)
         assert c.reply()[0] == 220
         assert c.cmd("EHLO client.example.org")[0] == 250
@@ -427,7 +454,7 @@ def test_stale_queue_file_not_delivered_twice():
     p = Server(role="primary", ip=PRIMARY_IP)
     p.setup_domain(users=("alice",))
     blocker = block_maildir(p)
-    p.start()
+    restart(p)
     qid = send_one(p, "stale-copy")
     # Delivery fails (mailbox blocked): the message is deferred.
     wait_for(lambda: p.queue_files("deferred") == [qid], what="message deferred")
@@ -447,7 +474,7 @@ def test_stale_queue_file_not_delivered_twice():
     # The same across a restart (the scan at start schedules it).
     shutil.copy2(saved, os.path.join(qdir(p, "active"), qid))
     p.kill()
-    p.start()
+    restart(p)
     wait_for(lambda: p.log().count("duplicate=avoided") >= 2 and not queued_anywhere(p),
              what="attempt after restart")
     assert len(p.messages(ALICE)) == 1, p.maildir(ALICE)

@@ -567,7 +567,10 @@ def test_disconnect_mid_data_nothing_delivered():
         if how == "rst":
             c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-    wait_for(lambda: p.log().count("event=disconnect") >= 3, timeout=5, what="disconnects logged")
+    wait_for(lambda: p.log().count("event=disconnect") >= 2 and
+             p.log().count("event=disconnect") == p.log().count("event=connect"),
+             timeout=5, what="both sessions' disconnects logged")
+    assert "state=data" in p.log(), "the lost connection in DATA is not logged"
     settle(1.0)
     assert p.messages(ALICE) == []
     assert queue_json(p) == []
