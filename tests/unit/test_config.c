@@ -540,6 +540,24 @@ long_line_case(const char *text, int nentries)
 	free(errs);
 }
 
+/* A long list goes on indented lines; each adds its entries. */
+static void
+test_list_continuation(void **state)
+{
+	char *errs;
+	struct config *cf = load("[server]\nrole = backup\n[relay]\ndomains = a.example, b.example\n"
+				 "  c.example,\n\td.example\nprimary = mx1.example\n", &errs);
+
+	(void)state;
+	assert_non_null(cf);
+	assert_int_equal(cf->relay_domains.n, 4);
+	assert_string_equal(cf->relay_domains.v[2], "c.example");
+	assert_string_equal(cf->relay_domains.v[3], "d.example");
+	assert_string_equal(cf->relay_primary, "mx1.example");
+	config_free(&cf);
+	free(errs);
+}
+
 static void
 test_long_line(void **state)
 {
@@ -764,6 +782,7 @@ main(void)
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_check_errors_name_line),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_list_continuation),
 		cmocka_unit_test(test_long_line_cut_at_space),
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_parse_duration),
