@@ -23,6 +23,7 @@
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
 #include "smtp/smtp_server.h"
+#include "store/maildir.h"
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/pidfile.h"
@@ -221,7 +222,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	static const int sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	struct serve sv = { .cf = cf };
 	char pidpath[4096];
-	int pidfd, rc = 1;
+	int pidfd, n, rc = 1;
 
 	log_init(cf->log_file);
 	signal(SIGPIPE, SIG_IGN);
@@ -247,6 +248,8 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	sv.drain = evtimer_new(sv.base, serve_drain_cb, &sv);
 	log_msg(NULL, "event=start role=%s hostname=%s data_dir=%s",
 		cf->role == ROLE_PRIMARY ? "primary" : "backup", cf->hostname, log_q(cf->data_dir));
+	if ((n = maildir_clean_all(cf->data_dir, 0)) > 0)
+		log_msg(NULL, "event=recovery removed_maildir_tmp=%d", n);
 	sched_start(sv.sched);
 	event_base_dispatch(sv.base);
 	log_msg(NULL, "event=stopped");

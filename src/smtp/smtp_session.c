@@ -297,8 +297,15 @@ smtp_commit_work(void *arg)
 {
 	struct smtp_commit *c = arg;
 
-	c->rc = queue_in_commit(c->s->in);
+	struct smtp_session *s = c->s;
+
+	c->rc = queue_in_commit(s->in);
 	c->err = c->rc == 0 ? 0 : errno;
+	/* Logged here, the moment it is on disk: a crash before the reply
+	 * still leaves the message's origin in the log. */
+	if (c->rc == 0)
+		log_msg(queue_in_qid(s->in), "event=queued from=<%s> nrcpt=%d size=%lld client=[%s] "
+			"session=%s", s->sender, s->nrcpt, queue_in_size(s->in), s->client, s->id);
 }
 
 static void
@@ -313,8 +320,6 @@ smtp_commit_done(void *arg)
 	s->busy = 0;
 	snprintf(qid, sizeof(qid), "%s", queue_in_qid(s->in));
 	if (rc == 0) {
-		log_msg(qid, "event=queued from=<%s> nrcpt=%d size=%lld client=[%s] session=%s",
-			s->sender, s->nrcpt, queue_in_size(s->in), s->client, s->id);
 		s->nmessages++;
 		if (!s->dead)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);

@@ -138,12 +138,12 @@ fail:
 }
 
 int
-maildir_clean_tmp(const char *dir)
+maildir_clean_tmp(const char *dir, long max_age)
 {
 	char p[4200];
 	struct dirent *de;
 	struct stat sb;
-	time_t old = time(NULL) - 36 * 3600;
+	time_t old = time(NULL) - max_age;
 	int n = 0;
 	DIR *d;
 
@@ -153,10 +153,47 @@ maildir_clean_tmp(const char *dir)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0 && sb.st_mtime < old &&
+		if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0 && sb.st_mtime <= old &&
 		    unlinkat(dirfd(d), de->d_name, 0) == 0)
 			n++;
 	}
 	closedir(d);
 	return n;
+}
+
+/* Calls fn for each subdirectory of dir (not "." or ".."). */
+static int
+maildir_each_subdir(const char *dir, int (*fn)(const char *path, long arg), long arg)
+{
+	char p[4200];
+	struct dirent *de;
+	int n = 0, r;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if ((r = fn(p, arg)) > 0)
+			n += r;
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+maildir_clean_domain(const char *path, long max_age)
+{
+	return maildir_each_subdir(path, maildir_clean_tmp, max_age);
+}
+
+int
+maildir_clean_all(const char *data_dir, long max_age)
+{
+	char p[4200];
+
+	snprintf(p, sizeof(p), "%s/mail", data_dir);
+	return maildir_each_subdir(p, maildir_clean_domain, max_age);
 }

@@ -4,7 +4,8 @@
  * Maildir protocol with fsyncs: write tmp/NAME, fsync, link into new/NAME,
  * fsync new/, unlink tmp/NAME. NAME is chosen by the caller; delivering the
  * same NAME twice is a no-op, which makes a retried delivery idempotent.
- * Public: maildir_path, maildir_create, maildir_deliver, maildir_clean_tmp.
+ * Public: maildir_path, maildir_create, maildir_deliver, maildir_clean_tmp,
+ * maildir_clean_all.
  */
 #ifndef TANDEM_MAILDIR_H
 #define TANDEM_MAILDIR_H
@@ -21,7 +22,12 @@ int maildir_create(const char *dir);
  * delivered earlier, -1 error (errno set). */
 int maildir_deliver(const char *dir, const char *name, const char *prefix, int src_fd, off_t off,
 		    long long len);
-/* Remove files in tmp/ older than 36 hours (the Maildir rule). */
-int maildir_clean_tmp(const char *dir);
+/* Remove files in tmp/ older than max_age seconds (the Maildir rule says
+ * 36 hours; after a crash tandem's own leftovers are stale at once, since
+ * their delivery is retried under the same name). */
+int maildir_clean_tmp(const char *dir, long max_age);
+/* maildir_clean_tmp on every mailbox under data_dir/mail/. Returns the
+ * number of files removed. */
+int maildir_clean_all(const char *data_dir, long max_age);
 
 #endif

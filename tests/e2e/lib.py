@@ -95,12 +95,13 @@ class Server:
 
     def start(self, wait=True):
         self.logf = open(self.logfile, "ab")
+        mark = len(self.log())   # look only at what this process writes
         self.proc = subprocess.Popen([BIN, "-c", self.conf, "serve"], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
         if wait:
             # Our own process must say it started: another server on the
             # same address would answer the port just as well.
-            wait_for(lambda: self.proc.poll() is not None or "event=start " in self.log(),
+            wait_for(lambda: self.proc.poll() is not None or "event=start " in self.log()[mark:],
                      timeout=20, what="tandem to start on %s:%d" % (self.ip, self.port))
             if self.proc.poll() is not None:
                 raise AssertionError("tandem exited at start:\n" + self.log())
