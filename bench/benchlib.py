@@ -199,11 +199,23 @@ class Workdir:
         os.chmod(self.path, 0o755)
 
     def remove(self):
+        """Removal waits for the end of the whole benchmark: deleting thousands
+        of queue files makes ext4 slow at creating new inodes for a while
+        (it avoids reusing recently deleted ones), which would penalise
+        whichever server runs next."""
         if KEEP and self.path:
             log("kept %s" % self.path)
         elif self.path and os.path.isdir(self.path):
-            shutil.rmtree(self.path, ignore_errors=True)
+            TO_REMOVE.append(self.path)
         self.path = None
+
+
+TO_REMOVE = []
+
+
+def remove_workdirs():
+    while TO_REMOVE:
+        shutil.rmtree(TO_REMOVE.pop(), ignore_errors=True)
 
 
 class PostfixInstance:
@@ -566,6 +578,7 @@ def cleanup():
             inst.stop()
         except Exception as e:  # keep cleaning up the others
             log("cleanup of %s failed: %s" % (inst.name, e))
+    remove_workdirs()
 
 
 def install_cleanup():

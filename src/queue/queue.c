@@ -36,6 +36,7 @@ struct queue_in {
 	int err;
 	int committed;
 	int created;       /* tmp/QID is ours to remove */
+	int anonymous;     /* an O_TMPFILE inode: it gets its name at commit */
 	long long size;
 	char *buf;         /* the message so far, or (after a spill) a write buffer */
 	size_t blen, bcap;
@@ -174,13 +175,25 @@ queue_in_create(struct queue *q, struct queue_env *env)
 	return in;
 }
 
-/* Create tmp/QID. The id is unique in this process; O_EXCL and a look at
- * the state directories keep it unique across restarts too. */
+/* Create the file: an unnamed inode in tmp/ when the whole message is
+ * written at commit (it needs no cleaning after a crash, and syncing it
+ * touches no directory), else tmp/QID. The id is unique in this process;
+ * O_EXCL, link(2) and a look at the state directories keep it unique
+ * across restarts too. */
 static int
-queue_in_open(struct queue_in *in)
+queue_in_open(struct queue_in *in, int at_commit)
 {
 	enum queue_state st;
+	char dir[4200];
 
+	if (at_commit) {
+		snprintf(dir, sizeof(dir), "%s/tmp", in->q->dir);
+		in->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+		if (in->fd >= 0) {
+			in->anonymous = 1;
+			return 0;
+		}
+	}
 	in->fd = open(in->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (in->fd >= 0 && queue_find(in->q, in->qid, &st) == 0) {
 		close(in->fd);
@@ -203,10 +216,10 @@ queue_in_qid(struct queue_in *in)
 }
 
 static int
-queue_in_flush(struct queue_in *in)
+queue_in_flush(struct queue_in *in, int at_commit)
 {
 	if (in->err == 0 && in->fd < 0)
-		queue_in_open(in);
+		queue_in_open(in, at_commit);
 	if (in->err == 0 && in->blen > 0 && durable_write_all(in->fd, in->buf, in->blen) != 0)
 		in->err = errno ? errno : EIO;
 	in->blen = 0;
@@ -219,7 +232,7 @@ queue_in_write(struct queue_in *in, const void *buf, size_t len)
 	if (in->err)
 		return -1;
 	in->size += len;
-	if (in->blen + len > QUEUE_IN_SPILL && queue_in_flush(in) != 0)
+	if (in->blen + len > QUEUE_IN_SPILL && queue_in_flush(in, 0) != 0)
 		return -1;
 	if (in->fd >= 0 && len >= QUEUE_IN_SPILL) {
 		if (durable_write_all(in->fd, buf, len) != 0)
@@ -291,22 +304,38 @@ queue_sync_active(struct queue *q)
 int
 queue_in_commit(struct queue_in *in)
 {
-	char dst[4096];
+	char dst[4096], self[64];
 
-	if (queue_in_flush(in) != 0)
+	if (queue_in_flush(in, 1) != 0)
 		goto fail;
 	if (fsync(in->fd) != 0) {
 		in->err = errno;
 		goto fail;
 	}
-	if (close(in->fd) != 0) {
+	queue_path(in->q, Q_ACTIVE, in->qid, dst, sizeof(dst));
+	if (in->anonymous) {
+		/* link(2) never replaces an existing name: a colliding id fails
+		 * here instead of overwriting a queued message. */
+		enum queue_state st;
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", in->fd);
+		if (queue_find(in->q, in->qid, &st) == 0) {
+			in->err = EEXIST;
+			goto fail;
+		}
+		if (linkat(AT_FDCWD, self, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) != 0) {
+			in->err = errno;
+			goto fail;
+		}
+		in->committed = 1;
+	}
+	if (close(in->fd) != 0 && !in->committed) {
 		in->fd = -1;
 		in->err = errno;
 		goto fail;
 	}
 	in->fd = -1;
-	queue_path(in->q, Q_ACTIVE, in->qid, dst, sizeof(dst));
-	if (rename(in->tmp, dst) != 0) {
+	if (!in->committed && rename(in->tmp, dst) != 0) {
 		in->err = errno;
 		goto fail;
 	}
