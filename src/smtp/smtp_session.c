@@ -108,6 +108,7 @@ smtp_session_kill(struct smtp_session *s, const char *reply)
 	}
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, EV_WRITE);
 	evbuffer_add(bufferevent_get_output(s->bev), reply, strlen(reply));
 	bufferevent_setcb(s->bev, NULL, smtp_session_write, smtp_session_event, s);
 }
@@ -166,7 +167,7 @@ smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr 
 	s->bev = bufferevent_socket_new(srv->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(s->bev, smtp_session_read, smtp_session_write, smtp_session_event, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE only while replies wait: see smtp_session_flush */
 	log_msg(s->id, "event=connect client=[%s]:%d", s->client, s->port);
 	if (srv->nsessions > cf->max_connections) {
 		log_msg(s->id, "event=reject client=[%s] reason=too_many_connections code=421",
@@ -257,6 +258,8 @@ smtp_session_write(struct bufferevent *bev, void *arg)
 	}
 	if (s->tls_pending)
 		smtp_session_starttls(s);
+	else if (!s->tls)
+		bufferevent_disable(bev, EV_WRITE);
 }
 
 static void
@@ -449,8 +452,29 @@ smtp_session_line(struct smtp_session *s, char *buf, size_t buflen, size_t *len_
 	return 1;
 }
 
+/* Replies go out at once with one write(2) for the whole batch; the write
+ * event (two epoll_ctl calls a reply) is armed only when the socket cannot
+ * take everything. TLS sessions leave it to the filter. */
 static void
-smtp_session_process(struct smtp_session *s)
+smtp_session_flush(struct smtp_session *s)
+{
+	struct evbuffer *out;
+
+	if (s->bev == NULL || s->closing)
+		return;
+	if (s->tls || s->tls_pending) {
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	out = bufferevent_get_output(s->bev);
+	if (evbuffer_get_length(out) > 0)
+		evbuffer_write(out, bufferevent_getfd(s->bev));
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(s->bev, EV_WRITE);
+}
+
+static void
+smtp_session_run(struct smtp_session *s)
 {
 	char line[SMTP_LINE_BUF + 1];
 	size_t len;
@@ -477,6 +501,13 @@ smtp_session_process(struct smtp_session *s)
 			smtp_session_kill(s, "421 4.7.0 Too many errors, closing connection\r\n");
 		}
 	}
+}
+
+static void
+smtp_session_process(struct smtp_session *s)
+{
+	smtp_session_run(s);
+	smtp_session_flush(s);
 }
 
 static void
