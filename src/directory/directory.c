@@ -9,16 +9,19 @@
  * lookup is an exact match. Foreign alias targets keep the case of their
  * local part (it belongs to the foreign host) and lower-case the domain.
  *
+ * This file: opening the database and its schema, the address checks,
+ * domains, users, aliases, the RCPT check and alias expansion. The other
+ * topics have their own files: directory_sql.c (statements and errors),
+ * directory_passwd.c (password hashes), directory_relay.c (the backup's
+ * recipient lists); directory_int.h is what they share.
+ *
  * Public: directory_open, directory_close, directory_error,
- * directory_error_is_temp, directory_domain_*, directory_user_*,
- * directory_alias_*, directory_rcpt_check, directory_expand,
- * directory_recipients_load, directory_recipients_clear,
- * directory_recipients_list, directory_relay_check.
+ * directory_error_is_temp, directory_domain_*, directory_user_add,
+ * directory_user_del, directory_user_list, directory_user_exists,
+ * directory_alias_*, directory_rcpt_check, directory_expand.
+ * Module-internal: dir_lowdup, dir_domain, dir_address, dir_domain_of.
  */
-#include <crypt.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,7 @@
 
 #include <sqlite3.h>
 
-#include "directory/directory.h"
+#include "directory/directory_int.h"
 #include "util/xalloc.h"
 
 #define DIR_SCHEMA_VERSION	1
@@ -35,24 +38,6 @@
 #define DIR_LOCAL_MAX		64
 #define DIR_DOMAIN_MAX		255
 #define DIR_LABEL_MAX		63
-#define DIR_HASH_MAX		512
-
-#define DIR_STMT_CACHE 48
-
-struct directory {
-	sqlite3 *db;
-	int temp;		/* the last failure came from the database */
-	int rc;			/* its extended SQLite result code */
-	char *dummy_hash;	/* unknown users cost a hash too: no timing oracle */
-	char err[512];
-	/* Prepared statements kept for reuse, keyed by the SQL literal's
-	 * address: every RCPT would otherwise parse its SQL again. */
-	struct {
-		const char *sql;
-		sqlite3_stmt *st;
-		int busy;
-	} cache[DIR_STMT_CACHE];
-};
 
 static const char dir_schema[] =
 	"CREATE TABLE IF NOT EXISTS domains ("
@@ -73,239 +58,6 @@ static const char dir_schema[] =
 	" address TEXT NOT NULL,"
 	" PRIMARY KEY (domain, address));";
 
-/* ---- errors and statements ---- */
-
-static void dir_seterr(struct directory *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-dir_seterr(struct directory *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(d->err, sizeof(d->err), fmt, ap);
-	va_end(ap);
-	d->temp = 0;
-	d->rc = SQLITE_OK;
-}
-
-/* A failure of the database itself (locked, I/O, full): -1. */
-static int
-dir_dberr(struct directory *d)
-{
-	d->rc = sqlite3_extended_errcode(d->db);
-	snprintf(d->err, sizeof(d->err), "database error: %s", sqlite3_errmsg(d->db));
-	d->temp = 1;
-	return -1;
-}
-
-/* User input quoted in messages: controls made visible, length bounded. */
-static const char *
-dir_show(const char *s, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 4 < len; i++)
-		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-	if (s[i] != '\0') {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-static int
-dir_exec(struct directory *d, const char *sql)
-{
-	if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return dir_dberr(d);
-	return 0;
-}
-
-static void
-dir_rollback(struct directory *d)
-{
-	/* Keeps the message of the failure that made us roll back. */
-	sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* Done with a statement from dir_vprepare: reset and keep it when it is
- * cached, finalize it otherwise. */
-static void
-dir_finish(struct directory *d, sqlite3_stmt *st)
-{
-	if (st == NULL)
-		return;
-	for (int i = 0; i < DIR_STMT_CACHE; i++) {
-		if (d->cache[i].st == st) {
-			sqlite3_reset(st);
-			sqlite3_clear_bindings(st);
-			d->cache[i].busy = 0;
-			return;
-		}
-	}
-	sqlite3_finalize(st);
-}
-
-/* Prepare sql and bind n text arguments, in order, from ap. */
-static sqlite3_stmt *
-dir_vprepare(struct directory *d, const char *sql, int n, va_list ap)
-{
-	sqlite3_stmt *st = NULL;
-	int slot = -1;
-
-	for (int i = 0; i < DIR_STMT_CACHE && st == NULL; i++) {
-		if (d->cache[i].sql == sql && !d->cache[i].busy) {
-			st = d->cache[i].st;
-			d->cache[i].busy = 1;
-		} else if (d->cache[i].sql == NULL && slot < 0) {
-			slot = i;
-		}
-	}
-	if (st == NULL) {
-		if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
-			dir_dberr(d);
-			return NULL;
-		}
-		if (slot >= 0) {
-			d->cache[slot].sql = sql;
-			d->cache[slot].st = st;
-			d->cache[slot].busy = 1;
-		}
-	}
-	for (int i = 1; i <= n; i++) {
-		const char *s = va_arg(ap, const char *);
-
-		if (sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-			dir_dberr(d);
-			dir_finish(d, st);
-			return NULL;
-		}
-	}
-	return st;
-}
-
-/* A statement without rows: the number of rows changed, or -1. */
-static int
-dir_run(struct directory *d, const char *sql, int n, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	int rc;
-
-	va_start(ap, n);
-	st = dir_vprepare(d, sql, n, ap);
-	va_end(ap);
-	if (st == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		dir_dberr(d);
-		dir_finish(d, st);
-		return -1;
-	}
-	dir_finish(d, st);
-	return sqlite3_changes(d->db);
-}
-
-/* The first column of the first row as a (non-negative) int, 0 without
- * rows, -1 on error. */
-static int
-dir_int(struct directory *d, const char *sql, int n, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	int rc, v = 0;
-
-	va_start(ap, n);
-	st = dir_vprepare(d, sql, n, ap);
-	va_end(ap);
-	if (st == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	else if (rc != SQLITE_DONE)
-		v = dir_dberr(d);
-	dir_finish(d, st);
-	return v;
-}
-
-static const char *
-dir_col(sqlite3_stmt *st, int col)
-{
-	const char *s = (const char *)sqlite3_column_text(st, col);
-
-	return s != NULL ? s : "";
-}
-
-/* Every row's first column into a NULL-terminated array *v_r. Returns the
- * number of rows or -1. */
-static int
-dir_strings(struct directory *d, char ***v_r, const char *sql, int n, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	char **v = NULL;
-	int rc, count = 0;
-
-	va_start(ap, n);
-	st = dir_vprepare(d, sql, n, ap);
-	va_end(ap);
-	*v_r = NULL;
-	if (st == NULL)
-		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		v = xrealloc(v, (count + 2) * sizeof(*v));
-		v[count++] = xstrdup(dir_col(st, 0));
-		v[count] = NULL;
-	}
-	if (rc != SQLITE_DONE) {
-		dir_dberr(d);
-		count = -1;
-	}
-	dir_finish(d, st);
-	*v_r = v;
-	return count;
-}
-
-static void
-dir_strings_free(char **v)
-{
-	for (char **p = v; p != NULL && *p != NULL; p++)
-		free(*p);
-	free(v);
-}
-
-/* Call fn for each row of a query with one or two text columns. */
-static int
-dir_each(struct directory *d, void (*fn1)(const char *, void *),
-	 void (*fn2)(const char *, const char *, void *), void *arg,
-	 const char *sql, int n, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	int rc;
-
-	va_start(ap, n);
-	st = dir_vprepare(d, sql, n, ap);
-	va_end(ap);
-	if (st == NULL)
-		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (fn2 != NULL)
-			fn2(dir_col(st, 0), dir_col(st, 1), arg);
-		else
-			fn1(dir_col(st, 0), arg);
-	}
-	if (rc != SQLITE_DONE)
-		dir_dberr(d);
-	dir_finish(d, st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 /* ---- addresses ---- */
 
 static void
@@ -316,7 +68,7 @@ dir_lower(char *s)
 			*s += 'a' - 'A';
 }
 
-static char *
+char *
 dir_lowdup(const char *s)
 {
 	char *p = xstrdup(s);
@@ -361,7 +113,7 @@ dir_domain_valid(const char *s, size_t len)
 	return label > 0 && s[len - 1] != '-';
 }
 
-static char *
+char *
 dir_domain(struct directory *d, const char *domain)
 {
 	char show[80];
@@ -376,7 +128,7 @@ dir_domain(struct directory *d, const char *domain)
 /* A checked, normalized copy of address: domain lower-cased, the local part
  * too unless keep_case. An empty local part ("@domain", a catch-all) only
  * when catchall. NULL with the error set. */
-static char *
+char *
 dir_address(struct directory *d, const char *address, int catchall, int keep_case)
 {
 	const char *at = strrchr(address, '@');
@@ -405,7 +157,7 @@ dir_address(struct directory *d, const char *address, int catchall, int keep_cas
 	return a;
 }
 
-static const char *
+const char *
 dir_domain_of(const char *address)
 {
 	return strrchr(address, '@') + 1;
@@ -426,99 +178,6 @@ dir_need_domain(struct directory *d, const char *dom)
 	if (r == 0)
 		dir_seterr(d, "unknown domain %s", dom);
 	return r == 1 ? 0 : -1;
-}
-
-/* ---- passwords ---- */
-
-/* crypt(3) of password with setting into a fresh string, or NULL. */
-static char *
-dir_crypt(const char *password, const char *setting)
-{
-	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
-	char *h = crypt_rn(password, setting, cd, sizeof(*cd));
-	char *out = NULL;
-
-	if (h != NULL && h[0] != '*')
-		out = xstrdup(h);
-	explicit_bzero(cd, sizeof(*cd));
-	free(cd);
-	return out;
-}
-
-static char *
-dir_hash(struct directory *d, const char *password)
-{
-	char *salt, *hash;
-
-	if (password == NULL || password[0] == '\0') {
-		dir_seterr(d, "empty password");
-		return NULL;
-	}
-	if (strlen(password) >= CRYPT_MAX_PASSPHRASE_SIZE) {
-		dir_seterr(d, "password longer than %d characters", CRYPT_MAX_PASSPHRASE_SIZE - 1);
-		return NULL;
-	}
-	salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
-	if (salt == NULL) {
-		dir_seterr(d, "cannot make a password salt: %s", strerror(errno));
-		return NULL;
-	}
-	hash = dir_crypt(password, salt);
-	free(salt);
-	if (hash == NULL)
-		dir_seterr(d, "cannot hash the password with yescrypt");
-	return hash;
-}
-
-static int
-dir_equal(const char *a, const char *b)
-{
-	size_t len = strlen(a);
-	volatile unsigned char diff = 0;
-
-	if (len != strlen(b))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
-	return diff == 0;
-}
-
-/* Dovecot schemes that are crypt(3) formats under another name. */
-static const char *const dir_crypt_schemes[] = {
-	"CRYPT", "YESCRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT",
-	"MD5-CRYPT", NULL
-};
-
-static int
-dir_crypt_scheme(const char *name, size_t len)
-{
-	for (const char *const *p = dir_crypt_schemes; *p != NULL; p++)
-		if (strlen(*p) == len && strncasecmp(name, *p, len) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-dir_hash_match(const char *stored, const char *password)
-{
-	const char *hash = stored, *end;
-	char *h;
-	int ok;
-
-	if (stored[0] == '{') {
-		end = strchr(stored, '}');
-		/* {PLAIN} and friends: plain text is never stored here. */
-		if (end == NULL || !dir_crypt_scheme(stored + 1, end - stored - 1))
-			return 0;
-		hash = end + 1;
-	}
-	/* "*" and "!" mark locked accounts in crypt(3) convention. */
-	if (hash[0] == '\0' || hash[0] == '*' || hash[0] == '!')
-		return 0;
-	h = dir_crypt(password, hash);
-	ok = h != NULL && dir_equal(h, hash);
-	free(h);
-	return ok;
 }
 
 /* ---- open, close ---- */
@@ -709,19 +368,6 @@ out:
 	return rc;
 }
 
-/* Set the stored hash of an existing user. */
-static int
-dir_user_store(struct directory *d, const char *address, const char *hash)
-{
-	char *a = dir_lowdup(address), show[80];
-	int n = dir_run(d, "UPDATE users SET password = ? WHERE address = ?", 2, hash, a);
-
-	if (n == 0)
-		dir_seterr(d, "no such user %s", dir_show(a, show, sizeof(show)));
-	free(a);
-	return n > 0 ? 0 : -1;
-}
-
 int
 directory_user_del(struct directory *d, const char *address)
 {
@@ -732,44 +378,6 @@ directory_user_del(struct directory *d, const char *address)
 		dir_seterr(d, "no such user %s", dir_show(a, show, sizeof(show)));
 	free(a);
 	return n > 0 ? 0 : -1;
-}
-
-int
-directory_user_passwd(struct directory *d, const char *address, const char *password)
-{
-	char *hash, show[80];
-	int rc;
-
-	switch (directory_user_exists(d, address)) {
-	case 0:
-		dir_seterr(d, "no such user %s", dir_show(address, show, sizeof(show)));
-		/* FALLTHROUGH */
-	case -1:
-		return -1;
-	}
-	if ((hash = dir_hash(d, password)) == NULL)
-		return -1;
-	rc = dir_user_store(d, address, hash);
-	free(hash);
-	return rc;
-}
-
-int
-directory_user_set_hash(struct directory *d, const char *address, const char *hash)
-{
-	size_t len = strlen(hash);
-
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)hash[i] <= ' ' || hash[i] == 0x7f) {
-			dir_seterr(d, "invalid password hash: space or control character");
-			return -1;
-		}
-	}
-	if (len == 0 || len >= DIR_HASH_MAX) {
-		dir_seterr(d, "invalid password hash: %s", len ? "too long" : "empty");
-		return -1;
-	}
-	return dir_user_store(d, address, hash);
 }
 
 int
@@ -786,28 +394,6 @@ directory_user_exists(struct directory *d, const char *address)
 
 	free(a);
 	return r;
-}
-
-int
-directory_user_verify(struct directory *d, const char *address, const char *password)
-{
-	char *a = dir_lowdup(address), **hash;
-	int n, ok = 0;
-
-	n = dir_strings(d, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
-	free(a);
-	if (n < 0)
-		return -1;
-	if (n > 0) {
-		ok = dir_hash_match(hash[0], password);
-	} else {
-		if (d->dummy_hash == NULL)
-			d->dummy_hash = dir_hash(d, "tandem: no such user");
-		if (d->dummy_hash != NULL)
-			dir_hash_match(d->dummy_hash, password);
-	}
-	dir_strings_free(hash);
-	return ok;
 }
 
 /* ---- aliases ---- */
@@ -1036,153 +622,4 @@ directory_expand(struct directory *d, const char *address,
 		free(x.seen[i]);
 	free(x.seen);
 	return rc < 0 ? -1 : x.count;
-}
-
-/* ---- relay recipients (backup role) ---- */
-
-static char *
-dir_trim(char *s)
-{
-	char *e = s + strlen(s);
-
-	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-		s++;
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-		*--e = '\0';
-	return s;
-}
-
-/* One line's address into st (domain bound): 1 new, 0 duplicate, -1. */
-static int
-dir_recipient_insert(struct directory *d, sqlite3_stmt *st, const char *dom,
-		     const char *file, unsigned lineno, const char *line)
-{
-	char *a = dir_address(d, line, 0, 0), msg[sizeof(d->err)], show[80];
-	int rc = -1;
-
-	if (a == NULL) {
-		snprintf(msg, sizeof(msg), "%s", d->err);
-		dir_seterr(d, "%s:%u: %s", file, lineno, msg);
-		return -1;
-	}
-	if (strcmp(dir_domain_of(a), dom) != 0) {
-		dir_seterr(d, "%s:%u: %s is not in domain %s", file, lineno,
-			   dir_show(a, show, sizeof(show)), dom);
-	} else if (sqlite3_bind_text(st, 2, a, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-		   sqlite3_step(st) != SQLITE_DONE) {
-		dir_dberr(d);
-	} else {
-		rc = sqlite3_changes(d->db) > 0;
-	}
-	sqlite3_reset(st);
-	free(a);
-	return rc;
-}
-
-/* Inside a transaction: the old list out, the file's addresses in. */
-static int
-dir_recipients_read(struct directory *d, const char *dom, const char *file, FILE *fp)
-{
-	sqlite3_stmt *st = NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	int r, count = 0;
-
-	if (dir_run(d, "DELETE FROM relay_recipients WHERE domain = ?", 1, dom) < 0)
-		return -1;
-	if (sqlite3_prepare_v2(d->db, "INSERT OR IGNORE INTO relay_recipients(domain, address)"
-			       " VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, dom, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-		count = dir_dberr(d);
-		goto out;
-	}
-	while (getline(&line, &cap, fp) != -1) {
-		char *s = dir_trim(line);
-
-		lineno++;
-		if (*s == '\0' || *s == '#')
-			continue;
-		if ((r = dir_recipient_insert(d, st, dom, file, lineno, s)) < 0) {
-			count = -1;
-			goto out;
-		}
-		count += r;
-	}
-	if (ferror(fp)) {
-		dir_seterr(d, "%s: %s", file, strerror(errno));
-		count = -1;
-	} else if (count == 0) {
-		/* An empty list would mean "accept everybody": say so instead. */
-		dir_seterr(d, "%s: no addresses; clear the list to accept every address", file);
-		count = -1;
-	}
-out:
-	dir_finish(d, st);
-	free(line);
-	return count;
-}
-
-int
-directory_recipients_load(struct directory *d, const char *domain, const char *file)
-{
-	char *dom;
-	FILE *fp;
-	int n = -1;
-
-	if ((dom = dir_domain(d, domain)) == NULL)
-		return -1;
-	if ((fp = fopen(file, "re")) == NULL) {
-		dir_seterr(d, "%s: %s", file, strerror(errno));
-		free(dom);
-		return -1;
-	}
-	if (dir_exec(d, "BEGIN IMMEDIATE") == 0) {
-		n = dir_recipients_read(d, dom, file, fp);
-		if (n >= 0 && dir_exec(d, "COMMIT") != 0)
-			n = -1;
-		if (n < 0)
-			dir_rollback(d);
-	}
-	fclose(fp);
-	free(dom);
-	return n;
-}
-
-int
-directory_recipients_clear(struct directory *d, const char *domain)
-{
-	char *dom = dir_lowdup(domain);
-	int n = dir_run(d, "DELETE FROM relay_recipients WHERE domain = ?", 1, dom);
-
-	free(dom);
-	return n < 0 ? -1 : 0;
-}
-
-int
-directory_recipients_list(struct directory *d, const char *domain,
-			  void (*fn)(const char *address, void *arg), void *arg)
-{
-	char *dom = dir_lowdup(domain);
-	int rc = dir_each(d, fn, NULL, arg, "SELECT address FROM relay_recipients"
-			  " WHERE domain = ? ORDER BY address", 1, dom);
-
-	free(dom);
-	return rc;
-}
-
-enum dir_relay
-directory_relay_check(struct directory *d, const char *address)
-{
-	char *a = dir_lowdup(address), *at = strrchr(a, '@');
-	int r = 0;
-
-	if (at != NULL)
-		r = dir_int(d, "SELECT NOT EXISTS(SELECT 1 FROM relay_recipients WHERE domain = ?1)"
-			    " OR EXISTS(SELECT 1 FROM relay_recipients"
-			    " WHERE domain = ?1 AND address = ?2)", 2, at + 1, a);
-	free(a);
-	if (r < 0)
-		return DIR_RELAY_TEMPFAIL;
-	return r ? DIR_RELAY_OK : DIR_RELAY_UNKNOWN;
 }

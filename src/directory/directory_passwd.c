@@ -1,0 +1,182 @@
+/*
+ * directory_passwd: the users' passwords. New ones are hashed with
+ * yescrypt; stored ones may be any crypt(3) hash, bare or behind a
+ * Dovecot-style "{SCHEME}" prefix, and are compared in constant time.
+ *
+ * Public: directory_user_passwd, directory_user_set_hash,
+ * directory_user_verify. Module-internal: dir_hash.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "directory/directory_int.h"
+#include "util/xalloc.h"
+
+#define DIR_HASH_MAX		512
+
+/* crypt(3) of password with setting into a fresh string, or NULL. */
+static char *
+dir_crypt(const char *password, const char *setting)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	char *h = crypt_rn(password, setting, cd, sizeof(*cd));
+	char *out = NULL;
+
+	if (h != NULL && h[0] != '*')
+		out = xstrdup(h);
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return out;
+}
+
+char *
+dir_hash(struct directory *d, const char *password)
+{
+	char *salt, *hash;
+
+	if (password == NULL || password[0] == '\0') {
+		dir_seterr(d, "empty password");
+		return NULL;
+	}
+	if (strlen(password) >= CRYPT_MAX_PASSPHRASE_SIZE) {
+		dir_seterr(d, "password longer than %d characters", CRYPT_MAX_PASSPHRASE_SIZE - 1);
+		return NULL;
+	}
+	salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
+	if (salt == NULL) {
+		dir_seterr(d, "cannot make a password salt: %s", strerror(errno));
+		return NULL;
+	}
+	hash = dir_crypt(password, salt);
+	free(salt);
+	if (hash == NULL)
+		dir_seterr(d, "cannot hash the password with yescrypt");
+	return hash;
+}
+
+static int
+dir_equal(const char *a, const char *b)
+{
+	size_t len = strlen(a);
+	volatile unsigned char diff = 0;
+
+	if (len != strlen(b))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
+	return diff == 0;
+}
+
+/* Dovecot schemes that are crypt(3) formats under another name. */
+static const char *const dir_crypt_schemes[] = {
+	"CRYPT", "YESCRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT",
+	"MD5-CRYPT", NULL
+};
+
+static int
+dir_crypt_scheme(const char *name, size_t len)
+{
+	for (const char *const *p = dir_crypt_schemes; *p != NULL; p++)
+		if (strlen(*p) == len && strncasecmp(name, *p, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+dir_hash_match(const char *stored, const char *password)
+{
+	const char *hash = stored, *end;
+	char *h;
+	int ok;
+
+	if (stored[0] == '{') {
+		end = strchr(stored, '}');
+		/* {PLAIN} and friends: plain text is never stored here. */
+		if (end == NULL || !dir_crypt_scheme(stored + 1, end - stored - 1))
+			return 0;
+		hash = end + 1;
+	}
+	/* "*" and "!" mark locked accounts in crypt(3) convention. */
+	if (hash[0] == '\0' || hash[0] == '*' || hash[0] == '!')
+		return 0;
+	h = dir_crypt(password, hash);
+	ok = h != NULL && dir_equal(h, hash);
+	free(h);
+	return ok;
+}
+
+/* Set the stored hash of an existing user. */
+static int
+dir_user_store(struct directory *d, const char *address, const char *hash)
+{
+	char *a = dir_lowdup(address), show[80];
+	int n = dir_run(d, "UPDATE users SET password = ? WHERE address = ?", 2, hash, a);
+
+	if (n == 0)
+		dir_seterr(d, "no such user %s", dir_show(a, show, sizeof(show)));
+	free(a);
+	return n > 0 ? 0 : -1;
+}
+
+int
+directory_user_passwd(struct directory *d, const char *address, const char *password)
+{
+	char *hash, show[80];
+	int rc;
+
+	switch (directory_user_exists(d, address)) {
+	case 0:
+		dir_seterr(d, "no such user %s", dir_show(address, show, sizeof(show)));
+		/* FALLTHROUGH */
+	case -1:
+		return -1;
+	}
+	if ((hash = dir_hash(d, password)) == NULL)
+		return -1;
+	rc = dir_user_store(d, address, hash);
+	free(hash);
+	return rc;
+}
+
+int
+directory_user_set_hash(struct directory *d, const char *address, const char *hash)
+{
+	size_t len = strlen(hash);
+
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)hash[i] <= ' ' || hash[i] == 0x7f) {
+			dir_seterr(d, "invalid password hash: space or control character");
+			return -1;
+		}
+	}
+	if (len == 0 || len >= DIR_HASH_MAX) {
+		dir_seterr(d, "invalid password hash: %s", len ? "too long" : "empty");
+		return -1;
+	}
+	return dir_user_store(d, address, hash);
+}
+
+int
+directory_user_verify(struct directory *d, const char *address, const char *password)
+{
+	char *a = dir_lowdup(address), **hash;
+	int n, ok = 0;
+
+	n = dir_strings(d, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
+	free(a);
+	if (n < 0)
+		return -1;
+	if (n > 0) {
+		ok = dir_hash_match(hash[0], password);
+	} else {
+		if (d->dummy_hash == NULL)
+			d->dummy_hash = dir_hash(d, "tandem: no such user");
+		if (d->dummy_hash != NULL)
+			dir_hash_match(d->dummy_hash, password);
+	}
+	dir_strings_free(hash);
+	return ok;
+}
