@@ -30,6 +30,7 @@ struct smtp_session {
 	struct smtp_server *srv;
 	struct smtp_session *next, *prev;
 	struct bufferevent *bev;
+	struct evbuffer *replies;       /* replies not yet handed to bev */
 	struct bufferevent *raw;        /* under the TLS filter, after STARTTLS */
 	struct evbuffer_cb_entry *raw_cb;
 	struct event *free_ev;          /* frees a closing TLS session once flushed */

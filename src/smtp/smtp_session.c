@@ -37,7 +37,7 @@ static void smtp_session_process(struct smtp_session *s);
 void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = s->replies;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -79,6 +79,7 @@ smtp_session_free(struct smtp_session *s)
 		evbuffer_remove_cb_entry(bufferevent_get_output(s->raw), s->raw_cb);
 	if (s->bev)
 		bufferevent_free(s->bev);
+	evbuffer_free(s->replies);
 	free(s->helo);
 	free(s->dbuf);
 	if (s->prev)
@@ -109,6 +110,7 @@ smtp_session_kill(struct smtp_session *s, const char *reply)
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_enable(s->bev, EV_WRITE);
+	evbuffer_add_buffer(bufferevent_get_output(s->bev), s->replies);
 	evbuffer_add(bufferevent_get_output(s->bev), reply, strlen(reply));
 	bufferevent_setcb(s->bev, NULL, smtp_session_write, smtp_session_event, s);
 }
@@ -156,6 +158,7 @@ smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr 
 	char peek;
 
 	s->srv = srv;
+	s->replies = evbuffer_new();
 	snprintf(s->id, sizeof(s->id), "S%lx", ++srv->next_sid);
 	smtp_session_addr(s, sa);
 	s->next = srv->sessions;
@@ -163,11 +166,14 @@ smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr 
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	evutil_make_socket_nonblocking(fd);
+	/* evconnlistener accepted it non-blocking and close-on-exec already */
 	s->bev = bufferevent_socket_new(srv->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(s->bev, smtp_session_read, smtp_session_write, smtp_session_event, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ);   /* EV_WRITE only while replies wait: see smtp_session_flush */
+	/* EV_WRITE only while replies wait (see smtp_session_flush); socket
+	 * bufferevents start with it enabled. */
+	bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	log_msg(s->id, "event=connect client=[%s]:%d", s->client, s->port);
 	if (srv->nsessions > cf->max_connections) {
 		log_msg(s->id, "event=reject client=[%s] reason=too_many_connections code=421",
@@ -454,7 +460,9 @@ smtp_session_line(struct smtp_session *s, char *buf, size_t buflen, size_t *len_
 
 /* Replies go out at once with one write(2) for the whole batch; the write
  * event (two epoll_ctl calls a reply) is armed only when the socket cannot
- * take everything. TLS sessions leave it to the filter. */
+ * take everything. A bufferevent's own output cannot be written from
+ * outside, so replies gather in s->replies first. TLS sessions hand them to
+ * the filter. */
 static void
 smtp_session_flush(struct smtp_session *s)
 {
@@ -462,15 +470,14 @@ smtp_session_flush(struct smtp_session *s)
 
 	if (s->bev == NULL || s->closing)
 		return;
-	if (s->tls || s->tls_pending) {
-		bufferevent_enable(s->bev, EV_WRITE);
-		return;
-	}
 	out = bufferevent_get_output(s->bev);
-	if (evbuffer_get_length(out) > 0)
-		evbuffer_write(out, bufferevent_getfd(s->bev));
-	if (evbuffer_get_length(out) > 0)
+	if (!s->tls && !s->tls_pending && evbuffer_get_length(out) == 0 &&
+	    evbuffer_get_length(s->replies) > 0)
+		evbuffer_write(s->replies, bufferevent_getfd(s->bev));
+	if (evbuffer_get_length(s->replies) > 0 || s->tls || s->tls_pending) {
+		evbuffer_add_buffer(out, s->replies);
 		bufferevent_enable(s->bev, EV_WRITE);
+	}
 }
 
 static void

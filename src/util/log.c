@@ -14,6 +14,7 @@
 
 static int log_fd = 2;
 static int log_debug_on;
+static int log_pid;   /* cached: one getpid(2) less per line */
 
 void
 log_init(const char *logfile)
@@ -39,11 +40,13 @@ log_v(const char *level, const char *id, const char *fmt, va_list ap)
 	struct tm tm;
 	int n, m;
 
+	if (log_pid == 0)
+		log_pid = (int)getpid();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ tandem[%d]: %s%s: ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level, id ? id : "-");
+		     tm.tm_sec, ts.tv_nsec / 1000000, log_pid, level, id ? id : "-");
 	m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	if (m < 0)
 		m = 0;
