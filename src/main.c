@@ -25,6 +25,7 @@ static const struct {
 	{ "alias", cmd_alias, "alias add ALIAS TARGET... | del ALIAS | list   (@domain = catch-all)" },
 	{ "recipients", cmd_recipients, "recipients load DOMAIN FILE | clear DOMAIN | list DOMAIN   (backup)" },
 	{ "queue", cmd_queue, "queue list [--json] | show ID | delete ID | hold ID | release ID | flush" },
+	{ "sendmail", cmd_sendmail, "sendmail [-f SENDER] [-i] [-t] [RCPT...]   (message on stdin, queued)" },
 };
 
 static void

@@ -15,6 +15,7 @@ int cmd_user(struct config *cf, int argc, char **argv);
 int cmd_alias(struct config *cf, int argc, char **argv);
 int cmd_recipients(struct config *cf, int argc, char **argv);
 int cmd_queue(struct config *cf, int argc, char **argv);
+int cmd_sendmail(struct config *cf, int argc, char **argv);
 
 /* Shared by the directory commands: open data_dir/directory.db or print
  * the error and return NULL. */
