@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mail/dsn.h"
+#include "queue/queue_bounce.h"
 #include "queue/queue_sched.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -35,6 +37,7 @@ struct sched_job {
 	struct sched_entry *e;
 	enum sched_outcome outcome;
 	long long next_attempt;
+	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
 };
 
 struct sched {
@@ -158,11 +161,47 @@ sched_backoff(const struct config *cf, int attempts)
 
 /* --- one attempt, on a worker thread ------------------------------------ */
 
-static enum sched_outcome
-sched_apply(struct sched *s, const char *qid, enum queue_state st, const struct queue_env *env,
-	    struct queue_meta *meta, struct rcpt_result *res)
+/* Recipients that failed for good (and, past the lifetime, those still
+ * failing) are reported to the sender in one DSN and marked done. */
+static int
+sched_bounce(struct sched *s, struct sched_job *job, const struct queue_env *env, int fd,
+	     off_t body_off, struct queue_meta *meta, const struct rcpt_result *res, int expired)
 {
-	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0;
+	struct dsn_rcpt *dr = xcalloc(env->nrcpt, sizeof(*dr));
+	char (*codes)[16] = xcalloc(env->nrcpt, sizeof(*codes));
+	int n = 0, rc;
+
+	for (int i = 0; i < env->nrcpt; i++) {
+		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
+			continue;
+		dr[n].address = env->rcpt[i];
+		dr[n].status = dsn_status_of(res[i].error, res[i].status == RCPT_PERM ? "5.0.0" : "4.4.7",
+					     codes[n], sizeof(codes[n]));
+		if (expired && res[i].status == RCPT_TEMP)
+			dr[n].status = "4.4.7";
+		dr[n].diagnostic = res[i].error;
+		n++;
+	}
+	rc = n == 0 ? 0 : queue_bounce(s->q, s->cf, env, fd, body_off, dr, n, expired, job->dsn_qid);
+	for (int i = 0; rc == 0 && i < env->nrcpt; i++) {
+		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
+			continue;
+		meta->done[i] = 1;
+		log_msg(env->qid, "event=bounced to=<%s> dsn=%s", env->rcpt[i],
+			job->dsn_qid[0] ? job->dsn_qid : "none(null sender)");
+	}
+	free(codes);
+	free(dr);
+	return rc == 0 ? n : -1;
+}
+
+static enum sched_outcome
+sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
+	    const struct queue_env *env, int fd, off_t body_off, struct queue_meta *meta,
+	    struct rcpt_result *res)
+{
+	const char *qid = env->qid;
+	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0, expired, bounced;
 	const char *err = NULL;
 	long long now = time(NULL);
 
@@ -186,7 +225,7 @@ sched_apply(struct sched *s, const char *qid, enum queue_state st, const struct 
 		case RCPT_PERM:
 			nperm++;
 			err = res[i].error;
-			log_msg(qid, "event=failed to=<%s> status=bounced reason=%s", env->rcpt[i], log_q(err));
+			log_msg(qid, "event=failed to=<%s> status=failed reason=%s", env->rcpt[i], log_q(err));
 			break;
 		case RCPT_WAIT:
 			nwait++;
@@ -198,6 +237,16 @@ sched_apply(struct sched *s, const char *qid, enum queue_state st, const struct 
 			break;
 		}
 	}
+	expired = ntemp > 0 && now - env->arrival > (long long)s->cf->lifetime;
+	if (expired)
+		log_msg(qid, "event=expired age=%llds", now - env->arrival);
+	bounced = nperm > 0 || expired ? sched_bounce(s, job, env, fd, body_off, meta, res, expired) : 0;
+	if (bounced > 0) {
+		ndone += bounced;
+		ntemp = expired ? 0 : ntemp;
+	} else if (bounced < 0) {
+		ntemp += nperm;   /* the DSN could not be stored: try it all again later */
+	}
 	if (ndone == env->nrcpt) {
 		queue_remove(s->q, qid, st);
 		log_msg(qid, "event=removed");
@@ -208,33 +257,18 @@ sched_apply(struct sched *s, const char *qid, enum queue_state st, const struct 
 		free(meta->last_error);
 		meta->last_error = xstrdup(err);
 	}
-	if (ntemp > 0 && now - env->arrival > (long long)s->cf->lifetime) {
-		log_msg(qid, "event=expired age=%llds status=held", now - env->arrival);
-		free(meta->last_error);
-		meta->last_error = xasprintf("expired after %llds: %s", now - env->arrival, err);
-		nperm += ntemp;
-		ntemp = 0;
+	if (ntemp > 0) {
+		meta->attempts++;
+		meta->next_attempt = now + sched_backoff(s->cf, meta->attempts);
+	} else if (ndone == ndone_before) {
+		/* only waiting, nothing learnt: spare the disk an fsync */
+		return OUT_WAIT;
 	}
-	if (ntemp > 0 || (nperm == 0 && nwait > 0)) {
-		if (ntemp > 0) {
-			meta->attempts++;
-			meta->next_attempt = now + sched_backoff(s->cf, meta->attempts);
-		} else if (ndone == ndone_before) {
-			/* only waiting, nothing learnt: spare the disk an fsync */
-			return OUT_WAIT;
-		}
-		if (queue_meta_write(s->q, qid, meta) != 0)
-			log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-		if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0)
-			log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
-		return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
-	}
-	/* Permanent failures remain for the admin until DSNs exist. */
-	queue_meta_write(s->q, qid, meta);
-	if (queue_move(s->q, qid, st, Q_HOLD) != 0)
+	if (queue_meta_write(s->q, qid, meta) != 0)
+		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
+	if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0)
 		log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
-	log_msg(qid, "event=held reason=%s", log_q(meta->last_error));
-	return OUT_HOLD;
+	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
 }
 
 static void
@@ -267,8 +301,8 @@ sched_work(void *arg)
 	queue_meta_read(s->q, qid, &meta);
 	res = xcalloc(env.nrcpt, sizeof(*res));
 	s->transport(s->arg, &env, fd, (off_t)off, &meta, res);
+	job->outcome = sched_apply(s, job, st, &env, fd, (off_t)off, &meta, res);
 	close(fd);
-	job->outcome = sched_apply(s, qid, st, &env, &meta, res);
 	job->next_attempt = meta.next_attempt;
 	if (job->outcome == OUT_DEFER)
 		log_msg(qid, "event=retry_at delay=%llds attempts=%d", meta.next_attempt - (long long)time(NULL),
@@ -287,6 +321,8 @@ sched_done(void *arg)
 
 	s->in_flight--;
 	e->in_flight = 0;
+	if (job->dsn_qid[0] != '\0')
+		sched_make_ready(sched_entry_get(s, job->dsn_qid));
 	switch (job->outcome) {
 	case OUT_DONE:
 	case OUT_GONE:

@@ -2,9 +2,10 @@
  * queue_sched: the scheduler. Knows every queued message, hands each one to
  * the transport on a worker thread when it is due, and applies the outcome:
  * all recipients done -> removed; some failed temporarily -> deferred/ with
- * exponential backoff between [queue] retry_min and retry_max; past the
- * lifetime or failed permanently -> hold/ with the reason (DSNs come with
- * outbound delivery). State lives on disk, so a restart loses nothing.
+ * exponential backoff between [queue] retry_min and retry_max; failed for
+ * good, or still failing past the lifetime -> one DSN to the sender (none
+ * for the null sender) and those recipients are done. State lives on disk,
+ * so a restart loses nothing.
  * Public: sched_new, sched_start, sched_add, sched_rescan, sched_flush,
  * sched_free, sched_backoff.
  */

@@ -1,0 +1,73 @@
+/*
+ * test_dsn: the RFC 3464 report text and status code extraction.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mail/dsn.h"
+
+static void
+test_status_of(void **state)
+{
+	char buf[16];
+
+	assert_string_equal(dsn_status_of("5.1.1 <a@b>: user unknown", "5.0.0", buf, sizeof(buf)), "5.1.1");
+	assert_string_equal(dsn_status_of("4.4.0 no route", "x", buf, sizeof(buf)), "4.4.0");
+	assert_string_equal(dsn_status_of("5.7.26 policy", "x", buf, sizeof(buf)), "5.7.26");
+	assert_string_equal(dsn_status_of("user unknown", "5.0.0", buf, sizeof(buf)), "5.0.0");
+	assert_string_equal(dsn_status_of("5.1 short", "5.0.0", buf, sizeof(buf)), "5.0.0");
+	assert_string_equal(dsn_status_of("5.1. trailing", "5.0.0", buf, sizeof(buf)), "5.0.0");
+	assert_string_equal(dsn_status_of("3.1.1 not a class", "5.0.0", buf, sizeof(buf)), "5.0.0");
+	assert_string_equal(dsn_status_of(NULL, "4.4.7", buf, sizeof(buf)), "4.4.7");
+	assert_string_equal(dsn_status_of("5.1.123456789012", "5.0.0", buf, sizeof(buf)), "5.0.0");
+}
+
+static void
+test_build(void **state)
+{
+	const char hdrs[] = "Subject: hi\r\nX-Mark: 1\r\n";
+	struct dsn_rcpt r[2] = {
+		{ "a@example.test", "5.1.1", "5.1.1 <a@example.test>: user unknown" },
+		{ "b@example.test", "4.4.7", "4.4.0 line one\r\nInjected: header" },
+	};
+	struct dsn_info in = {
+		.reporting_mta = "mx1.example.test", .qid = "0123456789ABCDEF",
+		.sender = "s@example.org", .arrival = 1700000000, .now = 1700000100,
+		.rcpt = r, .nrcpt = 2, .headers = hdrs, .headers_len = strlen(hdrs),
+	};
+	size_t len;
+	char *t = dsn_build(&in, &len);
+
+	assert_int_equal(strlen(t), len);
+	assert_non_null(strstr(t, "To: <s@example.org>\r\n"));
+	assert_non_null(strstr(t, "Content-Type: multipart/report; report-type=delivery-status;"));
+	assert_non_null(strstr(t, "Reporting-MTA: dns; mx1.example.test\r\n"));
+	assert_non_null(strstr(t, "Final-Recipient: rfc822; a@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
+	assert_non_null(strstr(t, "Status: 4.4.7\r\n"));
+	/* a diagnostic with CR/LF cannot add fields */
+	assert_null(strstr(t, "\r\nInjected: header"));
+	assert_non_null(strstr(t, "Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\nX-Mark: 1\r\n"));
+	assert_non_null(strstr(t, "--0123456789ABCDEF.1700000100/mx1.example.test--\r\n"));
+	/* every line ends in CRLF */
+	for (size_t i = 0; i < len; i++)
+		if (t[i] == '\n')
+			assert_true(i > 0 && t[i - 1] == '\r');
+	free(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_of),
+		cmocka_unit_test(test_build),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
