@@ -19,6 +19,7 @@
 
 #include "cmd/cmd.h"
 #include "deliver/deliver.h"
+#include "deliver/outbound.h"
 #include "directory/directory.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
@@ -37,6 +38,7 @@ struct serve {
 	struct queue *queue;
 	struct directory *dir;
 	struct deliver *deliver;
+	struct outbound *outbound;
 	struct sched *sched;
 	struct smtp_server *smtp;
 	SSL_CTX *tls;
@@ -50,12 +52,17 @@ serve_committed(void *arg, const char *qid, int relay_only)
 {
 	struct serve *sv = arg;
 
-	/* Mail a backup holds for its primary waits for the relay; nothing
-	 * to attempt now. */
-	if (relay_only)
-		sched_add_waiting(sv->sched, qid);
-	else
-		sched_add(sv->sched, qid);
+	(void)relay_only;
+	sched_add(sv->sched, qid);
+}
+
+static void
+serve_remote(void *arg, const struct queue_env *env, int fd, off_t body_off,
+	     struct rcpt_result *res, void (*done)(void *), void *done_arg)
+{
+	struct serve *sv = arg;
+
+	outbound_deliver(sv->outbound, env, fd, body_off, res, done, done_arg);
 }
 
 /* Shutdown waits for commits and deliveries in flight: a 250 already
@@ -89,6 +96,8 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		sv->stopping = 1;
 		log_msg(NULL, "event=stopping signal=%d", (int)sig);
 		smtp_server_shutdown(sv->smtp);
+		sched_stop(sv->sched);
+		outbound_cancel(sv->outbound);
 		serve_drain_cb(-1, 0, sv);
 		break;
 	case SIGHUP:
@@ -173,6 +182,11 @@ serve_setup(struct serve *sv)
 	sv->pool = worker_pool_new(sv->base, cf->workers);
 	sv->deliver = deliver_new(cf);
 	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
+	if ((sv->outbound = outbound_new(sv->base, cf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);
+		return -1;
+	}
+	sched_set_remote(sv->sched, serve_remote, sv);
 	memset(&deps, 0, sizeof(deps));
 	deps.base = sv->base;
 	deps.cf = cf;
@@ -201,6 +215,7 @@ serve_teardown(struct serve *sv)
 	smtp_server_free(&sv->smtp);
 	worker_pool_free(&sv->pool);
 	sched_free(&sv->sched);
+	outbound_free(&sv->outbound);
 	deliver_free(&sv->deliver);
 	directory_close(&sv->dir);
 	queue_close(&sv->queue);

@@ -131,10 +131,10 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", err);
 			continue;
 		}
-		if (config_is_relay_domain(d->cf, addr_domain(env->rcpt[i])) &&
-		    directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
-			res[i].status = RCPT_WAIT;
-			snprintf(res[i].error, sizeof(res[i].error), "waiting for relay to the primary");
+		if (directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
+			/* another host's: a relay domain's primary, or the world */
+			res[i].status = RCPT_REMOTE;
+			snprintf(res[i].error, sizeof(res[i].error), "4.4.0 waiting for outbound delivery");
 			continue;
 		}
 		r.ndest = r.nfail = r.nforeign = 0;

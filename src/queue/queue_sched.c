@@ -38,6 +38,15 @@ struct sched_job {
 	enum sched_outcome outcome;
 	long long next_attempt;
 	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
+	/* Kept across the remote phase, which runs on the loop between the
+	 * local phase and the outcome, both on workers. */
+	int remote_phase;
+	enum queue_state st;
+	struct queue_env env;
+	struct queue_meta meta;
+	struct rcpt_result *res;
+	size_t off;
+	int fd;
 };
 
 struct sched {
@@ -47,9 +56,12 @@ struct sched {
 	const struct config *cf;
 	sched_transport_fn *transport;
 	void *arg;
+	sched_remote_fn *remote;
+	void *remote_arg;
 	struct sched_entry *buckets[SCHED_BUCKETS];
 	struct sched_entry *rhead, *rtail;
 	unsigned in_flight, max_in_flight, count;
+	int stopping;                   /* no new attempts: shutting down */
 };
 
 static void sched_pump(struct sched *s);
@@ -271,45 +283,80 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
 }
 
+/* Apply the results and let go of the message (worker). */
+static void
+sched_finish(struct sched_job *job)
+{
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+
+	job->outcome = sched_apply(s, job, job->st, &job->env, job->fd, (off_t)job->off, &job->meta,
+				   job->res);
+	close(job->fd);
+	job->next_attempt = job->meta.next_attempt;
+	if (job->outcome == OUT_DEFER)
+		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
+			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
+	free(job->res);
+	job->res = NULL;
+	queue_meta_clear(&job->meta);
+	queue_env_clear(&job->env);
+}
+
 static void
 sched_work(void *arg)
 {
 	struct sched_job *job = arg;
 	struct sched *s = job->e->s;
 	const char *qid = job->e->qid;
-	struct queue_env env;
-	struct queue_meta meta;
-	struct rcpt_result *res;
-	enum queue_state st;
-	size_t off;
-	int fd;
+	int remote = 0;
 
-	if (queue_find(s->q, qid, &st) != 0 || st == Q_HOLD) {
+	if (job->remote_phase) {
+		sched_finish(job);
+		job->remote_phase = 0;
+		return;
+	}
+	if (queue_find(s->q, qid, &job->st) != 0 || job->st == Q_HOLD) {
 		job->outcome = OUT_GONE;
 		return;
 	}
-	if ((fd = queue_read_env(s->q, st, qid, &env, &off)) < 0) {
+	if ((job->fd = queue_read_env(s->q, job->st, qid, &job->env, &job->off)) < 0) {
 		if (errno == ENOENT) {
 			job->outcome = OUT_GONE;
 			return;
 		}
 		log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(errno)));
-		queue_move(s->q, qid, st, Q_HOLD);
+		queue_move(s->q, qid, job->st, Q_HOLD);
 		job->outcome = OUT_HOLD;
 		return;
 	}
-	queue_meta_read(s->q, qid, &meta);
-	res = xcalloc(env.nrcpt, sizeof(*res));
-	s->transport(s->arg, &env, fd, (off_t)off, &meta, res);
-	job->outcome = sched_apply(s, job, st, &env, fd, (off_t)off, &meta, res);
-	close(fd);
-	job->next_attempt = meta.next_attempt;
-	if (job->outcome == OUT_DEFER)
-		log_msg(qid, "event=retry_at delay=%llds attempts=%d", meta.next_attempt - (long long)time(NULL),
-			meta.attempts);
-	free(res);
-	queue_meta_clear(&meta);
-	queue_env_clear(&env);
+	queue_meta_read(s->q, qid, &job->meta);
+	job->res = xcalloc(job->env.nrcpt, sizeof(*job->res));
+	s->transport(s->arg, &job->env, job->fd, (off_t)job->off, &job->meta, job->res);
+	for (int i = 0; i < job->env.nrcpt; i++) {
+		if (job->res[i].status != RCPT_REMOTE)
+			continue;
+		if (s->remote != NULL)
+			remote = 1;
+		else
+			job->res[i].status = RCPT_WAIT;
+	}
+	if (remote) {
+		job->remote_phase = 1;   /* sched_done hands it to the remote transport */
+		return;
+	}
+	sched_finish(job);
+}
+
+static void sched_done(void *arg);
+
+/* The remote transport is done (loop): apply the results on a worker. */
+static void
+sched_remote_done(void *arg)
+{
+	struct sched_job *job = arg;
+
+	worker_submit(job->e->s->pool, sched_work, sched_done, job);
 }
 
 static void
@@ -319,6 +366,11 @@ sched_done(void *arg)
 	struct sched_entry *e = job->e;
 	struct sched *s = e->s;
 
+	if (job->remote_phase) {
+		s->remote(s->remote_arg, &job->env, job->fd, (off_t)job->off, job->res,
+			  sched_remote_done, job);
+		return;
+	}
 	s->in_flight--;
 	e->in_flight = 0;
 	if (job->dsn_qid[0] != '\0')
@@ -352,7 +404,7 @@ sched_done(void *arg)
 static void
 sched_pump(struct sched *s)
 {
-	while (s->rhead != NULL && s->in_flight < s->max_in_flight) {
+	while (!s->stopping && s->rhead != NULL && s->in_flight < s->max_in_flight) {
 		struct sched_entry *e = s->rhead;
 		struct sched_job *job;
 
@@ -393,6 +445,13 @@ sched_add(struct sched *s, const char *qid)
 
 	sched_make_ready(e);
 	sched_pump(s);
+}
+
+void
+sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg)
+{
+	s->remote = remote;
+	s->remote_arg = arg;
 }
 
 void
@@ -473,6 +532,12 @@ sched_flush(struct sched *s)
 {
 	log_msg(NULL, "event=flush");
 	sched_scan(s, 1);
+}
+
+void
+sched_stop(struct sched *s)
+{
+	s->stopping = 1;
 }
 
 unsigned

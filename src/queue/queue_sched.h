@@ -26,7 +26,8 @@ enum rcpt_status {
 	RCPT_DONE,         /* delivered (or delivered before) */
 	RCPT_TEMP,         /* try again later */
 	RCPT_PERM,         /* will never succeed */
-	RCPT_WAIT          /* not ours to deliver now (backup waiting for relay) */
+	RCPT_WAIT,         /* not ours to deliver now (no transport for it) */
+	RCPT_REMOTE        /* for another host: the remote transport's job */
 };
 
 struct rcpt_result {
@@ -40,18 +41,28 @@ struct rcpt_result {
 typedef void sched_transport_fn(void *arg, const struct queue_env *env, int fd, off_t body_off,
 				const struct queue_meta *meta, struct rcpt_result *res);
 
+/* The remote transport: runs on the loop, delivers every recipient i
+ * with res[i].status == RCPT_REMOTE, sets its result, then calls
+ * done(done_arg) from the loop. */
+typedef void sched_remote_fn(void *arg, const struct queue_env *env, int fd, off_t body_off,
+			     struct rcpt_result *res, void (*done)(void *done_arg), void *done_arg);
+
 struct sched *sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 			const struct config *cf, sched_transport_fn *transport, void *arg);
 /* Remove partials, then schedule everything in active/ and deferred/. */
 void sched_start(struct sched *s);
 /* A message just committed into active/. */
 void sched_add(struct sched *s, const char *qid);
+/* Recipients the local transport marks RCPT_REMOTE go to remote. */
+void sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg);
 /* A message just committed that nothing can deliver yet. */
 void sched_add_waiting(struct sched *s, const char *qid);
 /* Pick up what an admin changed (release, delete) without hurrying anything. */
 void sched_rescan(struct sched *s);
 /* Attempt every deferred message now (`tandem queue flush`). */
 void sched_flush(struct sched *s);
+/* Start no new attempt (shutdown); those in flight finish. */
+void sched_stop(struct sched *s);
 unsigned sched_in_flight(struct sched *s);
 void sched_free(struct sched **sp);
 /* Seconds to wait after `attempts` failed attempts. */

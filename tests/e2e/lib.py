@@ -18,6 +18,7 @@ KEEP = os.environ.get("TANDEM_KEEP") == "1"
 # Second octet for every server address: lets two runs share a machine
 # (TANDEM_E2E_NET=7 puts 127.0.0.10 at 127.7.0.10).
 NET = os.environ.get("TANDEM_E2E_NET")
+DNS_PORT = 5353 + int(NET or 0)
 
 
 def addr(ip):
@@ -72,6 +73,9 @@ class Server:
         sections = {
             "server": {"hostname": self.hostname, "role": self.role, "data_dir": self.data_dir},
             "listen": {"smtp": "%s:%d" % (self.ip, self.port)},
+            # Never the system resolver: no test may query outside loopback.
+            # Nothing answers here unless a scenario starts its own dnsmasq.
+            "dns": {"resolver": "127.0.0.1@%d" % DNS_PORT},
         }
         if self.relay_domains:
             sections["relay"] = {"domains": ", ".join(self.relay_domains)}

@@ -1,0 +1,529 @@
+/*
+ * outbound: SMTP delivery to other hosts (see outbound.h). One message's
+ * remote recipients are grouped by domain; each domain goes through
+ *   route (MX lookup, or the configured primary) -> addresses of each host
+ *   -> mx_select -> one host after the other until one takes the message.
+ */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "deliver/outbound.h"
+#include "dns/mx.h"
+#include "dns/resolver.h"
+#include "mail/addr.h"
+#include "smtp/smtp_client.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/tls.h"
+#include "util/xalloc.h"
+
+#define OB_SMTP_PORT 25
+
+struct outbound {
+	struct event_base *base;
+	const struct config *cf;
+	struct resolver *res;
+	SSL_CTX *tls;
+	const char **self_addrs;
+	size_t nself;
+	struct ob_msg *active;            /* messages in flight, for outbound_cancel */
+};
+
+struct ob_msg;
+
+struct ob_host {
+	struct resolver_mx mx;            /* pref, host */
+	char **addrs;
+	size_t naddrs;
+	int temp_fail;
+};
+
+struct ob_dom {
+	struct ob_msg *m;
+	char *domain;
+	int *idx;                         /* recipients of this domain */
+	const char **rcpt;
+	int n;
+	int port;
+	struct ob_host *hosts;
+	size_t nhosts, pending;
+	struct mx_list *targets;
+	size_t next;                      /* next target to try */
+	size_t plain_for;                 /* the target to retry without TLS */
+	char last_error[256];
+	struct smtp_client *client;
+	struct resolver_query *mxq;       /* the MX lookup in flight */
+	struct ob_addr_q **addrq;         /* address lookups in flight, per host */
+	int finished;
+};
+
+struct ob_msg {
+	struct outbound *o;
+	const struct queue_env *env;
+	int fd;
+	off_t body_off;
+	struct rcpt_result *res;
+	outbound_done_fn *done;
+	void *arg;
+	struct ob_dom *doms;
+	int ndoms, pending;
+	struct event *finish_ev;
+	struct ob_msg *next, **prevp;     /* in outbound->active */
+};
+
+struct ob_addr_q {
+	struct ob_dom *d;
+	size_t host;
+	struct resolver_query *q;
+};
+
+static void ob_try_next(struct ob_dom *d);
+
+struct outbound *
+outbound_new(struct event_base *base, const struct config *cf, char *err, size_t errlen)
+{
+	struct outbound *o = xcalloc(1, sizeof(*o));
+	char host[256];
+	int port;
+
+	o->base = base;
+	o->cf = cf;
+	if ((o->res = resolver_new(base, cf->dns_resolver, err, errlen)) == NULL) {
+		free(o);
+		return NULL;
+	}
+	o->tls = tls_client_ctx_new();
+	o->self_addrs = xcalloc(cf->listen_smtp.n + 1, sizeof(char *));
+	for (int i = 0; i < cf->listen_smtp.n; i++)
+		if (config_parse_hostport(cf->listen_smtp.v[i], host, sizeof(host), &port) == 0)
+			o->self_addrs[o->nself++] = xstrdup(host);
+	return o;
+}
+
+void
+outbound_free(struct outbound **op)
+{
+	struct outbound *o = *op;
+
+	if (o == NULL)
+		return;
+	resolver_free(&o->res);
+	if (o->tls)
+		SSL_CTX_free(o->tls);
+	for (size_t i = 0; i < o->nself; i++)
+		free((char *)o->self_addrs[i]);
+	free(o->self_addrs);
+	free(o);
+	*op = NULL;
+}
+
+/* --- results ------------------------------------------------------------ */
+
+static void
+ob_msg_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob_msg *m = arg;
+	outbound_done_fn *done = m->done;
+	void *darg = m->arg;
+
+	*m->prevp = m->next;
+	if (m->next)
+		m->next->prevp = m->prevp;
+	for (int i = 0; i < m->ndoms; i++) {
+		struct ob_dom *d = &m->doms[i];
+
+		for (size_t h = 0; h < d->nhosts; h++) {
+			free(d->hosts[h].mx.host);
+			for (size_t a = 0; a < d->hosts[h].naddrs; a++)
+				free(d->hosts[h].addrs[a]);
+			free(d->hosts[h].addrs);
+		}
+		free(d->hosts);
+		free(d->addrq);
+		mx_list_free(&d->targets);
+		free(d->domain);
+		free(d->idx);
+		free(d->rcpt);
+	}
+	free(m->doms);
+	event_free(m->finish_ev);
+	free(m);
+	done(darg);
+}
+
+/* Every recipient of d gets the same status and text. */
+static void
+ob_dom_result(struct ob_dom *d, enum rcpt_status st, const char *text)
+{
+	for (int i = 0; i < d->n; i++) {
+		struct rcpt_result *r = &d->m->res[d->idx[i]];
+
+		r->status = st;
+		snprintf(r->error, sizeof(r->error), "%s", text);
+	}
+}
+
+static void
+ob_dom_done(struct ob_dom *d)
+{
+	struct ob_msg *m = d->m;
+	struct timeval now = { 0, 0 };
+
+	d->finished = 1;
+	if (--m->pending == 0)
+		evtimer_add(m->finish_ev, &now);   /* never from inside outbound_deliver */
+}
+
+static void
+ob_dom_fail(struct ob_dom *d, int temp, const char *text)
+{
+	log_msg(d->m->env->qid, "event=outbound domain=%s status=%s reason=%s", d->domain,
+		temp ? "deferred" : "failed", log_q(text));
+	ob_dom_result(d, temp ? RCPT_TEMP : RCPT_PERM, text);
+	ob_dom_done(d);
+}
+
+/* --- the SMTP conversation ---------------------------------------------- */
+
+static void
+ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg)
+{
+	struct ob_dom *d = arg;
+	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
+	const char *qid = d->m->env->qid;
+
+	if (r->naccepted == 0 && r->msg.status == SMTP_CLIENT_TEMP && r->msg.stage <= SMTP_CLIENT_STAGE_MAIL) {
+		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s] said: %d %s", r->msg.esc,
+			 t->host, t->addr, r->msg.code, r->msg.text ? r->msg.text : "");
+		smtp_client_quit(&d->client);
+		ob_try_next(d);
+		return;
+	}
+	for (int i = 0; i < d->n; i++) {
+		const struct smtp_client_result *rr = &r->rcpt[i];
+		struct rcpt_result *out = &d->m->res[d->idx[i]];
+
+		out->status = rr->status == SMTP_CLIENT_OK ? RCPT_DONE :
+			      rr->status == SMTP_CLIENT_PERM ? RCPT_PERM : RCPT_TEMP;
+		snprintf(out->error, sizeof(out->error), "%s %s[%s] said: %d %s", rr->esc, t->host,
+			 t->addr, rr->code, rr->text ? rr->text : "");
+		log_msg(qid, "event=smtp to=<%s> relay=%s[%s]:%d status=%s reply=%s%s", d->rcpt[i],
+			t->host, t->addr, d->port,
+			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "failed" : "deferred",
+			log_q(out->error), rr->dup ? " possible_duplicate=yes" : "");
+	}
+	smtp_client_quit(&d->client);
+	ob_dom_done(d);
+}
+
+static void
+ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
+{
+	struct ob_dom *d = arg;
+	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
+	const struct queue_env *env = d->m->env;
+	struct smtp_client_msg msg;
+
+	if (r->status != SMTP_CLIENT_OK) {
+		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]: %d %s", r->esc, t->host,
+			 t->addr, r->code, r->text ? r->text : "");
+		log_msg(env->qid, "event=smtp_host_failed relay=%s[%s]:%d stage=%s reason=%s", t->host,
+			t->addr, d->port, smtp_client_stage_name(r->stage), log_q(d->last_error));
+		smtp_client_free(&d->client);
+		if (r->plain_retry && d->plain_for != d->next - 1) {
+			/* TLS may: the handshake failed, so the same host in plaintext */
+			d->plain_for = d->next - 1;
+			d->next--;
+		}
+		ob_try_next(d);
+		return;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.sender = env->sender;
+	msg.rcpt = d->rcpt;
+	msg.nrcpt = d->n;
+	msg.fd = d->m->fd;
+	msg.offset = d->m->body_off;
+	msg.length = env->size;
+	msg.body8bit = env->body8bit;
+	msg.smtputf8 = env->smtputf8;
+	smtp_client_send(c, &msg, ob_sent, d);
+}
+
+static void
+ob_try_next(struct ob_dom *d)
+{
+	const struct config *cf = d->m->o->cf;
+	struct smtp_client_opts opts;
+	const struct mx_target *t;
+	int plain;
+
+	if (d->next >= mx_list_count(d->targets)) {
+		ob_dom_fail(d, 1, d->last_error[0] ? d->last_error : "4.4.1 no host answered");
+		return;
+	}
+	plain = d->plain_for == d->next;
+	t = mx_list_get(d->targets, d->next++);
+	memset(&opts, 0, sizeof(opts));
+	opts.addr = t->addr;
+	opts.port = d->port;
+	opts.helo = cf->hostname;
+	opts.tls_ctx = d->m->o->tls;
+	opts.tls = plain ? SMTP_CLIENT_TLS_NONE :
+		   cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
+	opts.servername = t->host;
+	opts.log_id = d->m->env->qid;
+	d->client = smtp_client_new(d->m->o->base, &opts, ob_ready, d);
+}
+
+/* --- routing ------------------------------------------------------------ */
+
+static void
+ob_select(struct ob_dom *d)
+{
+	struct outbound *o = d->m->o;
+	struct mx_host *hosts = xcalloc(d->nhosts ? d->nhosts : 1, sizeof(*hosts));
+	struct mx_self self = { o->cf->hostname, o->self_addrs, o->nself, o->cf->role == ROLE_BACKUP };
+	char text[300];
+	enum mx_err e;
+
+	for (size_t i = 0; i < d->nhosts; i++) {
+		hosts[i].pref = d->hosts[i].mx.pref;
+		hosts[i].name = d->hosts[i].mx.host;
+		hosts[i].addrs = (const char *const *)d->hosts[i].addrs;
+		hosts[i].naddrs = d->hosts[i].naddrs;
+		hosts[i].temp_fail = d->hosts[i].temp_fail;
+	}
+	e = mx_select(hosts, d->nhosts, &self, NULL, NULL, &d->targets);
+	free(hosts);
+	if (e != MX_OK) {
+		mx_err_format(e, d->domain, text, sizeof(text));
+		ob_dom_fail(d, mx_err_is_temp(e), text);
+		return;
+	}
+	ob_try_next(d);
+}
+
+static void
+ob_addr_cb(struct resolver_result *r, void *arg)
+{
+	struct ob_addr_q *q = arg;
+	struct ob_dom *d = q->d;
+	struct ob_host *h = &d->hosts[q->host];
+
+	d->addrq[q->host] = NULL;
+	free(q);
+	if (r->status == RES_OK) {
+		h->addrs = r->addrs;
+		h->naddrs = r->naddrs;
+		r->addrs = NULL;
+		r->naddrs = 0;
+	} else if (r->status == RES_TEMP) {
+		h->temp_fail = 1;
+	}
+	resolver_result_free(&r);
+	if (--d->pending == 0)
+		ob_select(d);
+}
+
+static int
+ob_numeric(const char *host)
+{
+	unsigned char bin[16];
+
+	return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
+}
+
+static void
+ob_lookup_hosts(struct ob_dom *d)
+{
+	size_t lookups = 0;
+
+	/* A numeric host ([relay] primary = 192.0.2.10) needs no lookup. */
+	for (size_t i = 0; i < d->nhosts; i++) {
+		if (!ob_numeric(d->hosts[i].mx.host))
+			continue;
+		d->hosts[i].addrs = xcalloc(1, sizeof(char *));
+		d->hosts[i].addrs[0] = xstrdup(d->hosts[i].mx.host);
+		d->hosts[i].naddrs = 1;
+	}
+	for (size_t i = 0; i < d->nhosts; i++)
+		lookups += d->hosts[i].naddrs == 0;
+	if (lookups == 0) {
+		ob_select(d);
+		return;
+	}
+	d->pending = lookups;
+	d->addrq = xcalloc(d->nhosts, sizeof(*d->addrq));
+	for (size_t i = 0; i < d->nhosts; i++) {
+		struct ob_addr_q *q;
+
+		if (d->hosts[i].naddrs > 0)
+			continue;
+		q = xcalloc(1, sizeof(*q));
+		q->d = d;
+		q->host = i;
+		d->addrq[i] = q;
+		q->q = resolver_addr(d->m->o->res, d->hosts[i].mx.host, ob_addr_cb, q);
+	}
+}
+
+static void
+ob_mx_cb(struct resolver_result *r, void *arg)
+{
+	struct ob_dom *d = arg;
+	char text[300];
+
+	d->mxq = NULL;
+	switch (r->status) {
+	case RES_OK:
+		d->nhosts = r->nmx;
+		d->hosts = xcalloc(r->nmx ? r->nmx : 1, sizeof(*d->hosts));
+		for (size_t i = 0; i < r->nmx; i++) {
+			d->hosts[i].mx.pref = r->mx[i].pref;
+			d->hosts[i].mx.host = xstrdup(r->mx[i].host);
+		}
+		break;
+	case RES_NODATA:
+		/* no MX: the domain itself is the implicit MX (RFC 5321 5.1) */
+		d->nhosts = 1;
+		d->hosts = xcalloc(1, sizeof(*d->hosts));
+		d->hosts[0].mx.host = xstrdup(d->domain);
+		break;
+	case RES_NXDOMAIN:
+		snprintf(text, sizeof(text), "5.1.2 domain %s does not exist", d->domain);
+		resolver_result_free(&r);
+		ob_dom_fail(d, 0, text);
+		return;
+	default:
+		snprintf(text, sizeof(text), "4.4.3 DNS lookup of %s failed: %s", d->domain,
+			 r->error ? r->error : "temporary failure");
+		resolver_result_free(&r);
+		ob_dom_fail(d, 1, text);
+		return;
+	}
+	resolver_result_free(&r);
+	/* a null MX needs no address lookups: mx_select reports it */
+	if (d->nhosts == 1 && d->hosts[0].mx.pref == 0 && strcmp(d->hosts[0].mx.host, ".") == 0) {
+		ob_select(d);
+		return;
+	}
+	ob_lookup_hosts(d);
+}
+
+/* A backup's relay domain with [relay] primary = HOST[:PORT] set. */
+static int
+ob_route_primary(struct ob_dom *d)
+{
+	const struct config *cf = d->m->o->cf;
+	char host[256];
+	int port = OB_SMTP_PORT;
+
+	if (cf->relay_primary == NULL || !config_is_relay_domain(cf, d->domain))
+		return 0;
+	if (config_parse_hostport(cf->relay_primary, host, sizeof(host), &port) != 0)
+		snprintf(host, sizeof(host), "%s", cf->relay_primary);
+	d->port = port;
+	d->nhosts = 1;
+	d->hosts = xcalloc(1, sizeof(*d->hosts));
+	d->hosts[0].mx.pref = 0;
+	d->hosts[0].mx.host = xstrdup(host);
+	ob_lookup_hosts(d);
+	return 1;
+}
+
+static void
+ob_dom_start(struct ob_dom *d)
+{
+	d->port = OB_SMTP_PORT;
+	if (ob_route_primary(d))
+		return;
+	d->mxq = resolver_mx(d->m->o->res, d->domain, ob_mx_cb, d);
+}
+
+static struct ob_dom *
+ob_dom_for(struct ob_msg *m, const char *domain)
+{
+	for (int i = 0; i < m->ndoms; i++)
+		if (strcasecmp(m->doms[i].domain, domain) == 0)
+			return &m->doms[i];
+	m->doms = xrealloc(m->doms, (m->ndoms + 1) * sizeof(*m->doms));
+	memset(&m->doms[m->ndoms], 0, sizeof(*m->doms));
+	m->doms[m->ndoms].m = m;
+	m->doms[m->ndoms].domain = xstrdup(domain);
+	m->doms[m->ndoms].plain_for = (size_t)-1;
+	return &m->doms[m->ndoms++];
+}
+
+void
+outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t body_off,
+		 struct rcpt_result *res, outbound_done_fn *done, void *arg)
+{
+	struct ob_msg *m = xcalloc(1, sizeof(*m));
+
+	m->o = o;
+	m->env = env;
+	m->fd = fd;
+	m->body_off = body_off;
+	m->res = res;
+	m->done = done;
+	m->arg = arg;
+	m->finish_ev = evtimer_new(o->base, ob_msg_finish_cb, m);
+	m->next = o->active;
+	if (m->next)
+		m->next->prevp = &m->next;
+	m->prevp = &o->active;
+	o->active = m;
+	for (int i = 0; i < env->nrcpt; i++) {
+		struct ob_dom *d;
+
+		if (res[i].status != RCPT_REMOTE)
+			continue;
+		d = ob_dom_for(m, addr_domain(env->rcpt[i]));
+		d->idx = xrealloc(d->idx, (d->n + 1) * sizeof(int));
+		d->rcpt = xrealloc(d->rcpt, (d->n + 1) * sizeof(char *));
+		d->idx[d->n] = i;
+		d->rcpt[d->n] = env->rcpt[i];
+		d->n++;
+	}
+	m->pending = m->ndoms;
+	if (m->ndoms == 0) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(m->finish_ev, &now);
+		return;
+	}
+	/* m->doms does not move from here on: the domains keep pointers to it */
+	for (int i = 0; i < m->ndoms; i++)
+		ob_dom_start(&m->doms[i]);
+}
+
+/* Shutdown: stop every delivery in flight. Its recipients are deferred
+ * (nothing was handed over), and done() runs as usual. */
+void
+outbound_cancel(struct outbound *o)
+{
+	for (struct ob_msg *m = o->active; m != NULL; m = m->next) {
+		for (int i = 0; i < m->ndoms; i++) {
+			struct ob_dom *d = &m->doms[i];
+
+			if (d->finished)
+				continue;
+			if (d->mxq)
+				resolver_cancel(o->res, &d->mxq);
+			for (size_t h = 0; d->addrq && h < d->nhosts; h++) {
+				if (d->addrq[h] == NULL)
+					continue;
+				resolver_cancel(o->res, &d->addrq[h]->q);
+				free(d->addrq[h]);
+				d->addrq[h] = NULL;
+			}
+			if (d->client)
+				smtp_client_free(&d->client);
+			ob_dom_fail(d, 1, "4.3.2 delivery interrupted: the server is stopping");
+		}
+	}
+}

@@ -1,0 +1,33 @@
+/*
+ * outbound: delivery over SMTP to other hosts — the MX hosts of a foreign
+ * domain (RFC 5321 5.1, self-pruned), or for a backup's relay domains the
+ * MX hosts better than itself or [relay] primary. Runs on the event loop:
+ * DNS through dns/resolver, host choice through dns/mx, the conversation
+ * through smtp/smtp_client. Hosts are tried in order until one takes the
+ * message; connection-level failures move on to the next host.
+ * Public: outbound_new, outbound_free, outbound_deliver.
+ */
+#ifndef TANDEM_OUTBOUND_H
+#define TANDEM_OUTBOUND_H
+#include <sys/types.h>
+
+#include "queue/queue_sched.h"
+
+struct config;
+struct event_base;
+struct outbound;
+
+typedef void outbound_done_fn(void *arg);
+
+struct outbound *outbound_new(struct event_base *base, const struct config *cf, char *err,
+			      size_t errlen);
+void outbound_free(struct outbound **op);
+/* Stop every delivery in flight (shutdown): their recipients are deferred. */
+void outbound_cancel(struct outbound *o);
+/* Deliver every recipient i with res[i].status == RCPT_REMOTE and set its
+ * result. env, fd and res stay valid until done(arg) is called (from the
+ * loop, never from inside this call). */
+void outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t body_off,
+		      struct rcpt_result *res, outbound_done_fn *done, void *arg);
+
+#endif

@@ -1,0 +1,93 @@
+"""The backup hands what it holds to the primary; a sending tandem follows
+the MX records (dnsmasq on loopback) and falls back to the backup."""
+import os
+import signal
+import subprocess
+import time
+
+from lib import BIN, DNS_PORT, Server, wait_for
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+def relay_pair(primary_port=2525):
+    p = Server(role="primary", ip="127.0.6.10", port=primary_port)
+    p.setup_domain(users=("alice",))
+    b = Server(role="backup", ip="127.0.6.20", port=primary_port,
+               relay_domains=["example.test"],
+               extra={"queue": {"retry_min": "1s", "retry_max": "2s"}})
+    return p, b
+
+
+def test_backup_relays_to_its_configured_primary():
+    p, b = relay_pair()
+    b.extra.setdefault("relay", {})["primary"] = "%s:%d" % (p.ip, p.port)
+    b.write_config()
+    b.start()
+    subprocess.run(["swaks", "--server", "%s:%d" % (b.ip, b.port), "--from", "carol@example.org",
+                    "--to", "alice@example.test", "--h-Subject", "via the backup"],
+                   capture_output=True, timeout=30, check=True)
+    # The primary is down: the message waits on the backup.
+    wait_for(lambda: b.queue_files("deferred"), what="the message deferred on the backup")
+    p.start()
+    b.cli("queue", "flush")
+    m = wait_for(lambda: p.messages("alice@example.test"), what="delivery through the backup")
+    assert len(m) == 1 and b"Subject: via the backup" in m[0]
+    assert m[0].count(b"Received: from") == 2   # the backup's hop and the primary's
+    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+             what="the backup's queue empty")
+    assert "status=sent" in b.log()
+    b.stop()
+    p.stop()
+
+
+class Dns:
+    """A private dnsmasq on 127.0.0.1:DNS_PORT with the pair's MX records."""
+
+    def __init__(self, records):
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % DNS_PORT,
+                "--local=/test/"] + records
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        assert self.proc.poll() is None, self.proc.stderr.read()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def test_sender_follows_mx_and_falls_back_to_the_backup():
+    assert os.access(DNSMASQ, os.X_OK), "dnsmasq (Debian dnsmasq-base) is needed"
+    p, b = relay_pair(primary_port=25)
+    s = Server(role="primary", ip="127.0.6.30", hostname="mx.example.org")
+    dns = Dns(["--mx-host=example.test,mx1.example.test,10",
+               "--mx-host=example.test,mx2.example.test,20",
+               "--host-record=mx1.example.test,%s" % p.ip,
+               "--host-record=mx2.example.test,%s" % b.ip])
+    try:
+        p.start()
+        b.start()
+        s.start()
+        send = lambda subj: subprocess.run(
+            [BIN, "-c", s.conf, "sendmail", "-f", "carol@example.org", "alice@example.test"],
+            input="Subject: %s\n\nhello\n" % subj, capture_output=True, text=True, timeout=30,
+            check=True)
+        send("while the primary is up")
+        wait_for(lambda: len(p.messages("alice@example.test")) == 1, what="delivery via MX 10")
+        assert b.queue_files("active") == [] and b.queue_files("deferred") == []
+        p.stop()
+        send("while the primary is down")
+        # MX 10 refuses connections: the sender falls back to MX 20, which
+        # keeps the message (it prunes itself and its worse MXs, no loop).
+        wait_for(lambda: b.queue_files("deferred"), timeout=20, what="the backup holding it")
+        assert "loops back" not in b.log()
+        p.start()
+        b.cli("queue", "flush")
+        wait_for(lambda: len(p.messages("alice@example.test")) == 2, timeout=20,
+                 what="the backup's copy on the primary")
+        assert s.queue_files("active") == [] and s.queue_files("deferred") == []
+    finally:
+        dns.stop()
+    for srv in (s, b, p):
+        srv.stop()
