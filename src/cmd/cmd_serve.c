@@ -56,6 +56,17 @@ serve_committed(void *arg, const char *qid, int relay_only)
 	sched_add(sv->sched, qid);
 }
 
+/* A destination that was down answers again: everything waiting for it
+ * (and everything deferred) is attempted now. */
+static void
+serve_dest_up(void *arg)
+{
+	struct serve *sv = arg;
+
+	if (!sv->stopping)
+		sched_flush(sv->sched);
+}
+
 static void
 serve_remote(void *arg, const struct queue_env *env, int fd, off_t body_off,
 	     struct rcpt_result *res, void (*done)(void *), void *done_arg)
@@ -105,6 +116,7 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		sched_rescan(sv->sched);
 		break;
 	case SIGUSR2:
+		outbound_forget_down(sv->outbound);
 		sched_flush(sv->sched);
 		break;
 	}
@@ -187,6 +199,7 @@ serve_setup(struct serve *sv)
 		return -1;
 	}
 	sched_set_remote(sv->sched, serve_remote, sv);
+	outbound_set_up_cb(sv->outbound, serve_dest_up, sv);
 	memset(&deps, 0, sizeof(deps));
 	deps.base = sv->base;
 	deps.cf = cf;

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
-#include "deliver/outbound.h"
+#include "deliver/outbound_int.h"
 #include "dns/mx.h"
 #include "dns/resolver.h"
 #include "mail/addr.h"
@@ -23,15 +24,6 @@
 
 #define OB_SMTP_PORT 25
 
-struct outbound {
-	struct event_base *base;
-	const struct config *cf;
-	struct resolver *res;
-	SSL_CTX *tls;
-	const char **self_addrs;
-	size_t nself;
-	struct ob_msg *active;            /* messages in flight, for outbound_cancel */
-};
 
 struct ob_msg;
 
@@ -57,6 +49,7 @@ struct ob_dom {
 	char last_error[256];
 	struct smtp_client *client;
 	struct resolver_query *mxq;       /* the MX lookup in flight */
+	int reached;                      /* some host answered: not down */
 	struct ob_addr_q **addrq;         /* address lookups in flight, per host */
 	int finished;
 };
@@ -111,6 +104,7 @@ outbound_free(struct outbound **op)
 
 	if (o == NULL)
 		return;
+	ob_down_free_all(o);
 	resolver_free(&o->res);
 	if (o->tls)
 		SSL_CTX_free(o->tls);
@@ -196,6 +190,7 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
 	const char *qid = d->m->env->qid;
 
+	d->reached = 1;
 	if (r->naccepted == 0 && r->msg.status == SMTP_CLIENT_TEMP && r->msg.stage <= SMTP_CLIENT_STAGE_MAIL) {
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s] said: %d %s", r->msg.esc,
 			 t->host, t->addr, r->msg.code, r->msg.text ? r->msg.text : "");
@@ -263,6 +258,10 @@ ob_try_next(struct ob_dom *d)
 	int plain;
 
 	if (d->next >= mx_list_count(d->targets)) {
+		const struct mx_target *best = mx_list_get(d->targets, 0);
+
+		if (!d->reached)
+			ob_down_mark(d->m->o, d->domain, best->host, best->addr, d->port);
 		ob_dom_fail(d, 1, d->last_error[0] ? d->last_error : "4.4.1 no host answered");
 		return;
 	}
@@ -439,6 +438,21 @@ ob_route_primary(struct ob_dom *d)
 static void
 ob_dom_start(struct ob_dom *d)
 {
+	const struct config *cf = d->m->o->cf;
+	char text[256];
+
+	if (ob_down_check(d->m->o, d->domain)) {
+		/* known down and probed: wait for it, unless the lifetime is over */
+		snprintf(text, sizeof(text), "4.4.1 %s is down; waiting for it to answer a probe",
+			 d->domain);
+		if (time(NULL) - d->m->env->arrival > (long long)cf->lifetime)
+			ob_dom_fail(d, 1, text);
+		else {
+			ob_dom_result(d, RCPT_WAIT, text);
+			ob_dom_done(d);
+		}
+		return;
+	}
 	d->port = OB_SMTP_PORT;
 	if (ob_route_primary(d))
 		return;
@@ -504,8 +518,22 @@ outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t 
 /* Shutdown: stop every delivery in flight. Its recipients are deferred
  * (nothing was handed over), and done() runs as usual. */
 void
+outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg)
+{
+	o->up_cb = up;
+	o->up_arg = arg;
+}
+
+void
+outbound_forget_down(struct outbound *o)
+{
+	ob_down_free_all(o);
+}
+
+void
 outbound_cancel(struct outbound *o)
 {
+	ob_down_free_all(o);
 	for (struct ob_msg *m = o->active; m != NULL; m = m->next) {
 		for (int i = 0; i < m->ndoms; i++) {
 			struct ob_dom *d = &m->doms[i];

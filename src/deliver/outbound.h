@@ -22,6 +22,10 @@ typedef void outbound_done_fn(void *arg);
 struct outbound *outbound_new(struct event_base *base, const struct config *cf, char *err,
 			      size_t errlen);
 void outbound_free(struct outbound **op);
+/* up(arg) runs when a destination that was down answers a probe again. */
+void outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg);
+/* Forget which destinations are down (`tandem queue flush`: try them all). */
+void outbound_forget_down(struct outbound *o);
 /* Stop every delivery in flight (shutdown): their recipients are deferred. */
 void outbound_cancel(struct outbound *o);
 /* Deliver every recipient i with res[i].status == RCPT_REMOTE and set its

@@ -386,6 +386,9 @@ sched_done(void *arg)
 		if (e->again) {
 			e->again = 0;
 			sched_make_ready(e);
+		} else if (s->remote != NULL) {
+			/* looked at again now and then, so the lifetime can end it */
+			sched_at(e, time(NULL) + s->cf->retry_max);
 		}
 		break;
 	case OUT_DEFER:

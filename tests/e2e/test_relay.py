@@ -91,3 +91,29 @@ def test_sender_follows_mx_and_falls_back_to_the_backup():
         dns.stop()
     for srv in (s, b, p):
         srv.stop()
+
+
+def test_backup_probes_and_drains_when_the_primary_returns():
+    """No flush, no ETRN: the probe notices the primary and the backup drains."""
+    p, b = relay_pair()
+    b.extra["relay"] = {"primary": "%s:%d" % (p.ip, p.port), "probe_interval": "1s"}
+    b.extra["queue"] = {"retry_min": "1h", "retry_max": "2h"}   # only the probe can help
+    b.write_config()
+    b.start()
+    for i in range(5):
+        subprocess.run(["swaks", "--server", "%s:%d" % (b.ip, b.port), "--from", "carol@example.org",
+                        "--to", "alice@example.test", "--h-Subject", "held %d" % i],
+                       capture_output=True, timeout=30, check=True)
+    wait_for(lambda: "status=down" in b.log(), what="the primary marked down")
+    # One message learnt that the primary is down; the others wait without an attempt.
+    assert b.log().count("event=smtp_connect") <= 2
+    p.start()
+    t0 = time.monotonic()
+    wait_for(lambda: len(p.messages("alice@example.test")) == 5, timeout=15,
+             what="all five drained into the primary")
+    assert time.monotonic() - t0 < 10
+    assert "status=up" in b.log()
+    wait_for(lambda: b.queue_files("active") == [] and b.queue_files("deferred") == [],
+             what="the backup's queue empty")
+    b.stop()
+    p.stop()

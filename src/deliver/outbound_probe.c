@@ -1,0 +1,151 @@
+/*
+ * outbound_probe: destinations that are down. When every host of a domain
+ * refused or failed before taking a message, the domain is marked down:
+ * later messages for it wait in the queue without an attempt (no
+ * connection storm, no disk work), and a cheap probe (connect, EHLO, QUIT)
+ * every [relay] probe_interval asks the best host again. The moment it
+ * answers, the domain is up and the queue is flushed: a backup drains into
+ * its primary within seconds of its return.
+ * Public (module-internal, see outbound_int.h): ob_down_mark, ob_down_check,
+ * ob_down_free_all.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "deliver/outbound_int.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct ob_down {
+	struct outbound *o;
+	struct ob_down *next;
+	char *domain;
+	char *host;
+	char addr[64];
+	int port;
+	struct event *timer;
+	struct smtp_client *probe;
+};
+
+static void ob_down_schedule(struct ob_down *dn);
+
+static struct ob_down *
+ob_down_find(struct outbound *o, const char *domain)
+{
+	for (struct ob_down *dn = o->down; dn; dn = dn->next)
+		if (strcasecmp(dn->domain, domain) == 0)
+			return dn;
+	return NULL;
+}
+
+static void
+ob_down_free(struct ob_down *dn)
+{
+	if (dn->probe)
+		smtp_client_free(&dn->probe);
+	event_free(dn->timer);
+	free(dn->domain);
+	free(dn->host);
+	free(dn);
+}
+
+static void
+ob_down_up(struct ob_down *dn)
+{
+	struct outbound *o = dn->o;
+	struct ob_down **pp = &o->down;
+
+	while (*pp != dn)
+		pp = &(*pp)->next;
+	*pp = dn->next;
+	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=up", dn->domain, dn->host,
+		dn->addr, dn->port);
+	ob_down_free(dn);
+	if (o->up_cb)
+		o->up_cb(o->up_arg);
+}
+
+static void
+ob_probe_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
+{
+	struct ob_down *dn = arg;
+
+	if (r->status == SMTP_CLIENT_OK) {
+		smtp_client_quit(&dn->probe);
+		ob_down_up(dn);
+		return;
+	}
+	log_debug(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down", dn->domain, dn->host,
+		  dn->addr, dn->port);
+	smtp_client_free(&dn->probe);
+	ob_down_schedule(dn);
+}
+
+static void
+ob_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob_down *dn = arg;
+	struct smtp_client_opts opts;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.addr = dn->addr;
+	opts.port = dn->port;
+	opts.helo = dn->o->cf->hostname;
+	opts.tls = SMTP_CLIENT_TLS_NONE;   /* is anyone there? nothing more */
+	opts.timeouts.connect = 10000;
+	opts.timeouts.greeting = 30000;
+	opts.timeouts.helo = 30000;
+	dn->probe = smtp_client_new(dn->o->base, &opts, ob_probe_ready, dn);
+}
+
+static void
+ob_down_schedule(struct ob_down *dn)
+{
+	unsigned secs = dn->o->cf->probe_interval ? dn->o->cf->probe_interval : 15;
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(dn->timer, &tv);
+}
+
+void
+ob_down_mark(struct outbound *o, const char *domain, const char *host, const char *addr, int port)
+{
+	struct ob_down *dn = ob_down_find(o, domain);
+
+	if (dn != NULL)
+		return;
+	dn = xcalloc(1, sizeof(*dn));
+	dn->o = o;
+	dn->domain = xstrdup(domain);
+	dn->host = xstrdup(host);
+	snprintf(dn->addr, sizeof(dn->addr), "%s", addr);
+	dn->port = port;
+	dn->timer = evtimer_new(o->base, ob_probe_cb, dn);
+	dn->next = o->down;
+	o->down = dn;
+	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down every=%us", domain, host,
+		addr, port, o->cf->probe_interval);
+	ob_down_schedule(dn);
+}
+
+int
+ob_down_check(struct outbound *o, const char *domain)
+{
+	return ob_down_find(o, domain) != NULL;
+}
+
+void
+ob_down_free_all(struct outbound *o)
+{
+	while (o->down) {
+		struct ob_down *dn = o->down;
+
+		o->down = dn->next;
+		ob_down_free(dn);
+	}
+}
