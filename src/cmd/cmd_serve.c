@@ -21,6 +21,7 @@
 #include "deliver/deliver.h"
 #include "deliver/outbound.h"
 #include "directory/directory.h"
+#include "mail/addr.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
 #include "smtp/smtp_server.h"
@@ -48,12 +49,19 @@ struct serve {
 };
 
 static void
-serve_committed(void *arg, const char *qid, int relay_only)
+serve_committed(void *arg, const char *qid, int relay_only, char *const *rcpt, int nrcpt)
 {
 	struct serve *sv = arg;
+	int down = relay_only;
 
-	(void)relay_only;
-	sched_add(sv->sched, qid);
+	/* Relay mail for a primary known to be down waits for the probe:
+	 * no attempt, no work for the disk. */
+	for (int i = 0; down && i < nrcpt; i++)
+		down = outbound_is_down(sv->outbound, addr_domain(rcpt[i]));
+	if (down)
+		sched_add_waiting(sv->sched, qid);
+	else
+		sched_add(sv->sched, qid);
 }
 
 /* A destination that was down answers again: everything waiting for it

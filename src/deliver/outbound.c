@@ -524,6 +524,12 @@ outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg)
 	o->up_arg = arg;
 }
 
+int
+outbound_is_down(struct outbound *o, const char *domain)
+{
+	return ob_down_check(o, domain);
+}
+
 void
 outbound_forget_down(struct outbound *o)
 {

@@ -24,6 +24,8 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cf, 
 void outbound_free(struct outbound **op);
 /* up(arg) runs when a destination that was down answers a probe again. */
 void outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg);
+/* Is domain marked down (and being probed)? */
+int outbound_is_down(struct outbound *o, const char *domain);
 /* Forget which destinations are down (`tandem queue flush`: try them all). */
 void outbound_forget_down(struct outbound *o);
 /* Stop every delivery in flight (shutdown): their recipients are deferred. */

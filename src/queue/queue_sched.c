@@ -460,7 +460,11 @@ sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg)
 void
 sched_add_waiting(struct sched *s, const char *qid)
 {
-	sched_entry_get(s, qid)->waiting = 1;
+	struct sched_entry *e = sched_entry_get(s, qid);
+
+	e->waiting = 1;
+	/* looked at again now and then, so the lifetime can end it */
+	sched_at(e, time(NULL) + s->cf->retry_max);
 }
 
 struct sched_scan {

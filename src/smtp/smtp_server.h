@@ -26,7 +26,7 @@ struct smtp_server_deps {
 	struct directory *dir;     /* used on the loop thread only */
 	SSL_CTX *tls;              /* NULL: no STARTTLS */
 	/* relay_only: every recipient is for a [relay] domain */
-	void (*committed)(void *arg, const char *qid, int relay_only);
+	void (*committed)(void *arg, const char *qid, int relay_only, char *const *rcpt, int nrcpt);
 	void *arg;
 };
 

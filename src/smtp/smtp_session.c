@@ -332,9 +332,9 @@ smtp_commit_done(void *arg)
 		s->nmessages++;
 		if (!s->dead)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);
-		smtp_session_reset(s);
 		if (s->srv->d.committed)
-			s->srv->d.committed(s->srv->d.arg, qid, relay_only);
+			s->srv->d.committed(s->srv->d.arg, qid, relay_only, s->rcpt, s->nrcpt);
+		smtp_session_reset(s);
 	} else {
 		log_err(qid, "event=commit_failed error=%s client=[%s]", log_q(strerror(err)),
 			s->client);
