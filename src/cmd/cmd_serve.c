@@ -102,6 +102,25 @@ serve_drain_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(sv->drain, &tv);
 }
 
+/* `tandem queue flush` (SIGUSR2) and ETRN: forget which destinations are
+ * down and attempt everything now. (Per-domain flushing is not finer yet:
+ * ETRN flushes the whole queue, which includes the domain asked for.) */
+static void
+serve_flush(struct serve *sv, const char *domain)
+{
+	if (sv->stopping)
+		return;
+	outbound_forget_down(sv->outbound);
+	sched_flush(sv->sched);
+	(void)domain;
+}
+
+static void
+serve_etrn(void *arg, const char *domain)
+{
+	serve_flush(arg, domain);
+}
+
 static void
 serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -124,8 +143,7 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		sched_rescan(sv->sched);
 		break;
 	case SIGUSR2:
-		outbound_forget_down(sv->outbound);
-		sched_flush(sv->sched);
+		serve_flush(sv, NULL);
 		break;
 	}
 }
@@ -216,6 +234,7 @@ serve_setup(struct serve *sv)
 	deps.dir = sv->dir;
 	deps.tls = sv->tls;
 	deps.committed = serve_committed;
+	deps.etrn = serve_etrn;
 	deps.arg = sv;
 	sv->smtp = smtp_server_new(&deps);
 	for (int i = 0; i < (cf->listen_smtp.n ? cf->listen_smtp.n : 1); i++) {

@@ -69,6 +69,8 @@ cmd_helo_common(struct smtp_session *s, const char *arg, int esmtp)
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 	if (s->srv->d.tls && !s->tls)
 		smtp_reply(s, "250-STARTTLS");
+	if (cf->relay_domains.n > 0 && s->srv->d.etrn)
+		smtp_reply(s, "250-ETRN");
 	smtp_reply(s, "250 SMTPUTF8");
 }
 
@@ -328,7 +330,7 @@ cmd_expn(struct smtp_session *s, const char *arg)
 static void
 cmd_help(struct smtp_session *s, const char *arg)
 {
-	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s",
 		   s->srv->d.tls && !s->tls ? " STARTTLS" : "");
 	smtp_reply(s, "214 2.0.0 See RFC 5321");
 }
@@ -348,6 +350,34 @@ cmd_starttls(struct smtp_session *s, const char *arg)
 	s->tls_pending = 1;
 }
 
+/* ETRN node (RFC 1985): start delivery of what this backup holds for one
+ * of its relay domains, typically sent by the primary when it is back. */
+static void
+cmd_etrn(struct smtp_session *s, const char *arg)
+{
+	const struct config *cf = s->srv->d.cf;
+	char domain[256];
+	size_t n = strlen(arg);
+
+	if (n == 0 || n >= sizeof(domain) || strchr(arg, ' ') != NULL) {
+		smtp_reject(s, "ETRN", "501 5.5.4", "Syntax: ETRN domain", arg);
+		return;
+	}
+	if (arg[0] == '#' || arg[0] == '@') {
+		smtp_reject(s, "ETRN", "458 4.5.1", "Unable to queue messages: only plain domain names", arg);
+		return;
+	}
+	for (size_t i = 0; i <= n; i++)
+		domain[i] = (char)tolower((unsigned char)arg[i]);
+	if (s->srv->d.etrn == NULL || !config_is_relay_domain(cf, domain)) {
+		smtp_reject(s, "ETRN", "459 4.7.1", "Node not allowed: not a relay domain here", domain);
+		return;
+	}
+	log_msg(s->id, "event=etrn domain=%s client=[%s]", domain, s->client);
+	s->srv->d.etrn(s->srv->d.arg, domain);
+	smtp_reply(s, "250 2.0.0 Queuing for node %s started", domain);
+}
+
 static const struct smtp_cmd smtp_cmds[] = {
 	{ "EHLO", cmd_ehlo, 0 },
 	{ "HELO", cmd_helo, 0 },
@@ -361,6 +391,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "EXPN", cmd_expn, 0 },
 	{ "HELP", cmd_help, 0 },
 	{ "STARTTLS", cmd_starttls, F_HELO | F_NOARG | F_NOMAIL },
+	{ "ETRN", cmd_etrn, F_HELO | F_NOMAIL },
 };
 
 static int

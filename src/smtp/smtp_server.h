@@ -27,6 +27,8 @@ struct smtp_server_deps {
 	SSL_CTX *tls;              /* NULL: no STARTTLS */
 	/* relay_only: every recipient is for a [relay] domain */
 	void (*committed)(void *arg, const char *qid, int relay_only, char *const *rcpt, int nrcpt);
+	/* ETRN (RFC 1985) for one of the [relay] domains: attempt what waits */
+	void (*etrn)(void *arg, const char *domain);
 	void *arg;
 };
 

@@ -117,3 +117,35 @@ def test_backup_probes_and_drains_when_the_primary_returns():
              what="the backup's queue empty")
     b.stop()
     p.stop()
+
+
+def test_etrn_from_the_primary_starts_the_drain():
+    """ETRN (RFC 1985): the primary says it is back; the backup drains at once."""
+    from lib import Conn
+    p, b = relay_pair()
+    b.extra["relay"] = {"primary": "%s:%d" % (p.ip, p.port), "probe_interval": "1h"}
+    b.extra["queue"] = {"retry_min": "1h", "retry_max": "2h"}   # only ETRN can help
+    b.write_config()
+    b.start()
+    for i in range(3):
+        subprocess.run(["swaks", "--server", "%s:%d" % (b.ip, b.port), "--from", "carol@example.org",
+                        "--to", "alice@example.test", "--h-Subject", "held %d" % i],
+                       capture_output=True, timeout=30, check=True)
+    wait_for(lambda: "status=down" in b.log(), what="the primary marked down")
+    p.start()
+    c = Conn(b.ip, b.port)
+    assert c.reply()[0] == 220
+    code, text = c.cmd("EHLO mx1.example.test")
+    assert code == 250 and "ETRN" in text
+    assert c.cmd("ETRN")[0] == 501
+    assert c.cmd("ETRN example.org")[0] == 459          # not a relay domain here
+    assert c.cmd("ETRN #queue")[0] == 458
+    code, text = c.cmd("ETRN example.test")
+    assert code == 250 and "example.test" in text
+    c.cmd("QUIT")
+    c.close()
+    wait_for(lambda: len(p.messages("alice@example.test")) == 3, timeout=10,
+             what="the held mail on the primary")
+    assert "event=etrn domain=example.test" in b.log()
+    b.stop()
+    p.stop()
