@@ -75,6 +75,7 @@ struct ob_addr_q {
 };
 
 static void ob_try_next(struct ob_dom *d);
+static int ob_numeric(const char *host);
 
 struct outbound *
 outbound_new(struct event_base *base, const struct config *cf, char *err, size_t errlen)
@@ -274,7 +275,7 @@ ob_try_next(struct ob_dom *d)
 	opts.tls_ctx = d->m->o->tls;
 	opts.tls = plain ? SMTP_CLIENT_TLS_NONE :
 		   cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
-	opts.servername = t->host;
+	opts.servername = ob_numeric(t->host) ? NULL : t->host;   /* SNI takes names only */
 	opts.log_id = d->m->env->qid;
 	d->client = smtp_client_new(d->m->o->base, &opts, ob_ready, d);
 }
