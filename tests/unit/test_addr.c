@@ -19,33 +19,7 @@
 
 #include "mail/addr.h"
 
-/* A copy of s[0..len) whose last byte sits just before a PROT_NONE page:
- * reading s[len] faults, and cmocka reports the fault as a failure. */
-struct guard {
-	void *map;
-	size_t maplen;
-	char *p;
-};
-
-static void
-guard_init(struct guard *g, const char *s, size_t len)
-{
-	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-	size_t npages = (len + ps - 1) / ps + 1;
-
-	g->maplen = npages * ps;
-	g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->map != MAP_FAILED);
-	assert_int_equal(mprotect((char *)g->map + (npages - 1) * ps, ps, PROT_NONE), 0);
-	g->p = (char *)g->map + (npages - 1) * ps - len;
-	memcpy(g->p, s, len);
-}
-
-static void
-guard_free(struct guard *g)
-{
-	munmap(g->map, g->maplen);
-}
+#include "guard.h"
 
 static enum addr_err
 parse_guarded(const char *s, size_t len, int allow_null, int utf8, char *addr, size_t *used)

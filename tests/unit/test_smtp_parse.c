@@ -19,33 +19,7 @@
 
 #include "smtp/smtp_parse.h"
 
-struct guard {
-	void *map;
-	size_t maplen;
-	char *p;
-};
-
-/* s[0..len) then a NUL, the NUL being the last byte before a PROT_NONE page. */
-static void
-guard_init(struct guard *g, const char *s, size_t len)
-{
-	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-	size_t npages = (len + 1 + ps - 1) / ps + 1;
-
-	g->maplen = npages * ps;
-	g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->map != MAP_FAILED);
-	assert_int_equal(mprotect((char *)g->map + (npages - 1) * ps, ps, PROT_NONE), 0);
-	g->p = (char *)g->map + (npages - 1) * ps - len - 1;
-	memcpy(g->p, s, len);
-	g->p[len] = '\0';
-}
-
-static void
-guard_free(struct guard *g)
-{
-	munmap(g->map, g->maplen);
-}
+#include "guard.h"
 
 /* smtp_parse_line on line, its prefixes, and a guarded copy. */
 static int
@@ -63,7 +37,7 @@ parse_line(const char *line, struct smtp_cmdline *cmd)
 		assert_true(cmd->arg >= line && cmd->arg <= line + len);
 	}
 	for (size_t k = 0; k <= len; k++) {
-		guard_init(&g, line, k);
+		guard_init_nul(&g, line, k);
 		rc2 = smtp_parse_line(g.p, &c2);
 		if (k == len) {
 			assert_int_equal(rc2, rc);
@@ -99,7 +73,7 @@ parse_mr(const char *arg, const char *prefix, int allow_null, int utf8,
 	if (rc == SMTP_MR_EADDR)
 		assert_int_not_equal(*ae, ADDR_OK);
 	for (size_t k = 0; k <= len; k++) {
-		guard_init(&g, arg, k);
+		guard_init_nul(&g, arg, k);
 		rc2 = smtp_parse_mailrcpt(g.p, prefix, allow_null, utf8, &m2, &ae2);
 		if (k == len) {
 			assert_int_equal(rc2, rc);
@@ -128,7 +102,7 @@ have_utf8(const char *arg)
 	int r = smtp_args_have_smtputf8(arg);
 
 	for (size_t k = 0; k <= len; k++) {
-		guard_init(&g, arg, k);
+		guard_init_nul(&g, arg, k);
 		if (k == len)
 			assert_int_equal(smtp_args_have_smtputf8(g.p), r);
 		else
