@@ -17,17 +17,6 @@
 #include "util/pidfile.h"
 
 static void
-queue_nudge(struct config *cf, int sig)
-{
-	char path[4096];
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/tandem.pid", cf->data_dir);
-	if ((pid = pidfile_running(path)) > 0)
-		kill(pid, sig);
-}
-
-static void
 fmt_time(long long t, char *buf, size_t len)
 {
 	struct tm tm;
@@ -192,7 +181,7 @@ queue_change(struct config *cf, struct queue *q, const char *verb, const char *q
 			goto fail;
 		printf("%s: released\n", qid);
 	}
-	queue_nudge(cf, SIGUSR1);
+	pidfile_signal(cf->data_dir, SIGUSR1);
 	return 0;
 fail:
 	fprintf(stderr, "tandem: queue: %s %s: %s\n", verb, qid, strerror(errno));
@@ -228,7 +217,7 @@ cmd_queue(struct config *cf, int argc, char **argv)
 		  strcmp(argv[1], "release") == 0) && argc == 3)
 		rc = queue_change(cf, q, argv[1], argv[2]);
 	else if (strcmp(argv[1], "flush") == 0 && argc == 2) {
-		queue_nudge(cf, SIGUSR2);
+		pidfile_signal(cf->data_dir, SIGUSR2);
 		printf("flush requested\n");
 		rc = 0;
 	} else

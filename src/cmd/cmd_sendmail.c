@@ -220,17 +220,6 @@ sm_prefix(struct sendmail *sm, const struct config *cf, const char *qid, time_t 
 	return p;
 }
 
-static void
-sm_nudge(const struct config *cf)
-{
-	char path[4096];
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/tandem.pid", cf->data_dir);
-	if ((pid = pidfile_running(path)) > 0)
-		kill(pid, SIGUSR1);
-}
-
 static int
 sm_queue(struct sendmail *sm, struct config *cf)
 {
@@ -266,7 +255,7 @@ sm_queue(struct sendmail *sm, struct config *cf)
 		log_msg(queue_in_qid(in), "event=queued from=<%s> nrcpt=%d size=%lld uid=%d "
 			"proto=sendmail", sm->env.sender, sm->env.nrcpt, queue_in_size(in), (int)getuid());
 	}
-	sm_nudge(cf);
+	pidfile_signal(cf->data_dir, SIGUSR1);
 	rc = 0;
 out:
 	queue_in_free(&in);

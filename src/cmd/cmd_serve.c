@@ -286,7 +286,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 		fprintf(stderr, "tandem: data_dir %s: %s\n", cf->data_dir, strerror(errno));
 		return 1;
 	}
-	snprintf(pidpath, sizeof(pidpath), "%s/tandem.pid", cf->data_dir);
+	pidfile_path(cf->data_dir, pidpath, sizeof(pidpath));
 	if ((pidfd = pidfile_create(pidpath)) < 0) {
 		fprintf(stderr, "tandem: %s: %s\n", pidpath,
 			errno == EWOULDBLOCK ? "another tandem serves this data_dir" : strerror(errno));

@@ -87,7 +87,8 @@ deliver_dest(const char *dest, int is_local, void *arg)
 	r->ndest++;
 	if (!is_local) {
 		r->nforeign++;
-		snprintf(r->error, sizeof(r->error), "4.4.0 no outbound transport for <%s> yet", dest);
+		snprintf(r->error, sizeof(r->error), "4.4.0 no outbound transport for alias targets yet: <%s> "
+			 "is not forwarded", dest);
 		return;
 	}
 	for (int i = 0; i < r->nseen; i++)

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,4 +50,21 @@ pidfile_running(const char *path)
 	}
 	close(fd);
 	return pid;
+}
+
+void
+pidfile_path(const char *dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/tandem.pid", dir);
+}
+
+void
+pidfile_signal(const char *dir, int sig)
+{
+	char path[4096];
+	pid_t pid;
+
+	pidfile_path(dir, path, sizeof(path));
+	if ((pid = pidfile_running(path)) > 0)
+		kill(pid, sig);
 }
