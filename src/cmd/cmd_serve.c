@@ -49,13 +49,14 @@ struct serve {
 };
 
 static void
-serve_committed(void *arg, const char *qid, int relay_only, char *const *rcpt, int nrcpt)
+serve_committed(void *arg, const char *qid, char *const *rcpt, int nrcpt)
 {
 	struct serve *sv = arg;
-	int down = relay_only;
+	int down = nrcpt > 0;
 
-	/* Relay mail for a primary known to be down waits for the probe:
-	 * no attempt, no work for the disk. */
+	/* Mail whose every recipient is for a destination known to be down
+	 * (local domains never are) waits for the probe: no attempt, no work
+	 * for the disk. */
 	for (int i = 0; down && i < nrcpt; i++)
 		down = outbound_is_down(sv->outbound, addr_domain(rcpt[i]));
 	if (down)

@@ -195,7 +195,6 @@ smtp_rcpt_policy(struct smtp_session *s, const char *addr)
 
 	switch (directory_rcpt_check(srv->d.dir, addr)) {
 	case DIR_RCPT_LOCAL:
-		s->local_rcpt = 1;
 		return 0;
 	case DIR_RCPT_UNKNOWN:
 		smtp_reject(s, "RCPT", "550 5.1.1", "User unknown in local recipient table", addr);

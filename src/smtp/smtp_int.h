@@ -41,7 +41,7 @@ struct smtp_session {
 	char *helo;
 	unsigned greeted : 1, esmtp : 1, tls : 1, busy : 1, closing : 1, dead : 1;
 	unsigned skip_line : 1, in_data : 1, tls_pending : 1, smtputf8 : 1, body8 : 1;
-	unsigned in_mail : 1, local_rcpt : 1;
+	unsigned in_mail : 1;
 	char *sender;
 	char **rcpt;
 	int nrcpt;

@@ -25,8 +25,7 @@ struct smtp_server_deps {
 	struct worker_pool *pool;
 	struct directory *dir;     /* used on the loop thread only */
 	SSL_CTX *tls;              /* NULL: no STARTTLS */
-	/* relay_only: every recipient is for a [relay] domain */
-	void (*committed)(void *arg, const char *qid, int relay_only, char *const *rcpt, int nrcpt);
+	void (*committed)(void *arg, const char *qid, char *const *rcpt, int nrcpt);
 	/* ETRN (RFC 1985) for one of the [relay] domains: attempt what waits */
 	void (*etrn)(void *arg, const char *domain);
 	void *arg;

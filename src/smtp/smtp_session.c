@@ -57,7 +57,6 @@ smtp_session_reset(struct smtp_session *s)
 	s->rcpt = NULL;
 	s->nrcpt = 0;
 	s->in_mail = 0;
-	s->local_rcpt = 0;
 	s->smtputf8 = 0;
 	s->body8 = 0;
 	queue_in_free(&s->in);
@@ -322,7 +321,7 @@ smtp_commit_done(void *arg)
 {
 	struct smtp_commit *c = arg;
 	struct smtp_session *s = c->s;
-	int rc = c->rc, err = c->err, relay_only = !s->local_rcpt;
+	int rc = c->rc, err = c->err;
 	char qid[QUEUE_ID_LEN + 1];
 
 	free(c);
@@ -333,7 +332,7 @@ smtp_commit_done(void *arg)
 		if (!s->dead)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);
 		if (s->srv->d.committed)
-			s->srv->d.committed(s->srv->d.arg, qid, relay_only, s->rcpt, s->nrcpt);
+			s->srv->d.committed(s->srv->d.arg, qid, s->rcpt, s->nrcpt);
 		smtp_session_reset(s);
 	} else {
 		log_err(qid, "event=commit_failed error=%s client=[%s]", log_q(strerror(err)),
