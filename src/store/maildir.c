@@ -123,8 +123,12 @@ maildir_deliver(const char *dir, const char *name, const char *prefix, int src_f
 	}
 	fd = -1;
 	/* link(), not rename(): an existing new/NAME is never overwritten. */
-	if (link(tmp, dst) != 0 && errno != EEXIST)
-		goto fail;
+	if (link(tmp, dst) != 0 && errno != EEXIST) {
+		/* A crash while creating the maildir can leave tmp/ without new/. */
+		if (errno != ENOENT || maildir_create(dir) != 0 ||
+		    (link(tmp, dst) != 0 && errno != EEXIST))
+			goto fail;
+	}
 	unlink(tmp);
 	snprintf(newdir, sizeof(newdir), "%s/new", dir);
 	return durable_fsync_dir(newdir);

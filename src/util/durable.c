@@ -99,6 +99,19 @@ durable_write_file(const char *path, const void *data, size_t len, int mode)
 	return 0;
 }
 
+/* mkdir one level; a directory that is new gets its parent fsync'd, so a
+ * crash cannot take back a directory a later durable write relies on. */
+static int
+durable_mkdir1(const char *path, int mode)
+{
+	char parent[4096];
+
+	if (mkdir(path, mode) != 0)
+		return errno == EEXIST ? 0 : -1;
+	durable_dirname(path, parent, sizeof(parent));
+	return durable_fsync_dir(parent);
+}
+
 int
 durable_mkdirs(const char *path, int mode)
 {
@@ -114,13 +127,11 @@ durable_mkdirs(const char *path, int mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		if (durable_mkdir1(buf, mode) != 0)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(buf, mode) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	return durable_mkdir1(buf, mode);
 }
 
 int

@@ -16,7 +16,8 @@ int durable_fsync_dir(const char *dir);
 int durable_rename(const char *from, const char *to);
 /* Replace path with data atomically and durably (tmp file beside it). */
 int durable_write_file(const char *path, const void *data, size_t len, int mode);
-/* mkdir -p with mode; existing directories are fine. */
+/* mkdir -p with mode; existing directories are fine. The parent of every
+ * directory it creates is fsync'd. */
 int durable_mkdirs(const char *path, int mode);
 /* unlink and fsync the directory. ENOENT counts as success. */
 int durable_unlink(const char *path);

@@ -19,6 +19,7 @@
 #include "queue/queue_sched.h"
 #include "store/maildir.h"
 #include "util/config.h"
+#include "util/durable.h"
 
 static char tmpl[64];
 
@@ -245,6 +246,28 @@ test_maildir_idempotent(void **state)
 	close(fd);
 }
 
+/* A crash while the maildir was being created left tmp/ but no new/. */
+static void
+test_maildir_half_created(void **state)
+{
+	char src[512], dir[512], path[700];
+	const char *msg = "Subject: hi\r\n\r\nbody\r\n";
+	int fd;
+
+	snprintf(src, sizeof(src), "%s/src", tmpl);
+	fd = open(src, O_CREAT | O_RDWR, 0600);
+	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+	maildir_path(tmpl, "bob@example.test", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	assert_int_equal(durable_mkdirs(path, 0700), 0);
+	assert_int_equal(maildir_deliver(dir, "2.Q.host", "", fd, 0, strlen(msg)), 0);
+	snprintf(path, sizeof(path), "%s/new/2.Q.host", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	close(fd);
+}
+
 static void
 test_maildir_path_safe(void **state)
 {
@@ -266,6 +289,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_moves_and_meta, setup, teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_maildir_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_half_created, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_path_safe, setup, teardown),
 	};
 
