@@ -31,6 +31,7 @@
 #include "util/pidfile.h"
 #include "util/tls.h"
 #include "util/worker.h"
+#include "util/xalloc.h"
 
 struct serve {
 	struct config *cf;
@@ -120,6 +121,39 @@ static void
 serve_etrn(void *arg, const char *domain)
 {
 	serve_flush(arg, domain);
+}
+
+struct serve_domains {
+	char **v;
+	int n;
+};
+
+static void
+serve_domain_one(const char *domain, void *arg)
+{
+	struct serve_domains *d = arg;
+
+	d->v = xrealloc(d->v, (d->n + 1) * sizeof(char *));
+	d->v[d->n++] = xstrdup(domain);
+}
+
+/* A primary that starts may have been away: its backups may hold mail for
+ * its domains. ETRN asks them for it now. */
+static void
+serve_notify_backups(struct serve *sv)
+{
+	struct serve_domains d = { NULL, 0 };
+
+	if (sv->cf->role != ROLE_PRIMARY || sv->cf->backups.n == 0)
+		return;
+	if (directory_domain_list(sv->dir, serve_domain_one, &d) != 0)
+		log_err(NULL, "event=etrn_failed reason=%s", log_q(directory_error(sv->dir)));
+	else if (d.n == 0)
+		log_warn(NULL, "event=etrn_skipped reason=\"no domains in the directory\"");
+	outbound_notify_backups(sv->outbound, (const char *const *)d.v, d.n);
+	for (int i = 0; i < d.n; i++)
+		free(d.v[i]);
+	free(d.v);
 }
 
 static void
@@ -307,6 +341,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	if ((n = maildir_clean_all(cf->data_dir, 0)) > 0)
 		log_msg(NULL, "event=recovery removed_maildir_tmp=%d", n);
 	sched_start(sv.sched);
+	serve_notify_backups(&sv);
 	event_base_dispatch(sv.base);
 	log_msg(NULL, "event=stopped");
 	rc = 0;

@@ -25,49 +25,6 @@
 #define OB_SMTP_PORT 25
 
 
-struct ob_msg;
-
-struct ob_host {
-	struct resolver_mx mx;            /* pref, host */
-	char **addrs;
-	size_t naddrs;
-	int temp_fail;
-};
-
-struct ob_dom {
-	struct ob_msg *m;
-	char *domain;
-	int *idx;                         /* recipients of this domain */
-	const char **rcpt;
-	int n;
-	int port;
-	struct ob_host *hosts;
-	size_t nhosts, pending;
-	struct mx_list *targets;
-	size_t next;                      /* next target to try */
-	size_t plain_for;                 /* the target to retry without TLS */
-	char last_error[256];
-	struct smtp_client *client;
-	struct resolver_query *mxq;       /* the MX lookup in flight */
-	int reached;                      /* some host answered: not down */
-	struct ob_addr_q **addrq;         /* address lookups in flight, per host */
-	int finished;
-};
-
-struct ob_msg {
-	struct outbound *o;
-	const struct queue_env *env;
-	int fd;
-	off_t body_off;
-	struct rcpt_result *res;
-	outbound_done_fn *done;
-	void *arg;
-	struct ob_dom *doms;
-	int ndoms, pending;
-	struct event *finish_ev;
-	struct ob_msg *next, **prevp;     /* in outbound->active */
-};
-
 struct ob_addr_q {
 	struct ob_dom *d;
 	size_t host;
@@ -106,6 +63,8 @@ outbound_free(struct outbound **op)
 	if (o == NULL)
 		return;
 	ob_down_free_all(o);
+	ob_etrn_free_all(o);
+	ob_conn_free_all(o);
 	resolver_free(&o->res);
 	if (o->tls)
 		SSL_CTX_free(o->tls);
@@ -191,14 +150,23 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
 	const char *qid = d->m->env->qid;
 
-	d->reached = 1;
 	if (r->naccepted == 0 && r->msg.status == SMTP_CLIENT_TEMP && r->msg.stage <= SMTP_CLIENT_STAGE_MAIL) {
+		if (d->reused && r->msg.local && !d->fresh_retry) {
+			/* a kept connection the server had dropped: the same host anew */
+			d->fresh_retry = 1;
+			ob_conn_abandon(d);
+			d->next--;
+			ob_try_next(d);
+			return;
+		}
+		d->reached = 1;
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s] said: %d %s", r->msg.esc,
 			 t->host, t->addr, r->msg.code, r->msg.text ? r->msg.text : "");
-		smtp_client_quit(&d->client);
+		ob_conn_release(d);
 		ob_try_next(d);
 		return;
 	}
+	d->reached = 1;
 	for (int i = 0; i < d->n; i++) {
 		const struct smtp_client_result *rr = &r->rcpt[i];
 		struct rcpt_result *out = &d->m->res[d->idx[i]];
@@ -212,24 +180,23 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "failed" : "deferred",
 			log_q(out->error), rr->dup ? " possible_duplicate=yes" : "");
 	}
-	smtp_client_quit(&d->client);
+	ob_conn_release(d);
 	ob_dom_done(d);
 }
 
-static void
+void
 ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 {
 	struct ob_dom *d = arg;
 	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
-	const struct queue_env *env = d->m->env;
-	struct smtp_client_msg msg;
 
 	if (r->status != SMTP_CLIENT_OK) {
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]: %d %s", r->esc, t->host,
 			 t->addr, r->code, r->text ? r->text : "");
-		log_msg(env->qid, "event=smtp_host_failed relay=%s[%s]:%d stage=%s reason=%s", t->host,
-			t->addr, d->port, smtp_client_stage_name(r->stage), log_q(d->last_error));
-		smtp_client_free(&d->client);
+		log_msg(d->m->env->qid, "event=smtp_host_failed relay=%s[%s]:%d stage=%s reason=%s",
+			t->host, t->addr, d->port, smtp_client_stage_name(r->stage),
+			log_q(d->last_error));
+		ob_conn_abandon(d);
 		if (r->plain_retry && d->plain_for != d->next - 1) {
 			/* TLS may: the handshake failed, so the same host in plaintext */
 			d->plain_for = d->next - 1;
@@ -238,6 +205,15 @@ ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 		ob_try_next(d);
 		return;
 	}
+	ob_send(d);
+}
+
+void
+ob_send(struct ob_dom *d)
+{
+	const struct queue_env *env = d->m->env;
+	struct smtp_client_msg msg;
+
 	memset(&msg, 0, sizeof(msg));
 	msg.sender = env->sender;
 	msg.rcpt = d->rcpt;
@@ -247,16 +223,15 @@ ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 	msg.length = env->size;
 	msg.body8bit = env->body8bit;
 	msg.smtputf8 = env->smtputf8;
-	smtp_client_send(c, &msg, ob_sent, d);
+	smtp_client_send(ob_conn_client(d->conn), &msg, ob_sent, d);
 }
 
 static void
 ob_try_next(struct ob_dom *d)
 {
 	const struct config *cf = d->m->o->cf;
-	struct smtp_client_opts opts;
 	const struct mx_target *t;
-	int plain;
+	enum smtp_client_tls tls;
 
 	if (d->next >= mx_list_count(d->targets)) {
 		const struct mx_target *best = mx_list_get(d->targets, 0);
@@ -266,18 +241,11 @@ ob_try_next(struct ob_dom *d)
 		ob_dom_fail(d, 1, d->last_error[0] ? d->last_error : "4.4.1 no host answered");
 		return;
 	}
-	plain = d->plain_for == d->next;
+	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE :
+	      cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
 	t = mx_list_get(d->targets, d->next++);
-	memset(&opts, 0, sizeof(opts));
-	opts.addr = t->addr;
-	opts.port = d->port;
-	opts.helo = cf->hostname;
-	opts.tls_ctx = d->m->o->tls;
-	opts.tls = plain ? SMTP_CLIENT_TLS_NONE :
-		   cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
-	opts.servername = ob_numeric(t->host) ? NULL : t->host;   /* SNI takes names only */
-	opts.log_id = d->m->env->qid;
-	d->client = smtp_client_new(d->m->o->base, &opts, ob_ready, d);
+	/* SNI takes names only */
+	ob_conn_get(d, t->addr, d->port, tls, ob_numeric(t->host) ? NULL : t->host);
 }
 
 /* --- routing ------------------------------------------------------------ */
@@ -540,7 +508,9 @@ outbound_forget_down(struct outbound *o)
 void
 outbound_cancel(struct outbound *o)
 {
+	o->stopping = 1;
 	ob_down_free_all(o);
+	ob_etrn_free_all(o);
 	for (struct ob_msg *m = o->active; m != NULL; m = m->next) {
 		for (int i = 0; i < m->ndoms; i++) {
 			struct ob_dom *d = &m->doms[i];
@@ -556,9 +526,9 @@ outbound_cancel(struct outbound *o)
 				free(d->addrq[h]);
 				d->addrq[h] = NULL;
 			}
-			if (d->client)
-				smtp_client_free(&d->client);
+			ob_conn_abandon(d);
 			ob_dom_fail(d, 1, "4.3.2 delivery interrupted: the server is stopping");
 		}
 	}
+	ob_conn_free_all(o);
 }

@@ -5,7 +5,9 @@
  * DNS through dns/resolver, host choice through dns/mx, the conversation
  * through smtp/smtp_client. Hosts are tried in order until one takes the
  * message; connection-level failures move on to the next host.
- * Public: outbound_new, outbound_free, outbound_deliver.
+ * Public: outbound_new, outbound_free, outbound_deliver, outbound_set_up_cb,
+ * outbound_is_down, outbound_forget_down, outbound_notify_backups,
+ * outbound_cancel.
  */
 #ifndef TANDEM_OUTBOUND_H
 #define TANDEM_OUTBOUND_H
@@ -28,6 +30,9 @@ void outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg);
 int outbound_is_down(struct outbound *o, const char *domain);
 /* Forget which destinations are down (`tandem queue flush`: try them all). */
 void outbound_forget_down(struct outbound *o);
+/* A primary is back: send ETRN for each domain to each [server] backups
+ * host, asking again every probe_interval those that cannot be reached. */
+void outbound_notify_backups(struct outbound *o, const char *const *domains, int ndomains);
 /* Stop every delivery in flight (shutdown): their recipients are deferred. */
 void outbound_cancel(struct outbound *o);
 /* Deliver every recipient i with res[i].status == RCPT_REMOTE and set its

@@ -7,10 +7,61 @@
 #include <openssl/ssl.h>
 
 #include "deliver/outbound.h"
+#include "dns/resolver.h"
 #include "smtp/smtp_client.h"
 
 struct ob_msg;
 struct ob_down;
+struct ob_dest;
+struct ob_conn;
+struct ob_etrn;
+
+struct ob_host {
+	struct resolver_mx mx;            /* pref, host */
+	char **addrs;
+	size_t naddrs;
+	int temp_fail;
+};
+
+struct ob_dom {
+	struct ob_msg *m;
+	char *domain;
+	int *idx;                         /* recipients of this domain */
+	const char **rcpt;
+	int n;
+	int port;
+	struct ob_host *hosts;
+	size_t nhosts, pending;
+	struct mx_list *targets;
+	size_t next;                      /* next target to try */
+	size_t plain_for;                 /* the target to retry without TLS */
+	char last_error[256];
+	struct ob_conn *conn;             /* the connection it holds */
+	struct ob_dest *waiting;          /* queued for a connection to this */
+	struct ob_dom *wnext;             /* in waiting's queue */
+	enum smtp_client_tls want_tls;    /* for the connection it waits for */
+	const char *want_sni;
+	int reused;                       /* conn had carried a message before */
+	int fresh_retry;                  /* a reused conn failed: retried once */
+	struct resolver_query *mxq;       /* the MX lookup in flight */
+	int reached;                      /* some host answered: not down */
+	struct ob_addr_q **addrq;         /* address lookups in flight, per host */
+	int finished;
+};
+
+struct ob_msg {
+	struct outbound *o;
+	const struct queue_env *env;
+	int fd;
+	off_t body_off;
+	struct rcpt_result *res;
+	outbound_done_fn *done;
+	void *arg;
+	struct ob_dom *doms;
+	int ndoms, pending;
+	struct event *finish_ev;
+	struct ob_msg *next, **prevp;     /* in outbound->active */
+};
 
 struct outbound {
 	struct event_base *base;
@@ -21,9 +72,34 @@ struct outbound {
 	size_t nself;
 	struct ob_msg *active;            /* messages in flight, for outbound_cancel */
 	struct ob_down *down;             /* destinations down, being probed */
+	struct ob_dest *dests;            /* connections by address and port */
 	void (*up_cb)(void *arg);
 	void *up_arg;
+	int stopping;                     /* outbound_cancel: no connection kept */
+	struct ob_etrn *etrn;             /* backups being told we are back */
+	char **domains;                   /* ... for these domains */
+	int ndomains;
 };
+
+/* outbound_conn.c: connections per destination address, at most
+ * [queue] dest_concurrency of them, each carrying one message after the
+ * other. ob_conn_get gives d a connection to (addr, port): an idle one at
+ * once, a new one (ob_ready runs when it is up), or the next one a
+ * message leaves (d waits). ob_send then sends on d->client.
+ * ob_conn_release hands the connection on after a message (usable or
+ * not); ob_conn_abandon drops it (or d's place in the queue). */
+void ob_conn_get(struct ob_dom *d, const char *addr, int port, enum smtp_client_tls tls,
+		 const char *servername);
+void ob_conn_release(struct ob_dom *d);
+void ob_conn_abandon(struct ob_dom *d);
+void ob_conn_free_all(struct outbound *o);
+struct smtp_client *ob_conn_client(struct ob_conn *cn);
+/* outbound.c, called by outbound_conn.c */
+void ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
+void ob_send(struct ob_dom *d);
+
+/* outbound_etrn.c */
+void ob_etrn_free_all(struct outbound *o);
 
 /* outbound_probe.c */
 void ob_down_mark(struct outbound *o, const char *domain, const char *host, const char *addr, int port);

@@ -21,6 +21,10 @@
 #include "util/xalloc.h"
 
 #define SCHED_BUCKETS 4096
+/* Attempts in flight at once: at most [queue] workers of them on the
+ * worker pool, the rest talking to remote hosts on the loop (each holds
+ * its queue file open, so this also bounds descriptors). */
+#define SCHED_MAX_IN_FLIGHT 256
 
 enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT };
 
@@ -60,7 +64,7 @@ struct sched {
 	void *remote_arg;
 	struct sched_entry *buckets[SCHED_BUCKETS];
 	struct sched_entry *rhead, *rtail;
-	unsigned in_flight, max_in_flight, count;
+	unsigned in_flight, on_workers, count;
 	int stopping;                   /* no new attempts: shutting down */
 };
 
@@ -356,6 +360,7 @@ sched_remote_done(void *arg)
 {
 	struct sched_job *job = arg;
 
+	job->e->s->on_workers++;
 	worker_submit(job->e->s->pool, sched_work, sched_done, job);
 }
 
@@ -366,9 +371,11 @@ sched_done(void *arg)
 	struct sched_entry *e = job->e;
 	struct sched *s = e->s;
 
+	s->on_workers--;
 	if (job->remote_phase) {
 		s->remote(s->remote_arg, &job->env, job->fd, (off_t)job->off, job->res,
 			  sched_remote_done, job);
+		sched_pump(s);   /* a worker came free */
 		return;
 	}
 	s->in_flight--;
@@ -407,7 +414,8 @@ sched_done(void *arg)
 static void
 sched_pump(struct sched *s)
 {
-	while (!s->stopping && s->rhead != NULL && s->in_flight < s->max_in_flight) {
+	while (!s->stopping && s->rhead != NULL && s->in_flight < SCHED_MAX_IN_FLIGHT &&
+	       s->on_workers < s->cf->workers) {
 		struct sched_entry *e = s->rhead;
 		struct sched_job *job;
 
@@ -417,6 +425,7 @@ sched_pump(struct sched *s)
 		e->ready = 0;
 		e->in_flight = 1;
 		s->in_flight++;
+		s->on_workers++;
 		job = xcalloc(1, sizeof(*job));
 		job->e = e;
 		worker_submit(s->pool, sched_work, sched_done, job);
@@ -437,7 +446,6 @@ sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 	s->cf = cf;
 	s->transport = transport;
 	s->arg = arg;
-	s->max_in_flight = cf->workers;
 	return s;
 }
 

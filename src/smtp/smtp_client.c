@@ -40,7 +40,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-static smtp_client_reply_fn smtp_client_on_quit;
+static smtp_client_reply_fn smtp_client_on_quit, smtp_client_on_etrn;
 
 /* What each step writes, which stage it is, how long its reply may take,
  * and who reads the reply. Steps without a verb are waits (connect,
@@ -78,6 +78,8 @@ static const struct smtp_client_cmd_row {
 				  SMTP_CLIENT_STAGE_DOT, T(dot), smtp_client_on_dot },
 	[SMTP_CLIENT_CMD_QUIT] = { "QUIT", "QUIT", "the reply to QUIT",
 				   SMTP_CLIENT_STAGE_QUIT, T(quit), smtp_client_on_quit },
+	[SMTP_CLIENT_CMD_ETRN] = { "ETRN", "ETRN", "the reply to ETRN",
+				   SMTP_CLIENT_STAGE_ETRN, T(mail), smtp_client_on_etrn },
 };
 
 /* RFC 5321 4.5.3.2 (rset and quit as Postfix), in milliseconds. */
@@ -98,6 +100,7 @@ smtp_client_stage_name(enum smtp_client_stage stage)
 {
 	static const char *const names[] = {
 		"none", "connect", "greeting", "helo", "tls", "rset", "mail", "rcpt", "data", "dot", "quit",
+		"etrn",
 	};
 
 	if ((unsigned)stage >= sizeof(names) / sizeof(names[0]))
@@ -220,6 +223,9 @@ smtp_client_write_step(struct smtp_client *c, const struct smtp_client_step *st)
 	case SMTP_CLIENT_CMD_RCPT:
 		evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", t->rcpt[st->rcpt]);
 		break;
+	case SMTP_CLIENT_CMD_ETRN:
+		evbuffer_add_printf(out, "ETRN %s\r\n", c->etrn_domain);
+		break;
 	default:
 		evbuffer_add_printf(out, "%s\r\n", smtp_client_cmds[st->cmd].verb);
 		break;
@@ -276,6 +282,18 @@ smtp_client_call_ready(struct smtp_client *c, const struct smtp_client_result *r
 		cb(c, res, c->ready_arg);
 }
 
+/* The ETRN is answered (or failed): hand the result over. */
+static void
+smtp_client_etrn_done(struct smtp_client *c)
+{
+	smtp_client_etrn_cb *cb = c->etrn_cb;
+
+	c->etrn_cb = NULL;
+	free(c->etrn_domain);
+	c->etrn_domain = NULL;
+	cb(c, &c->etrn_res, c->etrn_arg);
+}
+
 /* The connection is gone or out of step: close it, and tell whoever waits
  * (the message in flight, or ready_cb during setup). */
 void
@@ -303,6 +321,10 @@ smtp_client_fail_conn(struct smtp_client *c, enum smtp_client_stage stage, int c
 			t->msg_set = 1;
 		}
 		smtp_client_finish(c);
+	} else if (c->etrn_cb) {
+		c->etrn_res = c->fail;
+		c->etrn_res.text = c->fail_text;
+		smtp_client_etrn_done(c);
 	} else if (!c->ready) {
 		smtp_client_call_ready(c, &c->fail);
 	}
@@ -332,6 +354,46 @@ smtp_client_protocol_error(struct smtp_client *c, const char *why, const struct 
 	if (c->t.dot_sent && !c->t.dot_done)
 		flags |= SMTP_CLIENT_F_DUP;
 	smtp_client_fail_conn(c, smtp_client_stage_now(c), 421, "4.5.0", text, flags);
+}
+
+static void
+smtp_client_on_etrn(struct smtp_client *c, const struct smtp_client_step *st,
+		    const struct smtp_reply *r)
+{
+	smtp_client_result_set(&c->etrn_res, &c->etrn_text, SMTP_CLIENT_STAGE_ETRN, r->code, r->esc,
+			       r->text, 0);
+	c->etrn_res.text = c->etrn_text;
+	smtp_client_plan_reset(c);
+	smtp_client_etrn_done(c);
+}
+
+void
+smtp_client_etrn(struct smtp_client *c, const char *domain, smtp_client_etrn_cb *cb, void *arg)
+{
+	if (c->tx || c->etrn_cb || c->quitting || c->freed) {
+		log_err(c->id, "event=bug reason=\"smtp_client_etrn on a busy client\"");
+		abort();
+	}
+	c->etrn_domain = xstrdup(domain);
+	c->etrn_cb = cb;
+	c->etrn_arg = arg;
+	if (strpbrk(domain, "\r\n ") != NULL || *domain == '\0') {
+		smtp_client_result_set(&c->etrn_res, &c->etrn_text, SMTP_CLIENT_STAGE_ETRN, 501,
+				       "5.5.4", "not a domain for ETRN", 1);
+		c->etrn_res.text = c->etrn_text;
+		event_active(c->defer_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	if (!c->ready || !c->conn) {
+		if (c->fail_text == NULL)
+			smtp_client_result_set(&c->fail, &c->fail_text, SMTP_CLIENT_STAGE_CONNECT, 421,
+					       "4.4.2", "connection not usable", 1);
+		c->etrn_res = c->fail;
+		c->etrn_res.text = c->fail_text;
+		event_active(c->defer_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	smtp_client_send_one(c, SMTP_CLIENT_CMD_ETRN);
 }
 
 static void
@@ -524,6 +586,8 @@ smtp_client_defer_cb(evutil_socket_t fd, short what, void *arg)
 	c->depth++;
 	if (c->tx && c->t.deferred)
 		smtp_client_finish(c);
+	if (!c->freed && c->etrn_cb)
+		smtp_client_etrn_done(c);
 	if (!c->freed && !c->ready && !c->conn && c->ready_cb)
 		smtp_client_call_ready(c, &c->fail);
 	smtp_client_leave(c);
@@ -650,6 +714,8 @@ smtp_client_destroy(struct smtp_client *c)
 	smtp_reply_parser_free(&c->parser);
 	free(c->plan);
 	free(c->fail_text);
+	free(c->etrn_domain);
+	free(c->etrn_text);
 	free(c->chunk);
 	free(c->stuffed);
 	free(c->addr);
@@ -692,7 +758,7 @@ smtp_client_quit(struct smtp_client **cp)
 int
 smtp_client_usable(const struct smtp_client *c)
 {
-	return c->ready && c->conn && !c->tx && !c->quitting && !c->freed;
+	return c->ready && c->conn && !c->tx && !c->etrn_cb && !c->quitting && !c->freed;
 }
 
 int

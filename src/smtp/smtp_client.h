@@ -2,10 +2,11 @@
  * smtp_client: one outgoing SMTP connection (RFC 5321) on the libevent loop:
  * greeting, EHLO (HELO when EHLO gets a 5xx), STARTTLS (RFC 3207),
  * PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME, SMTPUTF8, and several
- * messages in turn on one connection, each with a result per recipient.
+ * messages in turn on one connection, each with a result per recipient;
+ * also ETRN (RFC 1985), which a primary sends its backups.
  * Every network fault, timeout, or reply the parser refuses (smtp_reply.h)
  * is a temporary failure, never a guess.
- * Public: smtp_client_new, smtp_client_send, smtp_client_quit,
+ * Public: smtp_client_new, smtp_client_send, smtp_client_etrn, smtp_client_quit,
  * smtp_client_free, smtp_client_usable, smtp_client_extensions,
  * smtp_client_tls_active, smtp_client_stage_name.
  *
@@ -44,7 +45,8 @@ enum smtp_client_stage {
 	SMTP_CLIENT_STAGE_RCPT,
 	SMTP_CLIENT_STAGE_DATA,
 	SMTP_CLIENT_STAGE_DOT,
-	SMTP_CLIENT_STAGE_QUIT
+	SMTP_CLIENT_STAGE_QUIT,
+	SMTP_CLIENT_STAGE_ETRN
 };
 
 enum smtp_client_status {
@@ -134,6 +136,8 @@ typedef void smtp_client_ready_cb(struct smtp_client *c, const struct smtp_clien
 				  void *arg);
 typedef void smtp_client_done_cb(struct smtp_client *c, const struct smtp_client_msg_result *res,
 				 void *arg);
+typedef void smtp_client_etrn_cb(struct smtp_client *c, const struct smtp_client_result *res,
+				 void *arg);
 
 /* Connect to opts->addr, port; opts and its strings are copied. cb is
  * called once, from the loop. */
@@ -147,6 +151,12 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct smtp_c
  * the temporary failure that ended the session. */
 void smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *msg,
 		      smtp_client_done_cb *cb, void *arg);
+/* ETRN (RFC 1985): ask the server to start delivering what it holds for
+ * domain. Only when the client is idle, as smtp_client_send. cb gets the
+ * reply: OK for 250/251/252/253, TEMP for 458/459 or any fault, PERM for
+ * a 5xx (e.g. 500/502 from a server without ETRN). */
+void smtp_client_etrn(struct smtp_client *c, const char *domain, smtp_client_etrn_cb *cb,
+		      void *arg);
 /* QUIT politely, then free; at once when the connection is gone or busy. */
 void smtp_client_quit(struct smtp_client **cp);
 /* Drop the connection and free the client now. */

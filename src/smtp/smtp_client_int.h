@@ -30,7 +30,8 @@ enum smtp_client_cmd {
 	SMTP_CLIENT_CMD_RCPT,
 	SMTP_CLIENT_CMD_DATA,
 	SMTP_CLIENT_CMD_DOT,
-	SMTP_CLIENT_CMD_QUIT
+	SMTP_CLIENT_CMD_QUIT,
+	SMTP_CLIENT_CMD_ETRN
 };
 
 struct smtp_client_step {
@@ -87,6 +88,11 @@ struct smtp_client {
 	struct smtp_client_result fail;  /* what ended the session, for later sends */
 	char *fail_text;
 	struct smtp_client_tx t;
+	char *etrn_domain;               /* ETRN in flight (smtp_client_etrn) */
+	smtp_client_etrn_cb *etrn_cb;
+	void *etrn_arg;
+	struct smtp_client_result etrn_res;
+	char *etrn_text;
 	char *chunk, *stuffed;           /* body buffers, while a body is sent */
 };
 

@@ -45,6 +45,7 @@ struct config {
 	unsigned retry_min, retry_max, lifetime;
 	unsigned long long min_free;
 	unsigned workers;
+	unsigned dest_concurrency;     /* connections per destination address */
 	/* [smtp] */
 	unsigned max_connections;
 	unsigned max_recipients;

@@ -149,3 +149,59 @@ def test_etrn_from_the_primary_starts_the_drain():
     assert "event=etrn domain=example.test" in b.log()
     b.stop()
     p.stop()
+
+
+def held_on_backup(n, probe="1h"):
+    """A backup holding n messages for a primary that is down; only ETRN
+    can make it try again (probe and retries an hour away)."""
+    p, b = relay_pair()
+    b.extra["relay"] = {"primary": "%s:%d" % (p.ip, p.port), "probe_interval": probe}
+    b.extra["queue"] = {"retry_min": "1h", "retry_max": "2h"}
+    b.write_config()
+    b.start()
+    for i in range(n):
+        subprocess.run(["swaks", "--server", "%s:%d" % (b.ip, b.port), "--from", "carol@example.org",
+                        "--to", "alice@example.test", "--h-Subject", "held %d" % i],
+                       capture_output=True, timeout=30, check=True)
+    wait_for(lambda: "status=down" in b.log(), what="the primary marked down")
+    wait_for(lambda: len(b.queue_files("deferred") + b.queue_files("active")) == n,
+             what="%d messages held" % n)
+    return p, b
+
+
+def test_primary_sends_etrn_to_its_backups_when_it_starts():
+    p, b = held_on_backup(3)
+    p.extra["server"] = {"backups": "%s:%d" % (b.ip, b.port)}
+    p.extra["relay"] = {"probe_interval": "1s"}
+    p.write_config()
+    p.start()
+    wait_for(lambda: len(p.messages("alice@example.test")) == 3, timeout=10,
+             what="the held mail on the primary")
+    log = p.log()
+    assert "event=etrn host=%s:%d domain=example.test reply=\"250 " % (b.ip, b.port) in log, log
+    assert "etrn_failed" not in log
+    assert "event=etrn domain=example.test" in b.log()
+    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+             what="the backup's queue empty")
+    b.stop()
+    p.stop()
+
+
+def test_primary_asks_an_unreachable_backup_again():
+    """The backup is away when the primary starts: the primary keeps asking
+    every probe_interval, and the backup drains as soon as it is back."""
+    p, b = held_on_backup(2)
+    b.stop()
+    p.extra["server"] = {"backups": "%s:%d" % (b.ip, b.port)}
+    p.extra["relay"] = {"probe_interval": "1s"}
+    p.write_config()
+    p.start()
+    wait_for(lambda: "event=etrn_failed host=%s:%d" % (b.ip, b.port) in p.log(),
+             what="the first ETRN failing")
+    assert p.messages("alice@example.test") == []
+    b.start()
+    wait_for(lambda: len(p.messages("alice@example.test")) == 2, timeout=10,
+             what="the held mail on the primary")
+    assert "event=etrn host=%s:%d domain=example.test" % (b.ip, b.port) in p.log()
+    b.stop()
+    p.stop()

@@ -345,6 +345,9 @@ struct t {
 	int ndone;
 	struct timespec t0;
 	long elapsed_ms;
+	const char *const *etrn;  /* domains for ETRN after the greeting */
+	struct res etrn_res[4];
+	int netrn;
 };
 
 static void
@@ -404,6 +407,19 @@ on_done(struct smtp_client *c, const struct smtp_client_msg_result *res, void *a
 }
 
 static void
+on_etrn(struct smtp_client *c, const struct smtp_client_result *res, void *arg)
+{
+	struct t *t = arg;
+
+	assert_ptr_equal(c, t->c);
+	res_copy(&t->etrn_res[t->netrn++], res);
+	if (res->status != SMTP_CLIENT_PERM && smtp_client_usable(c) && t->etrn[t->netrn] != NULL)
+		smtp_client_etrn(c, t->etrn[t->netrn], on_etrn, t);
+	else
+		t_end_client(t);
+}
+
+static void
 on_ready(struct smtp_client *c, const struct smtp_client_result *res, void *arg)
 {
 	struct t *t = arg;
@@ -415,7 +431,9 @@ on_ready(struct smtp_client *c, const struct smtp_client_result *res, void *arg)
 	t->ext = smtp_client_extensions(c);
 	t->tls = smtp_client_tls_active(c);
 	t->size_limit = smtp_client_size_limit(c);
-	if (res->status == SMTP_CLIENT_OK && t->nmsg > 0)
+	if (res->status == SMTP_CLIENT_OK && t->etrn != NULL)
+		smtp_client_etrn(c, t->etrn[0], on_etrn, t);
+	else if (res->status == SMTP_CLIENT_OK && t->nmsg > 0)
 		smtp_client_send(c, &t->msgs[0], on_done, t);
 	else
 		t_end_client(t);
@@ -1263,6 +1281,63 @@ test_slow_server(void **state)
 	t_free(&t);
 }
 
+/* ETRN (RFC 1985): each domain in turn; 25x is success, 458/459 a
+ * temporary refusal, 5xx (a server without ETRN) permanent; a 421 or a
+ * drop ends it; a domain with a space never reaches the server. */
+static void
+test_etrn(void **state)
+{
+	static const char *const two[] = { "example.test", "example.org", NULL };
+	static const char *const bad[] = { "a b", NULL };
+	static const struct fake_step s_ok[] = {
+		GREETING, EXPECT("EHLO client.test"), EHLO_PIPE,
+		EXPECT("ETRN example.test"), SEND("250 2.0.0 Queuing started\r\n"),
+		EXPECT("ETRN example.org"), SEND("459 4.7.1 Not a relay domain\r\n"), BYE, END
+	};
+	static const struct fake_step s_unknown[] = {
+		GREETING, EXPECT("EHLO client.test"), EHLO_PLAIN,
+		EXPECT("ETRN example.test"), SEND("502 5.5.1 Unknown command\r\n"), BYE, END
+	};
+	static const struct fake_step s_drop[] = {
+		GREETING, EXPECT("EHLO client.test"), EHLO_PLAIN, EXPECT("ETRN example.test"), DROP, END
+	};
+	static const struct fake_step s_bad[] = {
+		GREETING, EXPECT("EHLO client.test"), EHLO_PLAIN, BYE, END
+	};
+	struct t t;
+
+	t_init(&t);
+	t.etrn = two;
+	t_run(&t, s_ok);
+	assert_int_equal(t.netrn, 2);
+	assert_res(&t.etrn_res[0], SMTP_CLIENT_OK, SMTP_CLIENT_STAGE_NONE, 250, "2.0.0");
+	assert_string_equal(t.etrn_res[0].text, "Queuing started");
+	assert_res(&t.etrn_res[1], SMTP_CLIENT_TEMP, SMTP_CLIENT_STAGE_ETRN, 459, "4.7.1");
+	t_free(&t);
+
+	t_init(&t);
+	t.etrn = two;
+	t_run(&t, s_unknown);
+	assert_int_equal(t.netrn, 1);
+	assert_res(&t.etrn_res[0], SMTP_CLIENT_PERM, SMTP_CLIENT_STAGE_ETRN, 502, "5.5.1");
+	t_free(&t);
+
+	t_init(&t);
+	t.etrn = two;
+	t_run(&t, s_drop);
+	assert_int_equal(t.netrn, 1);
+	assert_int_equal(t.etrn_res[0].status, SMTP_CLIENT_TEMP);
+	assert_int_equal(t.etrn_res[0].local, 1);
+	t_free(&t);
+
+	t_init(&t);
+	t.etrn = bad;
+	t_run(&t, s_bad);
+	assert_int_equal(t.netrn, 1);
+	assert_res(&t.etrn_res[0], SMTP_CLIENT_PERM, SMTP_CLIENT_STAGE_ETRN, 501, "5.5.4");
+	t_free(&t);
+}
+
 static int
 setup(void **state)
 {
@@ -1319,6 +1394,7 @@ main(void)
 		cmocka_unit_test(test_two_messages),
 		cmocka_unit_test(test_local_refusal),
 		cmocka_unit_test(test_slow_server),
+		cmocka_unit_test(test_etrn),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
