@@ -8,11 +8,15 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "deliver/outbound.h"
+#include "mail/addr.h"
 #include "queue/queue.h"
 #include "util/pidfile.h"
 
@@ -35,11 +39,40 @@ struct queue_list {
 	enum queue_state st;
 	json_t *json;
 	int n;
+	struct outbound_down *down;     /* destinations the running server has down */
+	int ndown;
 };
+
+/* Why the message waits without attempts: a recipient's domain is down. */
+static const struct outbound_down *
+queue_waiting_for(const struct queue_list *ql, const struct queue_env *env,
+		  const struct queue_meta *m)
+{
+	if (ql->st == Q_HOLD)
+		return NULL;
+	for (int i = 0; i < env->nrcpt; i++) {
+		if (i < m->ndone && m->done[i])
+			continue;
+		for (int k = 0; k < ql->ndown; k++)
+			if (strcasecmp(addr_domain(env->rcpt[i]), ql->down[k].domain) == 0)
+				return &ql->down[k];
+	}
+	return NULL;
+}
+
+static void
+queue_waiting_text(const struct outbound_down *d, char *buf, size_t len)
+{
+	char t[64];
+
+	fmt_time(d->since, t, sizeof(t));
+	snprintf(buf, len, "waiting: %s is down since %s (%s[%s]:%d did not answer); probed every %us",
+		 d->domain, t, d->host, d->addr, d->port, d->probe_interval);
+}
 
 static json_t *
 queue_entry_json(const char *qid, enum queue_state st, const struct queue_env *env,
-		 const struct queue_meta *m)
+		 const struct queue_meta *m, const char *waiting)
 {
 	json_t *o = json_object(), *rc = json_array();
 
@@ -59,6 +92,7 @@ queue_entry_json(const char *qid, enum queue_state st, const struct queue_env *e
 	json_object_set_new(o, "next_attempt", json_integer(m->next_attempt));
 	json_object_set_new(o, "last_error", m->last_error ? json_string(m->last_error) : json_null());
 	json_object_set_new(o, "client", json_string(env->client ? env->client : ""));
+	json_object_set_new(o, "waiting", waiting ? json_string(waiting) : json_null());
 	return o;
 }
 
@@ -69,7 +103,8 @@ queue_list_one(const char *qid, void *arg)
 	struct queue_env env;
 	struct queue_meta m;
 	size_t off;
-	char t1[64], t2[64];
+	char t1[64], t2[64], waiting[800];
+	const struct outbound_down *down;
 	int fd = queue_read_env(ql->q, ql->st, qid, &env, &off);
 
 	if (fd < 0)
@@ -77,8 +112,11 @@ queue_list_one(const char *qid, void *arg)
 	close(fd);
 	queue_meta_read(ql->q, qid, &m);
 	ql->n++;
+	if ((down = queue_waiting_for(ql, &env, &m)) != NULL)
+		queue_waiting_text(down, waiting, sizeof(waiting));
 	if (ql->json) {
-		json_array_append_new(ql->json, queue_entry_json(qid, ql->st, &env, &m));
+		json_array_append_new(ql->json, queue_entry_json(qid, ql->st, &env, &m,
+								 down ? waiting : NULL));
 	} else {
 		fmt_time(env.arrival, t1, sizeof(t1));
 		fmt_time(m.next_attempt, t2, sizeof(t2));
@@ -90,15 +128,22 @@ queue_list_one(const char *qid, void *arg)
 			printf("%27s attempts %d, next %s\n", "", m.attempts, t2);
 		if (m.last_error)
 			printf("%27s (%s)\n", "", m.last_error);
+		if (down)
+			printf("%27s (%s)\n", "", waiting);
 	}
 	queue_meta_clear(&m);
 	queue_env_clear(&env);
 }
 
 static int
-queue_list(struct queue *q, int json)
+queue_list(struct queue *q, const char *data_dir, int json)
 {
 	struct queue_list ql = { .q = q, .json = json ? json_array() : NULL };
+	char pidpath[4096];
+
+	pidfile_path(data_dir, pidpath, sizeof(pidpath));
+	if (pidfile_running(pidpath) > 0)   /* else nobody is probing: nothing waits */
+		outbound_down_read(data_dir, &ql.down, &ql.ndown);
 
 	for (int st = 0; st < Q_NSTATES; st++) {
 		ql.st = st;
@@ -113,6 +158,7 @@ queue_list(struct queue *q, int json)
 	} else {
 		printf("-- %d message%s\n", ql.n, ql.n == 1 ? "" : "s");
 	}
+	free(ql.down);
 	return 0;
 }
 
@@ -210,7 +256,7 @@ cmd_queue(struct config *cf, int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(argv[1], "list") == 0 && (argc == 2 || (argc == 3 && strcmp(argv[2], "--json") == 0)))
-		rc = queue_list(q, argc == 3);
+		rc = queue_list(q, cf->data_dir, argc == 3);
 	else if (strcmp(argv[1], "show") == 0 && argc == 3)
 		rc = queue_show(q, argv[2]);
 	else if ((strcmp(argv[1], "delete") == 0 || strcmp(argv[1], "hold") == 0 ||

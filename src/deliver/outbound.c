@@ -48,6 +48,7 @@ outbound_new(struct event_base *base, const struct config *cf, char *err, size_t
 		return NULL;
 	}
 	o->tls = tls_client_ctx_new();
+	ob_down_free_all(o);   /* what a crashed run said was down is stale */
 	o->self_addrs = xcalloc(cf->listen_smtp.n + 1, sizeof(char *));
 	for (int i = 0; i < cf->listen_smtp.n; i++)
 		if (config_parse_hostport(cf->listen_smtp.v[i], host, sizeof(host), &port) == 0)

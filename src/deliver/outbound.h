@@ -7,7 +7,7 @@
  * message; connection-level failures move on to the next host.
  * Public: outbound_new, outbound_free, outbound_deliver, outbound_set_up_cb,
  * outbound_is_down, outbound_forget_down, outbound_notify_backups,
- * outbound_cancel.
+ * outbound_cancel, outbound_down_read.
  */
 #ifndef TANDEM_OUTBOUND_H
 #define TANDEM_OUTBOUND_H
@@ -33,6 +33,15 @@ void outbound_forget_down(struct outbound *o);
 /* A primary is back: send ETRN for each domain to each [server] backups
  * host, asking again every probe_interval those that cannot be reached. */
 void outbound_notify_backups(struct outbound *o, const char *const *domains, int ndomains);
+/* A destination down, as the running server last wrote it (data_dir/queue/down). */
+struct outbound_down {
+	char domain[256], host[256], addr[64];
+	int port;
+	long long since;
+	unsigned probe_interval;
+};
+/* Read the list (*vp malloc'd, *np entries; none when the file is absent). */
+int outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np);
 /* Stop every delivery in flight (shutdown): their recipients are deferred. */
 void outbound_cancel(struct outbound *o);
 /* Deliver every recipient i with res[i].status == RCPT_REMOTE and set its

@@ -6,18 +6,23 @@
  * every [relay] probe_interval asks the best host again. The moment it
  * answers, the domain is up and the queue is flushed: a backup drains into
  * its primary within seconds of its return.
+ * The set of destinations down is also written to data_dir/queue/down, so
+ * `tandem queue list` can say why a message waits (outbound_down_read).
  * Public (module-internal, see outbound_int.h): ob_down_mark, ob_down_check,
- * ob_down_free_all.
+ * ob_down_free_all; outbound_down_read (outbound.h).
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "deliver/outbound_int.h"
 #include "util/config.h"
+#include "util/durable.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -30,9 +35,74 @@ struct ob_down {
 	int port;
 	struct event *timer;
 	struct smtp_client *probe;
+	long long since;
 };
 
 static void ob_down_schedule(struct ob_down *dn);
+
+static void
+ob_down_path(const struct config *cf, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/queue/down", cf->data_dir);
+}
+
+/* One line per destination down: DOMAIN HOST ADDR PORT SINCE INTERVAL. */
+static void
+ob_down_publish(struct outbound *o)
+{
+	char path[4096], line[600];
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+
+	ob_down_path(o->cf, path, sizeof(path));
+	for (struct ob_down *dn = o->down; dn; dn = dn->next) {
+		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u\n", dn->domain, dn->host,
+				 dn->addr, dn->port, dn->since, o->cf->probe_interval);
+
+		if (n < 0 || (size_t)n >= sizeof(line))
+			continue;
+		if (len + n > cap) {
+			cap = (len + n) * 2;
+			buf = xrealloc(buf, cap);
+		}
+		memcpy(buf + len, line, n);
+		len += n;
+	}
+	if (len == 0) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			log_warn(NULL, "event=down_file_failed error=%s", log_q(strerror(errno)));
+	} else if (durable_write_file(path, buf, len, 0640) != 0) {
+		log_warn(NULL, "event=down_file_failed error=%s", log_q(strerror(errno)));
+	}
+	free(buf);
+}
+
+int
+outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np)
+{
+	char path[4096], line[1024];
+	FILE *fp;
+	int n = 0;
+
+	*vp = NULL;
+	*np = 0;
+	snprintf(path, sizeof(path), "%s/queue/down", data_dir);
+	if ((fp = fopen(path, "r")) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		struct outbound_down d;
+
+		memset(&d, 0, sizeof(d));
+		if (sscanf(line, "%255s %255s %63s %d %lld %u", d.domain, d.host, d.addr, &d.port,
+			   &d.since, &d.probe_interval) != 6)
+			continue;
+		*vp = xrealloc(*vp, (n + 1) * sizeof(**vp));
+		(*vp)[n++] = d;
+	}
+	fclose(fp);
+	*np = n;
+	return 0;
+}
 
 static struct ob_down *
 ob_down_find(struct outbound *o, const char *domain)
@@ -66,6 +136,7 @@ ob_down_up(struct ob_down *dn)
 	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=up", dn->domain, dn->host,
 		dn->addr, dn->port);
 	ob_down_free(dn);
+	ob_down_publish(o);
 	if (o->up_cb)
 		o->up_cb(o->up_arg);
 }
@@ -125,9 +196,11 @@ ob_down_mark(struct outbound *o, const char *domain, const char *host, const cha
 	dn->host = xstrdup(host);
 	snprintf(dn->addr, sizeof(dn->addr), "%s", addr);
 	dn->port = port;
+	dn->since = time(NULL);
 	dn->timer = evtimer_new(o->base, ob_probe_cb, dn);
 	dn->next = o->down;
 	o->down = dn;
+	ob_down_publish(o);
 	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down every=%us", domain, host,
 		addr, port, o->cf->probe_interval);
 	ob_down_schedule(dn);
@@ -148,4 +221,5 @@ ob_down_free_all(struct outbound *o)
 		o->down = dn->next;
 		ob_down_free(dn);
 	}
+	ob_down_publish(o);
 }

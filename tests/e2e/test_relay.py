@@ -205,3 +205,15 @@ def test_primary_asks_an_unreachable_backup_again():
     assert "event=etrn host=%s:%d domain=example.test" % (b.ip, b.port) in p.log()
     b.stop()
     p.stop()
+
+
+def test_queue_list_says_why_mail_waits():
+    p, b = held_on_backup(2)
+    text = b.cli("queue", "list").stdout
+    assert text.count("waiting: example.test is down since") == 2, text
+    assert "%s[%s]:%d did not answer" % (p.ip, p.ip, p.port) in text, text
+    entries = b.cli("queue", "list", "--json").stdout
+    assert entries.count('"waiting": "waiting: example.test is down') == 2, entries
+    b.stop()
+    # nobody probes while the server is stopped: no claim about it
+    assert "waiting:" not in b.cli("queue", "list").stdout
