@@ -253,7 +253,7 @@ serve_setup(struct serve *sv)
 		return -1;
 	}
 	sv->pool = worker_pool_new(sv->base, cf->workers);
-	sv->deliver = deliver_new(cf);
+	sv->deliver = deliver_new(cf, sv->queue);
 	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
 	if ((sv->outbound = outbound_new(sv->base, cf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);

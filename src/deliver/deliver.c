@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "deliver/deliver.h"
 #include "directory/directory.h"
 #include "mail/addr.h"
+#include "queue/queue.h"
 #include "store/maildir.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -21,16 +25,18 @@
 
 struct deliver {
 	const struct config *cf;
+	struct queue *q;
 	struct directory *dirs[DELIVER_MAX_THREADS];
 	pthread_mutex_t mu;
 };
 
 struct deliver *
-deliver_new(const struct config *cf)
+deliver_new(const struct config *cf, struct queue *q)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
 
 	d->cf = cf;
+	d->q = q;
 	pthread_mutex_init(&d->mu, NULL);
 	return d;
 }
@@ -72,6 +78,8 @@ struct deliver_rcpt {
 	off_t body_off;
 	char **seen;            /* mailboxes written in this attempt */
 	int nseen;
+	char **fwd;             /* alias targets elsewhere, for this recipient */
+	int nfwd;
 	int ndest, nfail, nforeign;
 	char error[256];
 };
@@ -86,9 +94,11 @@ deliver_dest(const char *dest, int is_local, void *arg)
 
 	r->ndest++;
 	if (!is_local) {
-		r->nforeign++;
-		snprintf(r->error, sizeof(r->error), "4.4.0 no outbound transport for alias targets yet: <%s> "
-			 "is not forwarded", dest);
+		for (int i = 0; i < r->nfwd; i++)
+			if (strcasecmp(r->fwd[i], dest) == 0)
+				return;
+		r->fwd = xrealloc(r->fwd, (r->nfwd + 1) * sizeof(char *));
+		r->fwd[r->nfwd++] = xstrdup(dest);
 		return;
 	}
 	for (int i = 0; i < r->nseen; i++)
@@ -111,6 +121,59 @@ deliver_dest(const char *dest, int is_local, void *arg)
 		rc == 1 ? " duplicate=avoided" : "");
 	r->seen = xrealloc(r->seen, (r->nseen + 1) * sizeof(char *));
 	r->seen[r->nseen++] = xstrdup(dest);
+}
+
+/* Queue a copy of the message for the alias targets in other domains:
+ * same sender (bounces go to the original sender), same body, with a
+ * Delivered-To: naming the alias. Committed before the recipient counts as
+ * done, so a crash in between forwards twice rather than never. */
+static int
+deliver_forward(struct deliver_rcpt *r, const char *alias, char qid_r[QUEUE_ID_LEN + 1])
+{
+	const struct queue_env *env = r->env;
+	struct queue_env fenv = { 0 };
+	struct queue_in *in;
+	char buf[65536], *hdr;
+	off_t off = r->body_off;
+	long long left = env->size;
+	int rc;
+
+	fenv.arrival = time(NULL);
+	fenv.sender = env->sender;
+	fenv.rcpt = r->fwd;
+	fenv.nrcpt = r->nfwd;
+	fenv.client = "127.0.0.1";
+	fenv.helo = r->d->cf->hostname;
+	fenv.proto = "ALIAS";
+	fenv.body8bit = env->body8bit;
+	fenv.smtputf8 = env->smtputf8;
+	if ((in = queue_in_create(r->d->q, &fenv)) == NULL)
+		return -1;
+	hdr = xasprintf("Delivered-To: %s\r\n", alias);
+	queue_in_write(in, hdr, strlen(hdr));
+	free(hdr);
+	while (left > 0) {
+		ssize_t n = pread(r->fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf), off);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			errno = n == 0 ? EIO : errno;
+			queue_in_free(&in);
+			return -1;
+		}
+		queue_in_write(in, buf, (size_t)n);
+		off += n;
+		left -= n;
+	}
+	rc = queue_in_commit(in);
+	if (rc == 0) {
+		snprintf(qid_r, QUEUE_ID_LEN + 1, "%s", queue_in_qid(in));
+		log_msg(qid_r, "event=queued from=<%s> nrcpt=%d size=%lld forwarded_for=%s alias=<%s>",
+			env->sender, r->nfwd, queue_in_size(in), env->qid, alias);
+	}
+	queue_in_free(&in);
+	return rc;
 }
 
 void
@@ -141,6 +204,20 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		r.ndest = r.nfail = r.nforeign = 0;
 		r.error[0] = '\0';
 		n = directory_expand(dir, env->rcpt[i], deliver_dest, &r);
+		if (n > 0 && r.nfail == 0 && r.nfwd > 0 && d->q != NULL &&
+		    deliver_forward(&r, env->rcpt[i], res[i].fwd_qid) != 0) {
+			r.nforeign++;
+			snprintf(r.error, sizeof(r.error), "4.3.0 forwarding to %s: %s", r.fwd[0],
+				 strerror(errno));
+		} else if (n > 0 && r.nfwd > 0 && d->q == NULL) {
+			r.nforeign++;
+			snprintf(r.error, sizeof(r.error), "4.3.5 <%s> cannot be forwarded here", r.fwd[0]);
+		}
+		for (int k = 0; k < r.nfwd; k++)
+			free(r.fwd[k]);
+		free(r.fwd);
+		r.fwd = NULL;
+		r.nfwd = 0;
 		if (n < 0) {
 			res[i].status = RCPT_TEMP;
 			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", directory_error(dir));

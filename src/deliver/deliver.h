@@ -3,7 +3,9 @@
  * through the directory (users, aliases, catch-alls) and writes the message
  * into each final mailbox with Return-Path: and Delivered-To: added. The
  * Maildir file is named after the queue id, so an attempt repeated after a
- * crash finds the copy already there and does not deliver twice.
+ * crash finds the copy already there and does not deliver twice. An alias
+ * target in another domain is forwarded: a new message with the same
+ * sender and body is queued for it (res[i].fwd_qid), as Postfix re-injects.
  * Public: deliver_new, deliver_free, deliver_local (a sched_transport_fn).
  */
 #ifndef TANDEM_DELIVER_H
@@ -15,7 +17,7 @@
 struct config;
 struct deliver;
 
-struct deliver *deliver_new(const struct config *cf);
+struct deliver *deliver_new(const struct config *cf, struct queue *q);
 void deliver_free(struct deliver **dp);
 void deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		   const struct queue_meta *meta, struct rcpt_result *res);

@@ -42,6 +42,8 @@ struct sched_job {
 	enum sched_outcome outcome;
 	long long next_attempt;
 	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
+	char (*fwd)[QUEUE_ID_LEN + 1];    /* messages the transport queued */
+	int nfwd;
 	/* Kept across the remote phase, which runs on the loop between the
 	 * local phase and the outcome, both on workers. */
 	int remote_phase;
@@ -298,6 +300,12 @@ sched_finish(struct sched_job *job)
 				   job->res);
 	close(job->fd);
 	job->next_attempt = job->meta.next_attempt;
+	for (int i = 0; i < job->env.nrcpt; i++) {
+		if (job->res[i].fwd_qid[0] == '\0')
+			continue;
+		job->fwd = xrealloc(job->fwd, (job->nfwd + 1) * sizeof(*job->fwd));
+		memcpy(job->fwd[job->nfwd++], job->res[i].fwd_qid, QUEUE_ID_LEN + 1);
+	}
 	if (job->outcome == OUT_DEFER)
 		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
 			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
@@ -382,6 +390,9 @@ sched_done(void *arg)
 	e->in_flight = 0;
 	if (job->dsn_qid[0] != '\0')
 		sched_make_ready(sched_entry_get(s, job->dsn_qid));
+	for (int i = 0; i < job->nfwd; i++)
+		sched_make_ready(sched_entry_get(s, job->fwd[i]));
+	free(job->fwd);
 	switch (job->outcome) {
 	case OUT_DONE:
 	case OUT_GONE:

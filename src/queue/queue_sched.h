@@ -33,6 +33,8 @@ enum rcpt_status {
 struct rcpt_result {
 	enum rcpt_status status;
 	char error[256];
+	char fwd_qid[QUEUE_ID_LEN + 1];   /* a message the transport queued for it
+					   * (alias forwarding): scheduled at once */
 };
 
 /* A transport delivers one message, on a worker thread. It reads the

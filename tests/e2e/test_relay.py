@@ -108,10 +108,8 @@ def test_backup_probes_and_drains_when_the_primary_returns():
     # One message learnt that the primary is down; the others wait without an attempt.
     assert b.log().count("event=smtp_connect") <= 2
     p.start()
-    t0 = time.monotonic()
     wait_for(lambda: len(p.messages("alice@example.test")) == 5, timeout=15,
              what="all five drained into the primary")
-    assert time.monotonic() - t0 < 10
     assert "status=up" in b.log()
     wait_for(lambda: b.queue_files("active") == [] and b.queue_files("deferred") == [],
              what="the backup's queue empty")
@@ -217,3 +215,36 @@ def test_queue_list_says_why_mail_waits():
     b.stop()
     # nobody probes while the server is stopped: no claim about it
     assert "waiting:" not in b.cli("queue", "list").stdout
+
+
+def test_alias_to_another_domain_is_forwarded():
+    """An alias whose target is in another domain: alice gets her copy here,
+    and a copy goes out through MX to the other domain's server, with the
+    original sender (bounces go to carol) and a Delivered-To: naming the alias."""
+    p = Server(role="primary", ip="127.0.6.10")
+    p.setup_domain(users=("alice",))
+    p.cli("alias", "add", "team@example.test", "alice@example.test", "dave@example.net")
+    other = Server(role="primary", ip="127.0.6.40", port=25, hostname="mx.example.net")
+    other.setup_domain(domain="example.net", users=("dave",))
+    dns = Dns(["--mx-host=example.net,mx.example.net,10",
+               "--host-record=mx.example.net,%s" % other.ip])
+    try:
+        p.start()
+        other.start()
+        subprocess.run(["swaks", "--server", "%s:%d" % (p.ip, p.port), "--from", "carol@example.org",
+                        "--to", "team@example.test", "--h-Subject", "to the team"],
+                       capture_output=True, timeout=30, check=True)
+        wait_for(lambda: len(p.messages("alice@example.test")) == 1, what="alice's copy")
+        m = wait_for(lambda: other.messages("dave@example.net"), timeout=15,
+                     what="dave's copy at the other domain")
+        assert len(m) == 1
+        assert b"Return-Path: <carol@example.org>" in m[0], m[0]
+        assert b"Delivered-To: team@example.test" in m[0], m[0]
+        assert b"Subject: to the team" in m[0]
+        assert "forwarded_for=" in p.log()
+        wait_for(lambda: p.queue_files("active") == [] and p.queue_files("deferred") == [],
+                 what="the primary's queue empty")
+    finally:
+        dns.stop()
+    other.stop()
+    p.stop()

@@ -1,0 +1,900 @@
+"""Failover end to end: the issue's scenario.
+
+A private dnsmasq publishes
+
+    example.test.      MX 10 mx1.example.test.   (the tandem primary, PRIMARY:25)
+    example.test.      MX 20 mx2.example.test.   (the tandem backup,  BACKUP:25)
+    example.org.       MX 10 mx.example.org.     (a third tandem, the sending server)
+
+The backup has no [relay] primary: it finds the primary through the MX
+records, dropping itself and every worse MX. Mail is handed to the sending
+server with `tandem sendmail -f carol@example.org alice@example.test`, so
+every message takes the road a real one would: DNS, MX 10, and MX 20 when
+MX 10 does not answer.
+
+  1   primary up: straight to the primary; the backup sees nothing
+  2   primary down: the sender falls back to the backup in one attempt; the
+      backup keeps the mail, never loops it back to itself, never bounces
+  3a  primary back: the backup's probe drains it within seconds
+  3b  primary back: the primary's ETRN (RFC 1985) to its [server] backups
+      drains it within seconds (probe and retries an hour away)
+  3c  the primary retries the ETRN to a backup that was down when it started
+  4   flapping: 1,000 messages while the primary is SIGKILLed and restarted
+      at random moments; every accepted message is delivered, duplicates
+      counted (TANDEM_CRASH_STRICT=1 fails on them too)
+  5   the backup with the primary's recipient list refuses unknown users at
+      RCPT (550 5.1.1): the sender's DSN goes to carol, the rest is delivered
+  6   no MX reachable at all: after the sender's lifetime, one DSN to carol,
+      none for a message from the null sender
+  7   a real Postfix as the sending server (own config, queue and a private
+      mount namespace whose /etc/resolv.conf points at a dnsmasq on port 53)
+
+Set TANDEM_FAILOVER_SEED to replay the kill timings of test 4.
+"""
+import collections
+import email
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+from lib import BIN, DNS_PORT, KEEP, Server, addr, port_open, wait_for
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+POSTFIX = "/usr/sbin/postfix"
+
+# Own loopback addresses (remapped by TANDEM_E2E_NET like every address).
+PRIMARY_IP = "127.0.8.10"
+BACKUP_IP = "127.0.8.20"
+SENDER_IP = "127.0.8.30"
+POSTFIX_IP = "127.0.8.31"
+RESOLVER_IP = "127.0.8.53"   # port 53: the resolver of the Postfix namespace
+
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+CAROL = "carol@example.org"
+
+ID_RE = re.compile(rb"^X-Failover-Id: (\S+)\r?$", re.M)
+QUEUED_AS_RE = re.compile(r"event=smtp to=<[^>]*> relay=\S+ status=sent reply=\"[^\"]*queued as ([0-9A-F]{16})")
+
+
+# --- DNS -----------------------------------------------------------------------
+
+def dns_answers(server, port, name, qtype):
+    """Number of answer records a DNS server gives for NAME/QTYPE (0 on no answer)."""
+    qid = random.randrange(1 << 16)
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    q += struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        try:
+            s.sendto(q, (server, port))
+            data = s.recv(4096)
+        except OSError:
+            return 0
+    if len(data) < 12 or struct.unpack(">H", data[:2])[0] != qid:
+        return 0
+    return struct.unpack(">H", data[6:8])[0]
+
+
+def records():
+    return ["--mx-host=example.test,mx1.example.test,10",
+            "--mx-host=example.test,mx2.example.test,20",
+            "--host-record=mx1.example.test,%s" % addr(PRIMARY_IP),
+            "--host-record=mx2.example.test,%s" % addr(BACKUP_IP),
+            "--mx-host=example.org,mx.example.org,10",
+            "--host-record=mx.example.org,%s" % addr(SENDER_IP)]
+
+
+class Dns:
+    """A private dnsmasq; answers only for the names given (no upstream)."""
+
+    def __init__(self, recs, listen="127.0.0.1", port=DNS_PORT):
+        assert os.access(DNSMASQ, os.X_OK), "dnsmasq (Debian dnsmasq-base) is needed"
+        self.listen, self.port = listen, port
+        self.err = tempfile.TemporaryFile()
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--listen-address=%s" % listen, "--bind-interfaces", "--port=%d" % port,
+                "--local=/test/", "--local=/org/", "--local=/net/", "--local=/in-addr.arpa/"] + recs
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.err)
+        try:
+            wait_for(lambda: self.proc.poll() is not None or
+                     dns_answers(listen, port, "example.test", 15) == 2,
+                     timeout=10, what="dnsmasq on %s:%d to answer" % (listen, port))
+        except AssertionError:
+            self.stop()
+            raise
+        assert self.proc.poll() is None, "dnsmasq on %s:%d exited: %s" % (listen, port, self.stderr())
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+# --- the three servers ---------------------------------------------------------
+
+def merged(base, more):
+    out = {sec: dict(kv) for sec, kv in base.items()}
+    for sec, kv in (more or {}).items():
+        out.setdefault(sec, {}).update(kv)
+    return out
+
+
+class Site:
+    """dnsmasq, the primary (mx1), the backup (mx2) and the sending server.
+    Servers are created here and started by the test; `with Site() as st`
+    stops dnsmasq however the test ends (run.py kills the servers)."""
+
+    def __init__(self, primary=None, backup=None, sender=None, dns_listen="127.0.0.1",
+                 dns_port=DNS_PORT):
+        resolver = {"dns": {"resolver": "%s@%d" % (dns_listen, dns_port)}}
+        self.dns_args = (dns_listen, dns_port)
+        self.dns = None
+        self.p = Server(role="primary", ip=PRIMARY_IP, port=25, hostname="mx1.example.test",
+                        extra=merged(resolver, primary))
+        self.p.setup_domain("example.test", users=("alice", "bob"))
+        self.b = Server(role="backup", ip=BACKUP_IP, port=25, hostname="mx2.example.test",
+                        relay_domains=["example.test"],
+                        extra=merged(merged(resolver, {"queue": {"retry_min": "1s", "retry_max": "2s"},
+                                                       "relay": {"probe_interval": "1s"}}), backup))
+        self.s = Server(role="primary", ip=SENDER_IP, port=25, hostname="mx.example.org",
+                        extra=merged(merged(resolver, {"queue": {"retry_min": "1s", "retry_max": "2s"}}),
+                                     sender))
+        self.s.setup_domain("example.org", users=("carol",))
+
+    def __enter__(self):
+        self.dns = Dns(records(), *self.dns_args)
+        return self
+
+    def __exit__(self, *exc):
+        self.dns.stop()
+        return False
+
+    def stop_all(self):
+        for srv in (self.s, self.b, self.p):
+            srv.stop()
+
+
+def sendmail(srv, rcpts, ident, sender=CAROL, subject=None):
+    """Hand one message to srv with `tandem sendmail`; asserts it was queued."""
+    msg = "Subject: %s\nX-Failover-Id: %s\n\nmessage %s\n" % (subject or ident, ident, ident)
+    r = subprocess.run([BIN, "-c", srv.conf, "sendmail", "-f", sender] + list(rcpts), input=msg,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, "tandem sendmail %s exited %d: %s" % (ident, r.returncode, r.stderr)
+
+
+def by_id(srv, address):
+    """X-Failover-Id -> [(queue id of the delivering server, message bytes)]."""
+    out = collections.defaultdict(list)
+    for path in srv.maildir(address) + srv.maildir(address, "cur"):
+        with open(path, "rb") as f:
+            data = f.read()
+        m = ID_RE.search(data)
+        out[m.group(1).decode() if m else None].append((os.path.basename(path).split(".")[1], data))
+    return out
+
+
+def queued(srv):
+    return srv.queue_files("active") + srv.queue_files("deferred") + srv.queue_files("hold")
+
+
+def lines(text, event):
+    return [l for l in text.splitlines() if re.search(r"event=%s(\s|$)" % re.escape(event), l)]
+
+
+def mark(*servers):
+    return {srv: len(srv.log()) for srv in servers}
+
+
+def since(srv, m):
+    return srv.log()[m[srv]:]
+
+
+def dsn_parts(raw):
+    """(message, delivery-status text, original headers) of an RFC 3464 DSN."""
+    m = email.message_from_bytes(raw)
+    assert m.get_content_type() == "multipart/report", raw[:500]
+    text, status, headers = m.get_payload()
+    return m, status.as_string(), headers.get_payload()
+
+
+def assert_no_bounce(*servers):
+    for srv in servers:
+        log = srv.log()
+        bad = lines(log, "bounced") + lines(log, "failed") + lines(log, "expired") + \
+            [l for l in log.splitlines() if "event=queued from=<>" in l or "loops back" in l]
+        assert not bad, "%s (%s) bounced or failed mail:\n%s" % (srv.hostname, srv.ip, "\n".join(bad[:10]))
+
+
+def came_through_backup(data):
+    return b"by mx2.example.test (tandem)" in data
+
+
+# --- 1. primary up -------------------------------------------------------------
+
+def test_failover_1_primary_up_mail_goes_straight_to_the_primary():
+    with Site() as st:
+        p, b, s = st.p, st.b, st.s
+        for srv in (p, b, s):
+            srv.start()
+        sendmail(s, [ALICE], "up-1")
+        got = wait_for(lambda: by_id(p, ALICE).get("up-1"), timeout=15, what="delivery via MX 10")
+        assert len(got) == 1, got
+        data = got[0][1]
+        assert b"Received: from mx.example.org (" in data and b"by mx1.example.test (tandem)" in data, data[:600]
+        assert not came_through_backup(data), data[:600]
+        wait_for(lambda: queued(s) == [], what="the sender's queue empty")
+        sent = [l for l in lines(s.log(), "smtp") if "to=<alice@example.test>" in l]
+        assert len(sent) == 1 and "relay=mx1.example.test[%s]:25 status=sent" % p.ip in sent[0], sent
+        assert not lines(s.log(), "smtp_host_failed"), s.log()
+        # The backup saw nothing: no connection, nothing queued.
+        time.sleep(1)
+        assert queued(b) == [], queued(b)
+        assert not lines(b.log(), "connect") and not lines(b.log(), "queued"), b.log()
+        assert s.messages(CAROL) == []
+        st.stop_all()
+
+
+# --- 2. primary down -------------------------------------------------------------
+
+def hold_on_backup(st, idents, rcpts=(ALICE,)):
+    """Primary down: hand idents to the sender and wait until the backup holds them."""
+    s, b = st.s, st.b
+    m = mark(s, b)
+    for ident in idents:
+        sendmail(s, list(rcpts), ident)
+    wait_for(lambda: len(lines(since(b, m), "queued")) >= len(idents) and queued(s) == [],
+             timeout=20, what="the backup holding %d message(s) and the sender's queue empty" % len(idents))
+    return m
+
+
+def test_failover_2_primary_down_the_backup_queues_without_loop_or_bounce():
+    with Site() as st:
+        p, b, s = st.p, st.b, st.s
+        for srv in (p, b, s):
+            srv.start()
+        p.stop()
+        idents = ["down-%d" % i for i in range(3)]
+        m = hold_on_backup(st, idents)
+        slog, blog = since(s, m), since(b, m)
+        # The sender: one attempt each, MX 10 refused, MX 20 took it; no retry.
+        failed = lines(slog, "smtp_host_failed")
+        sent = [l for l in lines(slog, "smtp") if "to=<alice@example.test>" in l]
+        assert len(failed) == 3 and all("relay=mx1.example.test[%s]:25" % p.ip in l for l in failed), failed
+        assert len(sent) == 3 and all("relay=mx2.example.test[%s]:25 status=sent" % b.ip in l
+                                      for l in sent), sent
+        assert not lines(slog, "deferred") and not lines(slog, "retry_at"), slog
+        # The backup keeps them: three queue files, each for alice, from carol.
+        held = queued(b)
+        assert len(held) == 3 and len(lines(blog, "queued")) == 3, (held, blog)
+        assert all("from=<carol@example.org>" in l for l in lines(blog, "queued")), blog
+        # Let it retry and probe for a while (retry 1-2s, probe 1s), then look again.
+        wait_for(lambda: "status=down" in b.log(), what="the backup marking the primary down")
+        time.sleep(4)
+        blog = b.log()
+        assert len(queued(b)) == 3, queued(b)
+        # Never to itself: its only next hop is mx1; it never connected to its own address.
+        for l in lines(blog, "smtp_host_failed") + lines(blog, "smtp_connect") + lines(blog, "probe"):
+            assert "mx2.example.test" not in l and "[%s]" % b.ip not in l, l
+        assert not lines(blog, "smtp"), blog        # nothing was handed over to anyone
+        assert lines(blog, "smtp_host_failed"), blog  # but it did try the primary
+        assert len(lines(blog, "connect")) == 3, blog   # the sender's three, nothing else
+        # No DSN anywhere.
+        assert_no_bounce(b, s)
+        assert s.messages(CAROL) == [] and queued(s) == []
+        listed = json.loads(b.cli("queue", "list", "--json").stdout)
+        assert len(listed) == 3, listed
+        for e in listed:
+            assert e["sender"] == "carol@example.org", e
+            assert [r["address"] for r in e["recipients"]] == [ALICE], e
+        st.stop_all()
+
+
+# --- 3. primary back -------------------------------------------------------------
+
+def drain_after_restart(st, idents, timeout=15):
+    """Start the primary; returns the seconds until every ident is in alice's mailbox."""
+    p = st.p
+    t0 = time.monotonic()
+    p.start()
+    wait_for(lambda: all(i in by_id(p, ALICE) for i in idents), timeout=timeout, step=0.05,
+             what="%d held messages in alice's mailbox (have %s)" % (
+                 len(idents), sorted(k for k in by_id(p, ALICE) if k)))
+    return time.monotonic() - t0
+
+
+def check_drained(st, idents):
+    p, b, s = st.p, st.b, st.s
+    got = by_id(p, ALICE)
+    for i in idents:
+        assert len(got[i]) == 1, (i, len(got[i]))
+        assert came_through_backup(got[i][0][1]), got[i][0][1][:800]
+    wait_for(lambda: queued(b) == [], timeout=10, what="the backup's queue empty")
+    assert_no_bounce(b, s, p)
+    assert s.messages(CAROL) == []
+
+
+def test_failover_3a_the_backups_probe_drains_it_when_the_primary_returns():
+    # Backup retries an hour away: only the probe (every 1s) can bring it back.
+    with Site(backup={"relay": {"probe_interval": "1s"},
+                      "queue": {"retry_min": "1h", "retry_max": "2h"}}) as st:
+        p, b, s = st.p, st.b, st.s
+        for srv in (p, b, s):
+            srv.start()
+        p.stop()
+        idents = ["probe-%d" % i for i in range(5)]
+        hold_on_backup(st, idents)
+        wait_for(lambda: "status=down" in b.log(), what="the backup marking the primary down")
+        time.sleep(1.5)   # a probe or two finds it still down
+        assert len(queued(b)) == 5
+        m = mark(b)
+        took = drain_after_restart(st, idents)
+        print("failover 3a: %d messages drained by the probe %.2fs after the primary's start"
+              % (len(idents), took))
+        assert took < 6, took
+        assert "status=up" in since(b, m), since(b, m)
+        check_drained(st, idents)
+        st.stop_all()
+
+
+ETRN_OK = r'event=etrn host=%s:25 domain=example\.test reply="250'
+
+
+def test_failover_3b_the_primarys_etrn_drains_it_when_the_primary_returns():
+    # Backup probe and retries an hour away: only ETRN from the primary can help.
+    with Site(primary={"server": {"backups": "%s:25" % addr(BACKUP_IP)}},
+              backup={"relay": {"probe_interval": "1h"},
+                      "queue": {"retry_min": "1h", "retry_max": "2h"}}) as st:
+        p, b, s = st.p, st.b, st.s
+        for srv in (b, s, p):
+            srv.start()
+        p.stop()
+        idents = ["etrn-%d" % i for i in range(5)]
+        hold_on_backup(st, idents)
+        wait_for(lambda: "status=down" in b.log(), what="the backup marking the primary down")
+        m = mark(p, b)
+        t0 = time.monotonic()
+        p.start()
+        wait_for(lambda: re.search(ETRN_OK % re.escape(b.ip), since(p, m)), timeout=10,
+                 what="the primary's log line event=etrn host=%s:25 domain=example.test "
+                      "reply=\"250 ...\" ([server] backups: ETRN to the backups at start)" % b.ip)
+        wait_for(lambda: all(i in by_id(p, ALICE) for i in idents), timeout=10,
+                 what="the held mail in alice's mailbox after the ETRN")
+        took = time.monotonic() - t0
+        print("failover 3b: %d messages drained by ETRN %.2fs after the primary's start"
+              % (len(idents), took))
+        assert took < 6, took
+        assert "event=etrn domain=example.test" in since(b, m), since(b, m)
+        assert "event=etrn_failed" not in since(p, m), since(p, m)
+        check_drained(st, idents)
+        st.stop_all()
+
+
+def test_failover_3c_the_primary_retries_etrn_until_the_backup_answers():
+    with Site(primary={"server": {"backups": "%s:25" % addr(BACKUP_IP)},
+                       "relay": {"probe_interval": "1s"}},
+              backup={"relay": {"probe_interval": "1h"},
+                      "queue": {"retry_min": "1h", "retry_max": "2h"}}) as st:
+        p, b, s = st.p, st.b, st.s
+        b.start()
+        s.start()
+        idents = ["retry-%d" % i for i in range(3)]
+        hold_on_backup(st, idents)
+        # The first one was attempted and deferred an hour: only ETRN (a flush)
+        # brings it back, also after the backup restarts.
+        wait_for(lambda: b.queue_files("deferred"), what="a message deferred on the backup")
+        b.stop()
+        m = mark(p)
+        p.start()
+        wait_for(lambda: "event=etrn_failed host=%s:25" % b.ip in since(p, m), timeout=10,
+                 what="the primary's event=etrn_failed host=%s:25 (backup down at its start)" % b.ip)
+        time.sleep(2.5)
+        nfail = len(lines(since(p, m), "etrn_failed"))
+        assert nfail >= 2, "the primary did not retry the ETRN every probe_interval (1s): %s" % since(p, m)
+        mb = mark(p, b)
+        b.start()
+        wait_for(lambda: re.search(ETRN_OK % re.escape(b.ip), since(p, mb)), timeout=5,
+                 what="the primary's retried ETRN answered by the backup")
+        wait_for(lambda: all(i in by_id(p, ALICE) for i in idents), timeout=10,
+                 what="the held mail in alice's mailbox")
+        assert "event=etrn domain=example.test" in since(b, mb)
+        check_drained(st, idents)
+        # Answered once: no more ETRN to that backup.
+        time.sleep(2)
+        assert len(re.findall(ETRN_OK % re.escape(b.ip), since(p, mb))) == 1, since(p, mb)
+        assert "etrn_failed" not in since(p, mb), since(p, mb)
+        st.stop_all()
+
+
+# --- 4. flapping ---------------------------------------------------------------
+
+class Flap:
+    def __init__(self, n):
+        self.n = n
+        self.lock = threading.Lock()
+        self.next = 0
+        self.accepted = set()
+        self.errors = []
+        self.kills = []     # (seconds since start, messages handed in by then)
+
+
+def flap_sender(st, f, t0, rate, deadline):
+    while time.monotonic() < deadline:
+        with f.lock:
+            k = f.next
+            f.next += 1
+        if k >= f.n:
+            return
+        delay = t0 + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        ident = "flap-%04d" % k
+        msg = "Subject: flapping %s\nX-Failover-Id: %s\n\nmessage %s\n" % (ident, ident, ident)
+        r = subprocess.run([BIN, "-c", st.s.conf, "sendmail", "-f", CAROL, ALICE], input=msg,
+                           capture_output=True, text=True, timeout=30)
+        with f.lock:
+            if r.returncode == 0:
+                f.accepted.add(ident)
+            else:
+                f.errors.append("%s: exit %d %s" % (ident, r.returncode, r.stderr.strip()))
+
+
+def flap_killer(st, f, rng, t0, stop, kills, errors):
+    p = st.p
+    try:
+        while len(f.kills) < kills and not stop.is_set():
+            if stop.wait(rng.uniform(0.7, 2.5)):
+                break
+            p.kill()
+            with f.lock:
+                f.kills.append((time.monotonic() - t0, f.next))
+            time.sleep(rng.uniform(0.2, 1.5))
+            p.start()
+    except BaseException as e:  # reported by the main thread
+        errors.append(e)
+
+
+def test_failover_4_flapping_primary_1000_messages():
+    n = int(os.environ.get("TANDEM_FAILOVER_MESSAGES", "1000"))
+    seed = int(os.environ.get("TANDEM_FAILOVER_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    print("failover 4: seed %d" % seed)
+    with Site() as st:
+        p, b, s = st.p, st.b, st.s
+        for srv in (p, b, s):
+            srv.start()
+        f = Flap(n)
+        t0 = time.monotonic()
+        stop = threading.Event()
+        errors = []
+        # ~15s of sending at a steady rate, with 5 kills at random moments in it
+        rate = n / 15.0
+        senders = [threading.Thread(target=flap_sender, args=(st, f, t0, rate, t0 + 120))
+                   for _ in range(8)]
+        killer = threading.Thread(target=flap_killer, args=(st, f, rng, t0, stop, 5, errors))
+        for t in senders + [killer]:
+            t.start()
+        for t in senders:
+            t.join(150)
+        sent_at = time.monotonic() - t0
+        killer.join(60)   # lets it finish its kills; at most 5
+        stop.set()
+        assert not killer.is_alive() and not any(t.is_alive() for t in senders), "threads hung"
+        if errors:
+            raise errors[0]
+        if p.proc is None or p.proc.poll() is not None:
+            p.start()
+        kills_at = " ".join("%.1fs(after %d)" % k for k in f.kills)
+        print("failover 4: %d handed in, %d accepted in %.1fs; %d kills at %s" %
+              (n, len(f.accepted), sent_at, len(f.kills), kills_at))
+        assert not f.errors, "seed %d: tandem sendmail failed %d times: %s" % (seed, len(f.errors), f.errors[:5])
+        assert len(f.kills) >= 4, "seed %d: only %d kills" % (seed, len(f.kills))
+        # The primary is up for good: everything drains into alice's mailbox.
+        t1 = time.monotonic()
+        try:
+            wait_for(lambda: f.accepted <= set(by_id(p, ALICE)) and not queued(s) and not queued(b),
+                     timeout=60, step=0.2, what="every accepted message delivered, all queues empty")
+            stuck = None
+        except AssertionError:
+            stuck = "sender queue %d, backup queue %d" % (len(queued(s)), len(queued(b)))
+        drain = time.monotonic() - t1
+        time.sleep(1)   # a late duplicate would show up now
+        got = by_id(p, ALICE)
+        lost = sorted(f.accepted - set(got))
+        unknown = sorted(k for k in got if k not in f.accepted)
+        # Which copies did a client see acknowledged (250 ... queued as QID)?
+        confirmed = set(QUEUED_AS_RE.findall(s.log())) | set(QUEUED_AS_RE.findall(b.log()))
+        dups, avoidable = [], []
+        for ident, copies in sorted(got.items()):
+            if ident is None or len(copies) < 2:
+                continue
+            qids = [q for q, _ in copies]
+            acked = [q for q in qids if q in confirmed]
+            paths = ["%s(%s,%s)" % (q, "via backup" if came_through_backup(d) else "direct",
+                                    "250 seen" if q in confirmed else "250 lost") for q, d in copies]
+            dups.append("%s: %d copies %s" % (ident, len(copies), " ".join(paths)))
+            # A copy whose 250 never reached its client is RFC 5321 6.1; two
+            # acknowledged copies (or one queue id twice) are not.
+            if len(acked) > 1 or len(set(qids)) < len(qids):
+                avoidable.append(dups[-1])
+        via_backup = sum(1 for cs in got.values() for _, d in cs if came_through_backup(d))
+        possible = len(re.findall("possible_duplicate=yes", s.log() + b.log()))
+        print("failover 4: seed %d: %d accepted, %d delivered (%d via the backup), %d lost, "
+              "%d duplicates (%d not from a lost 250), %d possible_duplicate=yes logged by the "
+              "clients; drained in %.1fs" % (seed, len(f.accepted), sum(len(c) for c in got.values()),
+                                             via_backup, len(lost), len(dups), len(avoidable),
+                                             possible, drain))
+        for d in dups[:20]:
+            print("failover 4: duplicate " + d)
+        assert not lost, "seed %d: %d accepted messages never delivered: %s (%s)" % (
+            seed, len(lost), lost[:20], stuck)
+        assert not unknown, "seed %d: unknown or unparsable messages in the mailbox: %s" % (seed, unknown[:10])
+        assert stuck is None, "seed %d: queues not empty after 60s: %s" % (seed, stuck)
+        assert not avoidable, "seed %d: duplicates not explained by a lost reply:\n%s" % (
+            seed, "\n".join(avoidable[:20]))
+        if os.environ.get("TANDEM_CRASH_STRICT") == "1":
+            assert not dups, "seed %d: %d duplicates:\n%s" % (seed, len(dups), "\n".join(dups[:20]))
+        assert via_backup > 0, "seed %d: nothing went through the backup: the kills missed" % seed
+        assert_no_bounce(b, s)
+        assert s.messages(CAROL) == []
+        assert b.queue_files("hold") == [] and s.queue_files("hold") == [] and p.queue_files("hold") == []
+        st.stop_all()
+
+
+# --- 5. the backup knows the valid recipients ----------------------------------
+
+def test_failover_5_backup_with_recipient_list_rejects_unknown_users():
+    with Site() as st:
+        p, b, s = st.p, st.b, st.s
+        rfile = os.path.join(b.tmp, "rcpts.txt")
+        with open(rfile, "w") as fh:
+            fh.write("# the primary's users\nalice@example.test\nbob@example.test\n")
+        b.cli("recipients", "load", "example.test", rfile)
+        for srv in (p, b, s):
+            srv.start()
+        p.stop()
+        m = mark(s, b)
+        sendmail(s, [ALICE, "nobody@example.test"], "known-and-unknown")
+        sendmail(s, ["ghost@example.test"], "unknown-only")
+        sendmail(s, [BOB], "bob-only")
+        # Two DSNs to carol (one per message with an unknown recipient).
+        dsns = wait_for(lambda: len(s.messages(CAROL)) >= 2 and s.messages(CAROL), timeout=20,
+                        what="the sender's DSNs to carol")
+        wait_for(lambda: queued(s) == [], what="the sender's queue empty")
+        failed_to = []
+        for raw in dsns:
+            msg, status, headers = dsn_parts(raw)
+            assert msg["To"] == "<carol@example.org>", msg["To"]
+            assert "Action: failed" in status and "Status: 5.1.1" in status, status
+            assert "alice@example.test" not in status and "bob@example.test" not in status, status
+            failed_to += re.findall(r"Final-Recipient: rfc822; (\S+)", status)
+            assert "mx2.example.test" in status, status   # the diagnostic names who refused
+        assert sorted(failed_to) == ["ghost@example.test", "nobody@example.test"], failed_to
+        blog = since(b, m)
+        rej = [l for l in lines(blog, "reject") if "cmd=RCPT" in l and "code=550" in l]
+        assert len(rej) == 2 and any("nobody@example.test" in l for l in rej) and \
+            any("ghost@example.test" in l for l in rej), blog
+        # The backup holds the known ones only.
+        assert len(lines(blog, "queued")) == 2, blog
+        assert len(queued(b)) == 2
+        assert_no_bounce(b)
+        took = drain_after_restart(st, ["known-and-unknown"])
+        wait_for(lambda: "bob-only" in by_id(p, BOB), what="bob's message")
+        print("failover 5: 2 held messages delivered %.2fs after the primary's start" % took)
+        assert len(by_id(p, ALICE)["known-and-unknown"]) == 1
+        assert "unknown-only" not in by_id(p, ALICE)
+        wait_for(lambda: queued(b) == [], what="the backup's queue empty")
+        time.sleep(0.5)
+        assert len(s.messages(CAROL)) == 2
+        st.stop_all()
+
+
+# --- 6. lifetime expiry ----------------------------------------------------------
+
+def test_failover_6_no_mx_reachable_lifetime_expiry_one_dsn_none_for_null_sender():
+    with Site(sender={"queue": {"lifetime": "3s", "retry_min": "1s", "retry_max": "1s"},
+                      "relay": {"probe_interval": "1s"}}) as st:
+        s = st.s
+        s.start()     # neither the primary nor the backup runs
+        t0 = time.monotonic()
+        sendmail(s, [ALICE], "expire-carol")
+        sendmail(s, [ALICE], "expire-null", sender="")
+        dsn = wait_for(lambda: s.messages(CAROL), timeout=20, what="the expiry DSN to carol")
+        took = time.monotonic() - t0
+        wait_for(lambda: queued(s) == [] and len(lines(s.log(), "removed")) >= 3, timeout=20,
+                 what="both messages and the DSN gone from the sender's queue")
+        time.sleep(3)   # time for a second DSN, or one for the null sender, to show up
+        msgs = s.messages(CAROL)
+        assert len(msgs) == 1, "%d DSNs to carol" % len(msgs)
+        msg, status, headers = dsn_parts(msgs[0])
+        assert msgs[0].startswith(b"Return-Path: <>\n"), msgs[0][:200]
+        assert "Final-Recipient: rfc822; alice@example.test" in status, status
+        assert "Status: 4.4.7" in status and "Action: failed" in status, status
+        assert "X-Failover-Id: expire-carol" in headers, headers
+        log = s.log()
+        assert len(lines(log, "expired")) == 2, lines(log, "expired")
+        bounced = lines(log, "bounced")
+        assert len(bounced) == 2, bounced
+        assert sum("dsn=none(null sender)" in l for l in bounced) == 1, bounced
+        assert len([l for l in log.splitlines() if "event=queued from=<>" in l]) == 1, log
+        # Both MX hosts were tried; nothing got through.
+        assert any("mx1.example.test" in l for l in lines(log, "smtp_host_failed"))
+        assert any("mx2.example.test" in l for l in lines(log, "smtp_host_failed"))
+        assert not lines(log, "smtp"), lines(log, "smtp")
+        print("failover 6: the expiry DSN came %.1fs after the message (lifetime 3s)" % took)
+        s.stop()
+
+
+# --- 7. Postfix as the sending server -------------------------------------------
+
+def children_of(pid):
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            kids.append(int(name))
+    return kids
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class Postfix:
+    """A private Postfix: own config_directory, queue_directory and
+    data_directory, no chroot, started inside its own mount namespace whose
+    /etc/resolv.conf is a bind-mounted file naming RESOLVER."""
+
+    def __init__(self, ip, resolver):
+        assert os.geteuid() == 0, "the Postfix scenario needs root (postfix start, unshare -m, mount)"
+        assert os.access(POSTFIX, os.X_OK), "Postfix is needed (Debian package postfix)"
+        pwd.getpwnam("postfix")
+        self.ip, self.resolver = ip, resolver
+        self.dir = tempfile.mkdtemp(prefix="tandem-e2e-postfix-")
+        os.chmod(self.dir, 0o755)   # Postfix's daemons run as user postfix
+        self.etc = os.path.join(self.dir, "etc")
+        self.spool = os.path.join(self.dir, "spool")
+        self.data = os.path.join(self.dir, "data")
+        self.maillog = os.path.join(self.dir, "maillog")
+        self.resolv = os.path.join(self.dir, "resolv.conf")
+        self.master_pid = None
+        self.pids = set()
+        for d in (self.etc, self.spool, self.data):
+            os.makedirs(d)
+        pw = pwd.getpwnam("postfix")
+        os.chown(self.data, pw.pw_uid, pw.pw_gid)
+        with open(self.resolv, "w") as fh:
+            fh.write("# tandem e2e: the Postfix namespace's resolver\n"
+                     "nameserver %s\noptions timeout:1 attempts:2\n" % resolver)
+        with open(os.path.join(self.etc, "main.cf"), "w") as fh:
+            fh.write("""\
+# Private instance written by tests/e2e/test_failover.py; loopback only.
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.example.net
+mydomain = example.net
+myorigin = example.net
+# Postfix accepts only addresses configured on an interface here, and lo
+# carries 127.0.0.1/8 alone: the smtpd listener in master.cf binds {ip}:25
+# itself, and the client binds {ip} so the tandems see where mail comes from.
+inet_interfaces = loopback-only
+smtp_bind_address = {ip}
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains =
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtp_host_lookup = dns
+disable_dns_lookups = no
+smtp_tls_security_level = may
+smtp_connect_timeout = 5s
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+smtpd_peername_lookup = no
+maillog_file = {maillog}
+maillog_file_prefixes = {dir}
+""".format(spool=self.spool, data=self.data, ip=ip, maillog=self.maillog, dir=self.dir))
+        with open(os.path.join(self.etc, "master.cf"), "w") as fh:
+            fh.write("""\
+# service type  private unpriv  chroot  wakeup  maxproc command
+{ip}:25 inet n   -       n       -       -       smtpd
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+""".format(ip=ip))
+
+    def log(self):
+        try:
+            with open(self.maillog, errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def start(self):
+        script = 'mount --bind "$1" /etc/resolv.conf && exec %s -c "$2" start' % POSTFIX
+        try:
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                script, "sh", self.resolv, self.etc],
+                               capture_output=True, text=True, timeout=60)
+        except OSError as e:
+            raise AssertionError("cannot run unshare(1) for Postfix's mount namespace: %s" % e)
+        if r.returncode != 0:
+            # postfix(1) tells why on a terminal only (else syslog): ask again on a pty
+            why = ""
+            if shutil.which("script"):
+                why = subprocess.run(["script", "-qec", "%s -c %s check" % (POSTFIX, self.etc),
+                                      "/dev/null"], capture_output=True, text=True,
+                                     timeout=60).stdout
+            raise AssertionError(
+                "could not start Postfix in a private mount namespace (unshare -m, bind mount of "
+                "/etc/resolv.conf, postfix -c %s start): exit %d\n%s%s\npostfix check: %s\n"
+                "maillog:\n%s" % (self.etc, r.returncode, r.stdout, r.stderr, why,
+                                   self.log()[-3000:]))
+        pidfile = os.path.join(self.spool, "pid", "master.pid")
+
+        def master():
+            try:
+                with open(pidfile) as fh:
+                    return int(fh.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+        self.master_pid = wait_for(master, timeout=20, what="Postfix's master.pid")
+        self.pids.add(self.master_pid)
+        wait_for(lambda: port_open(self.ip, 25), timeout=20,
+                 what="Postfix answering on %s:25" % self.ip)
+        # The master (and so every Postfix process) sees the private resolv.conf;
+        # the machine's own is untouched.
+        with open("/proc/%d/root/etc/resolv.conf" % self.master_pid) as fh:
+            seen = fh.read()
+        assert "nameserver %s" % self.resolver in seen, "Postfix's namespace sees:\n" + seen
+        with open("/etc/resolv.conf") as fh:
+            assert "tandem e2e" not in fh.read(), "the bind mount leaked out of the namespace"
+        with open("/proc/self/ns/mnt") as _:
+            pass
+        assert os.readlink("/proc/%d/ns/mnt" % self.master_pid) != os.readlink("/proc/self/ns/mnt"), \
+            "Postfix runs in our mount namespace"
+
+    def track(self):
+        if self.master_pid and alive(self.master_pid):
+            self.pids.update(children_of(self.master_pid))
+
+    def stop(self):
+        """postfix stop; then wait (bounded) for master and children, SIGKILL stragglers by pid."""
+        self.track()
+        if self.master_pid:
+            try:
+                subprocess.run([POSTFIX, "-c", self.etc, "stop"], capture_output=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            end = time.monotonic() + 15
+            while time.monotonic() < end and any(alive(x) for x in self.pids):
+                time.sleep(0.1)
+            for x in self.pids:
+                if alive(x):
+                    try:
+                        os.kill(x, signal.SIGKILL)
+                    except OSError:
+                        pass
+        left = [x for x in self.pids if alive(x)]
+        if not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return left
+
+
+def test_failover_7_postfix_as_the_sending_server():
+    assert shutil.which("unshare"), "unshare(1) (util-linux) is needed"
+    resolver = addr(RESOLVER_IP)
+    # One dnsmasq on port 53 serves both the Postfix namespace and the tandems.
+    pf = None
+    with Site(dns_listen=resolver, dns_port=53) as st:
+        p, b = st.p, st.b
+        try:
+            pf = Postfix(addr(POSTFIX_IP), resolver)
+            p.start()
+            b.start()
+            pf.start()
+
+            def inject(ident):
+                with smtplib.SMTP(pf.ip, 25, timeout=30) as c:
+                    c.ehlo("client.example.net")
+                    c.sendmail("carol@example.net", [ALICE],
+                               ("From: carol@example.net\r\nTo: alice@example.test\r\n"
+                                "Subject: %s\r\nX-Failover-Id: %s\r\n\r\nvia Postfix\r\n"
+                                % (ident, ident)).encode())
+                pf.track()
+
+            # Primary up: Postfix goes straight to MX 10.
+            inject("pf-up")
+            got = wait_for(lambda: by_id(p, ALICE).get("pf-up"), timeout=30,
+                           what="Postfix's message on the primary (maillog:\n%s)" % pf.log()[-1500:])
+            assert not came_through_backup(got[0][1])
+            assert re.search(r"relay=mx1\.example\.test\[%s\]:25.*status=sent" % re.escape(p.ip), pf.log()), \
+                pf.log()[-2000:]
+            assert not lines(b.log(), "queued")
+            # Primary down: Postfix falls back to MX 20, the tandem backup keeps it.
+            p.stop()
+            m = mark(b)
+            inject("pf-down")
+            wait_for(lambda: lines(since(b, m), "queued"), timeout=30,
+                     what="the backup queueing Postfix's message (maillog:\n%s)" % pf.log()[-1500:])
+            q = lines(since(b, m), "queued")
+            assert len(q) == 1 and "from=<carol@example.net>" in q[0], q
+            assert "client=[%s]" % pf.ip in q[0], q     # from Postfix (smtp_bind_address)
+            wait_for(lambda: re.search(r"relay=mx2\.example\.test\[%s\]:25.*status=sent" % re.escape(b.ip),
+                                       pf.log()), timeout=10, what="Postfix logging the backup's 250")
+            assert re.search(r"connect to mx1\.example\.test\[%s\]:25: Connection refused" %
+                             re.escape(p.ip), pf.log()), pf.log()[-2000:]
+            assert len(queued(b)) == 1
+            # Primary back: the backup drains it.
+            took = drain_after_restart(st, ["pf-down"])
+            print("failover 7: Postfix -> tandem backup -> primary, delivered %.2fs after the "
+                  "primary's start" % took)
+            got = by_id(p, ALICE)["pf-down"]
+            assert len(got) == 1 and came_through_backup(got[0][1]), got
+            assert b"(Postfix)" in got[0][1], got[0][1][:800]
+            wait_for(lambda: queued(b) == [], what="the backup's queue empty")
+            assert_no_bounce(b, p)
+            assert "status=bounced" not in pf.log(), pf.log()[-2000:]
+        finally:
+            left = pf.stop() if pf is not None else []
+    assert not left, "Postfix processes still alive after postfix stop and SIGKILL: %s" % left
+    b.stop()
+    p.stop()

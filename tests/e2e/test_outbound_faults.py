@@ -1,0 +1,861 @@
+"""Outbound and failover faults (RELIABILITY.md): a tandem primary sends
+through a private dnsmasq to scripted SMTP peers, Postfix's smtp-sink and
+another tandem, and every fault of a sending server ends the way the table
+says: delivered elsewhere, deferred, or bounced with one DSN to the sender.
+
+Addresses are 127.0.7.x (run.py's TANDEM_E2E_NET moves them); MX delivery
+always goes to port 25, so every peer listens on its own address's port 25.
+The sender's local user carol@example.test gets the DSNs in her Maildir.
+"""
+import email
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+from lib import BIN, DNS_PORT, Server, addr, wait_for
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+CAROL = "carol@example.test"
+SENDER_IP = addr("127.0.7.10")        # the sending primary, port 2525
+GOOD_IP = addr("127.0.7.20")          # a tandem primary taking mail on port 25
+BACKUP_IP = addr("127.0.7.30")        # backups, port 25
+BACKUP2_IP = addr("127.0.7.31")
+DEAD_IP = addr("127.0.7.99")          # nothing ever listens here: refused
+DNS_FWD_IP = addr("127.0.7.53")       # scripted DNS answers behind dnsmasq
+
+
+def peer_ip(n):
+    return addr("127.0.7.%d" % (100 + n))
+
+
+# --- DNS -----------------------------------------------------------------
+
+def dns_query(name, qtype, port=DNS_PORT, server="127.0.0.1", timeout=2.0):
+    """One DNS query over UDP; returns (rcode, [(type, rdata)...])."""
+    tid = int.from_bytes(os.urandom(2), "big")
+    q = struct.pack(">HHHHHH", tid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(q, (server, port))
+        d, _ = s.recvfrom(4096)
+    rcode, nan = struct.unpack(">H", d[2:4])[0] & 0xF, struct.unpack(">H", d[6:8])[0]
+    off = len(q)
+    out = []
+    for _ in range(nan):
+        while d[off] != 0 and d[off] & 0xC0 != 0xC0:
+            off += 1 + d[off]
+        off += 2 if d[off] & 0xC0 == 0xC0 else 1
+        t, _c, _ttl, rdl = struct.unpack(">HHIH", d[off:off + 10])
+        off += 10
+        out.append((t, d[off:off + rdl]))
+        off += rdl
+    return rcode, out
+
+
+class Dns:
+    """A private dnsmasq on 127.0.0.1:DNS_PORT (where every tandem of the
+    e2e tests sends its queries) serving the records given."""
+
+    def __init__(self, records):
+        assert os.access(DNSMASQ, os.X_OK), "dnsmasq (Debian dnsmasq-base) is needed"
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % DNS_PORT,
+                "--local=/test/", "--log-queries", "--log-facility=-"] + records
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def up():
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            try:
+                return dns_query("ready.invalid.test", 1, timeout=0.2)[0] == 3
+            except OSError:
+                return False
+        wait_for(up, timeout=10, what="dnsmasq to answer")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+class DnsRcode:
+    """A UDP DNS server that answers every query with one rcode (SERVFAIL)."""
+
+    def __init__(self, ip, port, rcode=2):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.sock.settimeout(0.1)
+        self.rcode = rcode
+        self.queries = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            self.queries += 1
+            flags = 0x8000 | (struct.unpack(">H", q[2:4])[0] & 0x0100) | 0x0080 | self.rcode
+            self.sock.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0) + q[12:], peer)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+        assert not self.thread.is_alive()
+
+
+# --- SMTP peers ----------------------------------------------------------
+
+CLOSE = "<close>"      # a reply that is no reply: the peer drops the connection
+
+
+class Session:
+    """One connection to a Peer, as the peer's script sees it."""
+
+    def __init__(self, peer, sock, n):
+        self.peer, self.sock, self.n = peer, sock, n
+        self.buf = b""
+        self.commands = []
+        self.messages = []        # (mail from, [rcpt], data)
+        self.closed = False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+            assert len(self.buf) < 100000, "a command line without end"
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def read_data(self, limit=None):
+        """The message up to CRLF.CRLF: (data, True); (data, False) as soon
+        as limit bytes came in without it; None if the client went away."""
+        data = b"\r\n"          # the DATA line's CRLF: an empty message is "."
+        while True:
+            data += self.buf
+            self.buf = b""
+            i = data.find(b"\r\n.\r\n")
+            if i >= 0:
+                data, self.buf = data[:i + 2], data[i + 5:]
+                return data[2:], True
+            if limit is not None and len(data) - 2 >= limit:
+                return data[2:], False
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf = chunk
+
+    def reply(self, r, *args):
+        """Send a scripted reply: text (CRLF added), raw bytes, CLOSE, or a
+        callable that does what it likes (and may return one of those)."""
+        while callable(r):
+            r = r(self, *args)
+        if r is None:
+            return True
+        if r == CLOSE:
+            self.close()
+            return False
+        self.send(r + "\r\n" if isinstance(r, str) else r)
+        return True
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+
+    def converse(self, greeting="220 peer.test ESMTP scripted",
+                 ext=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"),
+                 mail="250 2.1.0 Ok", rcpt="250 2.1.5 Ok", data="354 End data with <CR><LF>.<CR><LF>",
+                 dot="250 2.0.0 Ok: queued", starttls="454 4.7.0 TLS not available",
+                 data_limit=None):
+        """A plain SMTP server; every reply can be replaced by the script.
+        rcpt may be a dict: address -> reply."""
+        if not self.reply(greeting):
+            return
+        sender, rcpts = None, []
+        while True:
+            line = self.line()
+            if line is None:
+                return
+            self.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                if verb == "HELO" or not ext:
+                    r = "250 peer.test"
+                else:
+                    r = "\r\n".join(["250-peer.test"] + ["250-" + e for e in ext[:-1]] +
+                                    ["250 " + ext[-1]])
+                if not self.reply(r):
+                    return
+            elif verb == "STARTTLS":
+                if not self.reply(starttls):
+                    return
+            elif verb == "MAIL":
+                sender, rcpts = re.search(r"<(.*?)>", line).group(1), []
+                if not self.reply(mail):
+                    return
+            elif verb == "RCPT":
+                a = re.search(r"<(.*?)>", line).group(1)
+                r = rcpt.get(a, "250 2.1.5 Ok") if isinstance(rcpt, dict) else rcpt
+                while callable(r) and r is not CLOSE:
+                    r = r(self, a)
+                if isinstance(r, str) and r.startswith("2"):
+                    rcpts.append(a)
+                if not self.reply(r):
+                    return
+            elif verb == "DATA":
+                r = data if rcpts else "554 5.5.1 Error: no valid recipients"
+                if not self.reply(r):
+                    return
+                if not (isinstance(r, str) and r.startswith("354")):
+                    continue
+                got = self.read_data(data_limit)
+                if got is None:
+                    return
+                body, complete = got
+                if not complete:
+                    self.peer.partial.append(body)
+                    self.close()
+                    return
+                self.messages.append((sender, list(rcpts), body))
+                if not self.reply(dot):
+                    return
+            elif verb == "RSET":
+                sender, rcpts = None, []
+                self.reply("250 2.0.0 Ok")
+            elif verb == "QUIT":
+                self.reply("221 2.0.0 Bye")
+                return
+            else:
+                self.reply("502 5.5.2 Error: command not recognized")
+
+
+class Peer:
+    """A scripted SMTP server on IP:25, one thread per connection. script(s)
+    runs each session; s.n is the connection's number, from 1."""
+
+    def __init__(self, ip, script=None):
+        self.ip = ip
+        self.script = script or (lambda s: s.converse())
+        self.sessions = []
+        self.partial = []
+        self.threads = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((ip, 25))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.1)
+        self.acceptor = threading.Thread(target=self.accept_loop, daemon=True)
+        self.acceptor.start()
+
+    def accept_loop(self):
+        while not self.stopping:
+            try:
+                sock, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            sock.settimeout(10)
+            with self.lock:
+                s = Session(self, sock, len(self.sessions) + 1)
+                self.sessions.append(s)
+            t = threading.Thread(target=self.run, args=(s,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def run(self, s):
+        try:
+            self.script(s)
+        except (OSError, AssertionError):
+            pass
+        finally:
+            s.close()
+
+    @property
+    def messages(self):
+        with self.lock:
+            return [m for s in self.sessions for m in s.messages]
+
+    @property
+    def commands(self):
+        with self.lock:
+            return [c for s in self.sessions for c in s.commands]
+
+    def stop(self):
+        self.stopping = True
+        self.acceptor.join(timeout=5)
+        self.lsock.close()
+        with self.lock:
+            for s in self.sessions:
+                s.close()
+        for t in self.threads:
+            t.join(timeout=5)
+        assert not self.acceptor.is_alive() and not any(t.is_alive() for t in self.threads), \
+            "a peer thread did not stop"
+
+
+class Sink:
+    """Postfix's smtp-sink on IP:25 with its fault options."""
+
+    def __init__(self, ip, *options):
+        assert os.access(SMTP_SINK, os.X_OK), "smtp-sink (Debian postfix) is needed"
+        self.ip = ip
+        self.proc = subprocess.Popen([SMTP_SINK, "-u", "nobody", "-c"] + list(options) +
+                                     ["%s:25" % ip, "16"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def up():
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            try:
+                socket.create_connection((ip, 25), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, timeout=10, what="smtp-sink on %s:25" % ip)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+class Stack:
+    """What a scenario started, stopped in reverse order whatever happens."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, x):
+        self.items.append(x)
+        return x
+
+    def stop(self):
+        errors = []
+        while self.items:
+            x = self.items.pop()
+            try:
+                x.stop()
+            except Exception as e:   # noqa: B902 - stop the others, then report
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+# --- the tandems ---------------------------------------------------------
+
+def sender(hostname="out.example.test", **extra):
+    """The sending primary: local domain example.test with user carol."""
+    s = Server(role="primary", ip=SENDER_IP, port=2525, hostname=hostname, extra=extra)
+    s.setup_domain("example.test", users=("carol",))
+    return s
+
+
+def good_primary(domains):
+    """A tandem primary on GOOD_IP:25 taking mail for alice@ each domain."""
+    g = Server(role="primary", ip=GOOD_IP, port=25, hostname="mx.good.test")
+    for d in domains:
+        g.setup_domain(d, users=("alice",))
+    return g
+
+
+def send(s, rcpts, subject, body="hello\n"):
+    if isinstance(rcpts, str):
+        rcpts = [rcpts]
+    r = subprocess.run([BIN, "-c", s.conf, "sendmail", "-f", CAROL] + rcpts,
+                       input="Subject: %s\n\n%s" % (subject, body), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+def queue(s):
+    return json.loads(s.cli("queue", "list", "--json").stdout or "[]")
+
+
+def queued_for(s, rcpt):
+    """The queue entry holding rcpt, or None."""
+    for m in queue(s):
+        if any(r["address"] == rcpt for r in m["recipients"]):
+            return m
+    return None
+
+
+def qid_of(s, rcpt):
+    m = re.search(r"(\w+): event=\w+ to=<%s>" % re.escape(rcpt), s.log())
+    return m and m.group(1)
+
+
+def events(s, rcpt):
+    """The log lines of the message that went to rcpt."""
+    qid = wait_for(lambda: qid_of(s, rcpt), what="a log line about %s" % rcpt)
+    return [line for line in s.log().splitlines() if " %s: " % qid in line]
+
+
+def deferred(s, rcpt, timeout=15):
+    """Wait until the message to rcpt is deferred; returns its queue entry."""
+    def check():
+        if "event=deferred to=<%s>" % rcpt not in s.log():
+            return None
+        m = queued_for(s, rcpt)
+        return m if m and m["state"] == "deferred" else None
+    return wait_for(check, timeout=timeout, what="the message to %s deferred" % rcpt)
+
+
+def dsns(s):
+    """Every DSN in carol's Maildir, parsed: (message, delivery-status text)."""
+    out = []
+    for raw in s.messages(CAROL):
+        m = email.message_from_bytes(raw)
+        assert m.get_content_type() == "multipart/report", raw[:400]
+        assert raw.startswith(b"Return-Path: <>\n"), raw[:200]
+        text, status, headers = m.get_payload()
+        assert status.get_content_type() == "message/delivery-status"
+        out.append((m, status.as_string(), headers.get_payload()))
+    return out
+
+
+def dsn_for(s, rcpt, timeout=15):
+    """The one DSN that reports rcpt; asserts there is exactly one."""
+    tag = "Final-Recipient: rfc822; %s" % rcpt
+    wait_for(lambda: any(tag in st for _, st, _h in dsns(s)), timeout=timeout,
+             what="a DSN for %s" % rcpt)
+    found = [d for d in dsns(s) if tag in d[1]]
+    assert len(found) == 1, "%d DSNs for %s" % (len(found), rcpt)
+    return found[0]
+
+
+def status_of(dsn_status_text, rcpt):
+    """The Status: field of rcpt's block in a delivery-status part."""
+    blocks = dsn_status_text.split("\n\n")
+    for b in blocks:
+        if "Final-Recipient: rfc822; %s" % rcpt in b:
+            m = re.search(r"^Status: (\S+)", b, re.M)
+            return m and m.group(1)
+    return None
+
+
+# --- DNS faults ------------------------------------------------------------
+
+def test_dns_servfail_and_timeout_defer_without_a_fallback():
+    """SERVFAIL and a lookup that times out: 4.4.3, deferred, and never the
+    domain's A record instead (a peer listens there to catch it)."""
+    st = Stack()
+    try:
+        st.add(DnsRcode(DNS_FWD_IP, DNS_PORT, rcode=2))
+        traps = [st.add(Peer(peer_ip(1))), st.add(Peer(peer_ip(2)))]
+        g = good_primary(["good.test"])
+        st.add(g).start()
+        st.add(Dns(["--server=/servfail.test/%s#%d" % (DNS_FWD_IP, DNS_PORT),
+                    "--host-record=servfail.test,%s" % peer_ip(1),
+                    # nothing answers on port 1: dnsmasq never replies
+                    "--server=/timeout.test/127.0.0.1#1",
+                    "--host-record=timeout.test,%s" % peer_ip(2),
+                    "--mx-host=good.test,mx.good.test,10",
+                    "--host-record=mx.good.test,%s" % GOOD_IP]))
+        assert dns_query("servfail.test", 15)[0] == 2        # SERVFAIL
+        assert dns_query("servfail.test", 1)[0] == 0         # while its A record is there
+        s = st.add(sender())
+        s.start()
+        send(s, "alice@servfail.test", "servfail")
+        send(s, "alice@timeout.test", "timeout")
+        for rcpt, why in (("alice@servfail.test", "SERVFAIL"), ("alice@timeout.test", "")):
+            m = deferred(s, rcpt, timeout=40)
+            assert m["last_error"].startswith("4.4.3 DNS lookup of %s failed" % rcpt.split("@")[1]), m
+            assert why in m["last_error"]
+        # the lookup that timed out did not poison the resolver for others
+        send(s, "alice@good.test", "after the timeout")
+        wait_for(lambda: g.messages("alice@good.test"), timeout=15, what="good.test delivered")
+        for t in traps:
+            assert t.sessions == [], "fell back to the A record"
+        assert "event=smtp_connect" not in "\n".join(
+            events(s, "alice@servfail.test") + events(s, "alice@timeout.test"))
+        assert "event=bounced" not in s.log() and s.messages(CAROL) == []
+        s.stop()
+    finally:
+        st.stop()
+
+
+def test_nxdomain_bounces_5_1_2():
+    st = Stack()
+    try:
+        st.add(Dns([]))          # nothing under .test exists
+        s = st.add(sender())
+        s.start()
+        send(s, "alice@nowhere.test", "to nowhere")
+        m, status, headers = dsn_for(s, "alice@nowhere.test")
+        assert status_of(status, "alice@nowhere.test") == "5.1.2", status
+        assert "Action: failed" in status and "Subject: to nowhere" in headers
+        assert m["To"] == "<%s>" % CAROL
+        wait_for(lambda: queue(s) == [], what="the message removed")
+        assert len(s.messages(CAROL)) == 1
+        s.stop()
+    finally:
+        st.stop()
+
+
+def test_null_mx_bounces_5_1_10():
+    """RFC 7505 "MX 0 ." (dnsmasq serves it with --mx-host=DOMAIN,.,0): a
+    bounce, and the domain's A record is never tried."""
+    st = Stack()
+    try:
+        trap = st.add(Peer(peer_ip(1)))
+        st.add(Dns(["--mx-host=nullmx.test,.,0", "--host-record=nullmx.test,%s" % peer_ip(1)]))
+        rcode, ans = dns_query("nullmx.test", 15)
+        assert rcode == 0 and ans == [(15, b"\x00\x00\x00")], ans     # MX 0 "."
+        s = st.add(sender())
+        s.start()
+        send(s, "alice@nullmx.test", "to a null MX")
+        m, status, headers = dsn_for(s, "alice@nullmx.test")
+        assert status_of(status, "alice@nullmx.test") == "5.1.10", status
+        wait_for(lambda: queue(s) == [], what="the message removed")
+        assert trap.sessions == []
+        assert len(s.messages(CAROL)) == 1
+        s.stop()
+    finally:
+        st.stop()
+
+
+# --- our own host in the MX list ---------------------------------------------
+
+def test_own_host_as_best_mx_is_a_loop_bounce():
+    """The sender's hostname, or a name with its listening address, as the
+    best MX: 5.4.6. With a better host, ourselves and the worse are dropped."""
+    st = Stack()
+    try:
+        trap = st.add(Peer(peer_ip(1)))
+        st.add(Dns(["--mx-host=byname.test,out.example.test,10",
+                    "--mx-host=byname.test,worse.trap.test,20",
+                    "--host-record=out.example.test,%s" % SENDER_IP,
+                    "--mx-host=byaddr.test,other-name.test,10",
+                    "--host-record=other-name.test,%s" % SENDER_IP,
+                    # better host refusing, then us, then a worse one
+                    "--mx-host=middle.test,dead.test,10",
+                    "--mx-host=middle.test,out.example.test,20",
+                    "--mx-host=middle.test,worse.trap.test,30",
+                    "--host-record=dead.test,%s" % DEAD_IP,
+                    "--host-record=worse.trap.test,%s" % peer_ip(1)]))
+        s = st.add(sender())
+        s.start()
+        send(s, "alice@byname.test", "loop by name")
+        send(s, "alice@byaddr.test", "loop by address")
+        send(s, "alice@middle.test", "better host down")
+        for rcpt in ("alice@byname.test", "alice@byaddr.test"):
+            m, status, headers = dsn_for(s, rcpt)
+            assert status_of(status, rcpt) == "5.4.6", status
+            assert "loops back to myself" in status
+        m = deferred(s, "alice@middle.test")
+        assert DEAD_IP in m["last_error"], m
+        wait_for(lambda: len(queue(s)) == 1, what="the two loops removed")
+        assert trap.sessions == [], "a worse MX than ourselves was tried"
+        assert len(s.messages(CAROL)) == 2
+        s.stop()
+    finally:
+        st.stop()
+
+
+def test_backup_as_its_own_best_mx_relays_to_the_primary_or_defers():
+    """A backup that finds only itself (and worse) in the MX list: with
+    [relay] primary it hands the mail there, without it defers (4.4.4)."""
+    import smtplib
+    st = Stack()
+    try:
+        trap = st.add(Peer(peer_ip(1)))
+        g = st.add(good_primary(["bk1.test"]))
+        g.start()
+        st.add(Dns(["--mx-host=bk1.test,mx.bk.test,10", "--mx-host=bk1.test,worse.trap.test,20",
+                    "--mx-host=bk2.test,mx.bk2.test,10", "--mx-host=bk2.test,worse.trap.test,20",
+                    "--host-record=mx.bk.test,%s" % BACKUP_IP,
+                    "--host-record=mx.bk2.test,%s" % BACKUP2_IP,
+                    "--host-record=worse.trap.test,%s" % peer_ip(1)]))
+        b1 = st.add(Server(role="backup", ip=BACKUP_IP, port=25, hostname="mx.bk.test",
+                           relay_domains=["bk1.test"],
+                           extra={"relay": {"primary": "%s:25" % GOOD_IP}}))
+        # known by its address only: its name is not in the MX list
+        b2 = st.add(Server(role="backup", ip=BACKUP2_IP, port=25, hostname="backup2.example.test",
+                           relay_domains=["bk2.test"]))
+        b1.start()
+        b2.start()
+        for b, rcpt in ((b1, "alice@bk1.test"), (b2, "alice@bk2.test")):
+            with smtplib.SMTP(b.ip, 25, timeout=15) as c:
+                c.sendmail("erin@example.org", [rcpt], "Subject: via %s\r\n\r\nx\r\n" % b.ip)
+        m = wait_for(lambda: g.messages("alice@bk1.test"), what="bk1.test relayed to the primary")
+        assert b"Subject: via %s" % b1.ip.encode() in m[0]
+        m = deferred(b2, "alice@bk2.test")
+        assert m["last_error"].startswith("4.4.4 no MX host of bk2.test better than myself"), m
+        assert "event=bounced" not in b2.log()
+        assert trap.sessions == []
+        b1.stop()
+        b2.stop()
+    finally:
+        st.stop()
+
+
+# --- the next MX host, and after the last one ---------------------------------
+
+class Blackhole:
+    """IP:25 where a connection never completes: a listener that never
+    accepts, its one-place backlog kept full, so the kernel drops SYNs."""
+
+    def __init__(self, ip):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((ip, 25))
+        self.lsock.listen(0)
+        self.fill = []
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            c.connect_ex((ip, 25))
+            self.fill.append(c)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        try:
+            probe.connect((ip, 25))
+            raise AssertionError("the blackhole on %s accepts connections" % ip)
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+
+    def stop(self):
+        for c in self.fill:
+            c.close()
+        self.lsock.close()
+
+
+def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
+    """MX 10 refuses, never completes the connection (30 s, tandem's fixed
+    connect timeout), or greets with 450 (smtp-sink -r CONNECT): MX 20, a
+    tandem primary, gets the message."""
+    st = Stack()
+    try:
+        st.add(Blackhole(peer_ip(2)))
+        st.add(Sink(peer_ip(3), "-r", "CONNECT"))
+        domains = ["refused.test", "timeout.test", "greet4xx.test"]
+        g = st.add(good_primary(domains))
+        g.start()
+        st.add(Dns(["--mx-host=refused.test,dead.test,10", "--host-record=dead.test,%s" % DEAD_IP,
+                    "--mx-host=timeout.test,hole.test,10", "--host-record=hole.test,%s" % peer_ip(2),
+                    "--mx-host=greet4xx.test,sink.test,10", "--host-record=sink.test,%s" % peer_ip(3)] +
+                   ["--mx-host=%s,mx.good.test,20" % d for d in domains] +
+                   ["--host-record=mx.good.test,%s" % GOOD_IP]))
+        s = st.add(sender())
+        s.start()
+        for d in domains:
+            send(s, "alice@" + d, "to " + d)
+        for d in ("refused.test", "greet4xx.test"):
+            m = wait_for(lambda: g.messages("alice@" + d), what="%s via MX 20" % d)
+            assert len(m) == 1 and ("Subject: to " + d).encode() in m[0]
+        ev = "\n".join(events(s, "alice@refused.test"))
+        assert "relay=dead.test[%s]:25 stage=connect" % DEAD_IP in ev, ev
+        ev = "\n".join(events(s, "alice@greet4xx.test"))
+        assert "relay=sink.test[%s]:25 stage=greeting" % peer_ip(3) in ev and "450" in ev, ev
+        m = wait_for(lambda: g.messages("alice@timeout.test"), timeout=45,
+                     what="timeout.test via MX 20 once the connect timed out")
+        assert len(m) == 1
+        ev = "\n".join(events(s, "alice@timeout.test"))
+        assert re.search(r"relay=hole.test\[%s\]:25 stage=connect reason=\".*timeout" %
+                         re.escape(peer_ip(2)), ev), ev
+        for d in domains:
+            assert "event=smtp to=<alice@%s> relay=mx.good.test[%s]:25 status=sent" % (d, GOOD_IP) \
+                in s.log()
+        wait_for(lambda: queue(s) == [], what="the sender's queue empty")
+        assert s.messages(CAROL) == []
+        s.stop()
+        g.stop()
+    finally:
+        st.stop()
+
+
+def test_every_host_failing_defers_with_backoff_then_delivers():
+    """MX 10 refuses and MX 20 greets with 421: deferred (queue list and log
+    say so) and retried with backoff; once MX 20 takes mail, it arrives."""
+    st = Stack()
+    try:
+        state = {"open": False}
+        peer = st.add(Peer(peer_ip(1), lambda s: s.converse(
+            greeting="220 peer.test ESMTP" if state["open"] else "421 4.3.2 Service not available")))
+        st.add(Dns(["--mx-host=alldown.test,dead.test,10", "--host-record=dead.test,%s" % DEAD_IP,
+                    "--mx-host=alldown.test,mx20.test,20", "--host-record=mx20.test,%s" % peer_ip(1)]))
+        s = st.add(sender(queue={"retry_min": "1s", "retry_max": "2s"}))
+        s.start()
+        send(s, "alice@alldown.test", "every host fails")
+        m = deferred(s, "alice@alldown.test")
+        assert m["attempts"] >= 1 and "421" in m["last_error"] and peer_ip(1) in m["last_error"], m
+        ev = "\n".join(events(s, "alice@alldown.test"))
+        assert "stage=connect" in ev and "stage=greeting" in ev, ev
+        assert re.search(r"event=retry_at delay=[12]s attempts=1", ev), ev
+        n = len(peer.sessions)
+        state["open"] = True
+        m = wait_for(lambda: peer.messages, timeout=15, what="the retry on MX 20")
+        assert len(m) == 1 and m[0][1] == ["alice@alldown.test"]
+        assert len(peer.sessions) > n
+        wait_for(lambda: queue(s) == [], what="the sender's queue empty")
+        assert s.messages(CAROL) == []
+        s.stop()
+    finally:
+        st.stop()
+
+
+# --- replies at each stage ------------------------------------------------------
+
+def test_4xx_and_5xx_at_mail_rcpt_data_and_dot():
+    """smtp-sink -r (450) or -f (500) at MAIL, RCPT, DATA and after the final
+    dot: a 4xx defers (no DSN), a 5xx bounces (one DSN each, 5.3.0)."""
+    stages = [("mail", "MAIL"), ("rcpt", "RCPT"), ("data", "DATA"), ("dot", ".")]
+    st = Stack()
+    try:
+        records = []
+        n = 0
+        for name, cmd in stages:
+            for kind, opt in (("soft", "-r"), ("hard", "-f")):
+                n += 1
+                st.add(Sink(peer_ip(n), opt, cmd))
+                d = "%s-%s.test" % (name, kind)
+                records += ["--mx-host=%s,mx.%s,10" % (d, d), "--host-record=mx.%s,%s" % (d, peer_ip(n))]
+        st.add(Dns(records))
+        s = st.add(sender())
+        s.start()
+        for name, _ in stages:
+            for kind in ("soft", "hard"):
+                send(s, "alice@%s-%s.test" % (name, kind), "%s at %s" % (kind, name))
+        for name, _ in stages:
+            rcpt = "alice@%s-hard.test" % name
+            m, status, headers = dsn_for(s, rcpt)
+            assert status_of(status, rcpt) == "5.3.0", status
+            assert "Subject: hard at %s" % name in headers
+            assert re.search(r"Diagnostic-Code: .*mx\.%s-hard\.test\[%s\] said: 500 Error: command failed"
+                             % (name, re.escape(peer_ip(1 + 2 * stages.index((name, _)) + 1))), status), status
+        for name, _ in stages:
+            rcpt = "alice@%s-soft.test" % name
+            m = deferred(s, rcpt)
+            assert "450" in m["last_error"] and "4.3.0" in m["last_error"], m
+        wait_for(lambda: len(queue(s)) == 4, what="the hard failures removed")
+        assert sorted(r["address"] for m in queue(s) for r in m["recipients"]) == sorted(
+            "alice@%s-soft.test" % name for name, _ in stages)
+        assert len(s.messages(CAROL)) == 4
+        assert "status=sent" not in s.log().replace("to=<carol@example.test> status=sent", "")
+        s.stop()
+    finally:
+        st.stop()
+
+
+def test_5xx_to_one_rcpt_bounces_only_that_recipient():
+    """550 to one RCPT: that recipient alone is in the DSN; a 450 to another
+    is retried alone; the accepted one is delivered once."""
+    st = Stack()
+    try:
+        tries = []
+
+        def later(s, a):
+            tries.append(a)
+            return "450 4.2.1 mailbox busy" if len(tries) == 1 else "250 2.1.5 Ok"
+        peer = st.add(Peer(peer_ip(1), lambda s: s.converse(rcpt={
+            "bad@mixed.test": "550 5.1.1 <bad@mixed.test>: no such user",
+            "later@mixed.test": later})))
+        st.add(Dns(["--mx-host=mixed.test,mx.mixed.test,10",
+                    "--host-record=mx.mixed.test,%s" % peer_ip(1)]))
+        s = st.add(sender(queue={"retry_min": "1s", "retry_max": "2s"}))
+        s.start()
+        rcpts = ["ok@mixed.test", "bad@mixed.test", "later@mixed.test"]
+        send(s, rcpts, "three recipients")
+        m, status, headers = dsn_for(s, "bad@mixed.test")
+        assert status_of(status, "bad@mixed.test") == "5.1.1", status
+        assert "no such user" in status
+        assert "ok@mixed.test" not in status and "later@mixed.test" not in status
+        wait_for(lambda: len(peer.messages) == 2, timeout=15, what="the retry for later@")
+        wait_for(lambda: queue(s) == [], what="the message removed")
+        (f1, r1, b1), (f2, r2, b2) = peer.messages
+        assert (f1, r1) == (CAROL, ["ok@mixed.test"]) and (f2, r2) == (CAROL, ["later@mixed.test"])
+        assert b"Subject: three recipients" in b1 and b1 == b2
+        rcpt_cmds = [c for c in peer.commands if c.startswith("RCPT")]
+        assert rcpt_cmds == ["RCPT TO:<ok@mixed.test>", "RCPT TO:<bad@mixed.test>",
+                             "RCPT TO:<later@mixed.test>", "RCPT TO:<later@mixed.test>"], rcpt_cmds
+        assert len(s.messages(CAROL)) == 1
+        s.stop()
+    finally:
+        st.stop()
+
+
+# --- the connection drops ---------------------------------------------------------
+
+BIG_BODY = "".join("%06d %s\n" % (i, "x" * 90) for i in range(12000))    # about 1.2 MB
+
+
+def test_connection_drops_mid_data_or_after_the_dot_defer():
+    """Dropped while the message streams: deferred, no duplicate claimed.
+    Dropped after the final dot without a reply (a scripted peer, and
+    smtp-sink -q .): deferred, possible_duplicate=yes. The retries deliver."""
+    st = Stack()
+    try:
+        mid = st.add(Peer(peer_ip(1), lambda s: s.converse(
+            data_limit=65536 if s.n == 1 else None)))
+        dot = st.add(Peer(peer_ip(2), lambda s: s.converse(dot=CLOSE if s.n == 1 else
+                                                             "250 2.0.0 Ok: queued")))
+        st.add(Sink(peer_ip(3), "-q", "."))
+        st.add(Dns(["--mx-host=middata.test,mx.middata.test,10",
+                    "--host-record=mx.middata.test,%s" % peer_ip(1),
+                    "--mx-host=afterdot.test,mx.afterdot.test,10",
+                    "--host-record=mx.afterdot.test,%s" % peer_ip(2),
+                    "--mx-host=sinkdot.test,mx.sinkdot.test,10",
+                    "--host-record=mx.sinkdot.test,%s" % peer_ip(3)]))
+        s = st.add(sender(queue={"retry_min": "1s", "retry_max": "2s"}))
+        s.start()
+        send(s, "alice@middata.test", "big", BIG_BODY)
+        send(s, "alice@afterdot.test", "dropped after the dot")
+        send(s, "alice@sinkdot.test", "smtp-sink drops after the dot")
+        ev = lambda r: "\n".join(events(s, r))     # noqa: E731
+        wait_for(lambda: "event=deferred to=<alice@middata.test>" in s.log(), what="middata deferred")
+        assert mid.partial and len(mid.partial[0]) < len(BIG_BODY)
+        assert "possible_duplicate" not in ev("alice@middata.test")
+        assert re.search(r"event=smtp_fail stage=data .*while sending the message", ev("alice@middata.test"))
+        for r in ("alice@afterdot.test", "alice@sinkdot.test"):
+            wait_for(lambda: "event=deferred to=<%s>" % r in s.log(), what="%s deferred" % r)
+            assert re.search(r"event=smtp to=<%s> .*status=deferred .*possible_duplicate=yes" % r,
+                             ev(r)), ev(r)
+        # the retries: the peers now take it
+        m = wait_for(lambda: mid.messages, timeout=15, what="the big message on the retry")
+        body = m[0][2].replace(b"\r\n", b"\n")
+        assert body.endswith(BIG_BODY.encode()), "the body arrived damaged"
+        wait_for(lambda: len(dot.messages) == 2, timeout=15, what="the retry after the dot")
+        assert dot.messages[0][2] == dot.messages[1][2]      # the duplicate the log warned of
+        for r in ("alice@middata.test", "alice@afterdot.test"):
+            assert queued_for(s, r) is None or wait_for(lambda: queued_for(s, r) is None)
+        assert queued_for(s, "alice@sinkdot.test")["state"] == "deferred"
+        assert "event=bounced" not in s.log() and s.messages(CAROL) == []
+        s.stop()
+    finally:
+        st.stop()
