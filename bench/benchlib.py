@@ -1,5 +1,6 @@
 """
-benchlib: shared pieces of tandem's benchmarks (bench/smtp-accept, bench/idle-conns).
+benchlib: shared pieces of tandem's benchmarks (bench/smtp-accept, bench/idle-conns,
+bench/drain).
 
 Everything here runs on loopback only. Each server under test gets a fresh private
 instance in its own temporary directory:
@@ -10,6 +11,10 @@ instance in its own temporary directory:
   TandemInstance   `tandem -c CONF serve` in the backup role for example.test, with
                    the same unreachable primary and a DNS resolver on loopback where
                    nothing listens, so it never talks to the outside either.
+  SinkInstance     Postfix's smtp-sink on a loopback address, counting the
+                   messages it takes: the "primary" a backup drains into
+                   (bench/drain). Both instances above take primary=(addr, port)
+                   to point their relay at it.
 
 Both register themselves in LIVE; cleanup() (installed by install_cleanup) stops
 whatever is still running and removes the temporary directories on any exit.
@@ -27,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # Addresses and names shared by the benchmarks. All in 127.0.0.0/8.
@@ -65,9 +71,10 @@ def require_loopback(addr):
         die("refusing non-loopback address %s" % addr)
 
 
-def wait_port(addr, port, timeout, proc_alive=None):
-    """Poll until addr:port accepts a TCP connection and sends a 220 greeting.
-    Bounded by timeout seconds; proc_alive() returning False stops early."""
+def wait_port(addr, port, timeout, proc_alive=None, interval=0.1):
+    """Poll (every interval seconds) until addr:port accepts a TCP connection
+    and sends a 220 greeting. Bounded by timeout seconds; proc_alive()
+    returning False stops early."""
     require_loopback(addr)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,7 +89,7 @@ def wait_port(addr, port, timeout, proc_alive=None):
                     return True
         except OSError:
             pass
-        time.sleep(0.1)
+        time.sleep(interval)
     return False
 
 
@@ -148,6 +155,74 @@ def proc_pss_kib(pid):
     except OSError:
         pass
     return None
+
+
+def cpu_snapshot():
+    """(monotonic time, CPU seconds the machine spent in processes (user, nice,
+    system), {pid: (ppid, CPU seconds of the process plus those of its children
+    it has reaped)} of every process, CPU seconds stolen by the hypervisor). Two snapshots give how much CPU other
+    work on the machine took meanwhile (other_cpu_seconds, steal_seconds)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t = time.monotonic()
+    busy = steal = 0.0
+    try:
+        with open("/proc/stat") as f:
+            cols = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...; interrupt time
+        # (mostly our own loopback traffic) is charged to no process: left out
+        busy = (cols[0] + cols[1] + cols[2]) / hz
+        steal = cols[7] / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    procs = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            # utime stime cutime cstime: a Postfix smtp process that exits
+            # after max_use deliveries is charged to master once reaped
+            procs[int(name)] = (int(rest[1]), sum(int(x) for x in rest[11:15]) / hz)
+        except (OSError, IndexError, ValueError):
+            continue
+    return t, busy, procs, steal
+
+
+def steal_seconds(before, after):
+    """CPU seconds the hypervisor gave to others between two cpu_snapshot()s."""
+    return max(0.0, after[3] - before[3])
+
+
+def tree_cpu_seconds(before, after, roots):
+    """CPU seconds the processes in roots and their descendants used between
+    two cpu_snapshot()s. A descendant that exited in between is counted
+    through its parent (reaped children's time), with its whole life (a
+    slight overcount)."""
+    ours = set(roots)
+    for snap in (before[2], after[2]):
+        kids = {}
+        for pid, (ppid, _) in snap.items():
+            kids.setdefault(ppid, []).append(pid)
+        todo = list(ours)
+        while todo:
+            for k in kids.get(todo.pop(), ()):
+                if k not in ours:
+                    ours.add(k)
+                    todo.append(k)
+    used = 0.0
+    for pid in ours:
+        if pid in after[2]:
+            used += after[2][pid][1] - (before[2][pid][1] if pid in before[2] else 0.0)
+    return used
+
+
+def other_cpu_seconds(before, after, roots):
+    """CPU seconds between two cpu_snapshot()s that neither the processes in
+    roots nor their descendants nor this process (and its children) used:
+    the work of others on the machine."""
+    used = tree_cpu_seconds(before, after, list(roots) + [os.getpid()])
+    return max(0.0, (after[1] - before[1]) - used)
 
 
 def count_files(dirs):
@@ -223,9 +298,12 @@ class PostfixInstance:
 
     POSTFIX = "/usr/sbin/postfix"
     POSTMAP = "/usr/sbin/postmap"
+    POSTQUEUE = "/usr/sbin/postqueue"
 
-    def __init__(self, base, port=2525, process_limit=100, recipients=(RECIPIENT,)):
+    def __init__(self, base, port=2525, process_limit=100, recipients=(RECIPIENT,),
+                 primary=DEAD_PRIMARY, extra_main_cf=()):
         require_loopback(POSTFIX_ADDR)
+        require_loopback(primary[0])
         for tool in (self.POSTFIX, self.POSTMAP):
             if not os.access(tool, os.X_OK):
                 die("%s not found: install the Debian package postfix "
@@ -237,6 +315,8 @@ class PostfixInstance:
         self.port = port
         self.process_limit = process_limit
         self.recipients = recipients
+        self.primary = primary
+        self.extra_main_cf = list(extra_main_cf)   # "key = value" lines, appended
         self.wd = Workdir(base, "pf-")
         self.etc = os.path.join(self.wd.path, "etc")
         self.spool = os.path.join(self.wd.path, "spool")
@@ -252,7 +332,8 @@ class PostfixInstance:
         pw = pwd.getpwnam("postfix")
         os.chown(self.data, pw.pw_uid, pw.pw_gid)  # master.lock lives here
         # The backup-MX part of main.cf: relay for example.test only, to recipients
-        # in relay_recipient_maps, towards a primary that never answers.
+        # in relay_recipient_maps, towards the primary (by default one that never
+        # answers; bench/drain passes an smtp-sink that it starts later).
         # default_transport=error makes sure nothing (not even a bounce) ever
         # goes anywhere else. Postfix's default of fsyncing the queue file before
         # the 250 reply is kept.
@@ -287,8 +368,12 @@ smtpd_client_message_rate_limit = 0
 default_process_limit = {plimit}
 maillog_file = {maillog}
 """.format(spool=self.spool, data=self.data, dom=RELAY_DOMAIN, addr=POSTFIX_ADDR,
-           port=self.port, etc=self.etc, pa=DEAD_PRIMARY[0], pp=DEAD_PRIMARY[1],
+           port=self.port, etc=self.etc, pa=self.primary[0], pp=self.primary[1],
            plimit=self.process_limit, maillog=self.maillog)
+        if self.extra_main_cf:
+            # appended last: Postfix uses the last setting of a parameter
+            main_cf += "# given on the benchmark's command line\n" + "".join(
+                line + "\n" for line in self.extra_main_cf)
         # master.cf: Debian's services, no chroot, smtpd only on our address.
         master_cf = """\
 # service type  private unpriv  chroot  wakeup  maxproc command
@@ -378,6 +463,18 @@ postlog    unix-dgram n  -       n       -       1       postlogd
         return " ".join("%s=%d" % (d, count_files([os.path.join(self.spool, d)]))
                         for d in ("incoming", "active", "deferred", "hold", "corrupt"))
 
+    def queue_counts(self):
+        """Files per queue directory, as a dict."""
+        return {d: count_files([os.path.join(self.spool, d)])
+                for d in ("maildrop", "incoming", "active", "deferred", "hold")}
+
+    def flush_queue(self, timeout=60):
+        """`postqueue -c DIR -f`: qmgr forgets its dead destinations and attempts
+        every deferred message now. Returns (exit status, output)."""
+        r = subprocess.run([self.POSTQUEUE, "-c", self.etc, "-f"], capture_output=True,
+                           text=True, timeout=timeout)
+        return r.returncode, (r.stdout + r.stderr).strip()
+
     def stop(self):
         """postfix stop, then wait (bounded) for master and its children to exit;
         any straggler of this instance gets SIGKILL by pid. Then remove the dir."""
@@ -409,14 +506,17 @@ class TandemInstance:
     """`tandem -c CONF serve` as a backup MX for example.test on TANDEM_ADDR:port."""
 
     def __init__(self, binary, base, port=2525, max_connections=2000,
-                 recipients=(RECIPIENT,)):
+                 recipients=(RECIPIENT,), primary=DEAD_PRIMARY, probe_interval=None):
         require_loopback(TANDEM_ADDR)
+        require_loopback(primary[0])
         self.binary = os.path.abspath(binary)
         if not os.access(self.binary, os.X_OK):
             die("tandem binary %s not found or not executable (run make first)" % binary)
         self.port = port
         self.max_connections = max_connections
         self.recipients = recipients
+        self.primary = primary
+        self.probe_interval = probe_interval   # e.g. "1s"; None: tandem's default
         self.wd = Workdir(base, "tandem-")
         self.data = os.path.join(self.wd.path, "data")
         self.conf = os.path.join(self.wd.path, "tandem.conf")
@@ -429,7 +529,8 @@ class TandemInstance:
 
     def _write_config(self):
         os.makedirs(self.data)
-        # The primary is down (nothing listens on DEAD_PRIMARY) and DNS goes to a
+        # The primary is down (nothing listens on DEAD_PRIMARY, or on the address
+        # of bench/drain's smtp-sink until it starts it) and DNS goes to a
         # loopback address where nothing listens, so mail stays queued and no
         # packet ever leaves the machine.
         conf = """\
@@ -449,12 +550,14 @@ resolver = {ra}@{rp}
 [relay]
 domains = {dom}
 primary = {pa}:{pp}
-
+{probe}
 [smtp]
 max_connections = {maxc}
 """.format(helo=HELO, data=self.data, logfile=self.logfile, addr=TANDEM_ADDR,
            port=self.port, ra=DEAD_RESOLVER[0], rp=DEAD_RESOLVER[1], dom=RELAY_DOMAIN,
-           pa=DEAD_PRIMARY[0], pp=DEAD_PRIMARY[1], maxc=self.max_connections)
+           pa=self.primary[0], pp=self.primary[1], maxc=self.max_connections,
+           probe=("probe_interval = %s\n" % self.probe_interval
+                  if self.probe_interval else ""))
         with open(self.conf, "w") as f:
             f.write(conf)
 
@@ -546,6 +649,13 @@ max_connections = {maxc}
         n = self.queued_cli()
         return self.queued_files() if n is None else n
 
+    def flush_queue(self, timeout=60):
+        """`tandem -c CONF queue flush`: forgets down marks and attempts every
+        queued message now (nudges the server). Returns (exit status, output)."""
+        r = subprocess.run([self.binary, "-c", self.conf, "queue", "flush"],
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, (r.stdout + r.stderr).strip()
+
     def queue_detail(self):
         q = os.path.join(self.data, "queue")
         parts = []
@@ -568,6 +678,138 @@ max_connections = {maxc}
         self.proc = None
         if self.wd.path is not None:
             self.wd.remove()
+        if self in LIVE:
+            LIVE.remove(self)
+
+
+class SinkInstance:
+    """Postfix's smtp-sink on addr:port: takes every message with 250 and throws
+    it away, the stand-in for a primary that is back (bench/drain). Started with
+    -c, it prints its running counters ("sess=S quit=Q mesg=M", CR-separated)
+    after every session end, QUIT and end of DATA; a reader thread timestamps
+    (monotonic clock) every new message count, so arrival times cost smtp-sink
+    one small write and nothing else (no dump files, no disk).
+    -m raises its limit of simultaneous connections from 256 to 1000 and the
+    listen backlog is 1000, so neither limits a client with 20 sessions."""
+
+    SMTP_SINK = "/usr/sbin/smtp-sink"
+
+    def __init__(self, addr, port, max_conns=1000, backlog=1000, user="nobody"):
+        require_loopback(addr)
+        if not os.access(self.SMTP_SINK, os.X_OK):
+            die("%s not found: install the Debian package postfix" % self.SMTP_SINK)
+        self.addr = addr
+        self.port = port
+        self.max_conns = max_conns
+        self.backlog = backlog
+        self.user = user          # smtp-sink refuses to run as root without -u
+        self.proc = None
+        self.name = "smtp-sink"
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.mesg = 0             # messages taken so far
+        self.sess = 0             # sessions ended so far
+        self.arrivals = []        # monotonic time of each message, in order
+        self.t_spawn = None
+        self.errf = None
+        self.eof = False
+        self.reader = None
+        LIVE.append(self)
+
+    def start(self):
+        """Spawn smtp-sink and return the monotonic time just before the spawn
+        (the moment the primary "returns"); then wait, bounded, until it answers
+        (that probe connection counts a session, never a message)."""
+        ensure_port_free(self.addr, self.port)
+        argv = [self.SMTP_SINK, "-c", "-u", self.user, "-m", str(self.max_conns),
+                "%s:%d" % (self.addr, self.port), str(self.backlog)]
+        vlog("  $ " + " ".join(argv))
+        self.t_spawn = time.monotonic()
+        self.errf = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.errf)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not wait_port(self.addr, self.port, 10, lambda: self.proc.poll() is None,
+                         interval=0.005):
+            err = b""
+            try:
+                self.errf.seek(0)
+                err = self.errf.read(2000)
+            except OSError:
+                pass
+            die("smtp-sink does not answer on %s:%d (exit %s) %s" % (
+                self.addr, self.port, self.proc.poll(), err.decode(errors="replace")))
+        return self.t_spawn
+
+    def _read(self):
+        fd = self.proc.stdout.fileno()
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            now = time.monotonic()
+            if not chunk:
+                break
+            pending += chunk
+            *records, pending = pending.split(b"\r")
+            mesg = sess = None
+            for rec in records:
+                for field in rec.split():
+                    k, _, v = field.partition(b"=")
+                    if k == b"mesg" and v.isdigit():
+                        mesg = int(v)
+                    elif k == b"sess" and v.isdigit():
+                        sess = int(v)
+            with self.cond:
+                if sess is not None:
+                    self.sess = sess
+                if mesg is not None and mesg > self.mesg:
+                    # one timestamp per message; messages counted within one
+                    # read share it (reads are far apart only when idle)
+                    self.arrivals.extend([now] * (mesg - self.mesg))
+                    self.mesg = mesg
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_count(self, n, deadline):
+        """Wait until n messages arrived or time.monotonic() passes deadline.
+        Returns the count reached."""
+        with self.cond:
+            while self.mesg < n and not self.eof:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 1.0))
+            return self.mesg
+
+    def snapshot(self):
+        """(messages, sessions, arrival times) so far."""
+        with self.cond:
+            return self.mesg, self.sess, list(self.arrivals)
+
+    def pids(self):
+        return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
+
+    def stop(self):
+        """SIGTERM by pid, bounded wait, then SIGKILL."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        if self.errf is not None:
+            self.errf.close()
+            self.errf = None
+        self.proc = None
         if self in LIVE:
             LIVE.remove(self)
 

@@ -74,7 +74,7 @@ serve_dest_up(void *arg)
 	struct serve *sv = arg;
 
 	if (!sv->stopping)
-		sched_flush(sv->sched);
+		sched_wake_waiting(sv->sched);
 }
 
 static void

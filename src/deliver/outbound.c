@@ -142,6 +142,23 @@ ob_dom_fail(struct ob_dom *d, int temp, const char *text)
 	ob_dom_done(d);
 }
 
+/* The destination is down and probed: the message waits for it without
+ * attempts (RCPT_WAIT), unless its lifetime is over. */
+static void
+ob_dom_wait(struct ob_dom *d, const char *why)
+{
+	const struct config *cf = d->m->o->cf;
+
+	if (time(NULL) - d->m->env->arrival > (long long)cf->lifetime) {
+		ob_dom_fail(d, 1, why);
+		return;
+	}
+	log_msg(d->m->env->qid, "event=outbound domain=%s status=waiting reason=%s", d->domain,
+		log_q(why));
+	ob_dom_result(d, RCPT_WAIT, why);
+	ob_dom_done(d);
+}
+
 /* --- the SMTP conversation ---------------------------------------------- */
 
 static void
@@ -161,8 +178,9 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 			return;
 		}
 		d->reached = 1;
-		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s] said: %d %s", r->msg.esc,
-			 t->host, t->addr, r->msg.code, r->msg.text ? r->msg.text : "");
+		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]%s %d %s", r->msg.esc,
+			 t->host, t->addr, r->msg.local ? ":" : " said:", r->msg.code,
+			 r->msg.text ? r->msg.text : "");
 		ob_conn_release(d);
 		ob_try_next(d);
 		return;
@@ -174,8 +192,9 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 
 		out->status = rr->status == SMTP_CLIENT_OK ? RCPT_DONE :
 			      rr->status == SMTP_CLIENT_PERM ? RCPT_PERM : RCPT_TEMP;
-		snprintf(out->error, sizeof(out->error), "%s %s[%s] said: %d %s", rr->esc, t->host,
-			 t->addr, rr->code, rr->text ? rr->text : "");
+		/* "said" only for what the server said, not for what we decided */
+		snprintf(out->error, sizeof(out->error), "%s %s[%s]%s %d %s", rr->esc, t->host,
+			 t->addr, rr->local ? ":" : " said:", rr->code, rr->text ? rr->text : "");
 		log_msg(qid, "event=smtp to=<%s> relay=%s[%s]:%d status=%s reply=%s%s", d->rcpt[i],
 			t->host, t->addr, d->port,
 			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "failed" : "deferred",
@@ -192,6 +211,10 @@ ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
 
 	if (r->status != SMTP_CLIENT_OK) {
+		/* A host that greeted, even with a 4xx or a broken TLS, is there:
+		 * backoff, not the probe, deals with it. */
+		if (r->stage > SMTP_CLIENT_STAGE_CONNECT)
+			d->reached = 1;
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]: %d %s", r->esc, t->host,
 			 t->addr, r->code, r->text ? r->text : "");
 		log_msg(d->m->env->qid, "event=smtp_host_failed relay=%s[%s]:%d stage=%s reason=%s",
@@ -235,11 +258,15 @@ ob_try_next(struct ob_dom *d)
 	enum smtp_client_tls tls;
 
 	if (d->next >= mx_list_count(d->targets)) {
-		const struct mx_target *best = mx_list_get(d->targets, 0);
+		const char *why = d->last_error[0] ? d->last_error : "4.4.1 no host answered";
 
-		if (!d->reached)
-			ob_down_mark(d->m->o, d->domain, best->host, best->addr, d->port);
-		ob_dom_fail(d, 1, d->last_error[0] ? d->last_error : "4.4.1 no host answered");
+		if (!d->reached) {
+			/* nobody there: probe, and let this message wait with the others */
+			ob_down_mark(d->m->o, d->domain, d->targets, d->port);
+			ob_dom_wait(d, why);
+			return;
+		}
+		ob_dom_fail(d, 1, why);
 		return;
 	}
 	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE :
@@ -408,19 +435,12 @@ ob_route_primary(struct ob_dom *d)
 static void
 ob_dom_start(struct ob_dom *d)
 {
-	const struct config *cf = d->m->o->cf;
 	char text[256];
 
 	if (ob_down_check(d->m->o, d->domain)) {
-		/* known down and probed: wait for it, unless the lifetime is over */
 		snprintf(text, sizeof(text), "4.4.1 %s is down; waiting for it to answer a probe",
 			 d->domain);
-		if (time(NULL) - d->m->env->arrival > (long long)cf->lifetime)
-			ob_dom_fail(d, 1, text);
-		else {
-			ob_dom_result(d, RCPT_WAIT, text);
-			ob_dom_done(d);
-		}
+		ob_dom_wait(d, text);
 		return;
 	}
 	d->port = OB_SMTP_PORT;

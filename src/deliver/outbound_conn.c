@@ -182,7 +182,7 @@ ob_conn_release(struct ob_dom *d)
 
 	d->conn = NULL;
 	if (++cn->msgs >= OB_CONN_MAX_MSGS || !smtp_client_usable(cn->c) || dt->o->stopping) {
-		ob_conn_destroy(cn, 1);
+		ob_conn_destroy(cn, !dt->o->stopping);
 		ob_dest_kick(dt);
 		return;
 	}
@@ -237,7 +237,8 @@ ob_conn_client(struct ob_conn *cn)
 	return cn->c;
 }
 
-/* Shutdown: every idle connection says QUIT. */
+/* Shutdown: every idle connection is closed (no QUIT: the loop is ending
+ * and would not wait for its reply). */
 void
 ob_conn_free_all(struct outbound *o)
 {
@@ -249,7 +250,7 @@ ob_conn_free_all(struct outbound *o)
 			struct ob_conn *cn = dt->idle;
 
 			dt->idle = cn->next;
-			ob_conn_destroy(cn, 1);
+			ob_conn_destroy(cn, 0);
 		}
 		ob_dest_gc(dt);
 	}

@@ -15,6 +15,7 @@ struct ob_down;
 struct ob_dest;
 struct ob_conn;
 struct ob_etrn;
+struct mx_list;
 
 struct ob_host {
 	struct resolver_mx mx;            /* pref, host */
@@ -102,7 +103,8 @@ void ob_send(struct ob_dom *d);
 void ob_etrn_free_all(struct outbound *o);
 
 /* outbound_probe.c */
-void ob_down_mark(struct outbound *o, const char *domain, const char *host, const char *addr, int port);
+/* Mark domain down; the probe asks each of targets in turn. */
+void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port);
 int ob_down_check(struct outbound *o, const char *domain);
 void ob_down_free_all(struct outbound *o);
 

@@ -1,11 +1,11 @@
 /*
  * outbound_probe: destinations that are down. When every host of a domain
- * refused or failed before taking a message, the domain is marked down:
- * later messages for it wait in the queue without an attempt (no
+ * failed to answer at all (refused, or no connection), the domain is marked
+ * down: later messages for it wait in the queue without an attempt (no
  * connection storm, no disk work), and a cheap probe (connect, EHLO, QUIT)
- * every [relay] probe_interval asks the best host again. The moment it
- * answers, the domain is up and the queue is flushed: a backup drains into
- * its primary within seconds of its return.
+ * every [relay] probe_interval asks each of its hosts in turn. The moment
+ * one answers, the domain is up and every waiting message goes: a backup
+ * drains into its primary within seconds of its return.
  * The set of destinations down is also written to data_dir/queue/down, so
  * `tandem queue list` can say why a message waits (outbound_down_read).
  * Public (module-internal, see outbound_int.h): ob_down_mark, ob_down_check,
@@ -21,17 +21,23 @@
 #include <time.h>
 
 #include "deliver/outbound_int.h"
+#include "dns/mx.h"
 #include "util/config.h"
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
+struct ob_probe_target {
+	char *host;
+	char addr[64];
+};
+
 struct ob_down {
 	struct outbound *o;
 	struct ob_down *next;
 	char *domain;
-	char *host;
-	char addr[64];
+	struct ob_probe_target *t;        /* the hosts, best first */
+	size_t nt, cur;                   /* cur: the one being probed */
 	int port;
 	struct event *timer;
 	struct smtp_client *probe;
@@ -56,8 +62,8 @@ ob_down_publish(struct outbound *o)
 
 	ob_down_path(o->cf, path, sizeof(path));
 	for (struct ob_down *dn = o->down; dn; dn = dn->next) {
-		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u\n", dn->domain, dn->host,
-				 dn->addr, dn->port, dn->since, o->cf->probe_interval);
+		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u\n", dn->domain, dn->t[0].host,
+				 dn->t[0].addr, dn->port, dn->since, o->cf->probe_interval);
 
 		if (n < 0 || (size_t)n >= sizeof(line))
 			continue;
@@ -120,7 +126,9 @@ ob_down_free(struct ob_down *dn)
 		smtp_client_free(&dn->probe);
 	event_free(dn->timer);
 	free(dn->domain);
-	free(dn->host);
+	for (size_t i = 0; i < dn->nt; i++)
+		free(dn->t[i].host);
+	free(dn->t);
 	free(dn);
 }
 
@@ -133,13 +141,15 @@ ob_down_up(struct ob_down *dn)
 	while (*pp != dn)
 		pp = &(*pp)->next;
 	*pp = dn->next;
-	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=up", dn->domain, dn->host,
-		dn->addr, dn->port);
+	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=up", dn->domain,
+		dn->t[dn->cur].host, dn->t[dn->cur].addr, dn->port);
 	ob_down_free(dn);
 	ob_down_publish(o);
 	if (o->up_cb)
 		o->up_cb(o->up_arg);
 }
+
+static void ob_probe_start(struct ob_down *dn);
 
 static void
 ob_probe_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
@@ -151,20 +161,23 @@ ob_probe_ready(struct smtp_client *c, const struct smtp_client_result *r, void *
 		ob_down_up(dn);
 		return;
 	}
-	log_debug(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down", dn->domain, dn->host,
-		  dn->addr, dn->port);
+	log_debug(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down", dn->domain,
+		  dn->t[dn->cur].host, dn->t[dn->cur].addr, dn->port);
 	smtp_client_free(&dn->probe);
+	if (++dn->cur < dn->nt) {
+		ob_probe_start(dn);   /* the next host of this round */
+		return;
+	}
 	ob_down_schedule(dn);
 }
 
 static void
-ob_probe_cb(evutil_socket_t fd, short what, void *arg)
+ob_probe_start(struct ob_down *dn)
 {
-	struct ob_down *dn = arg;
 	struct smtp_client_opts opts;
 
 	memset(&opts, 0, sizeof(opts));
-	opts.addr = dn->addr;
+	opts.addr = dn->t[dn->cur].addr;
 	opts.port = dn->port;
 	opts.helo = dn->o->cf->hostname;
 	opts.tls = SMTP_CLIENT_TLS_NONE;   /* is anyone there? nothing more */
@@ -172,6 +185,15 @@ ob_probe_cb(evutil_socket_t fd, short what, void *arg)
 	opts.timeouts.greeting = 30000;
 	opts.timeouts.helo = 30000;
 	dn->probe = smtp_client_new(dn->o->base, &opts, ob_probe_ready, dn);
+}
+
+static void
+ob_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ob_down *dn = arg;
+
+	dn->cur = 0;
+	ob_probe_start(dn);
 }
 
 static void
@@ -184,25 +206,32 @@ ob_down_schedule(struct ob_down *dn)
 }
 
 void
-ob_down_mark(struct outbound *o, const char *domain, const char *host, const char *addr, int port)
+ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port)
 {
 	struct ob_down *dn = ob_down_find(o, domain);
+	size_t n = mx_list_count(targets);
 
-	if (dn != NULL)
+	if (dn != NULL || n == 0)
 		return;
 	dn = xcalloc(1, sizeof(*dn));
 	dn->o = o;
 	dn->domain = xstrdup(domain);
-	dn->host = xstrdup(host);
-	snprintf(dn->addr, sizeof(dn->addr), "%s", addr);
+	dn->t = xcalloc(n, sizeof(*dn->t));
+	for (size_t i = 0; i < n; i++) {
+		const struct mx_target *t = mx_list_get(targets, i);
+
+		dn->t[i].host = xstrdup(t->host);
+		snprintf(dn->t[i].addr, sizeof(dn->t[i].addr), "%s", t->addr);
+	}
+	dn->nt = n;
 	dn->port = port;
 	dn->since = time(NULL);
 	dn->timer = evtimer_new(o->base, ob_probe_cb, dn);
 	dn->next = o->down;
 	o->down = dn;
 	ob_down_publish(o);
-	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down every=%us", domain, host,
-		addr, port, o->cf->probe_interval);
+	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d hosts=%zu status=down every=%us", domain,
+		dn->t[0].host, dn->t[0].addr, port, n, o->cf->probe_interval);
 	ob_down_schedule(dn);
 }
 

@@ -64,6 +64,26 @@ dsn_clean(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
+/* A reason of the form "X.Y.Z HOST[ADDR] said: REPLY" (what outbound logs
+ * for a server's refusal): HOST into host, REPLY returned; else NULL. */
+static const char *
+dsn_remote_reply(const char *diag, char *host, size_t hostlen)
+{
+	const char *sp = strchr(diag, ' '), *lb, *said = strstr(diag, "] said: ");
+	size_t n;
+
+	if (sp == NULL || said == NULL || said < sp)
+		return NULL;
+	lb = memchr(sp + 1, '[', said - sp - 1);
+	if (lb == NULL || (n = lb - sp - 1) == 0 || n >= hostlen)
+		return NULL;
+	memcpy(host, sp + 1, n);
+	host[n] = '\0';
+	if (strpbrk(host, " ;") != NULL)
+		return NULL;
+	return said + 8;
+}
+
 static void
 dsn_human(struct dsn_buf *b, const struct dsn_info *in)
 {
@@ -95,10 +115,17 @@ dsn_status(struct dsn_buf *b, const struct dsn_info *in)
 		      "Reporting-MTA: dns; %s\r\nX-Tandem-Queue-ID: %s\r\nArrival-Date: %s\r\n",
 		   in->reporting_mta, in->qid, date);
 	for (int i = 0; i < in->nrcpt; i++) {
+		char host[256];
+		const char *reply;
+
 		dsn_clean(in->rcpt[i].diagnostic, v, sizeof(v));
-		dsn_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n"
-			      "Diagnostic-Code: X-Tandem; %s\r\n",
-			   in->rcpt[i].address, in->rcpt[i].status, v);
+		dsn_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n",
+			   in->rcpt[i].address, in->rcpt[i].status);
+		if ((reply = dsn_remote_reply(v, host, sizeof(host))) != NULL)
+			/* RFC 3464 2.3.5/2.3.6: the remote server's own words */
+			dsn_printf(b, "Remote-MTA: dns; %s\r\nDiagnostic-Code: smtp; %s\r\n", host, reply);
+		else
+			dsn_printf(b, "Diagnostic-Code: X-Tandem; %s\r\n", v);
 	}
 	dsn_printf(b, "\r\n");
 }

@@ -554,6 +554,21 @@ sched_rescan(struct sched *s)
 }
 
 void
+sched_wake_waiting(struct sched *s)
+{
+	int n = 0;
+
+	for (int i = 0; i < SCHED_BUCKETS; i++)
+		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
+			if (e->waiting) {
+				sched_make_ready(e);
+				n++;
+			}
+	log_msg(NULL, "event=wake waiting=%d", n);
+	sched_pump(s);
+}
+
+void
 sched_flush(struct sched *s)
 {
 	log_msg(NULL, "event=flush");

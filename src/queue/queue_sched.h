@@ -59,6 +59,9 @@ void sched_add(struct sched *s, const char *qid);
 void sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg);
 /* A message just committed that nothing can deliver yet. */
 void sched_add_waiting(struct sched *s, const char *qid);
+/* A destination is back: attempt every message that waits (RCPT_WAIT),
+ * leaving deferred ones to their backoff. */
+void sched_wake_waiting(struct sched *s);
 /* Pick up what an admin changed (release, delete) without hurrying anything. */
 void sched_rescan(struct sched *s);
 /* Attempt every deferred message now (`tandem queue flush`). */

@@ -28,7 +28,10 @@ def test_backup_relays_to_its_configured_primary():
                     "--to", "alice@example.test", "--h-Subject", "via the backup"],
                    capture_output=True, timeout=30, check=True)
     # The primary is down: the message waits on the backup.
-    wait_for(lambda: b.queue_files("deferred"), what="the message deferred on the backup")
+    # The primary is down: the backup marks it so and the message waits.
+    wait_for(lambda: "status=down" in b.log() and "status=waiting" in b.log(),
+             what="the message waiting on the backup")
+    assert len(b.queue_files("active")) == 1
     p.start()
     b.cli("queue", "flush")
     m = wait_for(lambda: p.messages("alice@example.test"), what="delivery through the backup")
@@ -80,7 +83,9 @@ def test_sender_follows_mx_and_falls_back_to_the_backup():
         send("while the primary is down")
         # MX 10 refuses connections: the sender falls back to MX 20, which
         # keeps the message (it prunes itself and its worse MXs, no loop).
-        wait_for(lambda: b.queue_files("deferred"), timeout=20, what="the backup holding it")
+        wait_for(lambda: "status=waiting" in b.log(), timeout=20, what="the backup holding it")
+        assert len(b.queue_files("active") + b.queue_files("deferred")) == 1
+        assert "event=bounced" not in b.log()
         assert "loops back" not in b.log()
         p.start()
         b.cli("queue", "flush")
@@ -200,7 +205,8 @@ def test_primary_asks_an_unreachable_backup_again():
     b.start()
     wait_for(lambda: len(p.messages("alice@example.test")) == 2, timeout=10,
              what="the held mail on the primary")
-    assert "event=etrn host=%s:%d domain=example.test" % (b.ip, b.port) in p.log()
+    wait_for(lambda: "event=etrn host=%s:%d domain=example.test" % (b.ip, b.port) in p.log(),
+             what="the ETRN asked again and answered")
     b.stop()
     p.stop()
 

@@ -32,14 +32,16 @@ static void
 test_build(void **state)
 {
 	const char hdrs[] = "Subject: hi\r\nX-Mark: 1\r\n";
-	struct dsn_rcpt r[2] = {
+	struct dsn_rcpt r[4] = {
 		{ "a@example.test", "5.1.1", "5.1.1 <a@example.test>: user unknown" },
 		{ "b@example.test", "4.4.7", "4.4.0 line one\r\nInjected: header" },
+		{ "c@example.net", "5.1.1", "5.1.1 mx.example.net[192.0.2.7] said: 550 5.1.1 No such user" },
+		{ "d@example.net", "4.4.7", "4.5.0 mx.example.net[192.0.2.7]: 421 protocol error: short" },
 	};
 	struct dsn_info in = {
 		.reporting_mta = "mx1.example.test", .qid = "0123456789ABCDEF",
 		.sender = "s@example.org", .arrival = 1700000000, .now = 1700000100,
-		.rcpt = r, .nrcpt = 2, .headers = hdrs, .headers_len = strlen(hdrs),
+		.rcpt = r, .nrcpt = 4, .headers = hdrs, .headers_len = strlen(hdrs),
 	};
 	size_t len;
 	char *t = dsn_build(&in, &len);
@@ -50,6 +52,12 @@ test_build(void **state)
 	assert_non_null(strstr(t, "Reporting-MTA: dns; mx1.example.test\r\n"));
 	assert_non_null(strstr(t, "Final-Recipient: rfc822; a@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
 	assert_non_null(strstr(t, "Status: 4.4.7\r\n"));
+	assert_non_null(strstr(t, "Diagnostic-Code: X-Tandem; 5.1.1 <a@example.test>: user unknown\r\n"));
+	/* a remote server's refusal: its name and its words (RFC 3464 2.3.5, 2.3.6) */
+	assert_non_null(strstr(t, "Status: 5.1.1\r\nRemote-MTA: dns; mx.example.net\r\n"
+				  "Diagnostic-Code: smtp; 550 5.1.1 No such user\r\n"));
+	/* what we decided ourselves is not put in the server's mouth */
+	assert_non_null(strstr(t, "Diagnostic-Code: X-Tandem; 4.5.0 mx.example.net[192.0.2.7]: 421"));
 	/* a diagnostic with CR/LF cannot add fields */
 	assert_null(strstr(t, "\r\nInjected: header"));
 	assert_non_null(strstr(t, "Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\nX-Mark: 1\r\n"));
