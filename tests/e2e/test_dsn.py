@@ -4,6 +4,7 @@ Messages are handed in with `tandem sendmail` while the server is down, so
 the directory can change before the first delivery attempt.
 """
 import email
+import os
 import subprocess
 
 from lib import BIN, Server, wait_for
@@ -53,12 +54,16 @@ def test_permanent_failure_sends_one_dsn_to_the_sender():
 
 def test_expired_message_sends_one_dsn_and_is_removed():
     p = primary(queue={"lifetime": "1s", "retry_min": "1s", "retry_max": "1s"})
-    p.cli("alias", "add", "far@example.test", "someone@example.org")
-    queue_offline(p, "bob@example.test", "far@example.test", "Subject: far away\n\nx\n")
+    # alice's mailbox path is a plain file: every attempt fails temporarily
+    blocker = os.path.join(p.data_dir, "mail", "example.test", "alice")
+    os.makedirs(os.path.dirname(blocker), exist_ok=True)
+    with open(blocker, "w") as f:
+        f.write("not a maildir\n")
+    queue_offline(p, "bob@example.test", "alice@example.test", "Subject: far away\n\nx\n")
     p.start()
     dsn = wait_for(lambda: p.messages("bob@example.test"), timeout=20, what="the expiry DSN")
     m, status, headers = report(dsn[0])
-    assert "Final-Recipient: rfc822; far@example.test" in status
+    assert "Final-Recipient: rfc822; alice@example.test" in status
     assert "Status: 4.4.7" in status
     assert "event=expired" in p.log()
     wait_for(lambda: p.queue_files("deferred") == [] and p.queue_files("active") == [],

@@ -834,7 +834,7 @@ def test_expired_message_one_dsn_none_for_the_null_sender():
         send(s, "bob@busy.test", "a bounce itself", mail_from="<>")
         m, status, headers = dsn_for(s, "alice@busy.test", timeout=20)
         assert status_of(status, "alice@busy.test") == "4.4.7", status
-        assert "said: 450" in status and "Subject: never taken" in headers
+        assert "Diagnostic-Code: smtp; 450 " in status and "Subject: never taken" in headers
         wait_for(lambda: queue(s) == [], timeout=20, what="both messages removed")
         assert "event=expired" in s.log()
         assert re.search(r"event=bounced to=<bob@busy.test> dsn=none\(null sender\)", s.log())
