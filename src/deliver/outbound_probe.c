@@ -181,6 +181,7 @@ ob_probe_start(struct ob_down *dn)
 	opts.port = dn->port;
 	opts.helo = dn->o->cf->hostname;
 	opts.tls = SMTP_CLIENT_TLS_NONE;   /* is anyone there? nothing more */
+	opts.quiet = 1;                    /* one line a probe round would be noise */
 	opts.timeouts.connect = 10000;
 	opts.timeouts.greeting = 30000;
 	opts.timeouts.helo = 30000;

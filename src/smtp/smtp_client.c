@@ -309,7 +309,7 @@ smtp_client_fail_conn(struct smtp_client *c, enum smtp_client_stage stage, int c
 		c->freed = 1;
 		return;
 	}
-	log_msg(c->id, "event=smtp_fail stage=%s code=%d status=%s addr=[%s]:%d reason=%s%s",
+	(c->quiet ? log_debug : log_msg)(c->id, "event=smtp_fail stage=%s code=%d status=%s addr=[%s]:%d reason=%s%s",
 		smtp_client_stage_name(stage), code, c->fail.esc, c->addr, c->port,
 		log_q(c->fail_text), c->fail.dup ? " possible_duplicate=yes" : "");
 	if (c->tx) {
@@ -650,7 +650,7 @@ smtp_client_connect(struct smtp_client *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 	c->conn = 1;
 	smtp_client_expect(c, SMTP_CLIENT_CMD_CONNECT);
-	log_msg(c->id, "event=smtp_connect addr=[%s]:%d tls=%s", c->addr, c->port,
+	(c->quiet ? log_debug : log_msg)(c->id, "event=smtp_connect addr=[%s]:%d tls=%s", c->addr, c->port,
 		c->tls_ctx == NULL || c->tls_mode == SMTP_CLIENT_TLS_NONE ? "none" :
 		c->tls_mode == SMTP_CLIENT_TLS_MAY ? "may" : "encrypt");
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->ss, c->sslen) != 0) {
@@ -684,6 +684,7 @@ smtp_client_new(struct event_base *base, const struct smtp_client_opts *opts,
 	c->port = opts->port;
 	c->tls_ctx = opts->tls_ctx;
 	c->tls_mode = opts->tls;
+	c->quiet = opts->quiet;
 	if (c->tls_ctx == NULL && c->tls_mode == SMTP_CLIENT_TLS_MAY)
 		c->tls_mode = SMTP_CLIENT_TLS_NONE;
 	smtp_client_set_timeouts(c, &opts->timeouts);

@@ -88,6 +88,7 @@ struct smtp_client_opts {
 	const char *servername;    /* for SNI, or NULL */
 	struct smtp_client_timeouts timeouts;
 	const char *log_id;        /* the id of its log lines, or NULL for "C<n>" */
+	unsigned quiet : 1;        /* connects and failures at debug level (probes) */
 };
 
 /* What happened to the session, a message, or one recipient. Strings live

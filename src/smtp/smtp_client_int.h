@@ -81,6 +81,7 @@ struct smtp_client {
 	unsigned long long size_max;
 	unsigned conn : 1;               /* connected and in step with the server */
 	unsigned ready : 1, tls : 1, tx : 1, quitting : 1, freed : 1, need_rset : 1;
+	unsigned quiet : 1;              /* opts.quiet */
 	unsigned pumping : 1;            /* smtp_client_body_pump is on the stack */
 	int depth;                       /* libevent entries on the stack */
 	struct smtp_client_step *plan;
