@@ -247,6 +247,7 @@ ob_send(struct ob_dom *d)
 	msg.length = env->size;
 	msg.body8bit = env->body8bit;
 	msg.smtputf8 = env->smtputf8;
+	smtp_client_set_log_id(ob_conn_client(d->conn), env->qid);
 	smtp_client_send(ob_conn_client(d->conn), &msg, ob_sent, d);
 }
 

@@ -112,9 +112,16 @@ void
 queue_new_id(char out[QUEUE_ID_LEN + 1])
 {
 	static atomic_uint counter;
+	static atomic_int seeded;
 	struct timeval tv;
-	unsigned c = atomic_fetch_add(&counter, 1);
+	unsigned c;
 
+	/* The counter starts at a value of this process, so that two processes
+	 * (two `tandem sendmail`, or one and the server) asking in the same
+	 * microsecond do not both start at 0. */
+	if (!atomic_exchange(&seeded, 1))
+		atomic_fetch_add(&counter, (unsigned)getpid() * 2654435761u);
+	c = atomic_fetch_add(&counter, 1);
 	gettimeofday(&tv, NULL);
 	snprintf(out, QUEUE_ID_LEN + 1, "%08llX%05lX%03X", (unsigned long long)tv.tv_sec & 0xffffffffULL,
 		 (unsigned long)tv.tv_usec & 0xfffff, c & 0xfff);

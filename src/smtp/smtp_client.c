@@ -17,7 +17,8 @@
  * and the life cycle; the other files of the client (smtp_client_int.h)
  * hold the greeting, EHLO/HELO and STARTTLS (smtp_client_setup.c), the
  * mail transaction (smtp_client_tx.c) and the body (smtp_client_body.c).
- * Public: smtp_client_new, smtp_client_quit, smtp_client_free,
+ * Public: smtp_client_new, smtp_client_etrn, smtp_client_quit, smtp_client_free,
+ * smtp_client_set_log_id,
  * smtp_client_usable, smtp_client_extensions, smtp_client_size_limit,
  * smtp_client_tls_active, smtp_client_stage_name.
  */
@@ -754,6 +755,13 @@ smtp_client_quit(struct smtp_client **cp)
 	c->ready_cb = NULL;
 	c->quitting = 1;
 	smtp_client_send_one(c, SMTP_CLIENT_CMD_QUIT);
+}
+
+void
+smtp_client_set_log_id(struct smtp_client *c, const char *id)
+{
+	if (id != NULL)
+		snprintf(c->id, sizeof(c->id), "%s", id);
 }
 
 int

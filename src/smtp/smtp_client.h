@@ -7,7 +7,7 @@
  * Every network fault, timeout, or reply the parser refuses (smtp_reply.h)
  * is a temporary failure, never a guess.
  * Public: smtp_client_new, smtp_client_send, smtp_client_etrn, smtp_client_quit,
- * smtp_client_free, smtp_client_usable, smtp_client_extensions,
+ * smtp_client_free, smtp_client_set_log_id, smtp_client_usable, smtp_client_extensions,
  * smtp_client_tls_active, smtp_client_stage_name.
  *
  * Life of a client: smtp_client_new connects and calls ready_cb once,
@@ -163,6 +163,9 @@ void smtp_client_quit(struct smtp_client **cp);
 /* Drop the connection and free the client now. */
 void smtp_client_free(struct smtp_client **cp);
 
+/* The id its log lines carry from now on (the message a kept connection
+ * carries next); NULL keeps the current one. */
+void smtp_client_set_log_id(struct smtp_client *c, const char *id);
 /* Can it take another message? */
 int smtp_client_usable(const struct smtp_client *c);
 int smtp_client_extensions(const struct smtp_client *c);
