@@ -32,7 +32,6 @@ struct ob_addr_q {
 };
 
 static void ob_try_next(struct ob_dom *d);
-static int ob_numeric(const char *host);
 
 struct outbound *
 outbound_new(struct event_base *base, const struct config *cf, char *err, size_t errlen)
@@ -270,8 +269,7 @@ ob_try_next(struct ob_dom *d)
 		ob_dom_fail(d, 1, why);
 		return;
 	}
-	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE :
-	      cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
+	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE : ob_tls_mode(cf);
 	t = mx_list_get(d->targets, d->next++);
 	/* SNI takes names only */
 	ob_conn_get(d, t->addr, d->port, tls, ob_numeric(t->host) ? NULL : t->host);
@@ -327,7 +325,14 @@ ob_addr_cb(struct resolver_result *r, void *arg)
 		ob_select(d);
 }
 
-static int
+/* [tls] outbound as the client's mode. */
+enum smtp_client_tls
+ob_tls_mode(const struct config *cf)
+{
+	return cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
+}
+
+int
 ob_numeric(const char *host)
 {
 	unsigned char bin[16];

@@ -7,7 +7,6 @@
  * if the backup was unreachable, it may be holding mail for us.
  * Public (see outbound.h): outbound_notify_backups.
  */
-#include <arpa/inet.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +52,7 @@ ob_etrn_reply(struct smtp_client *c, const struct smtp_client_result *r, void *a
 	char reply[300];
 
 	snprintf(reply, sizeof(reply), "%d %s", r->code, r->text ? r->text : "");
-	if (r->local || r->code == 421) {
+	if (r->status == SMTP_CLIENT_TEMP && (r->local || r->code == 421)) {
 		ob_etrn_retry(e, reply);   /* the connection is gone: all again later */
 		return;
 	}
@@ -112,8 +111,7 @@ ob_etrn_connect(struct ob_etrn *e)
 {
 	const struct config *cf = e->o->cf;
 	struct smtp_client_opts opts;
-	unsigned char bin[16];
-	int numeric = inet_pton(AF_INET, e->host, bin) == 1 || inet_pton(AF_INET6, e->host, bin) == 1;
+	int numeric = ob_numeric(e->host);
 
 	if (e->addr[0] == '\0') {
 		if (numeric) {
@@ -128,7 +126,7 @@ ob_etrn_connect(struct ob_etrn *e)
 	opts.port = e->port;
 	opts.helo = cf->hostname;
 	opts.tls_ctx = e->o->tls;
-	opts.tls = cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
+	opts.tls = ob_tls_mode(cf);
 	opts.servername = numeric ? NULL : e->host;
 	opts.timeouts.connect = 10000;
 	e->c = smtp_client_new(e->o->base, &opts, ob_etrn_ready, e);

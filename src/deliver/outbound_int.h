@@ -16,6 +16,7 @@ struct ob_dest;
 struct ob_conn;
 struct ob_etrn;
 struct mx_list;
+struct config;
 
 struct ob_host {
 	struct resolver_mx mx;            /* pref, host */
@@ -95,9 +96,11 @@ void ob_conn_release(struct ob_dom *d);
 void ob_conn_abandon(struct ob_dom *d);
 void ob_conn_free_all(struct outbound *o);
 struct smtp_client *ob_conn_client(struct ob_conn *cn);
-/* outbound.c, called by outbound_conn.c */
+/* outbound.c, for the other files */
 void ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
 void ob_send(struct ob_dom *d);
+int ob_numeric(const char *host);                   /* a numeric IPv4/IPv6 address? */
+enum smtp_client_tls ob_tls_mode(const struct config *cf);
 
 /* outbound_etrn.c */
 void ob_etrn_free_all(struct outbound *o);
