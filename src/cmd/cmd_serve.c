@@ -66,8 +66,8 @@ serve_committed(void *arg, const char *qid, char *const *rcpt, int nrcpt)
 		sched_add(sv->sched, qid);
 }
 
-/* A destination that was down answers again: everything waiting for it
- * (and everything deferred) is attempted now. */
+/* A destination that was down answers again: every message waiting for a
+ * destination is attempted now (deferred ones keep their backoff). */
 static void
 serve_dest_up(void *arg)
 {

@@ -44,6 +44,7 @@ struct sched_job {
 	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
 	char (*fwd)[QUEUE_ID_LEN + 1];    /* messages the transport queued */
 	int nfwd;
+	unsigned wake_gen;                /* s->wake_gen when the attempt began */
 	/* Kept across the remote phase, which runs on the loop between the
 	 * local phase and the outcome, both on workers. */
 	int remote_phase;
@@ -67,6 +68,7 @@ struct sched {
 	struct sched_entry *buckets[SCHED_BUCKETS];
 	struct sched_entry *rhead, *rtail;
 	unsigned in_flight, on_workers, count;
+	unsigned wake_gen;              /* bumped by sched_wake_waiting */
 	int stopping;                   /* no new attempts: shutting down */
 };
 
@@ -401,7 +403,8 @@ sched_done(void *arg)
 		break;
 	case OUT_WAIT:
 		e->waiting = 1;
-		if (e->again) {
+		/* a destination came back while this attempt decided to wait for it */
+		if (e->again || job->wake_gen != s->wake_gen) {
 			e->again = 0;
 			sched_make_ready(e);
 		} else if (s->remote != NULL) {
@@ -439,6 +442,7 @@ sched_pump(struct sched *s)
 		s->on_workers++;
 		job = xcalloc(1, sizeof(*job));
 		job->e = e;
+		job->wake_gen = s->wake_gen;
 		worker_submit(s->pool, sched_work, sched_done, job);
 	}
 }
@@ -558,6 +562,7 @@ sched_wake_waiting(struct sched *s)
 {
 	int n = 0;
 
+	s->wake_gen++;
 	for (int i = 0; i < SCHED_BUCKETS; i++)
 		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
 			if (e->waiting) {
