@@ -14,6 +14,10 @@ import time
 
 BIN = os.environ.get("TANDEM_BIN", "build/tandem")
 ASAN = os.environ.get("TANDEM_ASAN") == "1"
+# TANDEM_VALGRIND=1: every server runs under valgrind; an invalid access or a
+# definite leak makes it exit 97, which stop() reports.
+VALGRIND = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--error-exitcode=97"] if os.environ.get("TANDEM_VALGRIND") == "1" else []
 KEEP = os.environ.get("TANDEM_KEEP") == "1"
 # Second octet for every server address: lets two runs share a machine
 # (TANDEM_E2E_NET=7 puts 127.0.0.10 at 127.7.0.10).
@@ -100,7 +104,7 @@ class Server:
     def start(self, wait=True):
         self.logf = open(self.logfile, "ab")
         mark = len(self.log())   # look only at what this process writes
-        self.proc = subprocess.Popen([BIN, "-c", self.conf, "serve"], stdout=self.logf,
+        self.proc = subprocess.Popen(VALGRIND + [BIN, "-c", self.conf, "serve"], stdout=self.logf,
                                      stderr=subprocess.STDOUT)
         if wait:
             # Our own process must say it started: another server on the
