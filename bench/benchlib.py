@@ -814,6 +814,124 @@ class SinkInstance:
             LIVE.remove(self)
 
 
+class TandemPrimary:
+    """A real tandem primary on addr:port delivering example.test's mail into
+    Maildir (fsync'd, as always): bench/drain --primary tandem. Same interface
+    as SinkInstance; arrivals are files appearing in the recipient's new/,
+    polled every 5 ms and timestamped when seen; sessions are the primary's
+    event=connect log lines."""
+
+    def __init__(self, binary, base, addr, port):
+        require_loopback(addr)
+        self.binary = os.path.abspath(binary)
+        self.addr = addr
+        self.port = port
+        self.name = "tandem primary"
+        self.wd = Workdir(base, "tandem-primary-")
+        self.data = os.path.join(self.wd.path, "data")
+        self.conf = os.path.join(self.wd.path, "tandem.conf")
+        self.logfile = os.path.join(self.wd.path, "tandem.log")
+        local, domain = RECIPIENT.split("@")
+        self.newdir = os.path.join(self.data, "mail", domain, local, "new")
+        self.proc = None
+        self.lock = threading.Lock()
+        self.seen = set()
+        self.arrivals = []
+        self.poller = None
+        self.stopping = False
+        os.makedirs(self.data)
+        with open(self.conf, "w") as f:
+            f.write("""\
+# Benchmark instance written by bench/benchlib.py; loopback only.
+[server]
+hostname = mx1.example.test
+role = primary
+data_dir = {data}
+log_file = {log}
+
+[listen]
+smtp = {addr}:{port}
+
+[dns]
+resolver = {ra}@{rp}
+
+[smtp]
+max_connections = 2000
+""".format(data=self.data, log=self.logfile, addr=addr, port=port, ra=DEAD_RESOLVER[0],
+           rp=DEAD_RESOLVER[1]))
+        for argv in (["domain", "add", domain], ["user", "add", RECIPIENT]):
+            subprocess.run([self.binary, "-c", self.conf] + argv, input=b"secret\n",
+                           check=True, capture_output=True, timeout=60)
+        LIVE.append(self)
+
+    def start(self):
+        ensure_port_free(self.addr, self.port)
+        vlog("  $ %s -c %s serve" % (self.binary, self.conf))
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf, "serve"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+        self.poller.start()
+        if not wait_port(self.addr, self.port, 20, lambda: self.proc.poll() is None,
+                         interval=0.005):
+            die("the tandem primary does not answer on %s:%d" % (self.addr, self.port))
+        return t0
+
+    def _poll(self):
+        while not self.stopping:
+            try:
+                names = os.listdir(self.newdir)
+            except FileNotFoundError:
+                names = []
+            now = time.monotonic()
+            with self.lock:
+                for n in names:
+                    if n not in self.seen:
+                        self.seen.add(n)
+                        self.arrivals.append(now)
+            time.sleep(0.005)
+
+    def wait_count(self, n, deadline):
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.arrivals) >= n:
+                    break
+            time.sleep(0.01)
+        with self.lock:
+            return len(self.arrivals)
+
+    def snapshot(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                sess = f.read().count("event=connect ")
+        except OSError:
+            sess = 0
+        with self.lock:
+            return len(self.arrivals), sess, list(self.arrivals)
+
+    def pids(self):
+        return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        self.stopping = True
+        if self.poller is not None:
+            self.poller.join(timeout=5)
+            self.poller = None
+        if not KEEP:
+            self.wd.remove()
+        if self in LIVE:
+            LIVE.remove(self)
+
+
 def cleanup():
     for inst in list(LIVE):
         try:

@@ -789,7 +789,9 @@ def test_every_host_failing_defers_with_backoff():
         assert m["attempts"] == 1 and "421 Service not available" in m["last_error"], m
         assert "mx20.test[%s]" % peer_ip(1) in m["last_error"], m
         assert 1 <= m["next_attempt"] - m["arrival"] <= 5, m      # retry_min 1s after the attempt
-        ev = "\n".join(events(s, "alice@alldown.test"))
+        # retry_at is logged just after the deferral: wait for it, not a race
+        ev = wait_for(lambda: (lambda e: e if "event=retry_at" in e else None)(
+            "\n".join(events(s, "alice@alldown.test"))), what="the retry_at line")
         assert "relay=dead.test[%s]:25 stage=connect" % DEAD_IP in ev, ev
         assert "relay=mx20.test[%s]:25 stage=greeting" % peer_ip(1) in ev, ev
         # delay: whole seconds from now to the retry, 1 or, across a second's end, 0
