@@ -115,6 +115,18 @@ def pid_alive(pid):
         return True
 
 
+def terminate(proc, timeout):
+    """SIGTERM a Popen still running, wait up to timeout, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def children_of(pid):
     """Direct children of pid, from /proc (Postfix daemons are children of master)."""
     kids = []
@@ -668,13 +680,7 @@ max_connections = {maxc}
 
     def stop(self):
         """SIGTERM by pid, bounded wait, then SIGKILL; then remove the dir."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        terminate(self.proc, 15)
         self.proc = None
         if self.wd.path is not None:
             self.wd.remove()
@@ -797,13 +803,7 @@ class SinkInstance:
 
     def stop(self):
         """SIGTERM by pid, bounded wait, then SIGKILL."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc, 10)
         if self.reader is not None:
             self.reader.join(timeout=5)
         if self.errf is not None:
@@ -914,13 +914,7 @@ max_connections = 2000
         return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc, 30)
         self.proc = None
         self.stopping = True
         if self.poller is not None:
