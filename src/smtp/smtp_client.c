@@ -283,6 +283,17 @@ smtp_client_call_ready(struct smtp_client *c, const struct smtp_client_result *r
 		cb(c, res, c->ready_arg);
 }
 
+/* What ended the session, for a command asked of a client that is not
+ * usable (set here when nothing was recorded). */
+const struct smtp_client_result *
+smtp_client_failure(struct smtp_client *c)
+{
+	if (c->fail_text == NULL)
+		smtp_client_result_set(&c->fail, &c->fail_text, SMTP_CLIENT_STAGE_CONNECT, 421,
+				       "4.4.2", "connection not usable", 1);
+	return &c->fail;
+}
+
 /* The ETRN is answered (or failed): hand the result over. */
 static void
 smtp_client_etrn_done(struct smtp_client *c)
@@ -323,8 +334,7 @@ smtp_client_fail_conn(struct smtp_client *c, enum smtp_client_stage stage, int c
 		}
 		smtp_client_finish(c);
 	} else if (c->etrn_cb) {
-		c->etrn_res = c->fail;
-		c->etrn_res.text = c->fail_text;
+		c->etrn_res = *smtp_client_failure(c);
 		smtp_client_etrn_done(c);
 	} else if (!c->ready) {
 		smtp_client_call_ready(c, &c->fail);
@@ -363,7 +373,6 @@ smtp_client_on_etrn(struct smtp_client *c, const struct smtp_client_step *st,
 {
 	smtp_client_result_set(&c->etrn_res, &c->etrn_text, SMTP_CLIENT_STAGE_ETRN, r->code, r->esc,
 			       r->text, 0);
-	c->etrn_res.text = c->etrn_text;
 	smtp_client_plan_reset(c);
 	smtp_client_etrn_done(c);
 }
@@ -381,16 +390,11 @@ smtp_client_etrn(struct smtp_client *c, const char *domain, smtp_client_etrn_cb 
 	if (strpbrk(domain, "\r\n ") != NULL || *domain == '\0') {
 		smtp_client_result_set(&c->etrn_res, &c->etrn_text, SMTP_CLIENT_STAGE_ETRN, 501,
 				       "5.5.4", "not a domain for ETRN", 1);
-		c->etrn_res.text = c->etrn_text;
 		event_active(c->defer_ev, EV_TIMEOUT, 1);
 		return;
 	}
 	if (!c->ready || !c->conn) {
-		if (c->fail_text == NULL)
-			smtp_client_result_set(&c->fail, &c->fail_text, SMTP_CLIENT_STAGE_CONNECT, 421,
-					       "4.4.2", "connection not usable", 1);
-		c->etrn_res = c->fail;
-		c->etrn_res.text = c->fail_text;
+		c->etrn_res = *smtp_client_failure(c);
 		event_active(c->defer_ev, EV_TIMEOUT, 1);
 		return;
 	}

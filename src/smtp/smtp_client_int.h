@@ -118,6 +118,7 @@ void smtp_client_expect(struct smtp_client *c, enum smtp_client_cmd cmd);
 void smtp_client_kick(struct smtp_client *c);
 void smtp_client_send_one(struct smtp_client *c, enum smtp_client_cmd cmd);
 void smtp_client_call_ready(struct smtp_client *c, const struct smtp_client_result *res);
+const struct smtp_client_result *smtp_client_failure(struct smtp_client *c);
 void smtp_client_fail_conn(struct smtp_client *c, enum smtp_client_stage stage, int code,
 			   const char *esc, const char *text, unsigned flags);
 void smtp_client_protocol_error(struct smtp_client *c, const char *why,

@@ -163,16 +163,13 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *msg,
 	const char *why, *esc;
 	int code;
 
-	if (c->tx || c->quitting || c->freed || msg->nrcpt < 1) {
+	if (c->tx || c->etrn_cb || c->quitting || c->freed || msg->nrcpt < 1) {
 		log_err(c->id, "event=bug reason=\"smtp_client_send on a busy client or without recipients\"");
 		abort();
 	}
 	smtp_client_tx_init(c, msg, cb, arg);
 	if (!c->ready || !c->conn) {
-		if (c->fail_text == NULL)
-			smtp_client_result_set(&c->fail, &c->fail_text, SMTP_CLIENT_STAGE_CONNECT, 421,
-					       "4.4.2", "connection not usable", 1);
-		c->t.res.msg = c->fail;
+		c->t.res.msg = *smtp_client_failure(c);
 		c->t.res.msg.text = c->t.msg_text = xstrdup(c->fail_text);
 		c->t.msg_set = c->t.deferred = 1;
 		event_active(c->defer_ev, EV_TIMEOUT, 1);
