@@ -80,7 +80,7 @@ struct deliver_rcpt {
 	int nseen;
 	char **fwd;             /* alias targets elsewhere, for this recipient */
 	int nfwd;
-	int ndest, nfail, nforeign;
+	int nfail, fwd_failed;  /* fwd_failed: the forward copy could not be queued */
 	char error[256];
 };
 
@@ -92,7 +92,6 @@ deliver_dest(const char *dest, int is_local, void *arg)
 	char dir[4096], name[256], *prefix;
 	int rc;
 
-	r->ndest++;
 	if (!is_local) {
 		for (int i = 0; i < r->nfwd; i++)
 			if (strcasecmp(r->fwd[i], dest) == 0)
@@ -201,17 +200,14 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 			snprintf(res[i].error, sizeof(res[i].error), "4.4.0 waiting for outbound delivery");
 			continue;
 		}
-		r.ndest = r.nfail = r.nforeign = 0;
+		r.nfail = r.fwd_failed = 0;
 		r.error[0] = '\0';
 		n = directory_expand(dir, env->rcpt[i], deliver_dest, &r);
-		if (n > 0 && r.nfail == 0 && r.nfwd > 0 && d->q != NULL &&
+		if (n > 0 && r.nfail == 0 && r.nfwd > 0 &&
 		    deliver_forward(&r, env->rcpt[i], res[i].fwd_qid) != 0) {
-			r.nforeign++;
+			r.fwd_failed++;
 			snprintf(r.error, sizeof(r.error), "4.3.0 forwarding to %s: %s", r.fwd[0],
 				 strerror(errno));
-		} else if (n > 0 && r.nfwd > 0 && d->q == NULL) {
-			r.nforeign++;
-			snprintf(r.error, sizeof(r.error), "4.3.5 <%s> cannot be forwarded here", r.fwd[0]);
 		}
 		for (int k = 0; k < r.nfwd; k++)
 			free(r.fwd[k]);
@@ -224,7 +220,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		} else if (n == 0) {
 			res[i].status = RCPT_PERM;
 			snprintf(res[i].error, sizeof(res[i].error), "5.1.1 <%s>: user unknown", env->rcpt[i]);
-		} else if (r.nfail > 0 || r.nforeign > 0) {
+		} else if (r.nfail > 0 || r.fwd_failed > 0) {
 			res[i].status = RCPT_TEMP;
 			snprintf(res[i].error, sizeof(res[i].error), "%s", r.error);
 		} else {

@@ -34,7 +34,7 @@ static void ob_etrn_connect(struct ob_etrn *e);
 static void
 ob_etrn_retry(struct ob_etrn *e, const char *why)
 {
-	unsigned secs = e->o->cf->probe_interval ? e->o->cf->probe_interval : 15;
+	unsigned secs = ob_probe_secs(e->o->cf);
 	struct timeval tv = { secs, 0 };
 
 	log_msg(NULL, "event=etrn_failed host=%s:%d reason=%s retry=%us", e->host, e->port,

@@ -106,6 +106,8 @@ enum smtp_client_tls ob_tls_mode(const struct config *cf);
 void ob_etrn_free_all(struct outbound *o);
 
 /* outbound_probe.c */
+/* [relay] probe_interval in seconds, never 0: the probe's and ETRN's retry. */
+unsigned ob_probe_secs(const struct config *cf);
 /* Mark domain down; the probe asks each of targets in turn. */
 void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port);
 int ob_down_check(struct outbound *o, const char *domain);

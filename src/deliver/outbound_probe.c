@@ -47,9 +47,15 @@ struct ob_down {
 static void ob_down_schedule(struct ob_down *dn);
 
 static void
-ob_down_path(const struct config *cf, char *buf, size_t len)
+ob_down_path(const char *data_dir, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/queue/down", cf->data_dir);
+	snprintf(buf, len, "%s/queue/down", data_dir);
+}
+
+unsigned
+ob_probe_secs(const struct config *cf)
+{
+	return cf->probe_interval ? cf->probe_interval : 15;   /* "0s" would spin */
 }
 
 /* One line per destination down: DOMAIN HOST ADDR PORT SINCE INTERVAL. */
@@ -60,10 +66,10 @@ ob_down_publish(struct outbound *o)
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 
-	ob_down_path(o->cf, path, sizeof(path));
+	ob_down_path(o->cf->data_dir, path, sizeof(path));
 	for (struct ob_down *dn = o->down; dn; dn = dn->next) {
 		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u\n", dn->domain, dn->t[0].host,
-				 dn->t[0].addr, dn->port, dn->since, o->cf->probe_interval);
+				 dn->t[0].addr, dn->port, dn->since, ob_probe_secs(o->cf));
 
 		if (n < 0 || (size_t)n >= sizeof(line))
 			continue;
@@ -92,7 +98,7 @@ outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np)
 
 	*vp = NULL;
 	*np = 0;
-	snprintf(path, sizeof(path), "%s/queue/down", data_dir);
+	ob_down_path(data_dir, path, sizeof(path));
 	if ((fp = fopen(path, "r")) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while (fgets(line, sizeof(line), fp) != NULL) {
@@ -200,8 +206,7 @@ ob_probe_cb(evutil_socket_t fd, short what, void *arg)
 static void
 ob_down_schedule(struct ob_down *dn)
 {
-	unsigned secs = dn->o->cf->probe_interval ? dn->o->cf->probe_interval : 15;
-	struct timeval tv = { secs, 0 };
+	struct timeval tv = { ob_probe_secs(dn->o->cf), 0 };
 
 	evtimer_add(dn->timer, &tv);
 }
@@ -232,7 +237,7 @@ ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targe
 	o->down = dn;
 	ob_down_publish(o);
 	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d hosts=%zu status=down every=%us", domain,
-		dn->t[0].host, dn->t[0].addr, port, n, o->cf->probe_interval);
+		dn->t[0].host, dn->t[0].addr, port, n, ob_probe_secs(o->cf));
 	ob_down_schedule(dn);
 }
 
