@@ -298,11 +298,42 @@ class Workdir:
 
 
 TO_REMOVE = []
+STAMP = ".tandem-bench-removed"   # in the base directory: when we last removed
+SETTLE_SECS = 90
 
 
 def remove_workdirs():
+    bases = set()
     while TO_REMOVE:
-        shutil.rmtree(TO_REMOVE.pop(), ignore_errors=True)
+        path = TO_REMOVE.pop()
+        shutil.rmtree(path, ignore_errors=True)
+        bases.add(os.path.dirname(path))
+    for base in bases:
+        try:
+            with open(os.path.join(base, STAMP), "w") as f:
+                f.write("%d\n" % time.time())
+        except OSError:
+            pass
+
+
+def settle_filesystem(base):
+    """ext4 without a journal skips inodes deleted in the last 60 s (longer while
+    their inode table block is dirty) when it allocates a new one, scanning
+    past each of them: right after the previous benchmark removed its queues,
+    every file creation costs more, and by how much depends on how long ago.
+    Flush, and wait until that window has passed, so each run starts alike."""
+    try:
+        with open(os.path.join(base, STAMP)) as f:
+            removed = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return
+    wait = removed + SETTLE_SECS - time.time()
+    if wait > 0:
+        log("waiting %.0f s: the last benchmark deleted its queues here %.0f s ago, "
+            "and ext4 creates files slowly for a while after many deletions"
+            % (wait, time.time() - removed))
+        os.sync()
+        time.sleep(wait)
 
 
 class PostfixInstance:
