@@ -61,9 +61,9 @@ serve_committed(void *arg, const char *qid, char *const *rcpt, int nrcpt)
 	for (int i = 0; down && i < nrcpt; i++)
 		down = outbound_is_down(sv->outbound, addr_domain(rcpt[i]));
 	if (down)
-		sched_add_waiting(sv->sched, qid);
+		sched_add_waiting(sv->sched, qid, rcpt, nrcpt);
 	else
-		sched_add(sv->sched, qid);
+		sched_add(sv->sched, qid, rcpt, nrcpt);
 }
 
 /* A destination that was down answers again: every message waiting for a
@@ -104,23 +104,28 @@ serve_drain_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(sv->drain, &tv);
 }
 
-/* `tandem queue flush` (SIGUSR2) and ETRN: forget which destinations are
- * down and attempt everything now. (Per-domain flushing is not finer yet:
- * ETRN flushes the whole queue, which includes the domain asked for.) */
+/* `tandem queue flush` (SIGUSR2): forget which destinations are down and
+ * attempt everything now. */
 static void
-serve_flush(struct serve *sv, const char *domain)
+serve_flush(struct serve *sv)
 {
 	if (sv->stopping)
 		return;
 	outbound_forget_down(sv->outbound);
 	sched_flush(sv->sched);
-	(void)domain;
 }
 
-static void
+/* ETRN domain (RFC 1985): the same for one domain's mail. Returns how many
+ * messages it started, or -1 when shutting down. */
+static int
 serve_etrn(void *arg, const char *domain)
 {
-	serve_flush(arg, domain);
+	struct serve *sv = arg;
+
+	if (sv->stopping)
+		return -1;
+	outbound_forget_down_domain(sv->outbound, domain);
+	return sched_flush_domain(sv->sched, domain);
 }
 
 struct serve_domains {
@@ -178,7 +183,7 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		sched_rescan(sv->sched);
 		break;
 	case SIGUSR2:
-		serve_flush(sv, NULL);
+		serve_flush(sv);
 		break;
 	}
 }

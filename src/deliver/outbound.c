@@ -533,6 +533,12 @@ outbound_forget_down(struct outbound *o)
 }
 
 void
+outbound_forget_down_domain(struct outbound *o, const char *domain)
+{
+	ob_down_forget(o, domain);
+}
+
+void
 outbound_cancel(struct outbound *o)
 {
 	o->stopping = 1;

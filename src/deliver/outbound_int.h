@@ -111,6 +111,7 @@ unsigned ob_probe_secs(const struct config *cf);
 /* Mark domain down; the probe asks each of targets in turn. */
 void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port);
 int ob_down_check(struct outbound *o, const char *domain);
+void ob_down_forget(struct outbound *o, const char *domain);
 void ob_down_free_all(struct outbound *o);
 
 #endif

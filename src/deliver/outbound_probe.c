@@ -138,15 +138,23 @@ ob_down_free(struct ob_down *dn)
 	free(dn);
 }
 
+/* Take dn off the down list. */
 static void
-ob_down_up(struct ob_down *dn)
+ob_down_unlink(struct outbound *o, struct ob_down *dn)
 {
-	struct outbound *o = dn->o;
 	struct ob_down **pp = &o->down;
 
 	while (*pp != dn)
 		pp = &(*pp)->next;
 	*pp = dn->next;
+}
+
+static void
+ob_down_up(struct ob_down *dn)
+{
+	struct outbound *o = dn->o;
+
+	ob_down_unlink(o, dn);
 	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d status=up", dn->domain,
 		dn->t[dn->cur].host, dn->t[dn->cur].addr, dn->port);
 	ob_down_free(dn);
@@ -245,6 +253,18 @@ int
 ob_down_check(struct outbound *o, const char *domain)
 {
 	return ob_down_find(o, domain) != NULL;
+}
+
+void
+ob_down_forget(struct outbound *o, const char *domain)
+{
+	struct ob_down *dn = ob_down_find(o, domain);
+
+	if (dn == NULL)
+		return;
+	ob_down_unlink(o, dn);
+	ob_down_free(dn);
+	ob_down_publish(o);
 }
 
 void

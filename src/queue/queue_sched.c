@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mail/addr.h"
 #include "mail/dsn.h"
 #include "queue/queue_bounce.h"
 #include "queue/queue_sched.h"
@@ -34,6 +36,10 @@ struct sched_entry {
 	struct sched_entry *hnext;      /* hash chain */
 	struct sched_entry *rnext;      /* ready FIFO */
 	struct event *timer;
+	/* The domains of its recipients still to deliver, each followed by a
+	 * NUL, the list by an empty one; NULL until known (an entry found in
+	 * the queue directory before its first attempt). ETRN goes by it. */
+	char *domains;
 	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1;
 };
 
@@ -44,6 +50,7 @@ struct sched_job {
 	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
 	char (*fwd)[QUEUE_ID_LEN + 1];    /* messages the transport queued */
 	int nfwd;
+	char *domains;                    /* left to deliver, for the entry */
 	unsigned wake_gen;                /* s->wake_gen when the attempt began */
 	/* Kept across the remote phase, which runs on the loop between the
 	 * local phase and the outcome, both on workers. */
@@ -91,6 +98,47 @@ sched_find(struct sched *s, const char *qid)
 		if (strcmp(e->qid, qid) == 0)
 			return e;
 	return NULL;
+}
+
+/* The domains of rcpt[i] for every i not done (done may be NULL), as
+ * struct sched_entry keeps them. */
+static char *
+sched_domains_of(char *const *rcpt, int nrcpt, const unsigned char *done)
+{
+	size_t len = 1, used = 0;
+	char *v;
+
+	for (int i = 0; i < nrcpt; i++)
+		len += strlen(addr_domain(rcpt[i])) + 1;
+	v = xmalloc(len);
+	for (int i = 0; i < nrcpt; i++) {
+		const char *d = addr_domain(rcpt[i]);
+		const char *p;
+
+		if ((done != NULL && done[i]) || *d == '\0')   /* <postmaster>: no domain */
+			continue;
+		for (p = v; p < v + used; p += strlen(p) + 1)
+			if (strcasecmp(p, d) == 0)
+				break;
+		if (p < v + used)
+			continue;
+		memcpy(v + used, d, strlen(d) + 1);
+		used += strlen(d) + 1;
+	}
+	v[used] = '\0';
+	return v;
+}
+
+/* Does e (maybe) hold mail for domain? Unknown means maybe. */
+static int
+sched_entry_for(const struct sched_entry *e, const char *domain)
+{
+	if (e->domains == NULL)
+		return 1;
+	for (const char *p = e->domains; *p; p += strlen(p) + 1)
+		if (strcasecmp(p, domain) == 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -152,6 +200,7 @@ sched_entry_free(struct sched *s, struct sched_entry *e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	event_free(e->timer);
+	free(e->domains);
 	free(e);
 	s->count--;
 }
@@ -311,6 +360,8 @@ sched_finish(struct sched_job *job)
 	if (job->outcome == OUT_DEFER)
 		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
 			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
+	if (job->outcome == OUT_DEFER || job->outcome == OUT_WAIT)
+		job->domains = sched_domains_of(job->env.rcpt, job->env.nrcpt, job->meta.done);
 	free(job->res);
 	job->res = NULL;
 	queue_meta_clear(&job->meta);
@@ -390,6 +441,10 @@ sched_done(void *arg)
 	}
 	s->in_flight--;
 	e->in_flight = 0;
+	if (job->domains != NULL) {
+		free(e->domains);
+		e->domains = job->domains;
+	}
 	if (job->dsn_qid[0] != '\0')
 		sched_make_ready(sched_entry_get(s, job->dsn_qid));
 	for (int i = 0; i < job->nfwd; i++)
@@ -465,10 +520,12 @@ sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 }
 
 void
-sched_add(struct sched *s, const char *qid)
+sched_add(struct sched *s, const char *qid, char *const *rcpt, int nrcpt)
 {
 	struct sched_entry *e = sched_entry_get(s, qid);
 
+	free(e->domains);
+	e->domains = sched_domains_of(rcpt, nrcpt, NULL);
 	sched_make_ready(e);
 	sched_pump(s);
 }
@@ -481,10 +538,12 @@ sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg)
 }
 
 void
-sched_add_waiting(struct sched *s, const char *qid)
+sched_add_waiting(struct sched *s, const char *qid, char *const *rcpt, int nrcpt)
 {
 	struct sched_entry *e = sched_entry_get(s, qid);
 
+	free(e->domains);
+	e->domains = sched_domains_of(rcpt, nrcpt, NULL);
 	e->waiting = 1;
 	/* looked at again now and then, so the lifetime can end it */
 	sched_at(e, time(NULL) + s->cf->retry_max);
@@ -578,6 +637,23 @@ sched_flush(struct sched *s)
 {
 	log_msg(NULL, "event=flush");
 	sched_scan(s, 1);
+}
+
+int
+sched_flush_domain(struct sched *s, const char *domain)
+{
+	int n = 0;
+
+	sched_scan(s, 0);   /* files the scheduler has not seen yet */
+	for (int i = 0; i < SCHED_BUCKETS; i++)
+		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
+			if (sched_entry_for(e, domain)) {
+				sched_make_ready(e);
+				n++;
+			}
+	log_msg(NULL, "event=flush domain=%s messages=%d", domain, n);
+	sched_pump(s);
+	return n;
 }
 
 void

@@ -7,7 +7,7 @@
  * for the null sender) and those recipients are done. State lives on disk,
  * so a restart loses nothing.
  * Public: sched_new, sched_start, sched_add, sched_rescan, sched_flush,
- * sched_free, sched_backoff.
+ * sched_flush_domain, sched_free, sched_backoff, and the add and wake calls.
  */
 #ifndef TANDEM_QUEUE_SCHED_H
 #define TANDEM_QUEUE_SCHED_H
@@ -53,12 +53,12 @@ struct sched *sched_new(struct event_base *base, struct worker_pool *pool, struc
 			const struct config *cf, sched_transport_fn *transport, void *arg);
 /* Remove partials, then schedule everything in active/ and deferred/. */
 void sched_start(struct sched *s);
-/* A message just committed into active/. */
-void sched_add(struct sched *s, const char *qid);
+/* A message just committed into active/, for these recipients. */
+void sched_add(struct sched *s, const char *qid, char *const *rcpt, int nrcpt);
 /* Recipients the local transport marks RCPT_REMOTE go to remote. */
 void sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg);
 /* A message just committed that nothing can deliver yet. */
-void sched_add_waiting(struct sched *s, const char *qid);
+void sched_add_waiting(struct sched *s, const char *qid, char *const *rcpt, int nrcpt);
 /* A destination is back: attempt every message that waits (RCPT_WAIT),
  * leaving deferred ones to their backoff. */
 void sched_wake_waiting(struct sched *s);
@@ -66,6 +66,10 @@ void sched_wake_waiting(struct sched *s);
 void sched_rescan(struct sched *s);
 /* Attempt every deferred message now (`tandem queue flush`). */
 void sched_flush(struct sched *s);
+/* Attempt now every message with a recipient in domain still to deliver
+ * (ETRN), and those not attempted yet, whose recipients are not known
+ * here. Returns how many. */
+int sched_flush_domain(struct sched *s, const char *domain);
 /* Start no new attempt (shutdown); those in flight finish. */
 void sched_stop(struct sched *s);
 unsigned sched_in_flight(struct sched *s);

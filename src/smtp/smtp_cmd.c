@@ -357,6 +357,7 @@ cmd_etrn(struct smtp_session *s, const char *arg)
 	const struct config *cf = s->srv->d.cf;
 	char domain[256];
 	size_t n = strlen(arg);
+	int started;
 
 	if (n == 0 || n >= sizeof(domain) || strchr(arg, ' ') != NULL) {
 		smtp_reject(s, "ETRN", "501 5.5.4", "Syntax: ETRN domain", arg);
@@ -372,9 +373,17 @@ cmd_etrn(struct smtp_session *s, const char *arg)
 		smtp_reject(s, "ETRN", "459 4.7.1", "Node not allowed: not a relay domain here", domain);
 		return;
 	}
-	log_msg(s->id, "event=etrn domain=%s client=[%s]", domain, s->client);
-	s->srv->d.etrn(s->srv->d.arg, domain);
-	smtp_reply(s, "250 2.0.0 Queuing for node %s started", domain);
+	started = s->srv->d.etrn(s->srv->d.arg, domain);
+	if (started < 0) {
+		smtp_reject(s, "ETRN", "458 4.3.2", "Unable to queue messages for node: shutting down",
+			    domain);
+		return;
+	}
+	log_msg(s->id, "event=etrn domain=%s client=[%s] messages=%d", domain, s->client, started);
+	if (started == 0)
+		smtp_reply(s, "251 2.0.0 OK, no messages waiting for node %s", domain);
+	else
+		smtp_reply(s, "253 2.0.0 OK, %d pending messages for node %s started", started, domain);
 }
 
 static const struct smtp_cmd smtp_cmds[] = {

@@ -26,8 +26,9 @@ struct smtp_server_deps {
 	struct directory *dir;     /* used on the loop thread only */
 	SSL_CTX *tls;              /* NULL: no STARTTLS */
 	void (*committed)(void *arg, const char *qid, char *const *rcpt, int nrcpt);
-	/* ETRN (RFC 1985) for one of the [relay] domains: attempt what waits */
-	void (*etrn)(void *arg, const char *domain);
+	/* ETRN (RFC 1985) for one of the [relay] domains: attempt what waits
+	 * for it; returns how many messages, or -1 if it cannot now */
+	int (*etrn)(void *arg, const char *domain);
 	void *arg;
 };
 

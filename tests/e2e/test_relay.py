@@ -144,12 +144,58 @@ def test_etrn_from_the_primary_starts_the_drain():
     assert c.cmd("ETRN example.org")[0] == 459          # not a relay domain here
     assert c.cmd("ETRN #queue")[0] == 458
     code, text = c.cmd("ETRN example.test")
-    assert code == 250 and "example.test" in text
+    assert code == 253 and "3 pending messages for node example.test" in text, (code, text)
     c.cmd("QUIT")
     c.close()
     wait_for(lambda: len(p.messages("alice@example.test")) == 3, timeout=10,
              what="the held mail on the primary")
     assert "event=etrn domain=example.test" in b.log()
+    b.stop()
+    p.stop()
+
+
+def test_etrn_starts_only_the_named_domains_mail():
+    """ETRN names a node: only mail for that domain is attempted, and the
+    reply says how many messages (RFC 1985 251/253)."""
+    from lib import Conn
+    p, b = relay_pair()
+    p.setup_domain(domain="other.test", users=("bob",))
+    b.relay_domains = ["example.test", "other.test", "quiet.test"]
+    b.extra["relay"] = {"primary": "%s:%d" % (p.ip, p.port), "probe_interval": "1h"}
+    b.extra["queue"] = {"retry_min": "1h", "retry_max": "2h"}   # only ETRN can help
+    b.write_config()
+    b.start()
+    for rcpt in ("alice@example.test", "alice@example.test", "bob@other.test"):
+        subprocess.run(["swaks", "--server", "%s:%d" % (b.ip, b.port), "--from",
+                        "carol@example.org", "--to", rcpt], capture_output=True, timeout=30,
+                       check=True)
+    wait_for(lambda: "domain=example.test" in b.log() and "domain=other.test" in b.log()
+             and b.log().count("status=down") >= 2, what="both domains marked down")
+    p.start()
+    c = Conn(b.ip, b.port)
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO mx1.example.test")[0] == 250
+    code, text = c.cmd("ETRN quiet.test")
+    assert code == 251 and "no messages waiting for node quiet.test" in text, (code, text)
+    code, text = c.cmd("ETRN Example.TEST")
+    assert code == 253 and "2 pending messages for node example.test" in text, (code, text)
+    wait_for(lambda: len(p.messages("alice@example.test")) == 2, timeout=10,
+             what="example.test's mail on the primary")
+    # other.test was not named: its message still waits on the backup.
+    time.sleep(1)
+    assert p.messages("bob@other.test") == []
+    assert len(b.queue_files("active") + b.queue_files("deferred")) == 1
+    code, text = c.cmd("ETRN other.test")
+    assert code == 253 and "1 pending messages for node other.test" in text, (code, text)
+    wait_for(lambda: len(p.messages("bob@other.test")) == 1, timeout=10,
+             what="other.test's mail on the primary")
+    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+             what="the backup's queue empty")
+    code, text = c.cmd("ETRN example.test")
+    assert code == 251, (code, text)
+    c.cmd("QUIT")
+    c.close()
+    assert "event=flush domain=example.test messages=2" in b.log()
     b.stop()
     p.stop()
 
@@ -181,7 +227,7 @@ def test_primary_sends_etrn_to_its_backups_when_it_starts():
     wait_for(lambda: len(p.messages("alice@example.test")) == 3, timeout=10,
              what="the held mail on the primary")
     log = p.log()
-    assert "event=etrn host=%s:%d domain=example.test reply=\"250 " % (b.ip, b.port) in log, log
+    assert "event=etrn host=%s:%d domain=example.test reply=\"253 " % (b.ip, b.port) in log, log
     assert "etrn_failed" not in log
     assert "event=etrn domain=example.test" in b.log()
     wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
