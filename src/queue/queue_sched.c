@@ -48,8 +48,9 @@ struct sched_job {
 	enum sched_outcome outcome;
 	long long next_attempt;
 	char dsn_qid[QUEUE_ID_LEN + 1];   /* a DSN this attempt queued */
-	char (*fwd)[QUEUE_ID_LEN + 1];    /* messages the transport queued */
-	int nfwd;
+	char (*queued)[QUEUE_ID_LEN + 1]; /* messages this attempt queued (the
+					   * DSN, alias forwards): scheduled at once */
+	int nqueued;
 	char *domains;                    /* left to deliver, for the entry */
 	unsigned wake_gen;                /* s->wake_gen when the attempt began */
 	/* Kept across the remote phase, which runs on the loop between the
@@ -340,6 +341,16 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
 }
 
+/* Note a message the attempt queued ("" for none). */
+static void
+sched_job_queued(struct sched_job *job, const char *qid)
+{
+	if (qid[0] == '\0')
+		return;
+	job->queued = xrealloc(job->queued, (job->nqueued + 1) * sizeof(*job->queued));
+	memcpy(job->queued[job->nqueued++], qid, QUEUE_ID_LEN + 1);
+}
+
 /* Apply the results and let go of the message (worker). */
 static void
 sched_finish(struct sched_job *job)
@@ -351,12 +362,9 @@ sched_finish(struct sched_job *job)
 				   job->res);
 	close(job->fd);
 	job->next_attempt = job->meta.next_attempt;
-	for (int i = 0; i < job->env.nrcpt; i++) {
-		if (job->res[i].fwd_qid[0] == '\0')
-			continue;
-		job->fwd = xrealloc(job->fwd, (job->nfwd + 1) * sizeof(*job->fwd));
-		memcpy(job->fwd[job->nfwd++], job->res[i].fwd_qid, QUEUE_ID_LEN + 1);
-	}
+	sched_job_queued(job, job->dsn_qid);
+	for (int i = 0; i < job->env.nrcpt; i++)
+		sched_job_queued(job, job->res[i].fwd_qid);
 	if (job->outcome == OUT_DEFER)
 		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
 			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
@@ -445,11 +453,9 @@ sched_done(void *arg)
 		free(e->domains);
 		e->domains = job->domains;
 	}
-	if (job->dsn_qid[0] != '\0')
-		sched_make_ready(sched_entry_get(s, job->dsn_qid));
-	for (int i = 0; i < job->nfwd; i++)
-		sched_make_ready(sched_entry_get(s, job->fwd[i]));
-	free(job->fwd);
+	for (int i = 0; i < job->nqueued; i++)
+		sched_make_ready(sched_entry_get(s, job->queued[i]));
+	free(job->queued);
 	switch (job->outcome) {
 	case OUT_DONE:
 	case OUT_GONE:
