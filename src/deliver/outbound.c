@@ -332,6 +332,17 @@ ob_tls_mode(const struct config *cf)
 	return cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
 }
 
+/* What every connection of ours has: the address, and our name in EHLO. */
+void
+ob_client_opts(const struct outbound *o, const char *addr, int port,
+	       struct smtp_client_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->addr = addr;
+	opts->port = port;
+	opts->helo = o->cf->hostname;
+}
+
 int
 ob_numeric(const char *host)
 {

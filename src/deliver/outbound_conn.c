@@ -85,14 +85,10 @@ ob_conn_destroy(struct ob_conn *cn, int polite)
 static void
 ob_conn_open(struct ob_dest *dt, struct ob_dom *d)
 {
-	const struct config *cf = dt->o->cf;
 	struct smtp_client_opts opts;
 	struct ob_conn *cn = xcalloc(1, sizeof(*cn));
 
-	memset(&opts, 0, sizeof(opts));
-	opts.addr = dt->addr;
-	opts.port = dt->port;
-	opts.helo = cf->hostname;
+	ob_client_opts(dt->o, dt->addr, dt->port, &opts);
 	opts.tls_ctx = dt->o->tls;
 	opts.tls = d->want_tls;
 	opts.servername = d->want_sni;

@@ -121,10 +121,7 @@ ob_etrn_connect(struct ob_etrn *e)
 			return;
 		}
 	}
-	memset(&opts, 0, sizeof(opts));
-	opts.addr = e->addr;
-	opts.port = e->port;
-	opts.helo = cf->hostname;
+	ob_client_opts(e->o, e->addr, e->port, &opts);
 	opts.tls_ctx = e->o->tls;
 	opts.tls = ob_tls_mode(cf);
 	opts.servername = numeric ? NULL : e->host;

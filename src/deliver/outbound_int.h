@@ -100,6 +100,8 @@ struct smtp_client *ob_conn_client(struct ob_conn *cn);
 void ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
 void ob_send(struct ob_dom *d);
 int ob_numeric(const char *host);                   /* a numeric IPv4/IPv6 address? */
+void ob_client_opts(const struct outbound *o, const char *addr, int port,
+		    struct smtp_client_opts *opts);
 enum smtp_client_tls ob_tls_mode(const struct config *cf);
 
 /* outbound_etrn.c */

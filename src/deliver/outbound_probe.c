@@ -190,10 +190,7 @@ ob_probe_start(struct ob_down *dn)
 {
 	struct smtp_client_opts opts;
 
-	memset(&opts, 0, sizeof(opts));
-	opts.addr = dn->t[dn->cur].addr;
-	opts.port = dn->port;
-	opts.helo = dn->o->cf->hostname;
+	ob_client_opts(dn->o, dn->t[dn->cur].addr, dn->port, &opts);
 	opts.tls = SMTP_CLIENT_TLS_NONE;   /* is anyone there? nothing more */
 	opts.quiet = 1;                    /* one line a probe round would be noise */
 	opts.timeouts.connect = 10000;
