@@ -332,7 +332,8 @@ ob_tls_mode(const struct config *cf)
 	return cf->tls_outbound == TLS_OUT_ENCRYPT ? SMTP_CLIENT_TLS_ENCRYPT : SMTP_CLIENT_TLS_MAY;
 }
 
-/* What every connection of ours has: the address, and our name in EHLO. */
+/* What every connection of ours has: the address, our name in EHLO, and
+ * [queue] connect_timeout. */
 void
 ob_client_opts(const struct outbound *o, const char *addr, int port,
 	       struct smtp_client_opts *opts)
@@ -341,6 +342,7 @@ ob_client_opts(const struct outbound *o, const char *addr, int port,
 	opts->addr = addr;
 	opts->port = port;
 	opts->helo = o->cf->hostname;
+	opts->timeouts.connect = o->cf->connect_timeout * 1000;
 }
 
 int

@@ -125,7 +125,8 @@ ob_etrn_connect(struct ob_etrn *e)
 	opts.tls_ctx = e->o->tls;
 	opts.tls = ob_tls_mode(cf);
 	opts.servername = numeric ? NULL : e->host;
-	opts.timeouts.connect = 10000;
+	if (opts.timeouts.connect > 10000)
+		opts.timeouts.connect = 10000;   /* asked again soon anyway */
 	e->c = smtp_client_new(e->o->base, &opts, ob_etrn_ready, e);
 }
 

@@ -193,7 +193,8 @@ ob_probe_start(struct ob_down *dn)
 	ob_client_opts(dn->o, dn->t[dn->cur].addr, dn->port, &opts);
 	opts.tls = SMTP_CLIENT_TLS_NONE;   /* is anyone there? nothing more */
 	opts.quiet = 1;                    /* one line a probe round would be noise */
-	opts.timeouts.connect = 10000;
+	if (opts.timeouts.connect > 10000)
+		opts.timeouts.connect = 10000;   /* a probe is repeated anyway */
 	opts.timeouts.greeting = 30000;
 	opts.timeouts.helo = 30000;
 	dn->probe = smtp_client_new(dn->o->base, &opts, ob_probe_ready, dn);

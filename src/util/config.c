@@ -70,6 +70,7 @@ config_defaults(struct config *cf)
 	cf->min_free = 16ULL << 20;
 	cf->workers = 16;
 	cf->dest_concurrency = 20;
+	cf->connect_timeout = 30;
 	cf->max_connections = 1000;
 	cf->max_recipients = 100;
 	cf->max_message_size = 50ULL << 20;
@@ -247,6 +248,7 @@ static const struct config_key config_keys[] = {
 	{ "queue", "min_free", K_SIZE, F(min_free) },
 	{ "queue", "workers", K_UINT, F(workers) },
 	{ "queue", "dest_concurrency", K_UINT, F(dest_concurrency) },
+	{ "queue", "connect_timeout", K_DURATION, F(connect_timeout) },
 	{ "smtp", "max_connections", K_UINT, F(max_connections) },
 	{ "smtp", "max_recipients", K_UINT, F(max_recipients) },
 	{ "smtp", "max_message_size", K_SIZE, F(max_message_size) },
@@ -432,6 +434,8 @@ config_check(struct config_parse *cp)
 		config_check_error(cp, "queue", "workers", "must be between 1 and 64");
 	if (cf->dest_concurrency == 0 || cf->dest_concurrency > 200)
 		config_check_error(cp, "queue", "dest_concurrency", "must be between 1 and 200");
+	if (cf->connect_timeout == 0 || cf->connect_timeout > 300)
+		config_check_error(cp, "queue", "connect_timeout", "must be between 1s and 5m");
 	if (cf->max_recipients == 0)
 		config_check_error(cp, "smtp", "max_recipients", "must be at least 1");
 	for (int i = 0; i < cf->relay_domains.n; i++)
@@ -546,9 +550,9 @@ config_dump(const struct config *cf, FILE *out)
 	fprintf(out, "primary = %s\nprobe_interval = %us\n",
 		cf->relay_primary ? cf->relay_primary : "", cf->probe_interval);
 	fprintf(out, "\n[queue]\nretry_min = %us\nretry_max = %us\nlifetime = %us\n"
-		     "min_free = %llu\nworkers = %u\ndest_concurrency = %u\n",
+		     "min_free = %llu\nworkers = %u\ndest_concurrency = %u\nconnect_timeout = %us\n",
 		cf->retry_min, cf->retry_max, cf->lifetime, cf->min_free, cf->workers,
-		cf->dest_concurrency);
+		cf->dest_concurrency, cf->connect_timeout);
 	fprintf(out, "\n[smtp]\nmax_connections = %u\nmax_recipients = %u\n"
 		     "max_message_size = %llu\ntimeout = %us\nmax_errors = %u\ngreet_pause = %ums\n",
 		cf->max_connections, cf->max_recipients, cf->max_message_size, cf->timeout,

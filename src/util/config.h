@@ -46,6 +46,7 @@ struct config {
 	unsigned long long min_free;
 	unsigned workers;
 	unsigned dest_concurrency;     /* connections per destination address */
+	unsigned connect_timeout;      /* outbound TCP connect, seconds */
 	/* [smtp] */
 	unsigned max_connections;
 	unsigned max_recipients;

@@ -722,9 +722,9 @@ class Blackhole:
 
 
 def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
-    """MX 10 refuses, never completes the connection (30 s, tandem's fixed
-    connect timeout), or greets with 450 (smtp-sink -r CONNECT): MX 20, a
-    tandem primary, gets the message."""
+    """MX 10 refuses, never completes the connection (given up after
+    [queue] connect_timeout, 3 s here), or greets with 450 (smtp-sink -r
+    CONNECT): MX 20, a tandem primary, gets the message."""
     st = Stack()
     try:
         st.add(Blackhole(peer_ip(2)))
@@ -737,7 +737,7 @@ def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
                    mx("greet4xx.test", peer_ip(3), host="sink.test") +
                    ["--mx-host=%s,mx.good.test,20" % d for d in domains] +
                    ["--host-record=mx.good.test,%s" % GOOD_IP]))
-        s = st.add(sender())
+        s = st.add(sender(queue={"connect_timeout": "3s"}))
         s.start()
         for d in domains:
             send(s, "alice@" + d, "to " + d)
@@ -752,7 +752,7 @@ def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
                      what="timeout.test via MX 20 once the connect timed out")
         assert len(m) == 1
         ev = "\n".join(events(s, "alice@timeout.test"))
-        assert re.search(r"relay=hole.test\[%s\]:25 stage=connect reason=\".*timeout" %
+        assert re.search(r"relay=hole.test\[%s\]:25 stage=connect reason=\".*timeout after 3000 ms" %
                          re.escape(peer_ip(2)), ev), ev
         for d in domains:
             assert "event=smtp to=<alice@%s> relay=mx.good.test[%s]:25 status=sent" % (d, GOOD_IP) \

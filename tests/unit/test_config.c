@@ -176,6 +176,7 @@ test_defaults(void **state)
 	assert_int_equal(cf->lifetime, 5 * 86400);
 	assert_int_equal(cf->min_free, 16ULL << 20);
 	assert_int_equal(cf->workers, 16);
+	assert_int_equal(cf->connect_timeout, 30);
 	assert_int_equal(cf->max_connections, 1000);
 	assert_int_equal(cf->max_recipients, 100);
 	assert_int_equal(cf->max_message_size, 50ULL << 20);
@@ -236,6 +237,7 @@ static const char full_conf[] =
 	"lifetime = 3d\n"
 	"min_free = 1G\n"
 	"workers = 4\n"
+	"connect_timeout = 10s\n"
 	"\n"
 	"[smtp]\n"
 	"max_connections = 200\n"
@@ -283,6 +285,7 @@ test_every_key(void **state)
 	assert_int_equal(cf->lifetime, 3 * 86400);
 	assert_int_equal(cf->min_free, 1ULL << 30);
 	assert_int_equal(cf->workers, 4);
+	assert_int_equal(cf->connect_timeout, 10);
 	assert_int_equal(cf->max_connections, 200);
 	assert_int_equal(cf->max_recipients, 50);
 	assert_int_equal(cf->max_message_size, 25ULL << 20);
@@ -477,6 +480,8 @@ test_checks(void **state)
 	expect_error_any("[server]\ndata_dir = var/lib\n", ": [server] data_dir: ");
 	expect_error_any("[queue]\nretry_min = 2h\nretry_max = 1h\n", ": [queue] retry_max: ");
 	expect_error_any("[queue]\nretry_min = 0\n", ": [queue] retry_");
+	expect_error_any("[queue]\nconnect_timeout = 0\n", ": [queue] connect_timeout: ");
+	expect_error_any("[queue]\nconnect_timeout = 6m\n", ": [queue] connect_timeout: ");
 	expect_error_any("[tls]\ncert = /c.pem\n", ": [tls] key: ");
 	expect_error_any("[tls]\nkey = /k.pem\n", ": [tls] cert: ");
 	expect_error_any("[queue]\nworkers = 0\n", ": [queue] workers: ");
