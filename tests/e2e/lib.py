@@ -178,6 +178,10 @@ class Server:
         except FileNotFoundError:
             return []
 
+    def queued(self):
+        """The messages still to be delivered (active/ and deferred/)."""
+        return self.queue_files("active") + self.queue_files("deferred")
+
     def setup_domain(self, domain="example.test", users=("alice",), password="secret"):
         self.cli("domain", "add", domain)
         for u in users:

@@ -48,7 +48,7 @@ def test_permanent_failure_sends_one_dsn_to_the_sender():
     assert "X-Mark: 42" in headers and "Subject: the original" in headers
     assert "body" not in headers
     wait_for(lambda: "event=removed" in p.log(), what="the original removed")
-    assert p.queue_files("active") == [] and p.queue_files("deferred") == []
+    assert p.queued() == []
     p.stop()
 
 
@@ -66,7 +66,7 @@ def test_expired_message_sends_one_dsn_and_is_removed():
     assert "Final-Recipient: rfc822; alice@example.test" in status
     assert "Status: 4.4.7" in status
     assert "event=expired" in p.log()
-    wait_for(lambda: p.queue_files("deferred") == [] and p.queue_files("active") == [],
+    wait_for(lambda: p.queued() == [],
              what="the expired message gone")
     assert len(p.messages("bob@example.test")) == 1
     p.stop()
@@ -80,5 +80,5 @@ def test_no_dsn_for_the_null_sender():
     wait_for(lambda: "event=removed" in p.log(), what="the message dropped")
     assert "dsn=none(null sender)" in p.log()
     assert p.messages("bob@example.test") == []
-    assert p.queue_files("active") == [] and p.queue_files("deferred") == []
+    assert p.queued() == []
     p.stop()

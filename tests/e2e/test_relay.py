@@ -37,7 +37,7 @@ def test_backup_relays_to_its_configured_primary():
     m = wait_for(lambda: p.messages("alice@example.test"), what="delivery through the backup")
     assert len(m) == 1 and b"Subject: via the backup" in m[0]
     assert m[0].count(b"Received: from") == 2   # the backup's hop and the primary's
-    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+    wait_for(lambda: b.queued() == [],
              what="the backup's queue empty")
     assert "status=sent" in b.log()
     b.stop()
@@ -78,20 +78,20 @@ def test_sender_follows_mx_and_falls_back_to_the_backup():
             check=True)
         send("while the primary is up")
         wait_for(lambda: len(p.messages("alice@example.test")) == 1, what="delivery via MX 10")
-        assert b.queue_files("active") == [] and b.queue_files("deferred") == []
+        assert b.queued() == []
         p.stop()
         send("while the primary is down")
         # MX 10 refuses connections: the sender falls back to MX 20, which
         # keeps the message (it prunes itself and its worse MXs, no loop).
         wait_for(lambda: "status=waiting" in b.log(), timeout=20, what="the backup holding it")
-        assert len(b.queue_files("active") + b.queue_files("deferred")) == 1
+        assert len(b.queued()) == 1
         assert "event=bounced" not in b.log()
         assert "loops back" not in b.log()
         p.start()
         b.cli("queue", "flush")
         wait_for(lambda: len(p.messages("alice@example.test")) == 2, timeout=20,
                  what="the backup's copy on the primary")
-        assert s.queue_files("active") == [] and s.queue_files("deferred") == []
+        assert s.queued() == []
     finally:
         dns.stop()
     for srv in (s, b, p):
@@ -116,7 +116,7 @@ def test_backup_probes_and_drains_when_the_primary_returns():
     wait_for(lambda: len(p.messages("alice@example.test")) == 5, timeout=15,
              what="all five drained into the primary")
     assert "status=up" in b.log()
-    wait_for(lambda: b.queue_files("active") == [] and b.queue_files("deferred") == [],
+    wait_for(lambda: b.queued() == [],
              what="the backup's queue empty")
     b.stop()
     p.stop()
@@ -184,12 +184,12 @@ def test_etrn_starts_only_the_named_domains_mail():
     # other.test was not named: its message still waits on the backup.
     time.sleep(1)
     assert p.messages("bob@other.test") == []
-    assert len(b.queue_files("active") + b.queue_files("deferred")) == 1
+    assert len(b.queued()) == 1
     code, text = c.cmd("ETRN other.test")
     assert code == 253 and "1 pending messages for node other.test" in text, (code, text)
     wait_for(lambda: len(p.messages("bob@other.test")) == 1, timeout=10,
              what="other.test's mail on the primary")
-    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+    wait_for(lambda: b.queued() == [],
              what="the backup's queue empty")
     code, text = c.cmd("ETRN example.test")
     assert code == 251, (code, text)
@@ -213,7 +213,7 @@ def held_on_backup(n, probe="1h"):
                         "--to", "alice@example.test", "--h-Subject", "held %d" % i],
                        capture_output=True, timeout=30, check=True)
     wait_for(lambda: "status=down" in b.log(), what="the primary marked down")
-    wait_for(lambda: len(b.queue_files("deferred") + b.queue_files("active")) == n,
+    wait_for(lambda: len(b.queued()) == n,
              what="%d messages held" % n)
     return p, b
 
@@ -230,7 +230,7 @@ def test_primary_sends_etrn_to_its_backups_when_it_starts():
     assert "event=etrn host=%s:%d domain=example.test reply=\"253 " % (b.ip, b.port) in log, log
     assert "etrn_failed" not in log
     assert "event=etrn domain=example.test" in b.log()
-    wait_for(lambda: b.queue_files("deferred") == [] and b.queue_files("active") == [],
+    wait_for(lambda: b.queued() == [],
              what="the backup's queue empty")
     b.stop()
     p.stop()
@@ -294,7 +294,7 @@ def test_alias_to_another_domain_is_forwarded():
         assert b"Delivered-To: team@example.test" in m[0], m[0]
         assert b"Subject: to the team" in m[0]
         assert "forwarded_for=" in p.log()
-        wait_for(lambda: p.queue_files("active") == [] and p.queue_files("deferred") == [],
+        wait_for(lambda: p.queued() == [],
                  what="the primary's queue empty")
     finally:
         dns.stop()
