@@ -111,7 +111,7 @@ serve_flush(struct serve *sv)
 {
 	if (sv->stopping)
 		return;
-	outbound_forget_down(sv->outbound);
+	outbound_forget_down(sv->outbound, NULL);
 	sched_flush(sv->sched);
 }
 
@@ -124,7 +124,7 @@ serve_etrn(void *arg, const char *domain)
 
 	if (sv->stopping)
 		return -1;
-	outbound_forget_down_domain(sv->outbound, domain);
+	outbound_forget_down(sv->outbound, domain);
 	return sched_flush_domain(sv->sched, domain);
 }
 

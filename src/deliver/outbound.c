@@ -540,15 +540,12 @@ outbound_is_down(struct outbound *o, const char *domain)
 }
 
 void
-outbound_forget_down(struct outbound *o)
+outbound_forget_down(struct outbound *o, const char *domain)
 {
-	ob_down_free_all(o);
-}
-
-void
-outbound_forget_down_domain(struct outbound *o, const char *domain)
-{
-	ob_down_forget(o, domain);
+	if (domain == NULL)
+		ob_down_free_all(o);
+	else
+		ob_down_forget(o, domain);
 }
 
 void

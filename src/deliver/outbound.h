@@ -6,8 +6,7 @@
  * through smtp/smtp_client. Hosts are tried in order until one takes the
  * message; connection-level failures move on to the next host.
  * Public: outbound_new, outbound_free, outbound_deliver, outbound_set_up_cb,
- * outbound_is_down, outbound_forget_down, outbound_forget_down_domain,
- * outbound_notify_backups, outbound_cancel, outbound_down_read.
+ * outbound_is_down, outbound_forget_down, outbound_notify_backups, outbound_cancel, outbound_down_read.
  */
 #ifndef TANDEM_OUTBOUND_H
 #define TANDEM_OUTBOUND_H
@@ -28,10 +27,9 @@ void outbound_free(struct outbound **op);
 void outbound_set_up_cb(struct outbound *o, void (*up)(void *arg), void *arg);
 /* Is domain marked down (and being probed)? */
 int outbound_is_down(struct outbound *o, const char *domain);
-/* Forget which destinations are down (`tandem queue flush`: try them all). */
-void outbound_forget_down(struct outbound *o);
-/* The same for one domain (ETRN). */
-void outbound_forget_down_domain(struct outbound *o, const char *domain);
+/* Forget that domain's destination is down (ETRN), or with domain NULL
+ * every one (`tandem queue flush`: try them all). */
+void outbound_forget_down(struct outbound *o, const char *domain);
 /* A primary is back: send ETRN for each domain to each [server] backups
  * host, asking again every probe_interval those that cannot be reached. */
 void outbound_notify_backups(struct outbound *o, const char *const *domains, int ndomains);
