@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "deliver/outbound.h"
+#include "outbound/outbound.h"
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "util/pidfile.h"

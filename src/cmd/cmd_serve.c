@@ -19,12 +19,12 @@
 
 #include "cmd/cmd.h"
 #include "deliver/deliver.h"
-#include "deliver/outbound.h"
+#include "outbound/outbound.h"
 #include "directory/directory.h"
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
-#include "smtp/smtp_server.h"
+#include "smtpd/smtpd.h"
 #include "store/maildir.h"
 #include "util/durable.h"
 #include "util/log.h"
@@ -42,7 +42,7 @@ struct serve {
 	struct deliver *deliver;
 	struct outbound *outbound;
 	struct sched *sched;
-	struct smtp_server *smtp;
+	struct smtpd_server *smtp;
 	SSL_CTX *tls;
 	struct event *sig[5];
 	struct event *drain;
@@ -95,7 +95,7 @@ serve_drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, 50000 };
 
 	if (sched_in_flight(sv->sched) == 0 && worker_pending(sv->pool) == 0) {
-		smtp_server_shutdown(sv->smtp);
+		smtpd_server_shutdown(sv->smtp);
 		if (worker_pending(sv->pool) == 0) {
 			event_base_loopexit(sv->base, NULL);
 			return;
@@ -173,7 +173,7 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 			return;
 		sv->stopping = 1;
 		log_msg(NULL, "event=stopping signal=%d", (int)sig);
-		smtp_server_shutdown(sv->smtp);
+		smtpd_server_shutdown(sv->smtp);
 		sched_stop(sv->sched);
 		outbound_cancel(sv->outbound);
 		serve_drain_cb(-1, 0, sv);
@@ -244,7 +244,7 @@ serve_setup(struct serve *sv)
 {
 	struct config *cf = sv->cf;
 	char err[512];
-	struct smtp_server_deps deps;
+	struct smtpd_deps deps;
 	static const char *const default_smtp = "0.0.0.0:25";
 
 	if ((sv->tls = tls_server_ctx_new(cf->tls_cert, cf->tls_key, cf->data_dir, cf->hostname,
@@ -276,11 +276,11 @@ serve_setup(struct serve *sv)
 	deps.committed = serve_committed;
 	deps.etrn = serve_etrn;
 	deps.arg = sv;
-	sv->smtp = smtp_server_new(&deps);
+	sv->smtp = smtpd_server_new(&deps);
 	for (int i = 0; i < (cf->listen_smtp.n ? cf->listen_smtp.n : 1); i++) {
 		const char *a = cf->listen_smtp.n ? cf->listen_smtp.v[i] : default_smtp;
 
-		if (smtp_server_listen(sv->smtp, a, err, sizeof(err)) != 0) {
+		if (smtpd_server_listen(sv->smtp, a, err, sizeof(err)) != 0) {
 			fprintf(stderr, "tandem: [listen] smtp: %s\n", err);
 			return -1;
 		}
@@ -292,7 +292,7 @@ serve_setup(struct serve *sv)
 static void
 serve_teardown(struct serve *sv)
 {
-	smtp_server_free(&sv->smtp);
+	smtpd_server_free(&sv->smtp);
 	worker_pool_free(&sv->pool);
 	sched_free(&sv->sched);
 	outbound_free(&sv->outbound);

@@ -1,5 +1,5 @@
 /*
- * smtp_server: listeners and the connection limit (see smtp_server.h).
+ * smtpd_server: listeners and the connection limit (see smtpd.h).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -9,35 +9,35 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "smtp/smtp_int.h"
+#include "smtpd/smtpd_int.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-struct smtp_server *
-smtp_server_new(const struct smtp_server_deps *deps)
+struct smtpd_server *
+smtpd_server_new(const struct smtpd_deps *deps)
 {
-	struct smtp_server *s = xcalloc(1, sizeof(*s));
+	struct smtpd_server *s = xcalloc(1, sizeof(*s));
 
 	s->d = *deps;
 	return s;
 }
 
 static void
-smtp_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+smtpd_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		   void *arg)
 {
-	struct smtp_server *srv = arg;
+	struct smtpd_server *srv = arg;
 
 	if (srv->stopping) {
 		close(fd);
 		return;
 	}
-	smtp_session_start(srv, fd, sa, salen);
+	smtpd_session_start(srv, fd, sa, salen);
 }
 
 static void
-smtp_server_accept_error(struct evconnlistener *l, void *arg)
+smtpd_server_accept_error(struct evconnlistener *l, void *arg)
 {
 	int err = EVUTIL_SOCKET_ERROR();
 
@@ -46,7 +46,7 @@ smtp_server_accept_error(struct evconnlistener *l, void *arg)
 }
 
 int
-smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t errlen)
+smtpd_server_listen(struct smtpd_server *s, const char *addr, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
@@ -54,7 +54,7 @@ smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t er
 	char host[256];
 	int port;
 
-	if (s->nlisteners == SMTP_MAX_LISTENERS) {
+	if (s->nlisteners == SMTPD_MAX_LISTENERS) {
 		snprintf(err, errlen, "%s: too many listeners", addr);
 		return -1;
 	}
@@ -67,49 +67,49 @@ smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t er
 		snprintf(err, errlen, "%s: not a numeric address", addr);
 		return -1;
 	}
-	l = evconnlistener_new_bind(s->d.base, smtp_server_accept, s,
+	l = evconnlistener_new_bind(s->d.base, smtpd_server_accept, s,
 				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 				    1024, (struct sockaddr *)&ss, sslen);
 	if (l == NULL) {
 		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
 		return -1;
 	}
-	evconnlistener_set_error_cb(l, smtp_server_accept_error);
+	evconnlistener_set_error_cb(l, smtpd_server_accept_error);
 	s->listeners[s->nlisteners++] = l;
 	return 0;
 }
 
 unsigned
-smtp_server_sessions(struct smtp_server *s)
+smtpd_server_sessions(struct smtpd_server *s)
 {
 	return s->nsessions;
 }
 
 void
-smtp_server_shutdown(struct smtp_server *s)
+smtpd_server_shutdown(struct smtpd_server *s)
 {
 	s->stopping = 1;
 	for (int i = 0; i < s->nlisteners; i++)
 		evconnlistener_free(s->listeners[i]);
 	s->nlisteners = 0;
-	for (struct smtp_session *ss = s->sessions, *next; ss != NULL; ss = next) {
+	for (struct smtpd_session *ss = s->sessions, *next; ss != NULL; ss = next) {
 		next = ss->next;
 		if (!ss->busy)
-			smtp_session_kill(ss, "421 4.3.2 Service shutting down\r\n");
+			smtpd_session_kill(ss, "421 4.3.2 Service shutting down\r\n");
 	}
 }
 
 void
-smtp_server_free(struct smtp_server **sp)
+smtpd_server_free(struct smtpd_server **sp)
 {
-	struct smtp_server *s = *sp;
+	struct smtpd_server *s = *sp;
 
 	if (s == NULL)
 		return;
 	for (int i = 0; i < s->nlisteners; i++)
 		evconnlistener_free(s->listeners[i]);
 	while (s->sessions != NULL)
-		smtp_session_kill(s->sessions, NULL);
+		smtpd_session_kill(s->sessions, NULL);
 	free(s);
 	*sp = NULL;
 }

@@ -1,12 +1,12 @@
 /*
  * outbound_int: what the files of outbound delivery share (private to
- * src/deliver/outbound*.c).
+ * src/outbound/outbound*.c).
  */
 #ifndef TANDEM_OUTBOUND_INT_H
 #define TANDEM_OUTBOUND_INT_H
 #include <openssl/ssl.h>
 
-#include "deliver/outbound.h"
+#include "outbound/outbound.h"
 #include "dns/resolver.h"
 #include "smtp/smtp_client.h"
 

@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "deliver/outbound_int.h"
+#include "outbound/outbound_int.h"
 #include "dns/mx.h"
 #include "dns/resolver.h"
 #include "mail/addr.h"

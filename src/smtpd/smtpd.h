@@ -1,13 +1,13 @@
 /*
- * smtp_server: the SMTP listener (RFC 5321) on the libevent loop. Accepts
- * connections up to [smtp] max_connections and runs one smtp_session per
+ * smtpd_server: the SMTP listener (RFC 5321) on the libevent loop. Accepts
+ * connections up to [smtp] max_connections and runs one smtpd_session per
  * connection. A message is handed on only once the queue has committed it:
  * the committed() callback then gets its queue id.
- * Public: smtp_server_new, smtp_server_listen, smtp_server_free,
- * smtp_server_sessions, smtp_server_shutdown.
+ * Public: smtpd_server_new, smtpd_server_listen, smtpd_server_free,
+ * smtpd_server_sessions, smtpd_server_shutdown.
  */
-#ifndef TANDEM_SMTP_SERVER_H
-#define TANDEM_SMTP_SERVER_H
+#ifndef TANDEM_SMTPD_SERVER_H
+#define TANDEM_SMTPD_SERVER_H
 #include <openssl/ssl.h>
 #include <stddef.h>
 
@@ -16,9 +16,9 @@ struct directory;
 struct event_base;
 struct queue;
 struct worker_pool;
-struct smtp_server;
+struct smtpd_server;
 
-struct smtp_server_deps {
+struct smtpd_deps {
 	struct event_base *base;
 	const struct config *cf;
 	struct queue *queue;
@@ -32,12 +32,12 @@ struct smtp_server_deps {
 	void *arg;
 };
 
-struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps);
+struct smtpd_server *smtpd_server_new(const struct smtpd_deps *deps);
 /* Bind addr ("127.0.0.1:25", "[::1]:25"). 0 or -1 with err. */
-int smtp_server_listen(struct smtp_server *s, const char *addr, char *err, size_t errlen);
+int smtpd_server_listen(struct smtpd_server *s, const char *addr, char *err, size_t errlen);
 /* Stop accepting; sessions finish their current command. */
-void smtp_server_shutdown(struct smtp_server *s);
-unsigned smtp_server_sessions(struct smtp_server *s);
-void smtp_server_free(struct smtp_server **sp);
+void smtpd_server_shutdown(struct smtpd_server *s);
+unsigned smtpd_server_sessions(struct smtpd_server *s);
+void smtpd_server_free(struct smtpd_server **sp);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * smtp_cmd: the command table of the SMTP server and its handlers
- * (see smtp_cmd.h). Replies carry RFC 3463 enhanced status codes.
+ * smtpd_cmd: the command table of the SMTP server and its handlers
+ * (see smtpd_cmd.h). Replies carry RFC 3463 enhanced status codes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -14,8 +14,8 @@
 #include "mail/addr.h"
 #include "mail/header.h"
 #include "queue/queue.h"
-#include "smtp/smtp_cmd.h"
-#include "smtp/smtp_int.h"
+#include "smtpd/smtpd_cmd.h"
+#include "smtpd/smtpd_int.h"
 #include "smtp/smtp_parse.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -29,66 +29,66 @@ enum {
 	F_GROUP = 16     /* may be followed by more commands in one group (RFC 2920) */
 };
 
-struct smtp_cmd {
+struct smtpd_cmd {
 	const char *verb;
-	void (*fn)(struct smtp_session *s, const char *arg);
+	void (*fn)(struct smtpd_session *s, const char *arg);
 	int flags;
 };
 
 static void
-smtp_reject(struct smtp_session *s, const char *cmd, const char *code, const char *text,
+smtpd_reject(struct smtpd_session *s, const char *cmd, const char *code, const char *text,
 	    const char *detail)
 {
 	log_msg(s->id, "event=reject cmd=%s client=[%s] code=%.3s reason=%s%s%s", cmd, s->client, code,
 		log_q(text), detail ? " detail=" : "", detail ? log_q(detail) : "");
-	smtp_reply(s, "%s %s", code, text);
+	smtpd_reply(s, "%s %s", code, text);
 	s->errors++;
 }
 
 static void
-cmd_helo_common(struct smtp_session *s, const char *arg, int esmtp)
+cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 {
 	const struct config *cf = s->srv->d.cf;
 
 	if (*arg == '\0') {
-		smtp_reject(s, esmtp ? "EHLO" : "HELO", "501 5.5.4", "Syntax: EHLO hostname", NULL);
+		smtpd_reject(s, esmtp ? "EHLO" : "HELO", "501 5.5.4", "Syntax: EHLO hostname", NULL);
 		return;
 	}
-	smtp_session_reset(s);
+	smtpd_session_reset(s);
 	free(s->helo);
 	s->helo = xstrndup(arg, strcspn(arg, " "));
 	s->esmtp = esmtp;
 	if (!esmtp) {
-		smtp_reply(s, "250 %s", cf->hostname);
+		smtpd_reply(s, "250 %s", cf->hostname);
 		return;
 	}
-	smtp_reply(s, "250-%s Hello %s [%s]", cf->hostname, s->helo, s->client);
-	smtp_reply(s, "250-PIPELINING");
-	smtp_reply(s, "250-SIZE %llu", cf->max_message_size);
-	smtp_reply(s, "250-8BITMIME");
-	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-%s Hello %s [%s]", cf->hostname, s->helo, s->client);
+	smtpd_reply(s, "250-PIPELINING");
+	smtpd_reply(s, "250-SIZE %llu", cf->max_message_size);
+	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	if (s->srv->d.tls && !s->tls)
-		smtp_reply(s, "250-STARTTLS");
+		smtpd_reply(s, "250-STARTTLS");
 	if (cf->relay_domains.n > 0 && s->srv->d.etrn)
-		smtp_reply(s, "250-ETRN");
-	smtp_reply(s, "250 SMTPUTF8");
+		smtpd_reply(s, "250-ETRN");
+	smtpd_reply(s, "250 SMTPUTF8");
 }
 
 static void
-cmd_ehlo(struct smtp_session *s, const char *arg)
+cmd_ehlo(struct smtpd_session *s, const char *arg)
 {
 	cmd_helo_common(s, arg, 1);
 }
 
 static void
-cmd_helo(struct smtp_session *s, const char *arg)
+cmd_helo(struct smtpd_session *s, const char *arg)
 {
 	cmd_helo_common(s, arg, 0);
 }
 
 /* 452 at MAIL when the queue's filesystem is short of space. */
 static int
-smtp_space_ok(struct smtp_session *s, unsigned long long need)
+smtpd_space_ok(struct smtpd_session *s, unsigned long long need)
 {
 	const struct config *cf = s->srv->d.cf;
 	struct statvfs sv;
@@ -99,7 +99,7 @@ smtp_space_ok(struct smtp_session *s, unsigned long long need)
 }
 
 static int
-smtp_mail_params(struct smtp_session *s, const struct smtp_mailrcpt *mr, unsigned long long *size_r)
+smtpd_mail_params(struct smtpd_session *s, const struct smtp_mailrcpt *mr, unsigned long long *size_r)
 {
 	const struct config *cf = s->srv->d.cf;
 
@@ -112,24 +112,24 @@ smtp_mail_params(struct smtp_session *s, const struct smtp_mailrcpt *mr, unsigne
 			errno = 0;
 			*size_r = strtoull(p->value, &end, 10);
 			if (errno || *end != '\0' || p->value[0] == '\0' || !isdigit((unsigned char)p->value[0])) {
-				smtp_reject(s, "MAIL", "501 5.5.4", "Bad SIZE parameter", p->value);
+				smtpd_reject(s, "MAIL", "501 5.5.4", "Bad SIZE parameter", p->value);
 				return -1;
 			}
 			if (*size_r > cf->max_message_size) {
-				smtp_reject(s, "MAIL", "552 5.3.4", "Message size exceeds fixed maximum message size", p->value);
+				smtpd_reject(s, "MAIL", "552 5.3.4", "Message size exceeds fixed maximum message size", p->value);
 				return -1;
 			}
 		} else if (strcmp(p->key, "BODY") == 0) {
 			if (strcasecmp(p->value, "8BITMIME") == 0)
 				s->body8 = 1;
 			else if (strcasecmp(p->value, "7BIT") != 0) {
-				smtp_reject(s, "MAIL", "501 5.5.4", "Unsupported BODY type", p->value);
+				smtpd_reject(s, "MAIL", "501 5.5.4", "Unsupported BODY type", p->value);
 				return -1;
 			}
 		} else if (strcmp(p->key, "SMTPUTF8") == 0 && p->value[0] == '\0') {
 			s->smtputf8 = 1;
 		} else {
-			smtp_reject(s, "MAIL", "555 5.5.4", "Unsupported MAIL parameter", p->key);
+			smtpd_reject(s, "MAIL", "555 5.5.4", "Unsupported MAIL parameter", p->key);
 			return -1;
 		}
 	}
@@ -137,7 +137,7 @@ smtp_mail_params(struct smtp_session *s, const struct smtp_mailrcpt *mr, unsigne
 }
 
 static const char *
-smtp_addr_reply(enum addr_err e, int is_mail)
+smtpd_addr_reply(enum addr_err e, int is_mail)
 {
 	switch (e) {
 	case ADDR_ELOCAL_LONG:
@@ -152,7 +152,7 @@ smtp_addr_reply(enum addr_err e, int is_mail)
 }
 
 static void
-cmd_mail(struct smtp_session *s, const char *arg)
+cmd_mail(struct smtpd_session *s, const char *arg)
 {
 	struct smtp_mailrcpt mr;
 	enum addr_err ae;
@@ -162,68 +162,68 @@ cmd_mail(struct smtp_session *s, const char *arg)
 
 	me = smtp_parse_mailrcpt(arg, "FROM:", 1, utf8, &mr, &ae);
 	if (me == SMTP_MR_EPREFIX) {
-		smtp_reject(s, "MAIL", "501 5.5.4", "Syntax: MAIL FROM:<address>", arg);
+		smtpd_reject(s, "MAIL", "501 5.5.4", "Syntax: MAIL FROM:<address>", arg);
 		return;
 	}
 	if (me == SMTP_MR_EADDR) {
-		smtp_reject(s, "MAIL", smtp_addr_reply(ae, 1), addr_error_str(ae), arg);
+		smtpd_reject(s, "MAIL", smtpd_addr_reply(ae, 1), addr_error_str(ae), arg);
 		return;
 	}
 	if (me == SMTP_MR_EPARAM) {
-		smtp_reject(s, "MAIL", "501 5.5.4", "Syntax error in parameters", arg);
+		smtpd_reject(s, "MAIL", "501 5.5.4", "Syntax error in parameters", arg);
 		return;
 	}
 	s->body8 = s->smtputf8 = 0;
-	if (smtp_mail_params(s, &mr, &size) != 0)
+	if (smtpd_mail_params(s, &mr, &size) != 0)
 		return;
-	if (!smtp_space_ok(s, size)) {
-		smtp_reject(s, "MAIL", "452 4.3.1", "Insufficient system storage", NULL);
+	if (!smtpd_space_ok(s, size)) {
+		smtpd_reject(s, "MAIL", "452 4.3.1", "Insufficient system storage", NULL);
 		return;
 	}
 	s->sender = xstrdup(mr.addr);
 	s->in_mail = 1;
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
 /* Decide whether this server takes mail for addr: 0 accepted, else the
  * reply was sent. */
 static int
-smtp_rcpt_policy(struct smtp_session *s, const char *addr)
+smtpd_rcpt_policy(struct smtpd_session *s, const char *addr)
 {
-	struct smtp_server *srv = s->srv;
+	struct smtpd_server *srv = s->srv;
 	const char *domain = addr_domain(addr);
 
 	switch (directory_rcpt_check(srv->d.dir, addr)) {
 	case DIR_RCPT_LOCAL:
 		return 0;
 	case DIR_RCPT_UNKNOWN:
-		smtp_reject(s, "RCPT", "550 5.1.1", "User unknown in local recipient table", addr);
+		smtpd_reject(s, "RCPT", "550 5.1.1", "User unknown in local recipient table", addr);
 		return -1;
 	case DIR_RCPT_TEMPFAIL:
-		smtp_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
+		smtpd_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
 		return -1;
 	case DIR_RCPT_NOT_LOCAL:
 		break;
 	}
 	if (!config_is_relay_domain(srv->d.cf, domain)) {
-		smtp_reject(s, "RCPT", "554 5.7.1", "Relay access denied", addr);
+		smtpd_reject(s, "RCPT", "554 5.7.1", "Relay access denied", addr);
 		return -1;
 	}
 	switch (directory_relay_check(srv->d.dir, addr)) {
 	case DIR_RELAY_OK:
 		return 0;
 	case DIR_RELAY_UNKNOWN:
-		smtp_reject(s, "RCPT", "550 5.1.1", "User unknown in relay recipient table", addr);
+		smtpd_reject(s, "RCPT", "550 5.1.1", "User unknown in relay recipient table", addr);
 		return -1;
 	case DIR_RELAY_TEMPFAIL:
 		break;
 	}
-	smtp_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
+	smtpd_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
 	return -1;
 }
 
 static void
-cmd_rcpt(struct smtp_session *s, const char *arg)
+cmd_rcpt(struct smtpd_session *s, const char *arg)
 {
 	struct smtp_mailrcpt mr;
 	enum addr_err ae;
@@ -231,35 +231,35 @@ cmd_rcpt(struct smtp_session *s, const char *arg)
 
 	me = smtp_parse_mailrcpt(arg, "TO:", 0, s->smtputf8, &mr, &ae);
 	if (me == SMTP_MR_EPREFIX) {
-		smtp_reject(s, "RCPT", "501 5.5.4", "Syntax: RCPT TO:<address>", arg);
+		smtpd_reject(s, "RCPT", "501 5.5.4", "Syntax: RCPT TO:<address>", arg);
 		return;
 	}
 	if (me == SMTP_MR_EADDR) {
-		smtp_reject(s, "RCPT", smtp_addr_reply(ae, 0), addr_error_str(ae), arg);
+		smtpd_reject(s, "RCPT", smtpd_addr_reply(ae, 0), addr_error_str(ae), arg);
 		return;
 	}
 	if (me == SMTP_MR_EPARAM || mr.nparams > 0) {
-		smtp_reject(s, "RCPT", "555 5.5.4", "Unsupported RCPT parameter", arg);
+		smtpd_reject(s, "RCPT", "555 5.5.4", "Unsupported RCPT parameter", arg);
 		return;
 	}
 	if ((unsigned)s->nrcpt >= s->srv->d.cf->max_recipients) {
-		smtp_reject(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr);
+		smtpd_reject(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr);
 		return;
 	}
-	if (smtp_rcpt_policy(s, mr.addr) != 0)
+	if (smtpd_rcpt_policy(s, mr.addr) != 0)
 		return;
 	for (int i = 0; i < s->nrcpt; i++)
 		if (strcmp(s->rcpt[i], mr.addr) == 0) {
-			smtp_reply(s, "250 2.1.5 Ok");
+			smtpd_reply(s, "250 2.1.5 Ok");
 			return;
 		}
 	s->rcpt = xrealloc(s->rcpt, (s->nrcpt + 1) * sizeof(char *));
 	s->rcpt[s->nrcpt++] = xstrdup(mr.addr);
-	smtp_reply(s, "250 2.1.5 Ok");
+	smtpd_reply(s, "250 2.1.5 Ok");
 }
 
 static void
-cmd_data(struct smtp_session *s, const char *arg)
+cmd_data(struct smtpd_session *s, const char *arg)
 {
 	const struct config *cf = s->srv->d.cf;
 	struct queue_env env;
@@ -267,7 +267,7 @@ cmd_data(struct smtp_session *s, const char *arg)
 	time_t now = time(NULL);
 
 	if (s->nrcpt == 0) {
-		smtp_reject(s, "DATA", "554 5.5.1", "Error: no valid recipients", NULL);
+		smtpd_reject(s, "DATA", "554 5.5.1", "Error: no valid recipients", NULL);
 		return;
 	}
 	memset(&env, 0, sizeof(env));
@@ -282,7 +282,7 @@ cmd_data(struct smtp_session *s, const char *arg)
 	env.body8bit = s->body8;
 	if ((s->in = queue_in_create(s->srv->d.queue, &env)) == NULL) {
 		log_err(s->id, "event=queue_create_failed error=%s", log_q(strerror(errno)));
-		smtp_reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		smtpd_reply(s, "451 4.3.0 Error: queue file write error, try again later");
 		s->errors++;
 		return;
 	}
@@ -291,58 +291,58 @@ cmd_data(struct smtp_session *s, const char *arg)
 			       queue_in_qid(s->in), s->nrcpt == 1 ? s->rcpt[0] : NULL, now);
 	queue_in_write(s->in, recv, strlen(recv));
 	free(recv);
-	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	smtp_session_begin_data(s);
+	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtpd_session_begin_data(s);
 }
 
 static void
-cmd_rset(struct smtp_session *s, const char *arg)
+cmd_rset(struct smtpd_session *s, const char *arg)
 {
-	smtp_session_reset(s);
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtpd_session_reset(s);
+	smtpd_reply(s, "250 2.0.0 Ok");
 }
 
 static void
-cmd_noop(struct smtp_session *s, const char *arg)
+cmd_noop(struct smtpd_session *s, const char *arg)
 {
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtpd_reply(s, "250 2.0.0 Ok");
 }
 
 static void
-cmd_quit(struct smtp_session *s, const char *arg)
+cmd_quit(struct smtpd_session *s, const char *arg)
 {
-	smtp_session_kill(s, "221 2.0.0 Bye\r\n");
+	smtpd_session_kill(s, "221 2.0.0 Bye\r\n");
 }
 
 static void
-cmd_vrfy(struct smtp_session *s, const char *arg)
+cmd_vrfy(struct smtpd_session *s, const char *arg)
 {
-	smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+	smtpd_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void
-cmd_expn(struct smtp_session *s, const char *arg)
+cmd_expn(struct smtpd_session *s, const char *arg)
 {
-	smtp_reply(s, "502 5.5.1 EXPN not available");
+	smtpd_reply(s, "502 5.5.1 EXPN not available");
 }
 
 static void
-cmd_help(struct smtp_session *s, const char *arg)
+cmd_help(struct smtpd_session *s, const char *arg)
 {
-	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s",
+	smtpd_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s",
 		   s->srv->d.tls && !s->tls ? " STARTTLS" : "");
-	smtp_reply(s, "214 2.0.0 See RFC 5321");
+	smtpd_reply(s, "214 2.0.0 See RFC 5321");
 }
 
 static void
-cmd_starttls(struct smtp_session *s, const char *arg)
+cmd_starttls(struct smtpd_session *s, const char *arg)
 {
 	if (s->srv->d.tls == NULL || s->tls) {
-		smtp_reject(s, "STARTTLS", "502 5.5.1", s->tls ? "Already in TLS" : "STARTTLS not available", NULL);
+		smtpd_reject(s, "STARTTLS", "502 5.5.1", s->tls ? "Already in TLS" : "STARTTLS not available", NULL);
 		return;
 	}
-	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	smtp_session_reset(s);
+	smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+	smtpd_session_reset(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
@@ -352,7 +352,7 @@ cmd_starttls(struct smtp_session *s, const char *arg)
 /* ETRN node (RFC 1985): start delivery of what this backup holds for one
  * of its relay domains, typically sent by the primary when it is back. */
 static void
-cmd_etrn(struct smtp_session *s, const char *arg)
+cmd_etrn(struct smtpd_session *s, const char *arg)
 {
 	const struct config *cf = s->srv->d.cf;
 	char domain[256];
@@ -360,33 +360,33 @@ cmd_etrn(struct smtp_session *s, const char *arg)
 	int started;
 
 	if (n == 0 || n >= sizeof(domain) || strchr(arg, ' ') != NULL) {
-		smtp_reject(s, "ETRN", "501 5.5.4", "Syntax: ETRN domain", arg);
+		smtpd_reject(s, "ETRN", "501 5.5.4", "Syntax: ETRN domain", arg);
 		return;
 	}
 	if (arg[0] == '#' || arg[0] == '@') {
-		smtp_reject(s, "ETRN", "458 4.5.1", "Unable to queue messages: only plain domain names", arg);
+		smtpd_reject(s, "ETRN", "458 4.5.1", "Unable to queue messages: only plain domain names", arg);
 		return;
 	}
 	for (size_t i = 0; i <= n; i++)
 		domain[i] = (char)tolower((unsigned char)arg[i]);
 	if (s->srv->d.etrn == NULL || !config_is_relay_domain(cf, domain)) {
-		smtp_reject(s, "ETRN", "459 4.7.1", "Node not allowed: not a relay domain here", domain);
+		smtpd_reject(s, "ETRN", "459 4.7.1", "Node not allowed: not a relay domain here", domain);
 		return;
 	}
 	started = s->srv->d.etrn(s->srv->d.arg, domain);
 	if (started < 0) {
-		smtp_reject(s, "ETRN", "458 4.3.2", "Unable to queue messages for node: shutting down",
+		smtpd_reject(s, "ETRN", "458 4.3.2", "Unable to queue messages for node: shutting down",
 			    domain);
 		return;
 	}
 	log_msg(s->id, "event=etrn domain=%s client=[%s] messages=%d", domain, s->client, started);
 	if (started == 0)
-		smtp_reply(s, "251 2.0.0 OK, no messages waiting for node %s", domain);
+		smtpd_reply(s, "251 2.0.0 OK, no messages waiting for node %s", domain);
 	else
-		smtp_reply(s, "253 2.0.0 OK, %d pending messages for node %s started", started, domain);
+		smtpd_reply(s, "253 2.0.0 OK, %d pending messages for node %s started", started, domain);
 }
 
-static const struct smtp_cmd smtp_cmds[] = {
+static const struct smtpd_cmd smtpd_cmds[] = {
 	{ "EHLO", cmd_ehlo, 0 },
 	{ "HELO", cmd_helo, 0 },
 	{ "MAIL", cmd_mail, F_HELO | F_NOMAIL | F_GROUP },
@@ -403,58 +403,58 @@ static const struct smtp_cmd smtp_cmds[] = {
 };
 
 static int
-smtp_cmd_check(struct smtp_session *s, const struct smtp_cmd *c, const char *arg)
+smtpd_cmd_check(struct smtpd_session *s, const struct smtpd_cmd *c, const char *arg)
 {
 	if ((c->flags & F_NOARG) && *arg != '\0') {
-		smtp_reject(s, c->verb, "501 5.5.4", "Syntax error: no parameters allowed", NULL);
+		smtpd_reject(s, c->verb, "501 5.5.4", "Syntax error: no parameters allowed", NULL);
 		return -1;
 	}
 	if ((c->flags & F_HELO) && s->helo == NULL) {
-		smtp_reject(s, c->verb, "503 5.5.1", "Error: send HELO/EHLO first", NULL);
+		smtpd_reject(s, c->verb, "503 5.5.1", "Error: send HELO/EHLO first", NULL);
 		return -1;
 	}
 	if ((c->flags & F_NOMAIL) && s->in_mail) {
-		smtp_reject(s, c->verb, "503 5.5.1", "Error: nested MAIL command", NULL);
+		smtpd_reject(s, c->verb, "503 5.5.1", "Error: nested MAIL command", NULL);
 		return -1;
 	}
 	if ((c->flags & F_MAIL) && !s->in_mail) {
-		smtp_reject(s, c->verb, "503 5.5.1", "Error: need MAIL command", NULL);
+		smtpd_reject(s, c->verb, "503 5.5.1", "Error: need MAIL command", NULL);
 		return -1;
 	}
 	return 0;
 }
 
 void
-smtp_cmd_dispatch(struct smtp_session *s, const char *line, size_t len)
+smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
-	const struct smtp_cmd *c = NULL;
+	const struct smtpd_cmd *c = NULL;
 	struct smtp_cmdline cl;
 
 	s->ncommands++;
 	if (strlen(line) != len || smtp_parse_line(line, &cl) != 0) {
-		smtp_reject(s, "?", "500 5.5.2", "Error: command not recognized", NULL);
+		smtpd_reject(s, "?", "500 5.5.2", "Error: command not recognized", NULL);
 		return;
 	}
-	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
-		if (strcmp(smtp_cmds[i].verb, cl.verb) == 0)
-			c = &smtp_cmds[i];
+	for (size_t i = 0; i < sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0]); i++)
+		if (strcmp(smtpd_cmds[i].verb, cl.verb) == 0)
+			c = &smtpd_cmds[i];
 	/* RFC 2920: only commands that may sit inside a group may have more
 	 * input behind them, and only after EHLO; STARTTLS discards instead. */
-	if (smtp_session_has_input(s) && (c == NULL || strcmp(c->verb, "STARTTLS") != 0) &&
+	if (smtpd_session_has_input(s) && (c == NULL || strcmp(c->verb, "STARTTLS") != 0) &&
 	    (!s->esmtp || c == NULL || !(c->flags & F_GROUP))) {
 		log_msg(s->id, "event=reject client=[%s] reason=pipelining cmd=%s code=554", s->client,
 			cl.verb);
-		smtp_session_kill(s, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+		smtpd_session_kill(s, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
 		return;
 	}
 	if (c == NULL) {
-		smtp_reject(s, cl.verb, "500 5.5.2", "Error: command not recognized", NULL);
+		smtpd_reject(s, cl.verb, "500 5.5.2", "Error: command not recognized", NULL);
 		return;
 	}
 	if (len > SMTP_CMD_MAX - 2 && !(strcmp(c->verb, "MAIL") == 0 || strcmp(c->verb, "RCPT") == 0)) {
-		smtp_reject(s, c->verb, "500 5.5.2", "Error: line too long", NULL);
+		smtpd_reject(s, c->verb, "500 5.5.2", "Error: line too long", NULL);
 		return;
 	}
-	if (smtp_cmd_check(s, c, cl.arg) == 0)
+	if (smtpd_cmd_check(s, c, cl.arg) == 0)
 		c->fn(s, cl.arg);
 }

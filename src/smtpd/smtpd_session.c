@@ -1,10 +1,10 @@
 /*
- * smtp_session: one SMTP server conversation (RFC 5321) — reading command
+ * smtpd_session: one SMTP server conversation (RFC 5321) — reading command
  * lines, the synchronisation rules of RFC 2920, STARTTLS (RFC 3207), and the
  * DATA phase that streams into the queue and commits it before replying.
- * The commands themselves are rows of the table in smtp_cmd.c.
- * Public (module-internal): smtp_session_start, smtp_session_kill,
- * smtp_reply, smtp_session_reset.
+ * The commands themselves are rows of the table in smtpd_cmd.c.
+ * Public (module-internal): smtpd_session_start, smtpd_session_kill,
+ * smtpd_reply, smtpd_session_reset.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,20 +22,20 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
-#include "smtp/smtp_cmd.h"
-#include "smtp/smtp_int.h"
+#include "smtpd/smtpd_cmd.h"
+#include "smtpd/smtpd_int.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/worker.h"
 #include "util/xalloc.h"
 
-static void smtp_session_read(struct bufferevent *bev, void *arg);
-static void smtp_session_write(struct bufferevent *bev, void *arg);
-static void smtp_session_event(struct bufferevent *bev, short what, void *arg);
-static void smtp_session_process(struct smtp_session *s);
+static void smtpd_session_read(struct bufferevent *bev, void *arg);
+static void smtpd_session_write(struct bufferevent *bev, void *arg);
+static void smtpd_session_event(struct bufferevent *bev, short what, void *arg);
+static void smtpd_session_process(struct smtpd_session *s);
 
 void
-smtp_reply(struct smtp_session *s, const char *fmt, ...)
+smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 {
 	struct evbuffer *out = s->replies;
 	va_list ap;
@@ -47,7 +47,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 }
 
 void
-smtp_session_reset(struct smtp_session *s)
+smtpd_session_reset(struct smtpd_session *s)
 {
 	free(s->sender);
 	s->sender = NULL;
@@ -63,13 +63,13 @@ smtp_session_reset(struct smtp_session *s)
 }
 
 static void
-smtp_session_free(struct smtp_session *s)
+smtpd_session_free(struct smtpd_session *s)
 {
-	struct smtp_server *srv = s->srv;
+	struct smtpd_server *srv = s->srv;
 
 	log_msg(s->id, "event=disconnect client=[%s] commands=%u messages=%u errors=%u",
 		s->client, s->ncommands, s->nmessages, s->errors);
-	smtp_session_reset(s);
+	smtpd_session_reset(s);
 	if (s->greet_ev)
 		event_free(s->greet_ev);
 	if (s->free_ev)
@@ -94,7 +94,7 @@ smtp_session_free(struct smtp_session *s)
 /* Close after the reply is written. A session with a commit in flight is
  * freed when the commit completes. */
 void
-smtp_session_kill(struct smtp_session *s, const char *reply)
+smtpd_session_kill(struct smtpd_session *s, const char *reply)
 {
 	if (s->dead)
 		return;
@@ -103,7 +103,7 @@ smtp_session_kill(struct smtp_session *s, const char *reply)
 			s->dead = 1;
 			return;
 		}
-		smtp_session_free(s);
+		smtpd_session_free(s);
 		return;
 	}
 	s->closing = 1;
@@ -111,28 +111,28 @@ smtp_session_kill(struct smtp_session *s, const char *reply)
 	bufferevent_enable(s->bev, EV_WRITE);
 	evbuffer_add_buffer(bufferevent_get_output(s->bev), s->replies);
 	evbuffer_add(bufferevent_get_output(s->bev), reply, strlen(reply));
-	bufferevent_setcb(s->bev, NULL, smtp_session_write, smtp_session_event, s);
+	bufferevent_setcb(s->bev, NULL, smtpd_session_write, smtpd_session_event, s);
 }
 
 static void
-smtp_session_greet(evutil_socket_t fd, short what, void *arg)
+smtpd_session_greet(evutil_socket_t fd, short what, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtpd_session *s = arg;
 
 	if (s->greeted)
 		return;
 	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
 		log_msg(s->id, "event=reject client=[%s] reason=pregreet code=554", s->client);
-		smtp_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
+		smtpd_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
 		return;
 	}
 	s->greeted = 1;
-	smtp_reply(s, "220 %s ESMTP tandem", s->srv->d.cf->hostname);
-	smtp_session_process(s);
+	smtpd_reply(s, "220 %s ESMTP tandem", s->srv->d.cf->hostname);
+	smtpd_session_process(s);
 }
 
 static void
-smtp_session_addr(struct smtp_session *s, struct sockaddr *sa)
+smtpd_session_addr(struct smtpd_session *s, struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
@@ -149,17 +149,17 @@ smtp_session_addr(struct smtp_session *s, struct sockaddr *sa)
 }
 
 void
-smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr *sa, int salen)
+smtpd_session_start(struct smtpd_server *srv, evutil_socket_t fd, struct sockaddr *sa, int salen)
 {
 	const struct config *cf = srv->d.cf;
-	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	struct smtpd_session *s = xcalloc(1, sizeof(*s));
 	struct timeval tv = { cf->timeout, 0 };
 	char peek;
 
 	s->srv = srv;
 	s->replies = evbuffer_new();
 	snprintf(s->id, sizeof(s->id), "S%lx", ++srv->next_sid);
-	smtp_session_addr(s, sa);
+	smtpd_session_addr(s, sa);
 	s->next = srv->sessions;
 	if (srv->sessions)
 		srv->sessions->prev = s;
@@ -167,9 +167,9 @@ smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr 
 	srv->nsessions++;
 	/* evconnlistener accepted it non-blocking and close-on-exec already */
 	s->bev = bufferevent_socket_new(srv->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(s->bev, smtp_session_read, smtp_session_write, smtp_session_event, s);
+	bufferevent_setcb(s->bev, smtpd_session_read, smtpd_session_write, smtpd_session_event, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	/* EV_WRITE only while replies wait (see smtp_session_flush); socket
+	/* EV_WRITE only while replies wait (see smtpd_session_flush); socket
 	 * bufferevents start with it enabled. */
 	bufferevent_disable(s->bev, EV_WRITE);
 	bufferevent_enable(s->bev, EV_READ);
@@ -177,27 +177,27 @@ smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr 
 	if (srv->nsessions > cf->max_connections) {
 		log_msg(s->id, "event=reject client=[%s] reason=too_many_connections code=421",
 			s->client);
-		smtp_session_kill(s, "421 4.7.0 Too many connections, try again later\r\n");
+		smtpd_session_kill(s, "421 4.7.0 Too many connections, try again later\r\n");
 		return;
 	}
 	if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 		log_msg(s->id, "event=reject client=[%s] reason=pregreet code=554", s->client);
-		smtp_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
+		smtpd_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
 		return;
 	}
 	if (cf->greet_pause_ms > 0) {
 		struct timeval gp = { cf->greet_pause_ms / 1000, (cf->greet_pause_ms % 1000) * 1000 };
-		s->greet_ev = evtimer_new(srv->d.base, smtp_session_greet, s);
+		s->greet_ev = evtimer_new(srv->d.base, smtpd_session_greet, s);
 		evtimer_add(s->greet_ev, &gp);
 	} else {
-		smtp_session_greet(-1, 0, s);
+		smtpd_session_greet(-1, 0, s);
 	}
 }
 
 /* Switch to TLS once the "220 Ready" reply has left. Whatever the client
  * sent after STARTTLS in the clear is thrown away (CVE-2011-0411). */
 static void
-smtp_session_starttls(struct smtp_session *s)
+smtpd_session_starttls(struct smtpd_session *s)
 {
 	struct bufferevent *tls;
 	SSL *ssl;
@@ -209,13 +209,13 @@ smtp_session_starttls(struct smtp_session *s)
 					     BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
 		SSL_free(ssl);
-		smtp_session_kill(s, NULL);
+		smtpd_session_kill(s, NULL);
 		return;
 	}
 	s->raw = s->bev;
 	s->bev = tls;
 	s->tls = 1;
-	bufferevent_setcb(s->bev, smtp_session_read, smtp_session_write, smtp_session_event, s);
+	bufferevent_setcb(s->bev, smtpd_session_read, smtpd_session_write, smtpd_session_event, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	{
 		struct timeval tv = { s->srv->d.cf->timeout, 0 };
@@ -224,17 +224,17 @@ smtp_session_starttls(struct smtp_session *s)
 }
 
 static void
-smtp_session_free_cb(evutil_socket_t fd, short what, void *arg)
+smtpd_session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
-	smtp_session_free(arg);
+	smtpd_session_free(arg);
 }
 
 /* The TLS filter hands its bytes to the socket's bufferevent: a last reply
  * has left only once that one is empty too. */
 static void
-smtp_session_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+smtpd_session_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtpd_session *s = arg;
 
 	if (evbuffer_get_length(buf) == 0 && !evtimer_pending(s->free_ev, NULL)) {
 		struct timeval now = { 0, 0 };
@@ -243,34 +243,34 @@ smtp_session_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *in
 }
 
 static void
-smtp_session_write(struct bufferevent *bev, void *arg)
+smtpd_session_write(struct bufferevent *bev, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtpd_session *s = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	if (s->closing) {
 		if (s->raw != NULL && evbuffer_get_length(bufferevent_get_output(s->raw)) > 0) {
 			if (s->raw_cb == NULL) {
-				s->free_ev = evtimer_new(s->srv->d.base, smtp_session_free_cb, s);
+				s->free_ev = evtimer_new(s->srv->d.base, smtpd_session_free_cb, s);
 				s->raw_cb = evbuffer_add_cb(bufferevent_get_output(s->raw),
-							    smtp_session_raw_drained, s);
+							    smtpd_session_raw_drained, s);
 			}
 			return;
 		}
-		smtp_session_free(s);
+		smtpd_session_free(s);
 		return;
 	}
 	if (s->tls_pending)
-		smtp_session_starttls(s);
+		smtpd_session_starttls(s);
 	else if (!s->tls)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
 static void
-smtp_session_event(struct bufferevent *bev, short what, void *arg)
+smtpd_session_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtpd_session *s = arg;
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;   /* the TLS handshake is done; the client speaks next */
@@ -278,7 +278,7 @@ smtp_session_event(struct bufferevent *bev, short what, void *arg)
 		log_msg(s->id, "event=timeout client=[%s] state=%s", s->client,
 			s->in_data ? "data" : "command");
 		if (!s->closing) {
-			smtp_session_kill(s, "421 4.4.2 Timeout exceeded, closing connection\r\n");
+			smtpd_session_kill(s, "421 4.4.2 Timeout exceeded, closing connection\r\n");
 			bufferevent_enable(s->bev, EV_WRITE);
 			return;
 		}
@@ -290,22 +290,22 @@ smtp_session_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (s->in_data && !s->closing)
 		log_msg(s->id, "event=lost_connection client=[%s] state=data", s->client);
-	smtp_session_kill(s, NULL);
+	smtpd_session_kill(s, NULL);
 }
 
 /* --- DATA --------------------------------------------------------------- */
 
-struct smtp_commit {
-	struct smtp_session *s;
+struct smtpd_commit {
+	struct smtpd_session *s;
 	int rc, err;
 };
 
 static void
-smtp_commit_work(void *arg)
+smtpd_commit_work(void *arg)
 {
-	struct smtp_commit *c = arg;
+	struct smtpd_commit *c = arg;
 
-	struct smtp_session *s = c->s;
+	struct smtpd_session *s = c->s;
 
 	c->rc = queue_in_commit(s->in);
 	c->err = c->rc == 0 ? 0 : errno;
@@ -317,10 +317,10 @@ smtp_commit_work(void *arg)
 }
 
 static void
-smtp_commit_done(void *arg)
+smtpd_commit_done(void *arg)
 {
-	struct smtp_commit *c = arg;
-	struct smtp_session *s = c->s;
+	struct smtpd_commit *c = arg;
+	struct smtpd_session *s = c->s;
 	int rc = c->rc, err = c->err;
 	char qid[QUEUE_ID_LEN + 1];
 
@@ -330,67 +330,67 @@ smtp_commit_done(void *arg)
 	if (rc == 0) {
 		s->nmessages++;
 		if (!s->dead)
-			smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+			smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
 		if (s->srv->d.committed)
 			s->srv->d.committed(s->srv->d.arg, qid, s->rcpt, s->nrcpt);
-		smtp_session_reset(s);
+		smtpd_session_reset(s);
 	} else {
 		log_err(qid, "event=commit_failed error=%s client=[%s]", log_q(strerror(err)),
 			s->client);
 		if (!s->dead)
-			smtp_reply(s, "451 4.3.0 Error: could not store the message, try again later");
-		smtp_session_reset(s);
+			smtpd_reply(s, "451 4.3.0 Error: could not store the message, try again later");
+		smtpd_session_reset(s);
 	}
 	if (s->dead) {
 		s->dead = 0;
-		smtp_session_free(s);
+		smtpd_session_free(s);
 		return;
 	}
-	smtp_session_process(s);
+	smtpd_session_process(s);
 }
 
 static void
-smtp_data_reject(struct smtp_session *s, const char *code, const char *why)
+smtpd_data_reject(struct smtpd_session *s, const char *code, const char *why)
 {
 	const char *qid = s->in ? queue_in_qid(s->in) : s->id;
 
 	log_msg(qid, "event=reject stage=data from=<%s> client=[%s] code=%.3s reason=%s", s->sender,
 		s->client, code, log_q(why));
-	smtp_reply(s, "%s %s", code, why);
+	smtpd_reply(s, "%s %s", code, why);
 	s->errors++;
-	smtp_session_reset(s);
+	smtpd_session_reset(s);
 }
 
 static void
-smtp_data_end(struct smtp_session *s)
+smtpd_data_end(struct smtpd_session *s)
 {
 	struct smtp_data *d = &s->data;
 
 	s->in_data = 0;
 	if (d->errors & SMTP_DATA_ESIZE)
-		smtp_data_reject(s, "552 5.3.4", "Message size exceeds fixed maximum message size");
+		smtpd_data_reject(s, "552 5.3.4", "Message size exceeds fixed maximum message size");
 	else if (d->errors & SMTP_DATA_EBARE)
-		smtp_data_reject(s, "554 5.6.11", "Message contains bare CR or LF characters (RFC 5321 2.3.8)");
+		smtpd_data_reject(s, "554 5.6.11", "Message contains bare CR or LF characters (RFC 5321 2.3.8)");
 	else if (d->errors & SMTP_DATA_ELONG)
-		smtp_data_reject(s, "552 5.3.4", "Message contains a line longer than 1000 octets");
+		smtpd_data_reject(s, "552 5.3.4", "Message contains a line longer than 1000 octets");
 	else if (d->errors & SMTP_DATA_EHDR)
-		smtp_data_reject(s, "552 5.3.4", "Message header section too large");
+		smtpd_data_reject(s, "552 5.3.4", "Message header section too large");
 	else if (d->received > 100)
-		smtp_data_reject(s, "554 5.4.6", "Too many Received: headers: mail loop");
+		smtpd_data_reject(s, "554 5.4.6", "Too many Received: headers: mail loop");
 	else if (queue_in_error(s->in))
-		smtp_data_reject(s, "451 4.3.0", "Error writing message to queue, try again later");
+		smtpd_data_reject(s, "451 4.3.0", "Error writing message to queue, try again later");
 	else {
-		struct smtp_commit *c = xcalloc(1, sizeof(*c));
+		struct smtpd_commit *c = xcalloc(1, sizeof(*c));
 
 		c->s = s;
 		s->busy = 1;
-		worker_submit(s->srv->d.pool, smtp_commit_work, smtp_commit_done, c);
+		worker_submit(s->srv->d.pool, smtpd_commit_work, smtpd_commit_done, c);
 	}
 }
 
 /* Stream DATA bytes from the input buffer through the filter to the queue. */
 static void
-smtp_data_read(struct smtp_session *s)
+smtpd_data_read(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
@@ -410,7 +410,7 @@ smtp_data_read(struct smtp_session *s)
 			queue_in_write(s->in, s->dbuf, outlen);
 		evbuffer_drain(in, used);
 		if (done)
-			smtp_data_end(s);
+			smtpd_data_end(s);
 	}
 	if (!s->in_data && s->dbuf_len > 16384) {
 		free(s->dbuf);
@@ -424,14 +424,14 @@ smtp_data_read(struct smtp_session *s)
 /* Take one line off the input. 1: line in buf; 0: need more; -1 over-long
  * (the rest of that line is skipped). */
 static int
-smtp_session_line(struct smtp_session *s, char *buf, size_t buflen, size_t *len_r)
+smtpd_session_line(struct smtpd_session *s, char *buf, size_t buflen, size_t *len_r)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	size_t n;
 
 	if (p.pos < 0) {
-		if (evbuffer_get_length(in) < SMTP_LINE_BUF)
+		if (evbuffer_get_length(in) < SMTPD_LINE_BUF)
 			return 0;
 		evbuffer_drain(in, evbuffer_get_length(in));
 		if (s->skip_line)
@@ -463,7 +463,7 @@ smtp_session_line(struct smtp_session *s, char *buf, size_t buflen, size_t *len_
  * outside, so replies gather in s->replies first. TLS sessions hand them to
  * the filter. */
 static void
-smtp_session_flush(struct smtp_session *s)
+smtpd_session_flush(struct smtpd_session *s)
 {
 	struct evbuffer *out;
 
@@ -480,60 +480,60 @@ smtp_session_flush(struct smtp_session *s)
 }
 
 static void
-smtp_session_run(struct smtp_session *s)
+smtpd_session_run(struct smtpd_session *s)
 {
-	char line[SMTP_LINE_BUF + 1];
+	char line[SMTPD_LINE_BUF + 1];
 	size_t len;
 	int rc;
 
 	while (!s->busy && !s->closing && !s->tls_pending && s->greeted) {
 		if (s->in_data) {
-			smtp_data_read(s);
+			smtpd_data_read(s);
 			if (s->in_data || s->busy)
 				return;
 			continue;
 		}
-		rc = smtp_session_line(s, line, sizeof(line), &len);
+		rc = smtpd_session_line(s, line, sizeof(line), &len);
 		if (rc == 0)
 			return;
 		if (rc < 0) {
-			smtp_reply(s, "500 5.5.2 Line too long");
+			smtpd_reply(s, "500 5.5.2 Line too long");
 			s->errors++;
 			continue;
 		}
-		smtp_cmd_dispatch(s, line, len);
+		smtpd_cmd_dispatch(s, line, len);
 		if (s->errors >= s->srv->d.cf->max_errors && !s->closing) {
 			log_msg(s->id, "event=reject client=[%s] reason=too_many_errors", s->client);
-			smtp_session_kill(s, "421 4.7.0 Too many errors, closing connection\r\n");
+			smtpd_session_kill(s, "421 4.7.0 Too many errors, closing connection\r\n");
 		}
 	}
 }
 
 static void
-smtp_session_process(struct smtp_session *s)
+smtpd_session_process(struct smtpd_session *s)
 {
-	smtp_session_run(s);
-	smtp_session_flush(s);
+	smtpd_session_run(s);
+	smtpd_session_flush(s);
 }
 
 static void
-smtp_session_read(struct bufferevent *bev, void *arg)
+smtpd_session_read(struct bufferevent *bev, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtpd_session *s = arg;
 
 	if (!s->greeted) {
 		/* Input while the greeting is delayed: checked when it is due. */
 		if (s->greet_ev == NULL)
 			return;
-		smtp_session_greet(-1, 0, s);
+		smtpd_session_greet(-1, 0, s);
 		return;
 	}
-	smtp_session_process(s);
+	smtpd_session_process(s);
 }
 
 /* Called by DATA's handler after 354: start the filter. */
 void
-smtp_session_begin_data(struct smtp_session *s)
+smtpd_session_begin_data(struct smtpd_session *s)
 {
 	smtp_data_init(&s->data, (long long)s->srv->d.cf->max_message_size);
 	s->in_data = 1;
@@ -541,7 +541,7 @@ smtp_session_begin_data(struct smtp_session *s)
 
 /* Is there input beyond the command just read? (RFC 2920 synchronisation) */
 int
-smtp_session_has_input(struct smtp_session *s)
+smtpd_session_has_input(struct smtpd_session *s)
 {
 	return evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
 }

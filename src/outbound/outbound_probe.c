@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <time.h>
 
-#include "deliver/outbound_int.h"
+#include "outbound/outbound_int.h"
 #include "dns/mx.h"
 #include "util/config.h"
 #include "util/durable.h"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/outbound_int.h"
+#include "outbound/outbound_int.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"

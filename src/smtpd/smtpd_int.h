@@ -1,34 +1,34 @@
 /*
- * smtp_int: what the files of the SMTP server module share (private to
- * src/smtp/): the server and session structs.
+ * smtpd_int: what the files of the SMTP server module share (private to
+ * src/smtpd/): the server and session structs.
  */
-#ifndef TANDEM_SMTP_INT_H
-#define TANDEM_SMTP_INT_H
+#ifndef TANDEM_SMTPD_INT_H
+#define TANDEM_SMTPD_INT_H
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <sys/socket.h>
 
 #include "smtp/smtp_data.h"
-#include "smtp/smtp_server.h"
+#include "smtpd/smtpd.h"
 
-#define SMTP_MAX_LISTENERS 16
-#define SMTP_LINE_BUF 2048      /* longest line we buffer before calling it over-long */
+#define SMTPD_MAX_LISTENERS 16
+#define SMTPD_LINE_BUF 2048      /* longest line we buffer before calling it over-long */
 
-struct smtp_session;
+struct smtpd_session;
 
-struct smtp_server {
-	struct smtp_server_deps d;
-	struct evconnlistener *listeners[SMTP_MAX_LISTENERS];
+struct smtpd_server {
+	struct smtpd_deps d;
+	struct evconnlistener *listeners[SMTPD_MAX_LISTENERS];
 	int nlisteners;
 	unsigned nsessions;
 	unsigned long next_sid;
-	struct smtp_session *sessions;   /* all live sessions, for shutdown */
+	struct smtpd_session *sessions;   /* all live sessions, for shutdown */
 	int stopping;
 };
 
-struct smtp_session {
-	struct smtp_server *srv;
-	struct smtp_session *next, *prev;
+struct smtpd_session {
+	struct smtpd_server *srv;
+	struct smtpd_session *next, *prev;
 	struct bufferevent *bev;
 	struct evbuffer *replies;       /* replies not yet handed to bev */
 	struct bufferevent *raw;        /* under the TLS filter, after STARTTLS */
@@ -54,8 +54,8 @@ struct smtp_session {
 	size_t dbuf_len;
 };
 
-void smtp_session_start(struct smtp_server *srv, evutil_socket_t fd, struct sockaddr *sa,
+void smtpd_session_start(struct smtpd_server *srv, evutil_socket_t fd, struct sockaddr *sa,
 			int salen);
-void smtp_session_kill(struct smtp_session *s, const char *reply);
+void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 
 #endif
