@@ -24,7 +24,8 @@
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
-#include "smtpd/smtpd.h"
+#include "pair/pair.h"
+#include "server/server.h"
 #include "store/maildir.h"
 #include "util/durable.h"
 #include "util/log.h"
@@ -42,7 +43,8 @@ struct serve {
 	struct deliver *deliver;
 	struct outbound *outbound;
 	struct sched *sched;
-	struct smtpd_server *smtp;
+	struct server *server;
+	struct pair_acl *etrn_acl;
 	SSL_CTX *tls;
 	struct event *sig[5];
 	struct event *drain;
@@ -95,7 +97,7 @@ serve_drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, 50000 };
 
 	if (sched_in_flight(sv->sched) == 0 && worker_pending(sv->pool) == 0) {
-		smtpd_server_shutdown(sv->smtp);
+		server_shutdown(sv->server);
 		if (worker_pending(sv->pool) == 0) {
 			event_base_loopexit(sv->base, NULL);
 			return;
@@ -126,6 +128,15 @@ serve_etrn(void *arg, const char *domain)
 		return -1;
 	outbound_forget_down(sv->outbound, domain);
 	return sched_flush_domain(sv->sched, domain);
+}
+
+/* [relay] etrn_clients, or by default loopback and the relay destination. */
+static int
+serve_etrn_allowed(void *arg, const struct sockaddr *sa)
+{
+	struct serve *sv = arg;
+
+	return pair_acl_allowed(sv->etrn_acl, sa);
 }
 
 struct serve_domains {
@@ -173,7 +184,7 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 			return;
 		sv->stopping = 1;
 		log_msg(NULL, "event=stopping signal=%d", (int)sig);
-		smtpd_server_shutdown(sv->smtp);
+		server_shutdown(sv->server);
 		sched_stop(sv->sched);
 		outbound_cancel(sv->outbound);
 		serve_drain_cb(-1, 0, sv);
@@ -244,8 +255,8 @@ serve_setup(struct serve *sv)
 {
 	struct config *cf = sv->cf;
 	char err[512];
-	struct smtpd_deps deps;
-	static const char *const default_smtp = "0.0.0.0:25";
+	struct server_ctx ctx;
+	const char *e;
 
 	if ((sv->tls = tls_server_ctx_new(cf->tls_cert, cf->tls_key, cf->data_dir, cf->hostname,
 					  err, sizeof(err))) == NULL) {
@@ -264,27 +275,27 @@ serve_setup(struct serve *sv)
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);
 		return -1;
 	}
+	if ((sv->etrn_acl = pair_acl_new(sv->base, (const struct config *const *)&sv->cf, &e)) == NULL) {
+		fprintf(stderr, "tandem: [dns] resolver: %s\n", e);
+		return -1;
+	}
 	sched_set_remote(sv->sched, serve_remote, sv);
 	outbound_set_up_cb(sv->outbound, serve_dest_up, sv);
-	memset(&deps, 0, sizeof(deps));
-	deps.base = sv->base;
-	deps.cf = cf;
-	deps.queue = sv->queue;
-	deps.pool = sv->pool;
-	deps.dir = sv->dir;
-	deps.tls = sv->tls;
-	deps.committed = serve_committed;
-	deps.etrn = serve_etrn;
-	deps.arg = sv;
-	sv->smtp = smtpd_server_new(&deps);
-	for (int i = 0; i < (cf->listen_smtp.n ? cf->listen_smtp.n : 1); i++) {
-		const char *a = cf->listen_smtp.n ? cf->listen_smtp.v[i] : default_smtp;
-
-		if (smtpd_server_listen(sv->smtp, a, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tandem: [listen] smtp: %s\n", err);
-			return -1;
-		}
-		log_msg(NULL, "event=listening proto=smtp addr=%s", a);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.base = sv->base;
+	ctx.cf = (const struct config *const *)&sv->cf;
+	ctx.queue = sv->queue;
+	ctx.pool = sv->pool;
+	ctx.dir = sv->dir;
+	ctx.tls = &sv->tls;
+	ctx.committed = serve_committed;
+	ctx.etrn = serve_etrn;
+	ctx.etrn_allowed = serve_etrn_allowed;
+	ctx.arg = sv;
+	sv->server = server_new(&ctx);
+	if (server_start(sv->server, &e) != 0) {
+		fprintf(stderr, "tandem: %s\n", e);
+		return -1;
 	}
 	return 0;
 }
@@ -292,7 +303,8 @@ serve_setup(struct serve *sv)
 static void
 serve_teardown(struct serve *sv)
 {
-	smtpd_server_free(&sv->smtp);
+	server_free(&sv->server);
+	pair_acl_free(&sv->etrn_acl);
 	worker_pool_free(&sv->pool);
 	sched_free(&sv->sched);
 	outbound_free(&sv->outbound);

@@ -18,6 +18,7 @@
 #include "smtpd/smtpd_int.h"
 #include "smtp/smtp_parse.h"
 #include "util/config.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -35,23 +36,62 @@ struct smtpd_cmd {
 	int flags;
 };
 
+/* Refuse a command: one log line (with what we know of the client) and
+ * the reply. Counts toward [smtp] max_errors unless it is a refusal the
+ * client is entitled to work with (452 for recipients over the limit). */
+static void
+smtpd_refuse(struct smtpd_session *s, const char *cmd, const char *code, const char *text,
+	     const char *detail, int is_error)
+{
+	log_msg(s->id, "event=reject cmd=%s client=[%s]%s%s%s%s code=%.3s reason=%s%s%s", cmd,
+		s->client, s->helo ? " helo=" : "", s->helo ? log_q(s->helo) : "",
+		s->sender ? " from=" : "", s->sender ? log_addr(s->sender) : "", code, log_q(text),
+		detail ? " detail=" : "", detail ? log_q(detail) : "");
+	smtpd_reply(s, "%s %s", code, text);
+	if (is_error)
+		s->errors++;
+}
+
 static void
 smtpd_reject(struct smtpd_session *s, const char *cmd, const char *code, const char *text,
-	    const char *detail)
+	     const char *detail)
 {
-	log_msg(s->id, "event=reject cmd=%s client=[%s] code=%.3s reason=%s%s%s", cmd, s->client, code,
-		log_q(text), detail ? " detail=" : "", detail ? log_q(detail) : "");
-	smtpd_reply(s, "%s %s", code, text);
-	s->errors++;
+	smtpd_refuse(s, cmd, code, text, detail, 1);
+}
+
+/* An EHLO/HELO argument we will repeat in replies, logs and Received:
+ * printable ASCII (or UTF-8), no controls, no longer than a domain. */
+static int
+smtpd_helo_ok(const char *arg)
+{
+	size_t n = strcspn(arg, " ");
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 0x21 || arg[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+smtpd_offers_etrn(const struct smtpd_session *s)
+{
+	return smtpd_cf(s)->relay_domains.n > 0 && s->srv->d.etrn != NULL;
 }
 
 static void
 cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 {
-	const struct config *cf = s->srv->d.cf;
+	const struct config *cf = smtpd_cf(s);
 
 	if (*arg == '\0') {
 		smtpd_reject(s, esmtp ? "EHLO" : "HELO", "501 5.5.4", "Syntax: EHLO hostname", NULL);
+		return;
+	}
+	if (!smtpd_helo_ok(arg)) {
+		smtpd_reject(s, esmtp ? "EHLO" : "HELO", "501 5.5.2",
+			     "Invalid domain name (control characters or longer than 255 octets)", arg);
 		return;
 	}
 	smtpd_session_reset(s);
@@ -67,9 +107,9 @@ cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 	smtpd_reply(s, "250-SIZE %llu", cf->max_message_size);
 	smtpd_reply(s, "250-8BITMIME");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->srv->d.tls && !s->tls)
+	if (smtpd_tls(s) && !s->tls)
 		smtpd_reply(s, "250-STARTTLS");
-	if (cf->relay_domains.n > 0 && s->srv->d.etrn)
+	if (smtpd_offers_etrn(s))
 		smtpd_reply(s, "250-ETRN");
 	smtpd_reply(s, "250 SMTPUTF8");
 }
@@ -90,7 +130,7 @@ cmd_helo(struct smtpd_session *s, const char *arg)
 static int
 smtpd_space_ok(struct smtpd_session *s, unsigned long long need)
 {
-	const struct config *cf = s->srv->d.cf;
+	const struct config *cf = smtpd_cf(s);
 	struct statvfs sv;
 
 	if (statvfs(queue_dir(s->srv->d.queue), &sv) != 0)
@@ -101,7 +141,7 @@ smtpd_space_ok(struct smtpd_session *s, unsigned long long need)
 static int
 smtpd_mail_params(struct smtpd_session *s, const struct smtp_mailrcpt *mr, unsigned long long *size_r)
 {
-	const struct config *cf = s->srv->d.cf;
+	const struct config *cf = smtpd_cf(s);
 
 	*size_r = 0;
 	for (int i = 0; i < mr->nparams; i++) {
@@ -122,7 +162,11 @@ smtpd_mail_params(struct smtpd_session *s, const struct smtp_mailrcpt *mr, unsig
 		} else if (strcmp(p->key, "BODY") == 0) {
 			if (strcasecmp(p->value, "8BITMIME") == 0)
 				s->body8 = 1;
-			else if (strcasecmp(p->value, "7BIT") != 0) {
+			else if (strcasecmp(p->value, "BINARYMIME") == 0) {
+				/* RFC 3030: it needs CHUNKING, which we do not offer */
+				smtpd_reject(s, "MAIL", "504 5.5.4", "BODY=BINARYMIME is not supported", p->value);
+				return -1;
+			} else if (strcasecmp(p->value, "7BIT") != 0) {
 				smtpd_reject(s, "MAIL", "501 5.5.4", "Unsupported BODY type", p->value);
 				return -1;
 			}
@@ -182,6 +226,7 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 	}
 	s->sender = xstrdup(mr.addr);
 	s->in_mail = 1;
+	s->junk = 0;
 	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
@@ -205,7 +250,7 @@ smtpd_rcpt_policy(struct smtpd_session *s, const char *addr)
 	case DIR_RCPT_NOT_LOCAL:
 		break;
 	}
-	if (!config_is_relay_domain(srv->d.cf, domain)) {
+	if (!config_is_relay_domain(smtpd_cf(s), domain)) {
 		smtpd_reject(s, "RCPT", "554 5.7.1", "Relay access denied", addr);
 		return -1;
 	}
@@ -242,12 +287,15 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 		smtpd_reject(s, "RCPT", "555 5.5.4", "Unsupported RCPT parameter", arg);
 		return;
 	}
-	if ((unsigned)s->nrcpt >= s->srv->d.cf->max_recipients) {
-		smtpd_reject(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr);
+	if ((unsigned)s->nrcpt >= smtpd_cf(s)->max_recipients) {
+		/* RFC 5321 4.5.3.1.10: the client sends the rest later; not an
+		 * error, or a long recipient list could never be delivered */
+		smtpd_refuse(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr, 0);
 		return;
 	}
 	if (smtpd_rcpt_policy(s, mr.addr) != 0)
 		return;
+	s->junk = 0;
 	for (int i = 0; i < s->nrcpt; i++)
 		if (strcmp(s->rcpt[i], mr.addr) == 0) {
 			smtpd_reply(s, "250 2.1.5 Ok");
@@ -261,7 +309,7 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 static void
 cmd_data(struct smtpd_session *s, const char *arg)
 {
-	const struct config *cf = s->srv->d.cf;
+	const struct config *cf = smtpd_cf(s);
 	struct queue_env env;
 	char *recv;
 	time_t now = time(NULL);
@@ -291,6 +339,7 @@ cmd_data(struct smtpd_session *s, const char *arg)
 			       queue_in_qid(s->in), s->nrcpt == 1 ? s->rcpt[0] : NULL, now);
 	queue_in_write(s->in, recv, strlen(recv));
 	free(recv);
+	s->junk = 0;
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtpd_session_begin_data(s);
 }
@@ -329,15 +378,15 @@ cmd_expn(struct smtpd_session *s, const char *arg)
 static void
 cmd_help(struct smtpd_session *s, const char *arg)
 {
-	smtpd_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s",
-		   s->srv->d.tls && !s->tls ? " STARTTLS" : "");
+	smtpd_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
+		   smtpd_offers_etrn(s) ? " ETRN" : "", smtpd_tls(s) && !s->tls ? " STARTTLS" : "");
 	smtpd_reply(s, "214 2.0.0 See RFC 5321");
 }
 
 static void
 cmd_starttls(struct smtpd_session *s, const char *arg)
 {
-	if (s->srv->d.tls == NULL || s->tls) {
+	if (smtpd_tls(s) == NULL || s->tls) {
 		smtpd_reject(s, "STARTTLS", "502 5.5.1", s->tls ? "Already in TLS" : "STARTTLS not available", NULL);
 		return;
 	}
@@ -346,7 +395,9 @@ cmd_starttls(struct smtpd_session *s, const char *arg)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
-	s->tls_pending = 1;
+	/* everything sent after STARTTLS in the clear is discarded */
+	conn_starttls(s->c, smtpd_tls(s));
+	s->tls = 1;
 }
 
 /* ETRN node (RFC 1985): start delivery of what this backup holds for one
@@ -354,7 +405,7 @@ cmd_starttls(struct smtpd_session *s, const char *arg)
 static void
 cmd_etrn(struct smtpd_session *s, const char *arg)
 {
-	const struct config *cf = s->srv->d.cf;
+	const struct config *cf = smtpd_cf(s);
 	char domain[256];
 	size_t n = strlen(arg);
 	int started;
@@ -371,6 +422,16 @@ cmd_etrn(struct smtpd_session *s, const char *arg)
 		domain[i] = (char)tolower((unsigned char)arg[i]);
 	if (s->srv->d.etrn == NULL || !config_is_relay_domain(cf, domain)) {
 		smtpd_reject(s, "ETRN", "459 4.7.1", "Node not allowed: not a relay domain here", domain);
+		return;
+	}
+	if (s->srv->d.etrn_allowed != NULL &&
+	    !s->srv->d.etrn_allowed(s->srv->d.arg, conn_sockaddr(s->c, NULL))) {
+		smtpd_reject(s, "ETRN", "459 4.7.1", "Node not allowed: ETRN is not accepted from your address",
+			     domain);
+		return;
+	}
+	if (!smtpd_server_etrn_rate_ok(s->srv, s->client, time(NULL))) {
+		smtpd_reject(s, "ETRN", "458 4.7.0", "Too many ETRN requests, try again later", domain);
 		return;
 	}
 	started = s->srv->d.etrn(s->srv->d.arg, domain);
@@ -431,6 +492,15 @@ smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len)
 	struct smtp_cmdline cl;
 
 	s->ncommands++;
+	/* Commands that make no progress (anything but an accepted MAIL, RCPT
+	 * or DATA, whose handlers reset the count) are allowed only so many
+	 * in a row: a NOOP every few seconds must not hold a slot forever. */
+	if (++s->junk > smtpd_cf(s)->junk_command_limit && smtpd_cf(s)->junk_command_limit > 0) {
+		log_msg(s->id, "event=reject client=[%s] reason=junk_commands limit=%u code=421",
+			s->client, smtpd_cf(s)->junk_command_limit);
+		smtpd_session_kill(s, "421 4.7.0 Too many commands without progress, closing connection\r\n");
+		return;
+	}
 	if (strlen(line) != len || smtp_parse_line(line, &cl) != 0) {
 		smtpd_reject(s, "?", "500 5.5.2", "Error: command not recognized", NULL);
 		return;

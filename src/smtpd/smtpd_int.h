@@ -4,24 +4,30 @@
  */
 #ifndef TANDEM_SMTPD_INT_H
 #define TANDEM_SMTPD_INT_H
-#include <event2/bufferevent.h>
-#include <event2/listener.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "smtp/smtp_data.h"
 #include "smtpd/smtpd.h"
 
-#define SMTPD_MAX_LISTENERS 16
 #define SMTPD_LINE_BUF 2048      /* longest line we buffer before calling it over-long */
 
+struct conn;
 struct smtpd_session;
+
+#define SMTPD_ETRN_CLIENTS 64    /* clients whose ETRN rate we remember */
+#define SMTPD_ETRN_PER_MIN 5     /* ETRN requests a client may make a minute */
+
+struct smtpd_etrn_rate {
+	char client[64];
+	time_t window;
+	unsigned n;
+};
 
 struct smtpd_server {
 	struct smtpd_deps d;
-	struct evconnlistener *listeners[SMTPD_MAX_LISTENERS];
-	int nlisteners;
+	struct smtpd_etrn_rate etrn_rate[SMTPD_ETRN_CLIENTS];
 	unsigned nsessions;
-	unsigned long next_sid;
 	struct smtpd_session *sessions;   /* all live sessions, for shutdown */
 	int stopping;
 };
@@ -29,23 +35,19 @@ struct smtpd_server {
 struct smtpd_session {
 	struct smtpd_server *srv;
 	struct smtpd_session *next, *prev;
-	struct bufferevent *bev;
-	struct evbuffer *replies;       /* replies not yet handed to bev */
-	struct bufferevent *raw;        /* under the TLS filter, after STARTTLS */
-	struct evbuffer_cb_entry *raw_cb;
-	struct event *free_ev;          /* frees a closing TLS session once flushed */
+	struct conn *c;
 	struct event *greet_ev;
 	char id[16];                /* session id for logs: "S<hex>" */
 	char client[64];            /* "1.2.3.4" */
-	int port;
 	char *helo;
 	unsigned greeted : 1, esmtp : 1, tls : 1, busy : 1, closing : 1, dead : 1;
-	unsigned skip_line : 1, in_data : 1, tls_pending : 1, smtputf8 : 1, body8 : 1;
+	unsigned in_data : 1, smtputf8 : 1, body8 : 1;
 	unsigned in_mail : 1;
 	char *sender;
 	char **rcpt;
 	int nrcpt;
 	unsigned errors;
+	unsigned junk;              /* commands in a row that made no progress */
 	unsigned ncommands;
 	unsigned nmessages;
 	struct smtp_data data;
@@ -54,8 +56,22 @@ struct smtpd_session {
 	size_t dbuf_len;
 };
 
-void smtpd_session_start(struct smtpd_server *srv, evutil_socket_t fd, struct sockaddr *sa,
-			int salen);
+/* The configuration in force (a reload swaps it between commands). */
+static inline const struct config *
+smtpd_cf(const struct smtpd_session *s)
+{
+	return *s->srv->d.cf;
+}
+
+static inline SSL_CTX *
+smtpd_tls(const struct smtpd_session *s)
+{
+	return *s->srv->d.tls;
+}
+
+/* Another ETRN from client now? At most SMTPD_ETRN_PER_MIN a minute. */
+int smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, time_t now);
+void smtpd_session_start(struct smtpd_server *srv, struct conn *c, int over);
 void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 
 #endif

@@ -1,17 +1,11 @@
 /*
- * smtpd_server: listeners and the connection limit (see smtpd.h).
+ * smtpd_server: the sessions of one SMTP service (see smtpd.h).
  */
-#include <errno.h>
-#include <event2/event.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "smtpd/smtpd_int.h"
-#include "util/config.h"
-#include "util/log.h"
 #include "util/xalloc.h"
 
 struct smtpd_server *
@@ -23,60 +17,46 @@ smtpd_server_new(const struct smtpd_deps *deps)
 	return s;
 }
 
-static void
-smtpd_server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-		   void *arg)
+void
+smtpd_server_accept(struct conn *c, enum conn_over over, void *arg)
 {
 	struct smtpd_server *srv = arg;
 
 	if (srv->stopping) {
-		close(fd);
+		conn_free(&c);
 		return;
 	}
-	smtpd_session_start(srv, fd, sa, salen);
+	smtpd_session_start(srv, c, (int)over);
 }
 
-static void
-smtpd_server_accept_error(struct evconnlistener *l, void *arg)
-{
-	int err = EVUTIL_SOCKET_ERROR();
-
-	/* EMFILE and friends: keep listening; the next accept may succeed. */
-	log_warn(NULL, "event=accept_error error=%s", log_q(evutil_socket_error_to_string(err)));
-}
-
+/* ETRN costs the queue a pass and the destination connections: a client
+ * gets a few a minute. The table forgets the oldest window first. */
 int
-smtpd_server_listen(struct smtpd_server *s, const char *addr, char *err, size_t errlen)
+smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, time_t now)
 {
-	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	struct evconnlistener *l;
-	char host[256];
-	int port;
+	struct smtpd_etrn_rate *r = NULL, *oldest = &srv->etrn_rate[0];
 
-	if (s->nlisteners == SMTPD_MAX_LISTENERS) {
-		snprintf(err, errlen, "%s: too many listeners", addr);
-		return -1;
+	for (int i = 0; i < SMTPD_ETRN_CLIENTS; i++) {
+		struct smtpd_etrn_rate *e = &srv->etrn_rate[i];
+
+		if (strcmp(e->client, client) == 0) {
+			r = e;
+			break;
+		}
+		if (e->window < oldest->window)
+			oldest = e;
 	}
-	if (config_parse_hostport(addr, host, sizeof(host), &port) != 0) {
-		snprintf(err, errlen, "%s: expected ADDR:PORT", addr);
-		return -1;
+	if (r == NULL) {
+		r = oldest;
+		snprintf(r->client, sizeof(r->client), "%s", client);
+		r->window = now;
+		r->n = 0;
 	}
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
-		snprintf(err, errlen, "%s: not a numeric address", addr);
-		return -1;
+	if (now - r->window >= 60) {
+		r->window = now;
+		r->n = 0;
 	}
-	l = evconnlistener_new_bind(s->d.base, smtpd_server_accept, s,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-				    1024, (struct sockaddr *)&ss, sslen);
-	if (l == NULL) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
-		return -1;
-	}
-	evconnlistener_set_error_cb(l, smtpd_server_accept_error);
-	s->listeners[s->nlisteners++] = l;
-	return 0;
+	return ++r->n <= SMTPD_ETRN_PER_MIN;
 }
 
 unsigned
@@ -89,9 +69,6 @@ void
 smtpd_server_shutdown(struct smtpd_server *s)
 {
 	s->stopping = 1;
-	for (int i = 0; i < s->nlisteners; i++)
-		evconnlistener_free(s->listeners[i]);
-	s->nlisteners = 0;
 	for (struct smtpd_session *ss = s->sessions, *next; ss != NULL; ss = next) {
 		next = ss->next;
 		if (!ss->busy)
@@ -106,8 +83,6 @@ smtpd_server_free(struct smtpd_server **sp)
 
 	if (s == NULL)
 		return;
-	for (int i = 0; i < s->nlisteners; i++)
-		evconnlistener_free(s->listeners[i]);
 	while (s->sessions != NULL)
 		smtpd_session_kill(s->sessions, NULL);
 	free(s);

@@ -1,49 +1,51 @@
 /*
- * smtpd_session: one SMTP server conversation (RFC 5321) — reading command
- * lines, the synchronisation rules of RFC 2920, STARTTLS (RFC 3207), and the
- * DATA phase that streams into the queue and commits it before replying.
- * The commands themselves are rows of the table in smtpd_cmd.c.
+ * smtpd_session: one SMTP server conversation (RFC 5321) on the connection
+ * layer — command lines, the synchronisation rules of RFC 2920, STARTTLS
+ * (RFC 3207), and the DATA phase that streams into the queue and commits it
+ * before replying. The commands themselves are rows of the table in
+ * smtpd_cmd.c. While a commit is on a worker the connection is paused: it
+ * reads nothing and no timer runs, so nothing frees the session before the
+ * commit's result is known, and that result is what the client hears.
  * Public (module-internal): smtpd_session_start, smtpd_session_kill,
  * smtpd_reply, smtpd_session_reset.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "queue/queue.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
 #include "util/config.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "util/worker.h"
 #include "util/xalloc.h"
 
-static void smtpd_session_read(struct bufferevent *bev, void *arg);
-static void smtpd_session_write(struct bufferevent *bev, void *arg);
-static void smtpd_session_event(struct bufferevent *bev, short what, void *arg);
+static void smtpd_session_input(struct conn *c, void *arg);
+static void smtpd_session_end(struct conn *c, enum conn_end why, void *arg);
 static void smtpd_session_process(struct smtpd_session *s);
+
+static const struct conn_cbs smtpd_session_cbs = {
+	.input = smtpd_session_input,
+	.end = smtpd_session_end,
+};
 
 void
 smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = s->replies;
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	conn_vprintf(s->c, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+	conn_write(s->c, "\r\n", 2);
 }
 
 void
@@ -72,13 +74,7 @@ smtpd_session_free(struct smtpd_session *s)
 	smtpd_session_reset(s);
 	if (s->greet_ev)
 		event_free(s->greet_ev);
-	if (s->free_ev)
-		event_free(s->free_ev);
-	if (s->raw_cb)
-		evbuffer_remove_cb_entry(bufferevent_get_output(s->raw), s->raw_cb);
-	if (s->bev)
-		bufferevent_free(s->bev);
-	evbuffer_free(s->replies);
+	conn_free(&s->c);
 	free(s->helo);
 	free(s->dbuf);
 	if (s->prev)
@@ -91,14 +87,14 @@ smtpd_session_free(struct smtpd_session *s)
 	free(s);
 }
 
-/* Close after the reply is written. A session with a commit in flight is
- * freed when the commit completes. */
+/* Close after the reply is written, or at once with reply NULL. A session
+ * with a commit in flight is freed when the commit completes. */
 void
 smtpd_session_kill(struct smtpd_session *s, const char *reply)
 {
 	if (s->dead)
 		return;
-	if (reply == NULL || s->bev == NULL) {
+	if (reply == NULL) {
 		if (s->busy) {
 			s->dead = 1;
 			return;
@@ -106,12 +102,10 @@ smtpd_session_kill(struct smtpd_session *s, const char *reply)
 		smtpd_session_free(s);
 		return;
 	}
+	if (s->closing)
+		return;
 	s->closing = 1;
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_enable(s->bev, EV_WRITE);
-	evbuffer_add_buffer(bufferevent_get_output(s->bev), s->replies);
-	evbuffer_add(bufferevent_get_output(s->bev), reply, strlen(reply));
-	bufferevent_setcb(s->bev, NULL, smtpd_session_write, smtpd_session_event, s);
+	conn_close(s->c, reply);
 }
 
 static void
@@ -121,66 +115,50 @@ smtpd_session_greet(evutil_socket_t fd, short what, void *arg)
 
 	if (s->greeted)
 		return;
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+	if (conn_input_len(s->c) > 0) {
 		log_msg(s->id, "event=reject client=[%s] reason=pregreet code=554", s->client);
 		smtpd_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
 		return;
 	}
 	s->greeted = 1;
-	smtpd_reply(s, "220 %s ESMTP tandem", s->srv->d.cf->hostname);
+	smtpd_reply(s, "220 %s ESMTP tandem", smtpd_cf(s)->hostname);
 	smtpd_session_process(s);
 }
 
-static void
-smtpd_session_addr(struct smtpd_session *s, struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &sin->sin_addr, s->client, sizeof(s->client));
-		s->port = ntohs(sin->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
-		strcpy(s->client, "IPv6:");
-		inet_ntop(AF_INET6, &sin6->sin6_addr, s->client + 5, sizeof(s->client) - 5);
-		s->port = ntohs(sin6->sin6_port);
-	} else {
-		strcpy(s->client, "unknown");
-	}
-}
+static const char *const smtpd_over_reason[] = {
+	[CONN_OVER_SERVICE] = "too_many_connections",
+	[CONN_OVER_CLIENT] = "too_many_connections_from_client",
+	[CONN_OVER_NET] = "too_many_connections_from_network",
+};
 
 void
-smtpd_session_start(struct smtpd_server *srv, evutil_socket_t fd, struct sockaddr *sa, int salen)
+smtpd_session_start(struct smtpd_server *srv, struct conn *c, int over)
 {
-	const struct config *cf = srv->d.cf;
+	const struct config *cf = *srv->d.cf;
 	struct smtpd_session *s = xcalloc(1, sizeof(*s));
-	struct timeval tv = { cf->timeout, 0 };
 	char peek;
 
 	s->srv = srv;
-	s->replies = evbuffer_new();
-	snprintf(s->id, sizeof(s->id), "S%lx", ++srv->next_sid);
-	smtpd_session_addr(s, sa);
+	s->c = c;
+	s->tls = conn_is_tls(c);
+	snprintf(s->id, sizeof(s->id), "%s", conn_id(c));
+	snprintf(s->client, sizeof(s->client), "%s", conn_client(c));
 	s->next = srv->sessions;
 	if (srv->sessions)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	/* evconnlistener accepted it non-blocking and close-on-exec already */
-	s->bev = bufferevent_socket_new(srv->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(s->bev, smtpd_session_read, smtpd_session_write, smtpd_session_event, s);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	/* EV_WRITE only while replies wait (see smtpd_session_flush); socket
-	 * bufferevents start with it enabled. */
-	bufferevent_disable(s->bev, EV_WRITE);
-	bufferevent_enable(s->bev, EV_READ);
-	log_msg(s->id, "event=connect client=[%s]:%d", s->client, s->port);
-	if (srv->nsessions > cf->max_connections) {
-		log_msg(s->id, "event=reject client=[%s] reason=too_many_connections code=421",
-			s->client);
+	conn_set_callbacks(c, &smtpd_session_cbs, s);
+	conn_set_timeouts(c, cf->timeout, 0);
+	log_msg(s->id, "event=connect client=[%s]:%d%s", s->client, conn_client_port(c),
+		s->tls ? " tls=implicit" : "");
+	if (over != CONN_OVER_NONE) {
+		log_msg(s->id, "event=reject client=[%s] reason=%s code=421", s->client,
+			smtpd_over_reason[over]);
 		smtpd_session_kill(s, "421 4.7.0 Too many connections, try again later\r\n");
 		return;
 	}
-	if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+	if (!s->tls && recv(conn_fd(c), &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 		log_msg(s->id, "event=reject client=[%s] reason=pregreet code=554", s->client);
 		smtpd_session_kill(s, "554 5.5.0 Protocol error: you talked before my greeting\r\n");
 		return;
@@ -194,102 +172,29 @@ smtpd_session_start(struct smtpd_server *srv, evutil_socket_t fd, struct sockadd
 	}
 }
 
-/* Switch to TLS once the "220 Ready" reply has left. Whatever the client
- * sent after STARTTLS in the clear is thrown away (CVE-2011-0411). */
 static void
-smtpd_session_starttls(struct smtpd_session *s)
-{
-	struct bufferevent *tls;
-	SSL *ssl;
-
-	s->tls_pending = 0;
-	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
-	ssl = SSL_new(s->srv->d.tls);
-	tls = bufferevent_openssl_filter_new(s->srv->d.base, s->bev, ssl,
-					     BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
-		smtpd_session_kill(s, NULL);
-		return;
-	}
-	s->raw = s->bev;
-	s->bev = tls;
-	s->tls = 1;
-	bufferevent_setcb(s->bev, smtpd_session_read, smtpd_session_write, smtpd_session_event, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	{
-		struct timeval tv = { s->srv->d.cf->timeout, 0 };
-		bufferevent_set_timeouts(s->bev, &tv, &tv);
-	}
-}
-
-static void
-smtpd_session_free_cb(evutil_socket_t fd, short what, void *arg)
-{
-	smtpd_session_free(arg);
-}
-
-/* The TLS filter hands its bytes to the socket's bufferevent: a last reply
- * has left only once that one is empty too. */
-static void
-smtpd_session_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+smtpd_session_end(struct conn *c, enum conn_end why, void *arg)
 {
 	struct smtpd_session *s = arg;
 
-	if (evbuffer_get_length(buf) == 0 && !evtimer_pending(s->free_ev, NULL)) {
-		struct timeval now = { 0, 0 };
-		evtimer_add(s->free_ev, &now);
-	}
-}
-
-static void
-smtpd_session_write(struct bufferevent *bev, void *arg)
-{
-	struct smtpd_session *s = arg;
-
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;
-	if (s->closing) {
-		if (s->raw != NULL && evbuffer_get_length(bufferevent_get_output(s->raw)) > 0) {
-			if (s->raw_cb == NULL) {
-				s->free_ev = evtimer_new(s->srv->d.base, smtpd_session_free_cb, s);
-				s->raw_cb = evbuffer_add_cb(bufferevent_get_output(s->raw),
-							    smtpd_session_raw_drained, s);
-			}
-			return;
-		}
-		smtpd_session_free(s);
-		return;
-	}
-	if (s->tls_pending)
-		smtpd_session_starttls(s);
-	else if (!s->tls)
-		bufferevent_disable(bev, EV_WRITE);
-}
-
-static void
-smtpd_session_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct smtpd_session *s = arg;
-
-	if (what & BEV_EVENT_CONNECTED)
-		return;   /* the TLS handshake is done; the client speaks next */
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_msg(s->id, "event=timeout client=[%s] state=%s", s->client,
-			s->in_data ? "data" : "command");
+	switch (why) {
+	case CONN_END_TIMEOUT:
+	case CONN_END_LIFETIME:
+		log_msg(s->id, "event=timeout client=[%s] state=%s%s", s->client,
+			s->in_data ? "data" : "command", why == CONN_END_LIFETIME ? " limit=session" : "");
 		if (!s->closing) {
 			smtpd_session_kill(s, "421 4.4.2 Timeout exceeded, closing connection\r\n");
-			bufferevent_enable(s->bev, EV_WRITE);
 			return;
 		}
-	} else if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		if (e)
-			log_msg(s->id, "event=tls_error client=[%s] error=%s", s->client,
-				log_q(ERR_reason_error_string(e)));
+		break;
+	case CONN_END_CLOSED:
+		break;
+	case CONN_END_EOF:
+	case CONN_END_ERROR:
+		if (s->in_data && !s->closing)
+			log_msg(s->id, "event=lost_connection client=[%s] state=data", s->client);
+		break;
 	}
-	if (s->in_data && !s->closing)
-		log_msg(s->id, "event=lost_connection client=[%s] state=data", s->client);
 	smtpd_session_kill(s, NULL);
 }
 
@@ -304,7 +209,6 @@ static void
 smtpd_commit_work(void *arg)
 {
 	struct smtpd_commit *c = arg;
-
 	struct smtpd_session *s = c->s;
 
 	c->rc = queue_in_commit(s->in);
@@ -312,8 +216,8 @@ smtpd_commit_work(void *arg)
 	/* Logged here, the moment it is on disk: a crash before the reply
 	 * still leaves the message's origin in the log. */
 	if (c->rc == 0)
-		log_msg(queue_in_qid(s->in), "event=queued from=<%s> nrcpt=%d size=%lld client=[%s] "
-			"session=%s", s->sender, s->nrcpt, queue_in_size(s->in), s->client, s->id);
+		log_msg(queue_in_qid(s->in), "event=queued from=%s nrcpt=%d size=%lld client=[%s] "
+			"session=%s", log_addr(s->sender), s->nrcpt, queue_in_size(s->in), s->client, s->id);
 }
 
 static void
@@ -326,6 +230,7 @@ smtpd_commit_done(void *arg)
 
 	free(c);
 	s->busy = 0;
+	conn_resume(s->c);
 	snprintf(qid, sizeof(qid), "%s", queue_in_qid(s->in));
 	if (rc == 0) {
 		s->nmessages++;
@@ -354,8 +259,8 @@ smtpd_data_reject(struct smtpd_session *s, const char *code, const char *why)
 {
 	const char *qid = s->in ? queue_in_qid(s->in) : s->id;
 
-	log_msg(qid, "event=reject stage=data from=<%s> client=[%s] code=%.3s reason=%s", s->sender,
-		s->client, code, log_q(why));
+	log_msg(qid, "event=reject stage=data from=%s client=[%s] session=%s code=%.3s reason=%s",
+		log_addr(s->sender), s->client, s->id, code, log_q(why));
 	smtpd_reply(s, "%s %s", code, why);
 	s->errors++;
 	smtpd_session_reset(s);
@@ -384,15 +289,19 @@ smtpd_data_end(struct smtpd_session *s)
 
 		c->s = s;
 		s->busy = 1;
+		/* nothing is read and no timer runs until the commit is done */
+		conn_pause(s->c);
 		worker_submit(s->srv->d.pool, smtpd_commit_work, smtpd_commit_done, c);
 	}
 }
 
-/* Stream DATA bytes from the input buffer through the filter to the queue. */
+/* Stream DATA bytes from the input buffer through the filter to the queue.
+ * Each chunk that completes a line restarts the connection's deadline:
+ * [smtp] timeout bounds every stretch of DATA without a complete line. */
 static void
 smtpd_data_read(struct smtpd_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = conn_input(s->c);
 
 	while (s->in_data && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
@@ -408,6 +317,8 @@ smtpd_data_read(struct smtpd_session *s)
 		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, s->dbuf, &outlen, &done);
 		if (outlen > 0)
 			queue_in_write(s->in, s->dbuf, outlen);
+		if (memchr(v.iov_base, '\n', used) != NULL)
+			conn_progress(s->c);
 		evbuffer_drain(in, used);
 		if (done)
 			smtpd_data_end(s);
@@ -421,64 +332,6 @@ smtpd_data_read(struct smtpd_session *s)
 
 /* --- command lines ------------------------------------------------------ */
 
-/* Take one line off the input. 1: line in buf; 0: need more; -1 over-long
- * (the rest of that line is skipped). */
-static int
-smtpd_session_line(struct smtpd_session *s, char *buf, size_t buflen, size_t *len_r)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
-	size_t n;
-
-	if (p.pos < 0) {
-		if (evbuffer_get_length(in) < SMTPD_LINE_BUF)
-			return 0;
-		evbuffer_drain(in, evbuffer_get_length(in));
-		if (s->skip_line)
-			return 0;
-		s->skip_line = 1;
-		return -1;
-	}
-	n = (size_t)p.pos;
-	if (s->skip_line) {
-		evbuffer_drain(in, n + 1);
-		s->skip_line = 0;
-		return 0;
-	}
-	if (n + 1 > buflen) {
-		evbuffer_drain(in, n + 1);
-		return -1;
-	}
-	evbuffer_remove(in, buf, n + 1);
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	*len_r = n;
-	return 1;
-}
-
-/* Replies go out at once with one write(2) for the whole batch; the write
- * event (two epoll_ctl calls a reply) is armed only when the socket cannot
- * take everything. A bufferevent's own output cannot be written from
- * outside, so replies gather in s->replies first. TLS sessions hand them to
- * the filter. */
-static void
-smtpd_session_flush(struct smtpd_session *s)
-{
-	struct evbuffer *out;
-
-	if (s->bev == NULL || s->closing)
-		return;
-	out = bufferevent_get_output(s->bev);
-	if (!s->tls && !s->tls_pending && evbuffer_get_length(out) == 0 &&
-	    evbuffer_get_length(s->replies) > 0)
-		evbuffer_write(s->replies, bufferevent_getfd(s->bev));
-	if (evbuffer_get_length(s->replies) > 0 || s->tls || s->tls_pending) {
-		evbuffer_add_buffer(out, s->replies);
-		bufferevent_enable(s->bev, EV_WRITE);
-	}
-}
-
 static void
 smtpd_session_run(struct smtpd_session *s)
 {
@@ -486,14 +339,14 @@ smtpd_session_run(struct smtpd_session *s)
 	size_t len;
 	int rc;
 
-	while (!s->busy && !s->closing && !s->tls_pending && s->greeted) {
+	while (!s->busy && !s->closing && s->greeted && !conn_blocked(s->c)) {
 		if (s->in_data) {
 			smtpd_data_read(s);
 			if (s->in_data || s->busy)
 				return;
 			continue;
 		}
-		rc = smtpd_session_line(s, line, sizeof(line), &len);
+		rc = conn_read_line(s->c, line, sizeof(line), &len);
 		if (rc == 0)
 			return;
 		if (rc < 0) {
@@ -502,7 +355,7 @@ smtpd_session_run(struct smtpd_session *s)
 			continue;
 		}
 		smtpd_cmd_dispatch(s, line, len);
-		if (s->errors >= s->srv->d.cf->max_errors && !s->closing) {
+		if (s->errors >= smtpd_cf(s)->max_errors && !s->closing) {
 			log_msg(s->id, "event=reject client=[%s] reason=too_many_errors", s->client);
 			smtpd_session_kill(s, "421 4.7.0 Too many errors, closing connection\r\n");
 		}
@@ -513,11 +366,12 @@ static void
 smtpd_session_process(struct smtpd_session *s)
 {
 	smtpd_session_run(s);
-	smtpd_session_flush(s);
+	if (!s->closing)
+		conn_flush(s->c);
 }
 
 static void
-smtpd_session_read(struct bufferevent *bev, void *arg)
+smtpd_session_input(struct conn *c, void *arg)
 {
 	struct smtpd_session *s = arg;
 
@@ -535,7 +389,7 @@ smtpd_session_read(struct bufferevent *bev, void *arg)
 void
 smtpd_session_begin_data(struct smtpd_session *s)
 {
-	smtp_data_init(&s->data, (long long)s->srv->d.cf->max_message_size);
+	smtp_data_init(&s->data, (long long)smtpd_cf(s)->max_message_size);
 	s->in_data = 1;
 }
 
@@ -543,5 +397,5 @@ smtpd_session_begin_data(struct smtpd_session *s)
 int
 smtpd_session_has_input(struct smtpd_session *s)
 {
-	return evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+	return conn_input_len(s->c) > 0;
 }

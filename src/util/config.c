@@ -77,6 +77,9 @@ config_defaults(struct config *cf)
 	cf->timeout = 300;
 	cf->greet_pause_ms = 0;
 	cf->max_errors = 20;
+	cf->max_connections_per_client = 20;
+	cf->max_connections_per_net = 100;
+	cf->junk_command_limit = 100;
 }
 
 long long
@@ -227,6 +230,8 @@ static const struct config_key config_keys[] = {
 	{ "server", "user", K_STR, F(user) },
 	{ "server", "backups", K_LIST, F(backups) },
 	{ "server", "log_file", K_STR, F(log_file) },
+	{ "server", "max_connections_per_client", K_UINT, F(max_connections_per_client) },
+	{ "server", "max_connections_per_net", K_UINT, F(max_connections_per_net) },
 	{ "listen", "smtp", K_ADDRS, F(listen_smtp) },
 	{ "listen", "submission", K_ADDRS, F(listen_submission) },
 	{ "listen", "submissions", K_ADDRS, F(listen_submissions) },
@@ -242,6 +247,7 @@ static const struct config_key config_keys[] = {
 	{ "relay", "domains", K_LIST, F(relay_domains) },
 	{ "relay", "primary", K_STR, F(relay_primary) },
 	{ "relay", "probe_interval", K_DURATION, F(probe_interval) },
+	{ "relay", "etrn_clients", K_LIST, F(etrn_clients) },
 	{ "queue", "retry_min", K_DURATION, F(retry_min) },
 	{ "queue", "retry_max", K_DURATION, F(retry_max) },
 	{ "queue", "lifetime", K_DURATION, F(lifetime) },
@@ -255,6 +261,7 @@ static const struct config_key config_keys[] = {
 	{ "smtp", "timeout", K_DURATION, F(timeout) },
 	{ "smtp", "max_errors", K_UINT, F(max_errors) },
 	{ "smtp", "greet_pause", K_MSEC, F(greet_pause_ms) },
+	{ "smtp", "junk_command_limit", K_UINT, F(junk_command_limit) },
 };
 #undef F
 
@@ -499,6 +506,7 @@ config_free(struct config **cfp)
 	free(cf->relay_primary);
 	config_list_free(&cf->backups);
 	config_list_free(&cf->relay_domains);
+	config_list_free(&cf->etrn_clients);
 	config_list_free(&cf->listen_smtp);
 	config_list_free(&cf->listen_submission);
 	config_list_free(&cf->listen_submissions);

@@ -29,6 +29,8 @@ struct config {
 	char *user;
 	struct config_list backups;
 	char *log_file;
+	unsigned max_connections_per_client;   /* IPv4 address, IPv6 /64 */
+	unsigned max_connections_per_net;      /* IPv4 /24, IPv6 /48 */
 	/* [listen] ADDR:PORT lists */
 	struct config_list listen_smtp, listen_submission, listen_submissions;
 	struct config_list listen_imap, listen_imaps, listen_pop3, listen_pop3s, listen_http;
@@ -41,6 +43,7 @@ struct config {
 	struct config_list relay_domains;
 	char *relay_primary;
 	unsigned probe_interval;
+	struct config_list etrn_clients;       /* addresses or networks; n == 0: default */
 	/* [queue] seconds / bytes */
 	unsigned retry_min, retry_max, lifetime;
 	unsigned long long min_free;
@@ -54,6 +57,7 @@ struct config {
 	unsigned timeout;
 	unsigned greet_pause_ms;
 	unsigned max_errors;
+	unsigned junk_command_limit;   /* commands in a row without progress */
 };
 
 /* Load FILE. On error returns NULL and writes one line per problem

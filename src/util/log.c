@@ -74,12 +74,13 @@ LOG_FN(log_warn, "warning: ", 1)
 LOG_FN(log_err, "error: ", 1)
 LOG_FN(log_debug, "debug: ", log_debug_on)
 
+static __thread char log_ring[8][512];
+static __thread int log_slot;
+
 const char *
 log_q(const char *s)
 {
-	static __thread char ring[8][512];
-	static __thread int slot;
-	char *out = ring[slot++ & 7];
+	char *out = log_ring[log_slot++ & 7];
 	size_t o = 0;
 
 	if (s == NULL)
@@ -99,4 +100,28 @@ log_q(const char *s)
 	out[o++] = '"';
 	out[o] = '\0';
 	return out;
+}
+
+/* A mail address as "<addr>"; one that could pass for more than one field
+ * (spaces, quotes, '=', controls, as a quoted local part allows) is quoted
+ * and escaped whole, so the line keeps exactly the fields we wrote. */
+const char *
+log_addr(const char *a)
+{
+	char *out;
+
+	if (a == NULL)
+		a = "";
+	for (const unsigned char *p = (const unsigned char *)a; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '\\' || *p == '=' || *p == '>')
+			goto quote;
+	out = log_ring[log_slot++ & 7];
+	snprintf(out, 512, "<%.500s>", a);
+	return out;
+quote:
+	{
+		char tmp[512];
+		snprintf(tmp, sizeof(tmp), "<%.500s>", a);
+		return log_q(tmp);
+	}
 }

@@ -1,0 +1,186 @@
+/*
+ * pair_acl: who may send ETRN to this backup (see pair.h).
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dns/resolver.h"
+#include "pair/pair.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/net.h"
+#include "util/xalloc.h"
+
+#define PAIR_ACL_MAX 256        /* relay destination addresses kept */
+
+struct pair_acl {
+	struct event_base *base;
+	const struct config *const *cf;
+	struct resolver *res;
+	struct event *refresh_ev;
+	struct net_cidr known[PAIR_ACL_MAX];   /* the last complete lookup */
+	int nknown;
+	struct net_cidr next[PAIR_ACL_MAX];    /* the one in progress */
+	int nnext;
+	int pending;                           /* queries in flight */
+	time_t last_start;
+};
+
+static void
+pair_acl_add(struct pair_acl *a, const char *numeric)
+{
+	struct net_cidr n;
+
+	if (a->nnext < PAIR_ACL_MAX && net_parse_cidr(numeric, &n) == 0 && strchr(numeric, '/') == NULL)
+		a->next[a->nnext++] = n;
+}
+
+static void
+pair_acl_query_done(struct pair_acl *a)
+{
+	if (--a->pending > 0)
+		return;
+	memcpy(a->known, a->next, sizeof(a->next[0]) * a->nnext);
+	a->nknown = a->nnext;
+	log_debug(NULL, "event=etrn_clients addresses=%d", a->nknown);
+}
+
+static void
+pair_acl_addr_cb(struct resolver_result *r, void *arg)
+{
+	struct pair_acl *a = arg;
+
+	for (size_t i = 0; r->status == RES_OK && i < r->naddrs; i++)
+		pair_acl_add(a, r->addrs[i]);
+	resolver_result_free(&r);
+	pair_acl_query_done(a);
+}
+
+static void
+pair_acl_host(struct pair_acl *a, const char *host)
+{
+	struct net_cidr n;
+
+	if (net_parse_cidr(host, &n) == 0) {
+		pair_acl_add(a, host);
+		return;
+	}
+	a->pending++;
+	resolver_addr(a->res, host, pair_acl_addr_cb, a);
+}
+
+static void
+pair_acl_mx_cb(struct resolver_result *r, void *arg)
+{
+	struct pair_acl *a = arg;
+
+	for (size_t i = 0; r->status == RES_OK && i < r->nmx; i++)
+		if (strcmp(r->mx[i].host, ".") != 0)
+			pair_acl_host(a, r->mx[i].host);
+	if (r->status == RES_NODATA)
+		pair_acl_host(a, r->name);   /* the implicit MX */
+	resolver_result_free(&r);
+	pair_acl_query_done(a);
+}
+
+static void
+pair_acl_refresh(struct pair_acl *a)
+{
+	const struct config *cf = *a->cf;
+
+	if (a->pending > 0 || a->res == NULL || cf->relay_domains.n == 0)
+		return;
+	a->last_start = time(NULL);
+	a->nnext = 0;
+	a->pending = 1;   /* held until every query is started */
+	if (cf->relay_primary != NULL) {
+		char host[256];
+		int port;
+
+		if (config_parse_hostport(cf->relay_primary, host, sizeof(host), &port) != 0)
+			snprintf(host, sizeof(host), "%s", cf->relay_primary);
+		if (host[0] == '[') {   /* "[2001:db8::1]" */
+			memmove(host, host + 1, strlen(host));
+			host[strcspn(host, "]")] = '\0';
+		}
+		pair_acl_host(a, host);
+	} else {
+		for (int i = 0; i < cf->relay_domains.n; i++) {
+			a->pending++;
+			resolver_mx(a->res, cf->relay_domains.v[i], pair_acl_mx_cb, a);
+		}
+	}
+	pair_acl_query_done(a);
+}
+
+static void
+pair_acl_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pair_acl *a = arg;
+	struct timeval tv = { PAIR_ACL_REFRESH, 0 };
+
+	pair_acl_refresh(a);
+	evtimer_add(a->refresh_ev, &tv);
+}
+
+struct pair_acl *
+pair_acl_new(struct event_base *base, const struct config *const *cf, const char **error_r)
+{
+	static __thread char err[300];
+	struct pair_acl *a = xcalloc(1, sizeof(*a));
+	struct timeval now = { 0, 0 };
+
+	a->base = base;
+	a->cf = cf;
+	if ((*cf)->relay_domains.n > 0) {
+		if ((a->res = resolver_new(base, (*cf)->dns_resolver, err, sizeof(err))) == NULL) {
+			*error_r = err;
+			free(a);
+			return NULL;
+		}
+		resolver_set_timeout(a->res, 10000);
+	}
+	a->refresh_ev = evtimer_new(base, pair_acl_timer_cb, a);
+	evtimer_add(a->refresh_ev, &now);
+	return a;
+}
+
+int
+pair_acl_allowed(struct pair_acl *a, const struct sockaddr *sa)
+{
+	const struct config *cf = *a->cf;
+
+	if (cf->etrn_clients.n > 0) {
+		for (int i = 0; i < cf->etrn_clients.n; i++) {
+			struct net_cidr n;
+
+			if (net_parse_cidr(cf->etrn_clients.v[i], &n) == 0 && net_cidr_match(&n, sa))
+				return 1;
+		}
+		return 0;
+	}
+	if (net_is_loopback(sa))
+		return 1;
+	for (int i = 0; i < a->nknown; i++)
+		if (net_cidr_match(&a->known[i], sa))
+			return 1;
+	if (time(NULL) - a->last_start >= PAIR_ACL_RETRY)
+		pair_acl_refresh(a);
+	return 0;
+}
+
+void
+pair_acl_free(struct pair_acl **ap)
+{
+	struct pair_acl *a = *ap;
+
+	if (a == NULL)
+		return;
+	event_free(a->refresh_ev);
+	resolver_free(&a->res);
+	free(a);
+	*ap = NULL;
+}

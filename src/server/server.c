@@ -1,0 +1,275 @@
+/*
+ * server: the service table and its listeners (see server.h).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+#include "smtpd/smtpd.h"
+#include "util/config.h"
+#include "util/conn.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define SERVER_MAX_LISTENERS 64
+
+/* A running service: what the row's constructor built. */
+struct service_inst {
+	void *arg;
+	conn_accept_fn *accept;
+	void (*shutdown)(void *arg);
+	unsigned (*sessions)(void *arg);
+	void (*destroy)(void *arg);
+};
+
+struct service_row {
+	const char *name;            /* also the [listen] key */
+	size_t listen_off;           /* its struct config_list in struct config */
+	enum conn_tls_mode tls;
+	const char *default_addr;    /* when the key is unset (NULL: off) */
+	/* NULL: not built in this version */
+	int (*start)(const struct server_ctx *ctx, struct service_inst *inst);
+	/* the service's own session cap */
+	unsigned (*max_sessions)(const struct config *cf);
+};
+
+struct server_listener {
+	struct conn_listener *l;
+	struct server *srv;
+	int row;
+};
+
+struct server {
+	struct server_ctx ctx;
+	struct conn_limits *limits;
+	struct service_inst inst[16];
+	int started[16];
+	struct server_listener lst[SERVER_MAX_LISTENERS];
+	int nlst;
+};
+
+/* --- the SMTP service -------------------------------------------------- */
+
+static void
+smtp_shutdown(void *arg)
+{
+	smtpd_server_shutdown(arg);
+}
+
+static unsigned
+smtp_sessions(void *arg)
+{
+	return smtpd_server_sessions(arg);
+}
+
+static void
+smtp_destroy(void *arg)
+{
+	struct smtpd_server *s = arg;
+
+	smtpd_server_free(&s);
+}
+
+static int
+smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	struct smtpd_deps d;
+
+	memset(&d, 0, sizeof(d));
+	d.base = ctx->base;
+	d.cf = ctx->cf;
+	d.queue = ctx->queue;
+	d.pool = ctx->pool;
+	d.dir = ctx->dir;
+	d.tls = ctx->tls;
+	d.committed = ctx->committed;
+	d.etrn = ctx->etrn;
+	d.etrn_allowed = ctx->etrn_allowed;
+	d.arg = ctx->arg;
+	inst->arg = smtpd_server_new(&d);
+	inst->accept = smtpd_server_accept;
+	inst->shutdown = smtp_shutdown;
+	inst->sessions = smtp_sessions;
+	inst->destroy = smtp_destroy;
+	return 0;
+}
+
+static unsigned
+smtp_max_sessions(const struct config *cf)
+{
+	return cf->max_connections;
+}
+
+/* --- the table --------------------------------------------------------- */
+
+#define L(field) offsetof(struct config, field)
+
+static const struct service_row service_rows[] = {
+	{ "smtp", L(listen_smtp), CONN_PLAIN, "0.0.0.0:25", smtp_start, smtp_max_sessions },
+	{ "submission", L(listen_submission), CONN_PLAIN, NULL, NULL, NULL },
+	{ "submissions", L(listen_submissions), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "imap", L(listen_imap), CONN_PLAIN, NULL, NULL, NULL },
+	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "pop3", L(listen_pop3), CONN_PLAIN, NULL, NULL, NULL },
+	{ "pop3s", L(listen_pop3s), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "http", L(listen_http), CONN_PLAIN, NULL, NULL, NULL },
+};
+#define NROWS ((int)(sizeof(service_rows) / sizeof(service_rows[0])))
+
+static const struct config_list *
+row_list(const struct service_row *r, const struct config *cf)
+{
+	return (const struct config_list *)((const char *)cf + r->listen_off);
+}
+
+int
+server_check_listen(const struct config *cf, FILE *errs)
+{
+	int n = 0;
+
+	for (int i = 0; i < NROWS; i++)
+		if (service_rows[i].start == NULL && row_list(&service_rows[i], cf)->n > 0) {
+			fprintf(errs, "%s: [listen] %s: the %s service is not built in this version "
+				      "of tandem; remove the key\n", cf->path ? cf->path : "config",
+				service_rows[i].name, service_rows[i].name);
+			n++;
+		}
+	return n;
+}
+
+struct server *
+server_new(const struct server_ctx *ctx)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	const struct config *cf = *ctx->cf;
+
+	s->ctx = *ctx;
+	s->limits = conn_limits_new(cf->max_connections_per_client, cf->max_connections_per_net);
+	return s;
+}
+
+/* Over the service's own cap? Counted across all of its listeners. */
+static void
+server_accept(struct conn *c, enum conn_over over, void *arg)
+{
+	struct server_listener *sl = arg;
+	struct server *s = sl->srv;
+	const struct service_row *r = &service_rows[sl->row];
+	unsigned n = 0, max = r->max_sessions ? r->max_sessions(*s->ctx.cf) : 0;
+
+	for (int i = 0; i < s->nlst; i++)
+		if (s->lst[i].row == sl->row)
+			n += conn_listener_count(s->lst[i].l);
+	if (over == CONN_OVER_NONE && max > 0 && n > max)
+		over = CONN_OVER_SERVICE;
+	s->inst[sl->row].accept(c, over, s->inst[sl->row].arg);
+}
+
+int
+server_start(struct server *s, const char **error_r)
+{
+	static __thread char err[400];
+	const struct config *cf = *s->ctx.cf;
+
+	for (int i = 0; i < NROWS; i++) {
+		const struct service_row *r = &service_rows[i];
+		const struct config_list *lst = row_list(r, cf);
+		int n = lst->n > 0 ? lst->n : r->default_addr ? 1 : 0;
+
+		if (n == 0)
+			continue;
+		if (r->start == NULL) {
+			snprintf(err, sizeof(err), "[listen] %s: the %s service is not built in this "
+				 "version of tandem; remove the key", r->name, r->name);
+			*error_r = err;
+			return -1;
+		}
+		if (r->tls == CONN_IMPLICIT_TLS && *s->ctx.tls == NULL) {
+			snprintf(err, sizeof(err), "[listen] %s: needs a TLS certificate", r->name);
+			*error_r = err;
+			return -1;
+		}
+		if (!s->started[i]) {
+			if (r->start(&s->ctx, &s->inst[i]) != 0) {
+				snprintf(err, sizeof(err), "[listen] %s: cannot start the service", r->name);
+				*error_r = err;
+				return -1;
+			}
+			s->started[i] = 1;
+		}
+		for (int k = 0; k < n; k++) {
+			const char *addr = lst->n > 0 ? lst->v[k] : r->default_addr;
+			struct server_listener *sl;
+			const char *e;
+
+			if (s->nlst == SERVER_MAX_LISTENERS) {
+				snprintf(err, sizeof(err), "[listen] %s: too many listeners", r->name);
+				*error_r = err;
+				return -1;
+			}
+			sl = &s->lst[s->nlst];
+			sl->srv = s;
+			sl->row = i;
+			sl->l = conn_listener_new(s->ctx.base, addr, r->tls, s->ctx.tls, s->limits,
+						  server_accept, sl, &e);
+			if (sl->l == NULL) {
+				snprintf(err, sizeof(err), "[listen] %s: %s", r->name, e);
+				*error_r = err;
+				return -1;
+			}
+			s->nlst++;
+			log_msg(NULL, "event=listening proto=%s addr=%s%s", r->name, addr,
+				r->tls == CONN_IMPLICIT_TLS ? " tls=implicit" : "");
+		}
+	}
+	return 0;
+}
+
+void
+server_shutdown(struct server *s)
+{
+	for (int i = 0; i < s->nlst; i++)
+		conn_listener_free(&s->lst[i].l);
+	s->nlst = 0;
+	for (int i = 0; i < NROWS; i++)
+		if (s->started[i])
+			s->inst[i].shutdown(s->inst[i].arg);
+}
+
+unsigned
+server_sessions(struct server *s)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < NROWS; i++)
+		if (s->started[i])
+			n += s->inst[i].sessions(s->inst[i].arg);
+	return n;
+}
+
+void
+server_reload(struct server *s)
+{
+	const struct config *cf = *s->ctx.cf;
+
+	conn_limits_set(s->limits, cf->max_connections_per_client, cf->max_connections_per_net);
+}
+
+void
+server_free(struct server **sp)
+{
+	struct server *s = *sp;
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->nlst; i++)
+		conn_listener_free(&s->lst[i].l);
+	for (int i = 0; i < NROWS; i++)
+		if (s->started[i])
+			s->inst[i].destroy(s->inst[i].arg);
+	conn_limits_free(&s->limits);
+	free(s);
+	*sp = NULL;
+}
