@@ -18,6 +18,7 @@ struct directory;
 struct event_base;
 struct queue;
 struct worker_pool;
+struct smtpd_policy;
 struct smtpd_server;
 
 struct smtpd_deps {
@@ -34,6 +35,7 @@ struct smtpd_deps {
 	/* may this client ask for ETRN? ([relay] etrn_clients) */
 	int (*etrn_allowed)(void *arg, const struct sockaddr *sa);
 	void *arg;
+	const struct smtpd_policy *policy;   /* NULL: the MX policy */
 };
 
 struct smtpd_server *smtpd_server_new(const struct smtpd_deps *deps);

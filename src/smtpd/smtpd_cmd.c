@@ -16,6 +16,7 @@
 #include "queue/queue.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
+#include "smtpd/smtpd_policy.h"
 #include "smtp/smtp_parse.h"
 #include "util/config.h"
 #include "util/conn.h"
@@ -77,7 +78,7 @@ smtpd_helo_ok(const char *arg)
 static int
 smtpd_offers_etrn(const struct smtpd_session *s)
 {
-	return smtpd_cf(s)->relay_domains.n > 0 && s->srv->d.etrn != NULL;
+	return s->srv->d.policy->etrn && smtpd_cf(s)->relay_domains.n > 0 && s->srv->d.etrn != NULL;
 }
 
 static void
@@ -230,40 +231,17 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
-/* Decide whether this server takes mail for addr: 0 accepted, else the
- * reply was sent. */
+/* Decide whether this server takes mail for addr, by the service's
+ * policy: 0 accepted, else the reply was sent. */
 static int
 smtpd_rcpt_policy(struct smtpd_session *s, const char *addr)
 {
-	struct smtpd_server *srv = s->srv;
-	const char *domain = addr_domain(addr);
+	struct smtpd_verdict v;
 
-	switch (directory_rcpt_check(srv->d.dir, addr)) {
-	case DIR_RCPT_LOCAL:
+	s->srv->d.policy->rcpt(s->srv->d.dir, smtpd_cf(s), addr, &v);
+	if (v.ok)
 		return 0;
-	case DIR_RCPT_UNKNOWN:
-		smtpd_reject(s, "RCPT", "550 5.1.1", "User unknown in local recipient table", addr);
-		return -1;
-	case DIR_RCPT_TEMPFAIL:
-		smtpd_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
-		return -1;
-	case DIR_RCPT_NOT_LOCAL:
-		break;
-	}
-	if (!config_is_relay_domain(smtpd_cf(s), domain)) {
-		smtpd_reject(s, "RCPT", "554 5.7.1", "Relay access denied", addr);
-		return -1;
-	}
-	switch (directory_relay_check(srv->d.dir, addr)) {
-	case DIR_RELAY_OK:
-		return 0;
-	case DIR_RELAY_UNKNOWN:
-		smtpd_reject(s, "RCPT", "550 5.1.1", "User unknown in relay recipient table", addr);
-		return -1;
-	case DIR_RELAY_TEMPFAIL:
-		break;
-	}
-	smtpd_reject(s, "RCPT", "451 4.3.0", "Temporary lookup failure", directory_error(srv->d.dir));
+	smtpd_reject(s, "RCPT", v.code, v.text, v.detail[0] ? v.detail : NULL);
 	return -1;
 }
 
@@ -309,7 +287,6 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 static void
 cmd_data(struct smtpd_session *s, const char *arg)
 {
-	const struct config *cf = smtpd_cf(s);
 	struct queue_env env;
 	char *recv;
 	time_t now = time(NULL);
@@ -334,9 +311,7 @@ cmd_data(struct smtpd_session *s, const char *arg)
 		s->errors++;
 		return;
 	}
-	recv = header_received(s->helo, s->client, cf->hostname,
-			       s->smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP") : env.proto,
-			       queue_in_qid(s->in), s->nrcpt == 1 ? s->rcpt[0] : NULL, now);
+	recv = s->srv->d.policy->trace(s, queue_in_qid(s->in), now);
 	queue_in_write(s->in, recv, strlen(recv));
 	free(recv);
 	s->junk = 0;

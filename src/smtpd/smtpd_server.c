@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "smtpd/smtpd_int.h"
+#include "smtpd/smtpd_policy.h"
 #include "util/xalloc.h"
 
 struct smtpd_server *
@@ -14,6 +15,8 @@ smtpd_server_new(const struct smtpd_deps *deps)
 	struct smtpd_server *s = xcalloc(1, sizeof(*s));
 
 	s->d = *deps;
+	if (s->d.policy == NULL)
+		s->d.policy = &smtpd_policy_mx;
 	return s;
 }
 
