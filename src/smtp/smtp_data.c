@@ -46,6 +46,38 @@ data_out(struct smtp_data *d, char *out, size_t *o, const char *p, size_t n)
 	d->size += take;
 }
 
+/* Keep the first Message-ID: header's value: its line and the
+ * continuation lines after it. Spaces are dropped (none belong in a
+ * msg-id); the value is bounded. Called before the octets are counted
+ * into line_len, after they are copied into lbuf. */
+static void
+data_msgid(struct smtp_data *d, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	if (d->msgid_done)
+		return;
+	if (d->in_msgid == 2 && d->line_len == 0) {
+		if (p[0] != ' ' && p[0] != '\t') {
+			d->in_msgid = 0;
+			d->msgid_done = 1;
+			return;
+		}
+		d->in_msgid = 1;
+	}
+	if (d->in_msgid == 0) {
+		if (d->line_len >= sizeof(d->lbuf) || d->line_len + n < sizeof(d->lbuf) ||
+		    strncasecmp(d->lbuf, "Message-ID:", sizeof(d->lbuf)) != 0)
+			return;
+		d->in_msgid = 1;
+		start = sizeof(d->lbuf) - d->line_len;
+	}
+	for (size_t k = start; k < n; k++)
+		if (p[k] != ' ' && p[k] != '\t' && d->msgid_len < sizeof(d->msgid) - 1)
+			d->msgid[d->msgid_len++] = p[k];
+	d->msgid[d->msgid_len] = '\0';
+}
+
 /* n ordinary octets of a line (neither CR nor LF). */
 static void
 data_run(struct smtp_data *d, const char *p, size_t n, char *out, size_t *o)
@@ -54,6 +86,8 @@ data_run(struct smtp_data *d, const char *p, size_t n, char *out, size_t *o)
 
 	for (size_t k = 0; k < n && d->line_len + k < sizeof(d->lbuf); k++)
 		d->lbuf[d->line_len + k] = p[k];
+	if (d->in_headers)
+		data_msgid(d, p, n);
 	if (!d->eightbit)
 		for (size_t k = 0; k < n; k++)
 			if ((unsigned char)p[k] >= 0x80) {
@@ -82,6 +116,10 @@ data_eol(struct smtp_data *d, char *out, size_t *o)
 	if (d->in_headers) {
 		if (d->line_len == 0)
 			d->in_headers = 0;
+		if (d->in_msgid == 1)
+			d->in_msgid = 2;   /* a continuation line may follow */
+		if (d->line_len == 0 && d->in_msgid)
+			d->msgid_done = 1;
 		else if (d->line_len >= 9 && strncasecmp(d->lbuf, "Received:", 9) == 0)
 			d->received++;
 	}

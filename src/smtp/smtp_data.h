@@ -4,7 +4,8 @@
  * a bare CR or bare LF anywhere (the SMTP smuggling vectors: "\n.\n",
  * "\r.\r", "\r\n.\r\r\n"... none of them ends the data, and a message
  * containing one is refused), lines over 1000 octets, a message over the
- * size limit. Counts Received: headers for loop detection. Pure: no I/O,
+ * size limit. Counts Received: headers for loop detection and keeps the
+ * first Message-ID: value (for the log; folded values are joined). Pure: no I/O,
  * fed any split of the input it gives the same result.
  * Public: smtp_data_init, smtp_data_feed.
  */
@@ -29,7 +30,11 @@ struct smtp_data {
 	int eightbit;                /* any octet >= 0x80 */
 	size_t line_len;
 	long long size, max_size;
-	char lbuf[9];                /* first octets of the line, for "Received:" */
+	char lbuf[11];               /* first octets of the line: "Received:", "Message-ID:" */
+	int in_msgid;                /* 1: in the first Message-ID: line, 2: just after it */
+	int msgid_done;
+	char msgid[256];             /* its value, whitespace-trimmed, for the log */
+	size_t msgid_len;
 };
 
 void smtp_data_init(struct smtp_data *d, long long max_size);

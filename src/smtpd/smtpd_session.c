@@ -217,7 +217,8 @@ smtpd_commit_work(void *arg)
 	 * still leaves the message's origin in the log. */
 	if (c->rc == 0)
 		log_msg(queue_in_qid(s->in), "event=queued from=%s nrcpt=%d size=%lld client=[%s] "
-			"session=%s", log_addr(s->sender), s->nrcpt, queue_in_size(s->in), s->client, s->id);
+			"session=%s message-id=%s", log_addr(s->sender), s->nrcpt, queue_in_size(s->in),
+			s->client, s->id, log_q(s->data.msgid));
 }
 
 static void

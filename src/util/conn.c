@@ -632,8 +632,15 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
-		return;   /* the TLS handshake is done; the client speaks next */
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is done; the client speaks next */
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+		if (ssl != NULL)
+			log_msg(c->id, "event=tls client=[%s] version=%s cipher=%s", c->client,
+				SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		if (e)

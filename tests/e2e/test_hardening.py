@@ -368,3 +368,43 @@ def test_help_lists_etrn_only_where_ehlo_offers_it():
     assert "ETRN" in ehlo and "ETRN" in helptext
     c.cmd("QUIT")
     b.stop()
+
+
+# --- what the log tells an administrator ----------------------------------------
+
+def test_logs_carry_message_id_tls_and_the_context_of_rejects():
+    import smtplib
+    import ssl as sslmod
+    p = primary()
+    ctx = sslmod.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = sslmod.CERT_NONE
+    with smtplib.SMTP(p.ip, p.port, local_hostname="client.example.org", timeout=10) as s:
+        s.starttls(context=ctx)
+        s.ehlo("client.example.org")
+        s.mail("bob@example.org")
+        code, _ = s.rcpt("nobody@example.test")
+        assert code == 550
+        s.rcpt(ALICE)
+        code, text = s.data(b"Message-ID: <log-test.1@example.org>\r\nSubject: x\r\n\r\nbody\r\n")
+        assert code == 250, text
+    qid = text.decode().split()[-1]
+    wait_for(lambda: "%s: event=removed" % qid in p.log(), what="delivery done")
+    log = p.log()
+    queued = [l for l in log.splitlines() if "%s: event=queued" % qid in l]
+    assert queued and 'message-id="<log-test.1@example.org>"' in queued[0], queued
+    assert re.search(r"event=tls client=\[[0-9.]+\] version=TLSv1\.[23] cipher=\S+", log), log
+    rej = [l for l in log.splitlines() if "event=reject cmd=RCPT" in l]
+    assert rej and 'helo="client.example.org"' in rej[0] and "from=<bob@example.org>" in rej[0], rej
+    # a reject at DATA names its session
+    c, code, _ = greeted(p)
+    c.cmd("MAIL FROM:<bob@example.org>")
+    c.cmd("RCPT TO:<%s>" % ALICE)
+    c.cmd("DATA")
+    c.send(b"Subject: bare\nLF only\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 554, text
+    c.close()
+    rej = [l for l in p.log().splitlines() if "event=reject stage=data" in l]
+    assert rej and re.search(r" session=S[0-9a-f]+ ", rej[0]), rej
+    p.stop()

@@ -24,6 +24,7 @@ struct result {
 	size_t outlen;
 	size_t consumed;
 	int errors, done, received, eightbit;
+	char msgid[256];
 	int overflow;       /* a feed gave more output bytes than it was fed */
 };
 
@@ -86,6 +87,7 @@ feed(const char *in, size_t len, long long max, enum split how, unsigned seed,
 	r->errors = d.errors;
 	r->received = d.received;
 	r->eightbit = d.eightbit;
+	snprintf(r->msgid, sizeof(r->msgid), "%s", d.msgid);
 }
 
 static void
@@ -100,7 +102,8 @@ result_same(const struct result *a, const struct result *b, const char *what)
 {
 	if (a->outlen != b->outlen || memcmp(a->out, b->out, a->outlen) != 0 ||
 	    a->errors != b->errors || a->done != b->done || a->consumed != b->consumed ||
-	    a->received != b->received || a->eightbit != b->eightbit)
+	    a->received != b->received || a->eightbit != b->eightbit ||
+	    strcmp(a->msgid, b->msgid) != 0)
 		fail_msg("%s differs from whole: outlen %zu/%zu errors %d/%d done %d/%d "
 			 "consumed %zu/%zu received %d/%d eightbit %d/%d", what, b->outlen,
 			 a->outlen, b->errors, a->errors, b->done, a->done, b->consumed,
@@ -496,6 +499,30 @@ test_received_count(void **state)
 }
 
 static void
+test_message_id(void **state)
+{
+	struct result r;
+
+	(void)state;
+	run("Subject: s\r\nmessage-id:  <a.b@example.org> \r\nMessage-ID: <second@x>\r\n\r\nx\r\n.\r\n",
+	    0, &r);
+	assert_string_equal(r.msgid, "<a.b@example.org>");
+	result_free(&r);
+	/* folded onto the next line */
+	run("Message-ID:\r\n <folded@example.org>\r\nSubject: s\r\n\r\n.\r\n", 0, &r);
+	assert_string_equal(r.msgid, "<folded@example.org>");
+	result_free(&r);
+	/* only in the body: none */
+	run("Subject: s\r\n\r\nMessage-ID: <body@x>\r\n.\r\n", 0, &r);
+	assert_string_equal(r.msgid, "");
+	result_free(&r);
+	/* X-Message-ID is another header */
+	run("X-Message-ID: <no@x>\r\n\r\n.\r\n", 0, &r);
+	assert_string_equal(r.msgid, "");
+	result_free(&r);
+}
+
+static void
 test_received_many(void **state)
 {
 	size_t per = strlen("Received: from x by y\r\n");
@@ -608,6 +635,7 @@ main(void)
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_received_count),
 		cmocka_unit_test(test_received_many),
+		cmocka_unit_test(test_message_id),
 		cmocka_unit_test(test_eightbit),
 		cmocka_unit_test(test_header_section_limit),
 		cmocka_unit_test(test_output_fits_input),
