@@ -19,6 +19,7 @@
 
 #include "util/conn.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/xalloc.h"
 
 #define LIMIT_BUCKETS 256
@@ -226,12 +227,10 @@ conn_listener_new(struct event_base *base, const char *addr, enum conn_tls_mode 
 {
 	static __thread char err[300];
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
+	socklen_t sslen;
 	struct conn_listener *l;
 
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0 ||
-	    strchr(addr, ':') == NULL) {
+	if (net_parse_sockaddr(addr, &ss, &sslen) != 0) {
 		snprintf(err, sizeof(err), "%s: expected a numeric ADDR:PORT", addr);
 		*error_r = err;
 		return NULL;
@@ -266,6 +265,19 @@ unsigned
 conn_listener_count(const struct conn_listener *l)
 {
 	return l->count;
+}
+
+int
+conn_listener_port(const struct conn_listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(evconnlistener_get_fd(l->l), (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
 void
@@ -705,9 +717,11 @@ int
 conn_read_line(struct conn *c, char *buf, size_t buflen, size_t *len_r)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+	struct evbuffer_ptr p;
 	size_t n;
 
+again:
+	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0) {
 		if (evbuffer_get_length(in) < buflen)
 			return 0;
@@ -720,10 +734,11 @@ conn_read_line(struct conn *c, char *buf, size_t buflen, size_t *len_r)
 	}
 	n = (size_t)p.pos;
 	if (c->skip_line) {
+		/* the end of the over-long line: what follows is the next one */
 		evbuffer_drain(in, n + 1);
 		c->skip_line = 0;
 		conn_arm_deadline(c);
-		return 0;
+		goto again;
 	}
 	if (n + 1 > buflen) {
 		evbuffer_drain(in, n + 1);

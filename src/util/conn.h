@@ -18,16 +18,18 @@
  *
  * Rules for the session above: while it has work in flight on a worker it
  * calls conn_pause(); a paused connection reads nothing and fires no timer,
- * so no timer can free a session whose work is not done. closed() is called
- * at most once; the session then calls conn_free() (at once or when its
- * work completes).
+ * so no timer can free a session whose work is not done. end() is final
+ * except for a timeout, which leaves room for one last reply; after a
+ * final end() the session calls conn_free() (at once or when its work
+ * completes). No callback ever runs from inside a call the session made.
  *
- * Public: conn_limits_new, conn_limits_free, conn_listener_new,
- * conn_listener_free, conn_new, conn_free, conn_id, conn_client,
- * conn_client_port, conn_sockaddr, conn_is_tls, conn_tls_info, conn_read_line,
- * conn_input, conn_input_len, conn_progress, conn_printf, conn_vprintf, conn_write,
- * conn_flush, conn_starttls, conn_close, conn_pause, conn_resume,
- * conn_blocked, conn_set_timeouts, conn_fd.
+ * Public: conn_limits_new, conn_limits_set, conn_limits_free,
+ * conn_listener_new, conn_listener_count, conn_listener_port,
+ * conn_listener_free, conn_set_callbacks, conn_set_timeouts, conn_free,
+ * conn_id, conn_client, conn_client_port, conn_sockaddr, conn_fd,
+ * conn_is_tls, conn_tls_info, conn_read_line, conn_input, conn_input_len,
+ * conn_progress, conn_printf, conn_vprintf, conn_write, conn_flush,
+ * conn_blocked, conn_starttls, conn_close, conn_pause, conn_resume.
  */
 #ifndef TANDEM_CONN_H
 #define TANDEM_CONN_H
@@ -99,6 +101,8 @@ struct conn_listener *conn_listener_new(struct event_base *base, const char *add
 					void *arg, const char **error_r);
 /* Live connections accepted here. */
 unsigned conn_listener_count(const struct conn_listener *l);
+/* The port it is bound to (useful after binding port 0). */
+int conn_listener_port(const struct conn_listener *l);
 void conn_listener_free(struct conn_listener **lp);
 
 /* --- one connection ----------------------------------------------------- */
