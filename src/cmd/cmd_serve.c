@@ -50,6 +50,7 @@ struct serve {
 	struct event *sig[5];
 	struct event *drain;
 	int stopping;
+	int verbose;                  /* serve -v: debug lines too */
 };
 
 static void
@@ -367,7 +368,16 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	char pidpath[4096];
 	int pidfd, n, rc = 1;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-v") == 0) {
+			sv.verbose = 1;
+		} else {
+			fprintf(stderr, "usage: tandem serve [-v]\n");
+			return 2;
+		}
+	}
 	log_init(cf->log_file);
+	log_set_debug(sv.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
