@@ -7,9 +7,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <ftw.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +21,7 @@
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
+#include "server/server_priv.h"
 #include "smtpd/smtpd.h"
 #include "store/maildir.h"
 #include "util/durable.h"
@@ -188,41 +186,14 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-static uid_t chown_uid;
-static gid_t chown_gid;
-
+/* After binding: become [server] user (src/server/server_priv.c). */
 static int
-serve_chown_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+serve_drop_privileges(struct config *cf, int pidfd)
 {
-	if (sb->st_uid != chown_uid || sb->st_gid != chown_gid)
-		if (lchown(path, chown_uid, chown_gid) != 0)
-			log_warn(NULL, "event=chown_failed path=%s error=%s", log_q(path), log_q(strerror(errno)));
-	return 0;
-}
+	const char *error;
 
-/* After binding: become [server] user, giving it the data directory. */
-static int
-serve_drop_privileges(struct config *cf)
-{
-	struct passwd *pw;
-
-	if (cf->user == NULL) {
-		if (geteuid() == 0)
-			log_warn(NULL, "event=running_as_root hint=\"set [server] user\"");
-		return 0;
-	}
-	if ((pw = getpwnam(cf->user)) == NULL) {
-		fprintf(stderr, "tandem: [server] user: no such user %s\n", cf->user);
-		return -1;
-	}
-	if (geteuid() != 0)
-		return 0;
-	chown_uid = pw->pw_uid;
-	chown_gid = pw->pw_gid;
-	nftw(cf->data_dir, serve_chown_one, 32, FTW_PHYS);
-	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-	    setuid(pw->pw_uid) != 0) {
-		fprintf(stderr, "tandem: cannot become user %s: %s\n", cf->user, strerror(errno));
+	if (server_priv_drop(cf, pidfd, &error) != 0) {
+		fprintf(stderr, "tandem: %s\n", error);
 		return -1;
 	}
 	return 0;
@@ -317,6 +288,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	static const int sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	struct serve sv = { .cf = cf };
 	char pidpath[4096];
+	const char *error;
 	int pidfd, n, rc = 1;
 
 	log_init(cf->log_file);
@@ -324,6 +296,10 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	serve_raise_nofile();
 	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
 		fprintf(stderr, "tandem: data_dir %s: %s\n", cf->data_dir, strerror(errno));
+		return 1;
+	}
+	if (server_priv_prepare(cf, &error) != 0) {
+		fprintf(stderr, "tandem: %s\n", error);
 		return 1;
 	}
 	pidfile_path(cf->data_dir, pidpath, sizeof(pidpath));
@@ -334,7 +310,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	}
 	evthread_use_pthreads();
 	sv.base = event_base_new();
-	if (serve_setup(&sv) != 0 || serve_drop_privileges(cf) != 0)
+	if (serve_setup(&sv) != 0 || serve_drop_privileges(cf, pidfd) != 0)
 		goto out;
 	for (int i = 0; i < 5; i++) {
 		sv.sig[i] = evsignal_new(sv.base, sigs[i], serve_signal_cb, &sv);
