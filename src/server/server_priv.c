@@ -70,13 +70,19 @@ priv_user(const struct config *cf, struct priv_user *u, const char **error_r)
 	return 1;
 }
 
-static const char *
-priv_why(int err)
+/* Why name of dirfd could not be opened as a directory. */
+static int
+priv_dir_fail(int dirfd, const char *shown, const char *name, const char **error_r)
 {
-	if (err == ELOOP || err == ENOTDIR)
-		return "is a symbolic link or not a directory; refusing to follow it as root "
-		       "(check who changed data_dir)";
-	return strerror(err);
+	struct stat sb;
+	int saved = errno;
+
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+		return priv_fail(error_r, "%s/%s is a symbolic link; refusing to follow it as root "
+			"(check who changed data_dir)", shown, name);
+	if (saved == ENOTDIR)
+		return priv_fail(error_r, "%s/%s is not a directory", shown, name);
+	return priv_fail(error_r, "%s/%s: %s", shown, name, strerror(saved));
 }
 
 static int
@@ -99,7 +105,7 @@ priv_dir(int dirfd, const char *shown, const char *name, int mode, const struct 
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return -2;   /* absent, and not ours to create */
-		return priv_fail(error_r, "%s/%s: %s", shown, name, priv_why(errno));
+		return priv_dir_fail(dirfd, shown, name, error_r);
 	}
 	if (fstat(fd, &sb) != 0 || priv_fchown(fd, &sb, u) != 0) {
 		int saved = errno;

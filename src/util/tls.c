@@ -228,14 +228,17 @@ tls_selfsigned_at(SSL_CTX *ctx, const char *data_dir, const char *hostname, char
 		return -1;
 	}
 	tfd = durable_openat_dir(dfd, "tls", 0700);
-	close(dfd);
 	if (tfd < 0) {
-		snprintf(err, errlen, "%s/tls: %s", data_dir,
-			 errno == ELOOP || errno == ENOTDIR
-				 ? "is a symbolic link or not a directory; refusing to follow it"
-				 : strerror(errno));
+		int saved = errno;
+
+		if (fstatat(dfd, "tls", &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+			snprintf(err, errlen, "%s/tls is a symbolic link; refusing to follow it", data_dir);
+		else
+			snprintf(err, errlen, "%s/tls: %s", data_dir, strerror(saved));
+		close(dfd);
 		return -1;
 	}
+	close(dfd);
 	if ((fstatat(tfd, "cert.pem", &sb, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) ||
 	    (fstatat(tfd, "key.pem", &sb, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)) {
 		if (tls_generate_at(tfd, "cert.pem", tfd, "key.pem", hostname, err, errlen) != 0)
