@@ -60,10 +60,12 @@ priv_user(const struct config *cf, struct priv_user *u, const char **error_r)
 {
 	struct passwd *pw;
 
-	if (cf->user == NULL || geteuid() != 0)
+	if (cf->user == NULL)
 		return 0;
 	if ((pw = getpwnam(cf->user)) == NULL)
 		return priv_fail(error_r, "[server] user: no such user %s", cf->user);
+	if (geteuid() != 0)
+		return 0;   /* already someone: nothing to give away */
 	snprintf(u->name, sizeof(u->name), "%s", pw->pw_name);
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
@@ -151,7 +153,8 @@ priv_fix_file(int dirfd, const char *shown, const char *name, const struct priv_
 		return;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 && sb.st_uid == 0 &&
 	    fchown(fd, u->uid, u->gid) != 0)
-		log_warn(NULL, "event=chown_failed path=%s error=%s", log_q(shown), log_q(strerror(errno)));
+		log_warn(NULL, "event=chown_failed dir=%s file=%s error=%s", log_q(shown), log_q(name),
+			 log_q(strerror(errno)));
 	close(fd);
 }
 
@@ -319,6 +322,6 @@ server_priv_check_writer(const struct config *cf, const char **error_r)
 		return priv_fail(error_r, "the server runs as %s, and a file written by uid %d would "
 			"not be its to read; run this as root or as %s", cf->user, (int)geteuid(), cf->user);
 	return priv_fail(error_r, "the queue belongs to uid %d, and a file written by uid %d would "
-		"not be its to read; run this as root or as uid %d", (int)server, (int)geteuid(),
-		(int)server);
+		"not be its to read; run this as uid %d, or set [server] user", (int)server,
+		(int)geteuid(), (int)server);
 }
