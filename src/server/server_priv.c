@@ -21,11 +21,15 @@
 #include "util/durable.h"
 #include "util/log.h"
 
-/* The directories tandem creates in data_dir (parent first), kept in step
- * with queue_open; corrupt/ is not created here, only fixed when there. */
-static const char *const priv_queue_dirs[] = { "tmp", "active", "deferred", "hold", "meta" };
-static const char *const priv_queue_fix[] = { "tmp", "active", "deferred", "hold", "meta",
-					      "corrupt" };
+/* The state directories of queue/, kept in step with queue_open, which
+ * creates all but corrupt/ (only fixed here when it is there). */
+static const struct {
+	const char *name;
+	int create;
+} priv_queue_dirs[] = {
+	{ "tmp", 1 }, { "active", 1 }, { "deferred", 1 }, { "hold", 1 }, { "meta", 1 },
+	{ "corrupt", 0 },
+};
 /* The files root opens in data_dir before the drop. */
 static const char *const priv_top_files[] = { "tandem.pid", "directory.db", "directory.db-wal",
 					      "directory.db-shm", "directory.db-journal" };
@@ -205,10 +209,9 @@ priv_data_dir(const struct config *cf, const struct priv_user *u, int fix_files,
 	if ((qfd = priv_dir(dfd, cf->data_dir, "queue", 0750, u, error_r)) < 0)
 		goto out;
 	snprintf(shown, sizeof(shown), "%s/queue", cf->data_dir);
-	for (size_t i = 0; i < N_ELEMS(priv_queue_fix); i++) {
-		int create = i < N_ELEMS(priv_queue_dirs);
-
-		fd = priv_dir(qfd, shown, priv_queue_fix[i], create ? 0750 : 0, u, error_r);
+	for (size_t i = 0; i < N_ELEMS(priv_queue_dirs); i++) {
+		fd = priv_dir(qfd, shown, priv_queue_dirs[i].name, priv_queue_dirs[i].create ? 0750 : 0,
+			      u, error_r);
 		if (fd == -1) {
 			close(qfd);
 			goto out;
