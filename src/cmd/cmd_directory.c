@@ -2,7 +2,8 @@
  * cmd_directory: the `tandem domain|user|alias|recipients` subcommands,
  * thin wrappers around the directory module. Each subcommand is a table of
  * verbs with their argument counts; the shared runner checks the usage,
- * opens data_dir/directory.db and turns errors into exit statuses.
+ * opens data_dir/directory.db (as [server] user when run by root) and
+ * turns errors into exit statuses.
  * Public: cmd_domain, cmd_user, cmd_alias, cmd_recipients,
  * cmd_directory_open, cmd_read_password.
  */
@@ -15,6 +16,7 @@
 
 #include "cmd/cmd.h"
 #include "directory/directory.h"
+#include "server/server_priv.h"
 #include "util/durable.h"
 #include "util/xalloc.h"
 
@@ -30,8 +32,15 @@ struct directory *
 cmd_directory_open(struct config *cf)
 {
 	struct directory *d;
+	const char *error;
 	char err[512];
 
+	/* Run by root, write as the server: a directory.db (or its -wal)
+	 * created by root would be one the server cannot open. */
+	if (server_priv_become(cf, &error) != 0) {
+		fprintf(stderr, "tandem: %s\n", error);
+		return NULL;
+	}
 	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
 		fprintf(stderr, "tandem: %s: %m\n", cf->data_dir);
 		return NULL;

@@ -197,6 +197,17 @@ queue_show(struct queue *q, const char *qid)
 	return 0;
 }
 
+/* Tell the running server to rescan after a change; the change is made
+ * either way, so a server that cannot be reached is only mentioned. */
+static void
+queue_nudge(struct config *cf)
+{
+	const char *error;
+
+	if (pidfile_signal(cf->data_dir, SIGUSR1, cf->user, &error) < 0)
+		fprintf(stderr, "tandem: queue: %s\n", error);
+}
+
 static int
 queue_change(struct config *cf, struct queue *q, const char *verb, const char *qid)
 {
@@ -227,11 +238,32 @@ queue_change(struct config *cf, struct queue *q, const char *verb, const char *q
 			goto fail;
 		printf("%s: released\n", qid);
 	}
-	pidfile_signal(cf->data_dir, SIGUSR1);
+	queue_nudge(cf);
 	return 0;
 fail:
 	fprintf(stderr, "tandem: queue: %s %s: %s\n", verb, qid, strerror(errno));
 	return 1;
+}
+
+/* Only a verified server is signalled (see pidfile.h): a pid someone
+ * wrote into data_dir/tandem.pid is not one. */
+static int
+queue_flush(struct config *cf)
+{
+	const char *error;
+
+	switch (pidfile_signal(cf->data_dir, SIGUSR2, cf->user, &error)) {
+	case 1:
+		printf("flush requested\n");
+		return 0;
+	case 0:
+		/* Not an error: the queue is attempted when the server starts. */
+		printf("no server is running on %s: nothing to flush\n", cf->data_dir);
+		return 0;
+	default:
+		fprintf(stderr, "tandem: queue flush: %s\n", error);
+		return 1;
+	}
 }
 
 static int
@@ -262,11 +294,9 @@ cmd_queue(struct config *cf, int argc, char **argv)
 	else if ((strcmp(argv[1], "delete") == 0 || strcmp(argv[1], "hold") == 0 ||
 		  strcmp(argv[1], "release") == 0) && argc == 3)
 		rc = queue_change(cf, q, argv[1], argv[2]);
-	else if (strcmp(argv[1], "flush") == 0 && argc == 2) {
-		pidfile_signal(cf->data_dir, SIGUSR2);
-		printf("flush requested\n");
-		rc = 0;
-	} else
+	else if (strcmp(argv[1], "flush") == 0 && argc == 2)
+		rc = queue_flush(cf);
+	else
 		rc = queue_usage();
 	queue_close(&q);
 	return rc;

@@ -3,9 +3,12 @@
  * sendmail(1) interface scripts and cron expect. Reads a message on stdin,
  * adds the header fields a message needs (Date:, Message-ID:, From:), and
  * commits it into the queue like the SMTP server does; the running server
- * is nudged to pick it up. Exit 0 once the message is safely queued,
- * EX_USAGE (64) for bad arguments, EX_DATAERR (65) for a bad message or
- * address, EX_TEMPFAIL (75) when it could not be stored.
+ * is nudged to pick it up. Exit 0 once the message is safely queued where
+ * the server can read it, EX_USAGE (64) for bad arguments, EX_DATAERR (65)
+ * for a bad message or address, EX_TEMPFAIL (75) when it could not be
+ * stored or the server could not read it. Run by root on a server with
+ * [server] user, it becomes that user before it writes into the queue:
+ * the queue file is then the server's, as one that came in by SMTP.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include "mail/addr.h"
 #include "mail/header.h"
 #include "queue/queue.h"
+#include "server/server_priv.h"
 #include "util/log.h"
 #include "util/pidfile.h"
 #include "util/xalloc.h"
@@ -38,6 +42,7 @@ struct sendmail {
 	size_t len, cap;
 	int has_date, has_msgid, has_from;
 	size_t header_end;     /* offset just past the header section */
+	uid_t uid;             /* who submitted it, before any privilege drop */
 };
 
 static void
@@ -201,7 +206,7 @@ sm_prefix(struct sendmail *sm, const struct config *cf, const char *qid, time_t 
 
 	header_date(now, date, sizeof(date));
 	p = xasprintf("Received: by %s (tandem sendmail, uid %d) id %s;\r\n\t%s\r\n", cf->hostname,
-		      (int)getuid(), qid, date);
+		      (int)sm->uid, qid, date);
 	if (!sm->has_date) {
 		q = xasprintf("%sDate: %s\r\n", p, date);
 		free(p);
@@ -224,12 +229,21 @@ static int
 sm_queue(struct sendmail *sm, struct config *cf)
 {
 	char err[512], *prefix;
-	struct queue *q = queue_open(cf->data_dir, err, sizeof(err));
-	struct queue_in *in;
+	const char *error;
+	struct queue *q;
+	struct queue_in *in = NULL;
 	time_t now = time(NULL);
 	int rc = EX_TEMPFAIL;
 
-	if (q == NULL) {
+	/* The log is root's to open (as the server opens it before its own
+	 * drop); the queue is the server user's to write. */
+	if (cf->log_file != NULL)
+		log_init(cf->log_file);
+	if (server_priv_become(cf, &error) != 0 || server_priv_check_writer(cf, &error) != 0) {
+		fprintf(stderr, "tandem sendmail: cannot queue the message: %s\n", error);
+		return EX_TEMPFAIL;
+	}
+	if ((q = queue_open(cf->data_dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem sendmail: %s\n", err);
 		return EX_TEMPFAIL;
 	}
@@ -250,12 +264,13 @@ sm_queue(struct sendmail *sm, struct config *cf)
 		goto out;
 	}
 	/* A script's stderr is no log: the line goes to [server] log_file only. */
-	if (cf->log_file != NULL) {
-		log_init(cf->log_file);
+	if (cf->log_file != NULL)
 		log_msg(queue_in_qid(in), "event=queued from=<%s> nrcpt=%d size=%lld uid=%d "
-			"proto=sendmail", sm->env.sender, sm->env.nrcpt, queue_in_size(in), (int)getuid());
-	}
-	pidfile_signal(cf->data_dir, SIGUSR1);
+			"proto=sendmail", sm->env.sender, sm->env.nrcpt, queue_in_size(in), (int)sm->uid);
+	/* Queued is queued: a server that cannot be told now finds the
+	 * message at its next scan or start. */
+	if (pidfile_signal(cf->data_dir, SIGUSR1, cf->user, &error) < 0)
+		fprintf(stderr, "tandem sendmail: warning: %s\n", error);
 	rc = 0;
 out:
 	queue_in_free(&in);
@@ -273,7 +288,7 @@ sm_usage(void)
 int
 cmd_sendmail(struct config *cf, int argc, char **argv)
 {
-	struct sendmail sm = { .dot_ends = 1 };
+	struct sendmail sm = { .dot_ends = 1, .uid = getuid() };
 	char sender[ADDR_MAX], *fallback = NULL;
 	const char *from = NULL;
 	int i, rc;

@@ -8,9 +8,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <ftw.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +24,7 @@
 #include "queue/queue_sched.h"
 #include "pair/pair.h"
 #include "server/server.h"
+#include "server/server_priv.h"
 #include "store/maildir.h"
 #include "util/durable.h"
 #include "util/log.h"
@@ -236,41 +234,14 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-static uid_t chown_uid;
-static gid_t chown_gid;
-
+/* After binding: become [server] user (src/server/server_priv.c). */
 static int
-serve_chown_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+serve_drop_privileges(struct config *cf, int pidfd)
 {
-	if (sb->st_uid != chown_uid || sb->st_gid != chown_gid)
-		if (lchown(path, chown_uid, chown_gid) != 0)
-			log_warn(NULL, "event=chown_failed path=%s error=%s", log_q(path), log_q(strerror(errno)));
-	return 0;
-}
+	const char *error;
 
-/* After binding: become [server] user, giving it the data directory. */
-static int
-serve_drop_privileges(struct config *cf)
-{
-	struct passwd *pw;
-
-	if (cf->user == NULL) {
-		if (geteuid() == 0)
-			log_warn(NULL, "event=running_as_root hint=\"set [server] user\"");
-		return 0;
-	}
-	if ((pw = getpwnam(cf->user)) == NULL) {
-		fprintf(stderr, "tandem: [server] user: no such user %s\n", cf->user);
-		return -1;
-	}
-	if (geteuid() != 0)
-		return 0;
-	chown_uid = pw->pw_uid;
-	chown_gid = pw->pw_gid;
-	nftw(cf->data_dir, serve_chown_one, 32, FTW_PHYS);
-	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-	    setuid(pw->pw_uid) != 0) {
-		fprintf(stderr, "tandem: cannot become user %s: %s\n", cf->user, strerror(errno));
+	if (server_priv_drop(cf, pidfd, &error) != 0) {
+		fprintf(stderr, "tandem: %s\n", error);
 		return -1;
 	}
 	return 0;
@@ -287,12 +258,30 @@ serve_raise_nofile(void)
 	}
 }
 
+static void
+serve_ctx(struct serve *sv, struct server_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->base = sv->base;
+	ctx->cf = (const struct config *const *)&sv->cf;
+	ctx->queue = sv->queue;
+	ctx->pool = sv->pool;
+	ctx->dir = sv->dir;
+	ctx->tls = &sv->tls;
+	ctx->committed = serve_committed;
+	ctx->etrn = serve_etrn;
+	ctx->etrn_allowed = serve_etrn_allowed;
+	ctx->arg = sv;
+}
+
+/* As root: what needs it — the TLS key (it may be readable by root only)
+ * and the listening sockets (ports below 1024). */
 static int
-serve_setup(struct serve *sv)
+serve_bind(struct serve *sv)
 {
 	struct config *cf = sv->cf;
-	char err[512];
 	struct server_ctx ctx;
+	char err[512];
 	const char *e;
 
 	if ((sv->tls = tls_server_ctx_new(cf->tls_cert, cf->tls_key, cf->data_dir, cf->hostname,
@@ -300,6 +289,25 @@ serve_setup(struct serve *sv)
 		fprintf(stderr, "tandem: TLS: %s\n", err);
 		return -1;
 	}
+	serve_ctx(sv, &ctx);
+	sv->server = server_new(&ctx);
+	if (server_bind(sv->server, &e) != 0) {
+		fprintf(stderr, "tandem: %s\n", e);
+		return -1;
+	}
+	return 0;
+}
+
+/* As the service user: the queue, the directory and everything on them,
+ * so no file in data_dir is opened by root. */
+static int
+serve_open(struct serve *sv)
+{
+	struct config *cf = sv->cf;
+	struct server_ctx ctx;
+	char err[512];
+	const char *e;
+
 	if ((sv->queue = queue_open(cf->data_dir, err, sizeof(err))) == NULL ||
 	    (sv->dir = directory_open(cf->data_dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem: %s\n", err);
@@ -318,19 +326,8 @@ serve_setup(struct serve *sv)
 	}
 	sched_set_remote(sv->sched, serve_remote, sv);
 	outbound_set_up_cb(sv->outbound, serve_dest_up, sv);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.base = sv->base;
-	ctx.cf = (const struct config *const *)&sv->cf;
-	ctx.queue = sv->queue;
-	ctx.pool = sv->pool;
-	ctx.dir = sv->dir;
-	ctx.tls = &sv->tls;
-	ctx.committed = serve_committed;
-	ctx.etrn = serve_etrn;
-	ctx.etrn_allowed = serve_etrn_allowed;
-	ctx.arg = sv;
-	sv->server = server_new(&ctx);
-	if (server_start(sv->server, &e) != 0) {
+	serve_ctx(sv, &ctx);
+	if (server_start(sv->server, &ctx, &e) != 0) {
 		fprintf(stderr, "tandem: %s\n", e);
 		return -1;
 	}
@@ -366,6 +363,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	static const int sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	struct serve sv = { .cf = cf };
 	char pidpath[4096];
+	const char *error;
 	int pidfd, n, rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -384,6 +382,10 @@ cmd_serve(struct config *cf, int argc, char **argv)
 		fprintf(stderr, "tandem: data_dir %s: %s\n", cf->data_dir, strerror(errno));
 		return 1;
 	}
+	if (server_priv_prepare(cf, &error) != 0) {
+		fprintf(stderr, "tandem: %s\n", error);
+		return 1;
+	}
 	pidfile_path(cf->data_dir, pidpath, sizeof(pidpath));
 	if ((pidfd = pidfile_create(pidpath)) < 0) {
 		fprintf(stderr, "tandem: %s: %s\n", pidpath,
@@ -392,7 +394,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	}
 	evthread_use_pthreads();
 	sv.base = event_base_new();
-	if (serve_setup(&sv) != 0 || serve_drop_privileges(cf) != 0)
+	if (serve_bind(&sv) != 0 || serve_drop_privileges(cf, pidfd) != 0 || serve_open(&sv) != 0)
 		goto out;
 	for (int i = 0; i < 5; i++) {
 		sv.sig[i] = evsignal_new(sv.base, sigs[i], serve_signal_cb, &sv);

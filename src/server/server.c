@@ -168,7 +168,7 @@ server_accept(struct conn *c, enum conn_over over, void *arg)
 }
 
 int
-server_start(struct server *s, const char **error_r)
+server_bind(struct server *s, const char **error_r)
 {
 	static __thread char err[400];
 	const struct config *cf = *s->ctx.cf;
@@ -190,14 +190,6 @@ server_start(struct server *s, const char **error_r)
 			snprintf(err, sizeof(err), "[listen] %s: needs a TLS certificate", r->name);
 			*error_r = err;
 			return -1;
-		}
-		if (!s->started[i]) {
-			if (r->start(&s->ctx, &s->inst[i]) != 0) {
-				snprintf(err, sizeof(err), "[listen] %s: cannot start the service", r->name);
-				*error_r = err;
-				return -1;
-			}
-			s->started[i] = 1;
 		}
 		for (int k = 0; k < n; k++) {
 			const char *addr = lst->n > 0 ? lst->v[k] : r->default_addr;
@@ -223,6 +215,28 @@ server_start(struct server *s, const char **error_r)
 			log_msg(NULL, "event=listening proto=%s addr=%s%s", r->name, addr,
 				r->tls == CONN_IMPLICIT_TLS ? " tls=implicit" : "");
 		}
+	}
+	return 0;
+}
+
+int
+server_start(struct server *s, const struct server_ctx *ctx, const char **error_r)
+{
+	static __thread char err[400];
+
+	s->ctx = *ctx;
+	for (int k = 0; k < s->nlst; k++) {
+		int i = s->lst[k].row;
+
+		if (s->started[i])
+			continue;
+		if (service_rows[i].start(&s->ctx, &s->inst[i]) != 0) {
+			snprintf(err, sizeof(err), "[listen] %s: cannot start the service",
+				 service_rows[i].name);
+			*error_r = err;
+			return -1;
+		}
+		s->started[i] = 1;
 	}
 	return 0;
 }

@@ -1,12 +1,12 @@
 /*
  * server: the service table. One row per network service tandem knows —
  * smtp, submission, submissions, imap, imaps, pop3, pop3s, http — naming its
- * [listen] key, its TLS mode and its session constructor. server_start binds
+ * [listen] key, its TLS mode and its session constructor. server_bind binds
  * every configured address of every row through the connection layer, with
  * one set of per-client and per-network limits across all listeners. A key
  * whose service is not built yet is a start-up error, never silently
  * ignored.
- * Public: server_new, server_start, server_shutdown, server_sessions,
+ * Public: server_new, server_bind, server_start, server_shutdown, server_sessions,
  * server_reload, server_free, server_check_listen.
  */
 #ifndef TANDEM_SERVER_H
@@ -37,9 +37,15 @@ struct server_ctx {
 	void *arg;
 };
 
+/* ctx needs base, cf and tls here; the stores may come later, with
+ * server_start. */
 struct server *server_new(const struct server_ctx *ctx);
-/* Bind every configured listener. -1 with *error_r on the first failure. */
-int server_start(struct server *s, const char **error_r);
+/* Bind every configured listener (as root, before the privilege drop).
+ * -1 with *error_r on the first failure. Nothing is accepted before
+ * server_start and the event loop run. */
+int server_bind(struct server *s, const char **error_r);
+/* Build the services of the bound listeners from the complete ctx. */
+int server_start(struct server *s, const struct server_ctx *ctx, const char **error_r);
 /* Stop accepting; idle sessions are told, busy ones finish. */
 void server_shutdown(struct server *s);
 unsigned server_sessions(struct server *s);

@@ -144,3 +144,41 @@ durable_unlink(const char *path)
 	durable_dirname(path, dir, sizeof(dir));
 	return durable_fsync_dir(dir);
 }
+
+int
+durable_openat_dir(int dirfd, const char *name, int mode)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0 || errno != ENOENT || mode <= 0)
+		return fd;
+	if (mkdirat(dirfd, name, mode) != 0 && errno != EEXIST)
+		return -1;
+	if (fsync(dirfd) != 0)
+		return -1;
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int
+durable_createat(int dirfd, const char *name, int mode)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dirfd, name, flags, mode);
+
+	/* O_EXCL fails on a dangling link too, so nothing is ever opened
+	 * through one; unlinking removes the link, not its target. */
+	if (fd < 0 && errno == EEXIST) {
+		if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+			return -1;
+		fd = openat(dirfd, name, flags, mode);
+	}
+	return fd;
+}
+
+int
+durable_renameat(int dirfd, const char *from, const char *to)
+{
+	if (renameat(dirfd, from, dirfd, to) != 0)
+		return -1;
+	return fsync(dirfd);
+}

@@ -3,7 +3,10 @@
  * file in the same directory, fsync it, rename it into place, fsync the
  * directory (the qmail/Postfix discipline). Nobody else calls rename(2) for
  * durability. Public: durable_fsync_dir, durable_rename, durable_write_file,
- * durable_mkdirs, durable_unlink.
+ * durable_mkdirs, durable_unlink, and the *_at variants that work inside a
+ * directory held by fd and never follow a symbolic link (for root, working
+ * in a data_dir the service user owns): durable_openat_dir,
+ * durable_createat, durable_renameat.
  */
 #ifndef TANDEM_DURABLE_H
 #define TANDEM_DURABLE_H
@@ -25,5 +28,17 @@ int durable_unlink(const char *path);
 int durable_write_all(int fd, const void *buf, size_t len);
 /* The directory part of path into dir (size dirlen). */
 void durable_dirname(const char *path, char *dir, size_t dirlen);
+
+/* Open the subdirectory name of dirfd without following a symbolic link
+ * (O_NOFOLLOW | O_DIRECTORY); when absent and mode > 0, create it first
+ * (and fsync dirfd). -1 with errno ELOOP or ENOTDIR when name is a link or
+ * not a directory. */
+int durable_openat_dir(int dirfd, const char *name, int mode);
+/* Create name in dirfd for writing, exclusively and without following a
+ * link: whatever is already there (a stale temp file, or a link someone
+ * planted) is unlinked, never opened. Returns the fd or -1. */
+int durable_createat(int dirfd, const char *name, int mode);
+/* renameat inside dirfd, then fsync dirfd. */
+int durable_renameat(int dirfd, const char *from, const char *to);
 
 #endif
