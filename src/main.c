@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "util/config.h"
+#include "conf/config.h"
 
 #define TANDEM_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/tandem/tandem.conf"

@@ -6,7 +6,7 @@
  */
 #ifndef TANDEM_CMD_H
 #define TANDEM_CMD_H
-#include "util/config.h"
+#include "conf/config.h"
 
 int cmd_serve(struct config *cf, int argc, char **argv);
 int cmd_check_config(struct config *cf, int argc, char **argv);

@@ -17,7 +17,7 @@
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
 #include "smtp/smtp_parse.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 

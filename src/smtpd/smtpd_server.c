@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "smtpd/smtpd_int.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 

@@ -24,7 +24,7 @@
 #include "queue/queue.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/worker.h"
 #include "util/xalloc.h"

@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/xalloc.h"
 
 struct config_parse {

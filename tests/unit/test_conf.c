@@ -1,6 +1,6 @@
 /*
  * test_config: unit tests for config_load and its value parsers
- * (src/util/config.h), using temporary files: defaults, every key, every
+ * (src/conf/config.h), using temporary files: defaults, every key, every
  * error naming "FILE:LINE: [section] key:", unknown keys and sections,
  * durations, sizes, ADDR:PORT lists. The byte-at-a-time rule (STYLE.md 9)
  * becomes: the file cut at every length loads or fails cleanly, and every
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/config.h"
+#include "conf/config.h"
 
 static char cfg_path[64];
 
