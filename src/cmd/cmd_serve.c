@@ -319,7 +319,11 @@ cmd_serve(struct config *cf, int argc, char **argv)
 	char pidpath[4096];
 	int pidfd, n, rc = 1;
 
-	log_init(cf->log_file);
+	if (log_init(cf->log_file) != 0) {
+		fprintf(stderr, "tandem: [server] log_file: cannot open %s: %s\n", cf->log_file,
+			strerror(errno));
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
@@ -345,6 +349,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 		cf->role == ROLE_PRIMARY ? "primary" : "backup", cf->hostname, log_q(cf->data_dir));
 	if ((n = maildir_clean_all(cf->data_dir, 0)) > 0)
 		log_msg(NULL, "event=recovery removed_maildir_tmp=%d", n);
+	cmd_check_config_relay_local(cf, sv.dir, NULL);
 	sched_start(sv.sched);
 	serve_notify_backups(&sv);
 	event_base_dispatch(sv.base);

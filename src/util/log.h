@@ -7,7 +7,10 @@
 #ifndef TANDEM_LOG_H
 #define TANDEM_LOG_H
 
-void log_init(const char *logfile);
+/* Log to logfile (appended, created 0640) instead of stderr; NULL or "":
+ * stderr. Called again, it reopens (logrotate). -1 with errno when the file
+ * cannot be opened; the log then stays where it was. */
+int log_init(const char *logfile);
 void log_set_debug(int on);
 /* id: a queue id, a session id ("s1a2b"), or NULL for "-" */
 void log_msg(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
