@@ -15,7 +15,7 @@ enum config_type {
 	CT_STRING,      /* char *, not empty */
 	CT_PATH,        /* char *, an absolute path */
 	CT_DELIM,       /* char *, "" or one character of CONFIG_DELIMITERS */
-	CT_DOMAIN,      /* char *, a domain name (lower-cased) */
+	CT_DOMAIN,      /* char *, a domain name (case kept) */
 	CT_HOSTPORT,    /* char *, HOST[:PORT], HOST a domain or a numeric address */
 	CT_RESOLVER,    /* char *, "system" or ADDR[@PORT] with a numeric ADDR */
 	CT_BOOL,        /* int, yes|no */

@@ -142,6 +142,25 @@ value_list_check(const struct config_key *k, struct config_list *lst, int first)
 	return NULL;
 }
 
+/* One of k->names: its index into *v_r; else "expected a, b or c". */
+static const char *
+value_enum(const struct config_key *k, const char *value, int *v_r)
+{
+	size_t o;
+
+	for (int i = 0; k->names[i] != NULL; i++) {
+		if (strcmp(k->names[i], value) == 0) {
+			*v_r = i;
+			return NULL;
+		}
+	}
+	o = (size_t)snprintf(value_msg, sizeof(value_msg), "expected");
+	for (int i = 0; k->names[i] != NULL && o < sizeof(value_msg); i++)
+		o += (size_t)snprintf(value_msg + o, sizeof(value_msg) - o, "%s %s",
+				      i == 0 ? "" : k->names[i + 1] ? "," : " or", k->names[i]);
+	return value_msg;
+}
+
 static const char *
 value_number(const struct config_key *k, const char *value, long long *v_r)
 {
@@ -198,9 +217,7 @@ config_value_set(struct config *cf, const struct config_key *k, const char *valu
 	case CT_DOMAIN:
 		if (!config_parse_is_domain(value))
 			return "not a valid domain name (letters, digits, '-' in labels of at most 63)";
-		value_set_str(FIELD(cf, k, char *), value);
-		value_lower(*FIELD(cf, k, char *));
-		return NULL;
+		return value_set_str(FIELD(cf, k, char *), value);
 	case CT_HOSTPORT:
 		if (!value_hostport_ok(value))
 			return "expected HOST[:PORT], HOST a domain or an address (IPv6 as [ADDR]:PORT)";
@@ -218,21 +235,7 @@ config_value_set(struct config *cf, const struct config_key *k, const char *valu
 			return "expected yes or no";
 		return NULL;
 	case CT_ENUM:
-		for (int i = 0; k->names[i] != NULL; i++) {
-			if (strcmp(k->names[i], value) == 0) {
-				*FIELD(cf, k, int) = i;
-				return NULL;
-			}
-		}
-		{
-			size_t o = (size_t)snprintf(value_msg, sizeof(value_msg), "expected");
-
-			for (int i = 0; k->names[i] != NULL && o < sizeof(value_msg); i++)
-				o += (size_t)snprintf(value_msg + o, sizeof(value_msg) - o, "%s %s",
-						      i == 0 ? "" : k->names[i + 1] ? "," : " or",
-						      k->names[i]);
-		}
-		return value_msg;
+		return value_enum(k, value, FIELD(cf, k, int));
 	case CT_UINT:
 		if ((err = value_number(k, value, &v)) != NULL)
 			return err;
