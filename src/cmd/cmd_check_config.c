@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,28 @@
 #include "directory/directory.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+
+/* "FILE:LINE: [section] key: " (no LINE for a default), as config_load
+ * names its errors. */
+static void
+check_error(const struct config *cf, const char *section, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+check_error(const struct config *cf, const char *section, const char *key, const char *fmt, ...)
+{
+	int line = config_line(cf, section, key);
+	va_list ap;
+
+	if (line > 0)
+		fprintf(stderr, "%s:%d: [%s] %s: ", cf->path, line, section, key);
+	else
+		fprintf(stderr, "%s: [%s] %s: ", cf->path, section, key);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 int
 cmd_check_config_doc(void)
@@ -42,12 +65,16 @@ relay_local_one(const char *domain, void *arg)
 	if (!config_is_relay_domain(rl->cf, domain))
 		return;
 	rl->n++;
+	if (rl->out != NULL && config_line(rl->cf, "relay", "domains") > 0)
+		fprintf(rl->out, "%s:%d: ", rl->cf->path, config_line(rl->cf, "relay", "domains"));
+	else if (rl->out != NULL)
+		fprintf(rl->out, "%s: ", rl->cf->path);
 	if (rl->out != NULL)
-		fprintf(rl->out, "%s: warning: [relay] domains: %s is also a local domain in the "
+		fprintf(rl->out, "warning: [relay] domains: %s is also a local domain in the "
 				 "directory, so RCPT checks its mailboxes and refuses valid users "
 				 "with 550; relay domains need no `domain add`: run `tandem domain del "
 				 "%s` and load the recipients with `tandem recipients load %s FILE`\n",
-			rl->cf->path, domain, domain, domain);
+			domain, domain, domain);
 	else
 		log_warn(NULL, "event=config_warning key=relay.domains domain=%s "
 			       "reason=\"also a local domain in the directory: valid users get 550\" "
@@ -101,8 +128,8 @@ check_log_file(const struct config *cf)
 		return 0;
 	if (stat(cf->log_file, &st) == 0) {
 		if (S_ISDIR(st.st_mode) || access(cf->log_file, W_OK) != 0) {
-			fprintf(stderr, "%s: [server] log_file: cannot write %s: %s\n", cf->path,
-				cf->log_file, S_ISDIR(st.st_mode) ? "a directory" : strerror(errno));
+			check_error(cf, "server", "log_file", "cannot write %s: %s", cf->log_file,
+				    S_ISDIR(st.st_mode) ? "a directory" : strerror(errno));
 			bad = 1;
 		}
 		return bad;
@@ -110,11 +137,11 @@ check_log_file(const struct config *cf)
 	copy = xstrdup(cf->log_file);
 	dir = dirname(copy);
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "%s: [server] log_file: directory %s does not exist\n", cf->path, dir);
+		check_error(cf, "server", "log_file", "directory %s does not exist", dir);
 		bad = 1;
 	} else if (access(dir, W_OK) != 0) {
-		fprintf(stderr, "%s: [server] log_file: cannot create %s: %s\n", cf->path,
-			cf->log_file, strerror(errno));
+		check_error(cf, "server", "log_file", "cannot create %s: %s", cf->log_file,
+			    strerror(errno));
 		bad = 1;
 	}
 	free(copy);
@@ -137,15 +164,15 @@ cmd_check_config(struct config *cf, int argc, char **argv)
 		}
 	}
 	if (cf->tls_cert && access(cf->tls_cert, R_OK) != 0) {
-		fprintf(stderr, "%s: [tls] cert: cannot read %s\n", cf->path, cf->tls_cert);
+		check_error(cf, "tls", "cert", "cannot read %s: %s", cf->tls_cert, strerror(errno));
 		problems++;
 	}
 	if (cf->tls_key && access(cf->tls_key, R_OK) != 0) {
-		fprintf(stderr, "%s: [tls] key: cannot read %s\n", cf->path, cf->tls_key);
+		check_error(cf, "tls", "key", "cannot read %s: %s", cf->tls_key, strerror(errno));
 		problems++;
 	}
 	if (cf->user != NULL && getpwnam(cf->user) == NULL) {
-		fprintf(stderr, "%s: [server] user: no such user %s\n", cf->path, cf->user);
+		check_error(cf, "server", "user", "no such user %s", cf->user);
 		problems++;
 	}
 	problems += check_log_file(cf);

@@ -3,7 +3,7 @@
  * row by row of config_table. Unknown sections and keys are errors: a typo
  * must not silently become a default. Every error line reads
  * "FILE:LINE: [section] key: what is wrong".
- * Public: config_load, config_free, config_is_relay_domain,
+ * Public: config_load, config_free, config_line, config_is_relay_domain,
  * config_etrn_client_allowed.
  */
 #include <arpa/inet.h>
@@ -25,7 +25,6 @@ struct config_parse {
 	FILE *fp;
 	int line;   /* lines read so far: inih hands us no line numbers */
 	int cont;   /* the line just read is indented: a continuation */
-	int *key_line;      /* where each config_table[] row was set, 0: not */
 };
 
 /* inih's stream reader, counting lines so errors can name them. */
@@ -138,30 +137,29 @@ config_handler(void *user, const char *section, const char *name, const char *ra
 		return 1;
 	}
 	value = config_strip_comment(raw);
-	if (cp->cont && cp->key_line[k - config_table] > 0)
+	if (cp->cont && cp->cf->key_line[k - config_table] > 0)
 		err = config_value_append(cp->cf, k, value);
 	else
 		err = config_value_set(cp->cf, k, value);
 	if (err != NULL)
 		config_error(cp, line, section, name, err);
-	cp->key_line[k - config_table] = line;
+	cp->cf->key_line[k - config_table] = line;
 	free(value);
 	return 1;
 }
 
-/* The line where section/key was set, 0 when it kept its default. */
-static int
-config_key_line(struct config_parse *cp, const char *section, const char *key)
+int
+config_line(const struct config *cf, const char *section, const char *key)
 {
 	const struct config_key *k = config_table_find(section, key);
 
-	return k != NULL ? cp->key_line[k - config_table] : 0;
+	return k != NULL && cf->key_line != NULL ? cf->key_line[k - config_table] : 0;
 }
 
 static void
 config_check_error(struct config_parse *cp, const char *section, const char *key, const char *msg)
 {
-	config_error(cp, config_key_line(cp, section, key), section, key, msg);
+	config_error(cp, config_line(cp->cf, section, key), section, key, msg);
 }
 
 /* What no single value shows: keys that go together. */
@@ -176,6 +174,9 @@ config_check(struct config_parse *cp)
 			 "name: set [server] hostname", cf->hostname);
 		config_check_error(cp, "server", "hostname", msg);
 	}
+	if (cf->listen_smtp.n == 0)
+		config_check_error(cp, "listen", "smtp", "needs at least one ADDR:PORT (leave the "
+				   "key out for the default, 0.0.0.0:25)");
 	if (cf->role == ROLE_BACKUP && cf->relay_domains.n == 0)
 		config_check_error(cp, "relay", "domains", "a backup needs at least one relay domain");
 	if (cf->retry_max < cf->retry_min)
@@ -194,6 +195,7 @@ config_load(const char *file, FILE *errs)
 	int rc;
 
 	cf->path = xstrdup(file);
+	cf->key_line = xcalloc(config_table_count, sizeof(int));
 	config_defaults(cf);
 	if ((fp = fopen(file, "r")) == NULL) {
 		fprintf(errs, "%s: cannot open: %s\n", file, strerror(errno));
@@ -201,7 +203,6 @@ config_load(const char *file, FILE *errs)
 		return NULL;
 	}
 	cp.fp = fp;
-	cp.key_line = xcalloc(config_table_count, sizeof(int));
 	rc = ini_parse_stream(config_reader, &cp, config_handler, &cp);
 	fclose(fp);
 	if (rc > 0) {
@@ -209,7 +210,6 @@ config_load(const char *file, FILE *errs)
 		cp.nerr++;
 	}
 	config_check(&cp);
-	free(cp.key_line);
 	if (cp.nerr > 0) {
 		config_free(&cf);
 		return NULL;
@@ -227,6 +227,7 @@ config_free(struct config **cfp)
 	for (size_t i = 0; i < config_table_count; i++)
 		config_value_free(cf, &config_table[i]);
 	free(cf->path);
+	free(cf->key_line);
 	free(cf);
 	*cfp = NULL;
 }

@@ -4,7 +4,7 @@
  * reload or restart, a one-line doc); defaults, parsing, validation,
  * freeing, `check-config -v`, `check-config --doc` and reloads all come
  * from it. Every error names the file, the line and the key.
- * Public: config_load, config_free, config_is_relay_domain,
+ * Public: config_load, config_free, config_line, config_is_relay_domain,
  * config_etrn_client_allowed (config.c); config_dump, config_dump_doc
  * (config_dump.c); config_reload_diff (config_reload.c); the value parsers
  * config_parse_* (config_parse.c); config_netlist_parse,
@@ -46,6 +46,7 @@ struct config_netlist {
 
 struct config {
 	char *path;
+	int *key_line;   /* conf's own: where each key was set (config_line) */
 	/* [server] */
 	char *hostname;
 	enum config_role role;
@@ -90,6 +91,9 @@ struct config {
  * ("FILE:LINE: [section] key: message") to errs. */
 struct config *config_load(const char *file, FILE *errs);
 void config_free(struct config **cfp);
+/* The line of cf->path that set section/key; 0 when it kept its default.
+ * For errors found after loading ("FILE:LINE: [section] key: ..."). */
+int config_line(const struct config *cf, const char *section, const char *key);
 
 /* Every key with its effective value, as a config file; each line says
  * whether the key reloads on SIGHUP or needs a restart. */

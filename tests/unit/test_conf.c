@@ -936,6 +936,23 @@ test_inline_comments(void **state)
 
 /* Before the comment rule, "hostname = mx1 # x" loaded as the host name
  * "mx1 # x"; now a value that is only a comment is an empty value. */
+/* Errors found after loading (check-config's) name the line too. */
+static void
+test_config_line(void **state)
+{
+	struct config *cf = load_ok("[server]\nhostname = a.example\n\nuser = nobody\n"
+				    "[relay]\ndomains = a.example\n  b.example\n");
+
+	(void)state;
+	assert_int_equal(config_line(cf, "server", "user"), 4);
+	assert_int_equal(config_line(cf, "relay", "domains"), 7);
+	assert_int_equal(config_line(cf, "server", "log_file"), 0);
+	assert_int_equal(config_line(cf, "server", "nosuch"), 0);
+	config_free(&cf);
+	/* an empty smtp list would make serve listen on the default anyway */
+	expect_error("[listen]\nsmtp =\n", ":2: [listen] smtp: needs at least one ADDR:PORT");
+}
+
 static void
 test_comment_only_value(void **state)
 {
@@ -1300,6 +1317,7 @@ main(void)
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_inline_comments),
 		cmocka_unit_test(test_comment_only_value),
+		cmocka_unit_test(test_config_line),
 		cmocka_unit_test(test_numeric_listen),
 		cmocka_unit_test(test_resolver),
 		cmocka_unit_test(test_domains),
