@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "util/config.h"
+#include "conf/config.h"
 
 #define TANDEM_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/tandem/tandem.conf"
@@ -19,7 +19,7 @@ static const struct {
 	const char *usage;
 } commands[] = {
 	{ "serve", cmd_serve, "serve                         run the server (SMTP, queue, delivery)" },
-	{ "check-config", cmd_check_config, "check-config                  check the config file; print it with -v" },
+	{ "check-config", cmd_check_config, "check-config [-v] [--doc]     check the config; -v every key's value, --doc the key table" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN | list" },
 	{ "user", cmd_user, "user add|del|passwd ADDRESS | list   (password on stdin)" },
 	{ "alias", cmd_alias, "alias add ALIAS TARGET... | del ALIAS | list   (@domain = catch-all)" },
@@ -64,6 +64,9 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* The table of keys is in the binary: no config file is needed. */
+	if (strcmp(argv[i], "check-config") == 0 && i + 1 < argc && strcmp(argv[i + 1], "--doc") == 0)
+		return cmd_check_config_doc();
 	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
 		if (strcmp(commands[c].name, argv[i]) != 0)
 			continue;

@@ -6,10 +6,18 @@
  */
 #ifndef TANDEM_CMD_H
 #define TANDEM_CMD_H
-#include "util/config.h"
+#include "conf/config.h"
 
 int cmd_serve(struct config *cf, int argc, char **argv);
 int cmd_check_config(struct config *cf, int argc, char **argv);
+/* `check-config --doc`: README's configuration table; needs no config file. */
+int cmd_check_config_doc(void);
+struct directory;
+/* Warn about every domain that is both a [relay] domain and a local domain
+ * of dir (RCPT would check mailboxes that a backup does not have): to out,
+ * or as a log warning when out is NULL (serve at start). Returns how many,
+ * -1 on a directory error. */
+int cmd_check_config_relay_local(const struct config *cf, struct directory *dir, FILE *out);
 int cmd_domain(struct config *cf, int argc, char **argv);
 int cmd_user(struct config *cf, int argc, char **argv);
 int cmd_alias(struct config *cf, int argc, char **argv);

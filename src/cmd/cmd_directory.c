@@ -148,6 +148,19 @@ static const struct cmd_verb cmd_domain_verbs[] = {
 int
 cmd_domain(struct config *cf, int argc, char **argv)
 {
+	/* A local domain shadows a relay domain at RCPT: on a backup, which has
+	 * no mailboxes, every valid user would get 550 during a failover. */
+	if (argc == 3 && strcmp(argv[1], "add") == 0 && config_is_relay_domain(cf, argv[2])) {
+		if (cf->role == ROLE_BACKUP) {
+			fprintf(stderr, "tandem: %s is a [relay] domain of this backup: relay domains "
+					"need no `domain add` (it would answer valid users 550); load "
+					"its recipients with `tandem recipients load %s FILE`\n",
+				argv[2], argv[2]);
+			return 1;
+		}
+		fprintf(stderr, "tandem: warning: %s is also a [relay] domain: as a local domain "
+				"its mail is delivered here, never relayed\n", argv[2]);
+	}
 	return cmd_dir_run(cf, argc, argv, cmd_domain_verbs,
 			   "usage: tandem domain add|del DOMAIN\n"
 			   "       tandem domain list\n");

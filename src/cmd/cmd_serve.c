@@ -175,9 +175,38 @@ serve_notify_backups(struct serve *sv)
 /* The config file again: keys that reload take their new values in place
  * (on the loop thread, between commands); the others are reported. */
 static void
+serve_log_lines(const char *event, char *text)
+{
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+		log_warn(NULL, "event=%s detail=%s", event, log_q(line));
+}
+
+static int
 serve_reload_config(struct serve *sv)
 {
-	(void)sv;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct config *next;
+	int restart;
+
+	if (f == NULL)
+		return -1;
+	if ((next = config_load(sv->cf->path, f)) == NULL) {
+		fclose(f);
+		log_err(NULL, "event=reload_failed what=config path=%s", log_q(sv->cf->path));
+		serve_log_lines("reload_failed", buf);
+		free(buf);
+		return -1;
+	}
+	restart = config_reload_diff(sv->cf, next, f);
+	fclose(f);
+	config_free(&next);
+	if (len > 0)
+		serve_log_lines(restart > 0 ? "reload_needs_restart" : "reload_changed", buf);
+	free(buf);
+	log_set_debug(sv->verbose || sv->cf->log_level == LOG_LEVEL_DEBUG);
+	return 0;
 }
 
 /* SIGHUP: reopen the log file (logrotate), read the config again and take
@@ -188,10 +217,13 @@ serve_reload(struct serve *sv)
 {
 	char err[512];
 	SSL_CTX *tls;
+	int rc;
 
-	if (log_reopen() != 0)
+	rc = serve_reload_config(sv);
+	if (log_init(sv->cf->log_file) != 0)
 		log_err(NULL, "event=reload_failed what=log_file error=%s", log_q(strerror(errno)));
-	serve_reload_config(sv);
+	if (rc != 0)
+		return;
 	tls = tls_server_ctx_new(sv->cf->tls_cert, sv->cf->tls_key, sv->cf->data_dir,
 				 sv->cf->hostname, err, sizeof(err));
 	if (tls == NULL) {
@@ -374,8 +406,12 @@ cmd_serve(struct config *cf, int argc, char **argv)
 			return 2;
 		}
 	}
-	log_init(cf->log_file);
-	log_set_debug(sv.verbose);
+	if (log_init(cf->log_file) != 0) {
+		fprintf(stderr, "tandem: [server] log_file: cannot open %s: %s\n", cf->log_file,
+			strerror(errno));
+		return 1;
+	}
+	log_set_debug(sv.verbose || cf->log_level == LOG_LEVEL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	serve_raise_nofile();
 	if (durable_mkdirs(cf->data_dir, 0750) != 0) {
@@ -405,6 +441,7 @@ cmd_serve(struct config *cf, int argc, char **argv)
 		cf->role == ROLE_PRIMARY ? "primary" : "backup", cf->hostname, log_q(cf->data_dir));
 	if ((n = maildir_clean_all(cf->data_dir, 0)) > 0)
 		log_msg(NULL, "event=recovery removed_maildir_tmp=%d", n);
+	cmd_check_config_relay_local(cf, sv.dir, NULL);
 	sched_start(sv.sched);
 	serve_notify_backups(&sv);
 	event_base_dispatch(sv.base);

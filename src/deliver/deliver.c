@@ -16,7 +16,7 @@
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "store/maildir.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/worker.h"
 #include "util/xalloc.h"

@@ -17,7 +17,7 @@
 #include "dns/resolver.h"
 #include "mail/addr.h"
 #include "smtp/smtp_client.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/tls.h"
 #include "util/xalloc.h"

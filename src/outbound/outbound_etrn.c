@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "outbound/outbound_int.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 

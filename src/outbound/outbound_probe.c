@@ -22,7 +22,7 @@
 
 #include "outbound/outbound_int.h"
 #include "dns/mx.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/xalloc.h"

@@ -9,22 +9,17 @@
 
 #include "dns/resolver.h"
 #include "pair/pair.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
-#include "util/net.h"
 #include "util/xalloc.h"
-
-#define PAIR_ACL_MAX 256        /* relay destination addresses kept */
 
 struct pair_acl {
 	struct event_base *base;
 	const struct config *const *cf;
 	struct resolver *res;
 	struct event *refresh_ev;
-	struct net_cidr known[PAIR_ACL_MAX];   /* the last complete lookup */
-	int nknown;
-	struct net_cidr next[PAIR_ACL_MAX];    /* the one in progress */
-	int nnext;
+	struct config_netlist known;           /* the last complete lookup */
+	struct config_netlist next;            /* the one in progress */
 	int pending;                           /* queries in flight */
 	time_t last_start;
 };
@@ -32,10 +27,9 @@ struct pair_acl {
 static void
 pair_acl_add(struct pair_acl *a, const char *numeric)
 {
-	struct net_cidr n;
-
-	if (a->nnext < PAIR_ACL_MAX && net_parse_cidr(numeric, &n) == 0 && strchr(numeric, '/') == NULL)
-		a->next[a->nnext++] = n;
+	if (a->next.n < CONFIG_MAX_LIST && config_parse_is_ip(numeric) &&
+	    config_netlist_parse_one(numeric, &a->next.v[a->next.n]) == 0)
+		a->next.n++;
 }
 
 static void
@@ -43,9 +37,8 @@ pair_acl_query_done(struct pair_acl *a)
 {
 	if (--a->pending > 0)
 		return;
-	memcpy(a->known, a->next, sizeof(a->next[0]) * a->nnext);
-	a->nknown = a->nnext;
-	log_debug(NULL, "event=etrn_clients addresses=%d", a->nknown);
+	a->known = a->next;
+	log_debug(NULL, "event=etrn_clients addresses=%d", a->known.n);
 }
 
 static void
@@ -62,9 +55,7 @@ pair_acl_addr_cb(struct resolver_result *r, void *arg)
 static void
 pair_acl_host(struct pair_acl *a, const char *host)
 {
-	struct net_cidr n;
-
-	if (net_parse_cidr(host, &n) == 0) {
+	if (config_parse_is_ip(host)) {
 		pair_acl_add(a, host);
 		return;
 	}
@@ -94,7 +85,7 @@ pair_acl_refresh(struct pair_acl *a)
 	if (a->pending > 0 || a->res == NULL || cf->relay_domains.n == 0)
 		return;
 	a->last_start = time(NULL);
-	a->nnext = 0;
+	a->next.n = 0;
 	a->pending = 1;   /* held until every query is started */
 	if (cf->relay_primary != NULL) {
 		char host[256];
@@ -135,6 +126,7 @@ pair_acl_new(struct event_base *base, const struct config *const *cf, const char
 
 	a->base = base;
 	a->cf = cf;
+	a->known.set = a->next.set = 1;
 	if ((*cf)->relay_domains.n > 0) {
 		if ((a->res = resolver_new(base, (*cf)->dns_resolver, err, sizeof(err))) == NULL) {
 			*error_r = err;
@@ -151,22 +143,16 @@ pair_acl_new(struct event_base *base, const struct config *const *cf, const char
 int
 pair_acl_allowed(struct pair_acl *a, const struct sockaddr *sa)
 {
-	const struct config *cf = *a->cf;
-
-	if (cf->etrn_clients.n > 0) {
-		for (int i = 0; i < cf->etrn_clients.n; i++) {
-			struct net_cidr n;
-
-			if (net_parse_cidr(cf->etrn_clients.v[i], &n) == 0 && net_cidr_match(&n, sa))
-				return 1;
-		}
-		return 0;
-	}
-	if (net_is_loopback(sa))
+	switch (config_etrn_client_allowed(*a->cf, sa)) {
+	case CONFIG_ETRN_ALLOW:
 		return 1;
-	for (int i = 0; i < a->nknown; i++)
-		if (net_cidr_match(&a->known[i], sa))
-			return 1;
+	case CONFIG_ETRN_DENY:
+		return 0;
+	case CONFIG_ETRN_DEFAULT:
+		break;
+	}
+	if (config_netlist_match(&a->known, sa))
+		return 1;
 	if (time(NULL) - a->last_start >= PAIR_ACL_RETRY)
 		pair_acl_refresh(a);
 	return 0;

@@ -12,7 +12,7 @@
 
 #include "mail/dsn.h"
 #include "queue/queue_bounce.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 

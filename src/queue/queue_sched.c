@@ -17,7 +17,7 @@
 #include "mail/dsn.h"
 #include "queue/queue_bounce.h"
 #include "queue/queue_sched.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/log.h"
 #include "util/worker.h"
 #include "util/xalloc.h"

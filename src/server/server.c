@@ -8,7 +8,7 @@
 
 #include "server/server.h"
 #include "smtpd/smtpd.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -131,8 +131,10 @@ server_check_listen(const struct config *cf, FILE *errs)
 
 	for (int i = 0; i < NROWS; i++)
 		if (service_rows[i].start == NULL && row_list(&service_rows[i], cf)->n > 0) {
-			fprintf(errs, "%s: [listen] %s: the %s service is not built in this version "
-				      "of tandem; remove the key\n", cf->path ? cf->path : "config",
+			int line = config_line(cf, "listen", service_rows[i].name);
+
+			fprintf(errs, "%s:%d: [listen] %s: the %s service is not built in this version "
+				      "of tandem; remove the key\n", cf->path ? cf->path : "config", line,
 				service_rows[i].name, service_rows[i].name);
 			n++;
 		}

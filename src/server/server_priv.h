@@ -14,7 +14,7 @@
  */
 #ifndef TANDEM_SERVER_PRIV_H
 #define TANDEM_SERVER_PRIV_H
-#include "util/config.h"
+#include "conf/config.h"
 
 /* Before root works in data_dir: creates data_dir, queue/ with its state
  * directories and (without [tls] cert) tls/, owned by [server] user, and

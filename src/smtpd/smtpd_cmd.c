@@ -18,7 +18,7 @@
 #include "smtpd/smtpd_int.h"
 #include "smtpd/smtpd_policy.h"
 #include "smtp/smtp_parse.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/xalloc.h"

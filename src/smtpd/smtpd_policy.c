@@ -13,7 +13,7 @@
 #include "mail/header.h"
 #include "smtpd/smtpd_int.h"
 #include "smtpd/smtpd_policy.h"
-#include "util/config.h"
+#include "conf/config.h"
 
 static void
 verdict(struct smtpd_verdict *v, const char *code, const char *text, const char *detail)

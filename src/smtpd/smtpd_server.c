@@ -7,6 +7,8 @@
 
 #include "smtpd/smtpd_int.h"
 #include "smtpd/smtpd_policy.h"
+#include "conf/config.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 struct smtpd_server *

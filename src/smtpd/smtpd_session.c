@@ -22,7 +22,7 @@
 #include "queue/queue.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/worker.h"

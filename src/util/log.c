@@ -13,36 +13,32 @@
 #include "util/log.h"
 
 static int log_fd = 2;
-static char log_path[4096];
 static int log_debug_on;
 static int log_pid;   /* cached: one getpid(2) less per line */
 
-void
+int
 log_init(const char *logfile)
 {
-	if (logfile != NULL && *logfile != '\0') {
-		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd >= 0) {
-			log_fd = fd;
-			snprintf(log_path, sizeof(log_path), "%s", logfile);
-		}
-	}
-}
+	int fd, e;
 
-/* SIGHUP: logrotate moved the file away; write to a new one at the path. */
-int
-log_reopen(void)
-{
-	int fd;
-
-	if (log_path[0] == '\0')
+	if (logfile == NULL || *logfile == '\0')
 		return 0;
-	if ((fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0)
+	if ((fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
 		return -1;
-	if (fd != log_fd) {
-		dup2(fd, log_fd);
-		close(fd);
+	if (log_fd == 2) {
+		log_fd = fd;
+		return 0;
 	}
+	/* Called again (a reopen after logrotate): dup2 swaps the file under
+	 * the same descriptor at once, so a thread writing a line meanwhile
+	 * writes it whole to the old file or to the new one. */
+	if (dup2(fd, log_fd) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 

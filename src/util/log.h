@@ -1,16 +1,17 @@
 /*
  * log: one line per event, "tandem[pid]: <id>: key=value ...", written to
  * stderr (and so to journald under systemd), so one message's whole story
- * greps by its queue id. Public: log_init, log_reopen, log_msg, log_warn, log_err,
+ * greps by its queue id. Public: log_init, log_msg, log_warn, log_err,
  * log_set_debug, log_debug, log_q, log_addr. Every value that comes from the
  * network goes through log_q or log_addr where the line is built.
  */
 #ifndef TANDEM_LOG_H
 #define TANDEM_LOG_H
 
-void log_init(const char *logfile);
-/* Open the log file anew at its path (after logrotate). 0, or -1 with errno. */
-int log_reopen(void);
+/* Log to logfile (appended, created 0640) instead of stderr; NULL or "":
+ * stderr. Called again, it reopens (logrotate). -1 with errno when the file
+ * cannot be opened; the log then stays where it was. */
+int log_init(const char *logfile);
 void log_set_debug(int on);
 /* id: a queue id, a session id ("s1a2b"), or NULL for "-" */
 void log_msg(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,7 +18,7 @@
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
 #include "store/maildir.h"
-#include "util/config.h"
+#include "conf/config.h"
 #include "util/durable.h"
 
 static char tmpl[64];

@@ -1,10 +1,13 @@
 /*
- * test_config: unit tests for config_load and its value parsers
- * (src/util/config.h), using temporary files: defaults, every key, every
- * error naming "FILE:LINE: [section] key:", unknown keys and sections,
- * durations, sizes, ADDR:PORT lists. The byte-at-a-time rule (STYLE.md 9)
- * becomes: the file cut at every length loads or fails cleanly, and every
- * error line still names the file.
+ * test_conf: unit tests for the config layer (src/conf/config.h), using
+ * temporary files: defaults, every key, every error naming
+ * "FILE:LINE: [section] key:", unknown keys and sections, durations, sizes,
+ * ADDR:PORT lists, domains, the resolver form, inline comments, address
+ * lists and their matcher, reloads, and the docs: README's table must be
+ * exactly `check-config --doc`, and etc/tandem.conf.example must name every
+ * key and no other. The byte-at-a-time rule (STYLE.md 9) becomes: the file
+ * cut at every length loads or fails cleanly, and every error line still
+ * names the file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +20,49 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/config.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "conf/config.h"
+#include "conf/config_int.h"
+
+/* A file of the source tree, from this file's name as the compiler saw it
+ * ("tests/unit/test_conf.c" when make runs at the top). */
+static char *
+src_file(const char *name)
+{
+	static char path[4096];
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", __FILE__);
+	for (int up = 0; up < 3; up++) {
+		if ((slash = strrchr(path, '/')) == NULL) {
+			path[0] = '\0';
+			break;
+		}
+		*slash = '\0';
+	}
+	if (path[0] == '\0')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", name);
+	return path;
+}
+
+static char *
+read_whole(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *text = NULL;
+	size_t cap = 0, n;
+
+	if (fp == NULL)
+		fail_msg("cannot open %s", path);
+	n = getdelim(&text, &cap, '\0', fp);
+	fclose(fp);
+	assert_true(n > 0);
+	return text;
+}
 
 static char cfg_path[64];
 
@@ -163,7 +208,13 @@ test_defaults(void **state)
 	assert_null(cf->user);
 	assert_null(cf->log_file);
 	assert_int_equal(cf->backups.n, 0);
-	assert_int_equal(cf->listen_smtp.n, 0);
+	assert_int_equal(cf->log_level, LOG_LEVEL_INFO);
+	assert_string_equal(cf->recipient_delimiter, "+");
+	assert_int_equal(cf->max_connections_per_client, 20);
+	assert_int_equal(cf->max_connections_per_net, 100);
+	assert_int_equal(cf->listen_smtp.n, 1);
+	assert_string_equal(cf->listen_smtp.v[0], "0.0.0.0:25");
+	assert_int_equal(cf->listen_imap.n, 0);
 	assert_null(cf->tls_cert);
 	assert_null(cf->tls_key);
 	assert_int_equal(cf->tls_outbound, TLS_OUT_MAY);
@@ -171,6 +222,8 @@ test_defaults(void **state)
 	assert_int_equal(cf->relay_domains.n, 0);
 	assert_null(cf->relay_primary);
 	assert_int_equal(cf->probe_interval, 15);
+	assert_int_equal(cf->etrn_clients.set, 0);
+	assert_int_equal(cf->etrn_clients.n, 0);
 	assert_int_equal(cf->retry_min, 300);
 	assert_int_equal(cf->retry_max, 3600);
 	assert_int_equal(cf->lifetime, 5 * 86400);
@@ -182,6 +235,7 @@ test_defaults(void **state)
 	assert_int_equal(cf->max_message_size, 50ULL << 20);
 	assert_int_equal(cf->timeout, 300);
 	assert_int_equal(cf->max_errors, 20);
+	assert_int_equal(cf->junk_command_limit, 100);
 	assert_int_equal(cf->greet_pause_ms, 0);
 	config_free(&cf);
 	assert_null(cf);
@@ -207,6 +261,10 @@ static const char full_conf[] =
 	"user = tandem\n"
 	"backups = mx2.example.org, mx3.example.org\n"
 	"log_file = /var/log/tandem.log\n"
+	"log_level = debug\n"
+	"recipient_delimiter = -\n"
+	"max_connections_per_client = 5\n"
+	"max_connections_per_net = 50\n"
 	"\n"
 	"[listen]\n"
 	"smtp = 0.0.0.0:25, [::]:25\n"
@@ -230,6 +288,7 @@ static const char full_conf[] =
 	"domains = Example.ORG, example.net\n"
 	"primary = mx0.example.org:25\n"
 	"probe_interval = 1m\n"
+	"etrn_clients = 192.0.2.1, 198.51.100.0/24, 2001:db8::/32\n"
 	"\n"
 	"[queue]\n"
 	"retry_min = 5m\n"
@@ -245,6 +304,7 @@ static const char full_conf[] =
 	"max_message_size = 25M\n"
 	"timeout = 90\n"
 	"max_errors = 5\n"
+	"junk_command_limit = 10\n"
 	"greet_pause = 500ms\n";
 
 static void
@@ -261,6 +321,14 @@ test_every_key(void **state)
 	assert_string_equal(cf->backups.v[0], "mx2.example.org");
 	assert_string_equal(cf->backups.v[1], "mx3.example.org");
 	assert_string_equal(cf->log_file, "/var/log/tandem.log");
+	assert_int_equal(cf->log_level, LOG_LEVEL_DEBUG);
+	assert_string_equal(cf->recipient_delimiter, "-");
+	assert_int_equal(cf->max_connections_per_client, 5);
+	assert_int_equal(cf->max_connections_per_net, 50);
+	assert_int_equal(cf->etrn_clients.set, 1);
+	assert_int_equal(cf->etrn_clients.n, 3);
+	assert_int_equal(cf->etrn_clients.v[1].prefix, 24);
+	assert_int_equal(cf->junk_command_limit, 10);
 	assert_int_equal(cf->listen_smtp.n, 2);
 	assert_string_equal(cf->listen_smtp.v[0], "0.0.0.0:25");
 	assert_string_equal(cf->listen_smtp.v[1], "[::]:25");
@@ -387,6 +455,32 @@ test_bad_values(void **state)
 		{ "listen", "http",
 		  "1.1.1.1:1, 1.1.1.1:2, 1.1.1.1:3, 1.1.1.1:4, 1.1.1.1:5, 1.1.1.1:6, 1.1.1.1:7, "
 		  "1.1.1.1:8, 1.1.1.1:9" },
+		/* what serve refuses, check-config refuses too */
+		{ "listen", "smtp", "localhost:25" }, { "listen", "smtp", "127.0.0.1:25, mx.example:25" },
+		{ "listen", "submission", "[localhost]:587" },
+		{ "dns", "resolver", "127.0.0.1:53" }, { "dns", "resolver", "localhost@53" },
+		{ "dns", "resolver", "127.0.0.1@" }, { "dns", "resolver", "127.0.0.1@0" },
+		{ "dns", "resolver", "127.0.0.1@65536" }, { "dns", "resolver", "@53" },
+		{ "dns", "resolver", "[::1]:53" }, { "dns", "resolver", "Système" },
+		{ "server", "hostname", "mx_1.example" }, { "server", "hostname", "-mx.example" },
+		{ "server", "hostname", "mx..example" }, { "server", "hostname", "mx.example-" },
+		{ "server", "hostname", "mx example" }, { "server", "hostname", "[127.0.0.1]" },
+		{ "relay", "domains", "example.test, exa_mple.test" }, { "relay", "domains", "a..b" },
+		{ "relay", "domains", "@example.test" }, { "relay", "domains", "example.test." },
+		{ "relay", "primary", "mx_1.example" }, { "relay", "primary", "mx.example:0" },
+		{ "server", "backups", "mx2.example, bad!host" }, { "server", "backups", "mx2.example:x" },
+		{ "server", "log_level", "verbose" }, { "server", "log_level", "" },
+		{ "server", "recipient_delimiter", "++" }, { "server", "recipient_delimiter", "a" },
+		{ "server", "recipient_delimiter", "." }, { "server", "recipient_delimiter", "@" },
+		{ "server", "max_connections_per_client", "x" },
+		{ "server", "max_connections_per_net", "-1" },
+		{ "smtp", "junk_command_limit", "0" }, { "smtp", "junk_command_limit", "ten" },
+		{ "relay", "etrn_clients", "10.1.0.0/8" }, { "relay", "etrn_clients", "1.2.3.4/33" },
+		{ "relay", "etrn_clients", "mx.example" }, { "relay", "etrn_clients", "::1/129" },
+		{ "relay", "etrn_clients", "10.0.0.0/" }, { "relay", "etrn_clients", "10.0.0.0/x" },
+		{ "server", "data_dir", "var/lib" }, { "server", "log_file", "tandem.log" },
+		{ "queue", "workers", "0" }, { "queue", "workers", "65" },
+		{ "relay", "probe_interval", "0" },
 	};
 	char text[512], want[128];
 
@@ -748,6 +842,27 @@ test_parse_list(void **state)
 		free(l.v[i]);
 }
 
+/* The line of out that starts with start ends with mark (or contains it,
+ * when mark ends in a blank). */
+static int
+dump_line_marked(const char *out, const char *start, const char *mark)
+{
+	for (const char *p = out; p != NULL && *p != '\0'; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char line[512];
+
+		if (strncmp(p, start, strlen(start)) != 0 || len >= sizeof(line))
+			continue;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		if (mark[strlen(mark) - 1] == ' ')
+			return strstr(line, mark) != NULL;
+		return len >= strlen(mark) && strcmp(line + len - strlen(mark), mark) == 0;
+	}
+	return 0;
+}
+
 static void
 test_dump(void **state)
 {
@@ -759,13 +874,419 @@ test_dump(void **state)
 	(void)state;
 	config_dump(cf, fp);
 	fclose(fp);
-	assert_non_null(strstr(out, "hostname = mx1.example.org\n"));
-	assert_non_null(strstr(out, "role = backup\n"));
-	assert_non_null(strstr(out, "retry_max = 7200s\n"));
-	assert_non_null(strstr(out, "max_message_size = 26214400\n"));
-	assert_non_null(strstr(out, "outbound = encrypt\n"));
+	assert_non_null(strstr(out, "\nhostname = mx1.example.org "));
+	assert_non_null(strstr(out, "\nretry_max = 2h "));
+	assert_non_null(strstr(out, "\nmax_message_size = 25M "));
+	assert_non_null(strstr(out, "\noutbound = encrypt "));
+	assert_non_null(strstr(out, "\ngreet_pause = 500ms "));
+	assert_non_null(strstr(out, "\netrn_clients = 192.0.2.1, 198.51.100.0/24, 2001:db8::/32 "));
+	/* each key says whether SIGHUP applies it */
+	assert_true(dump_line_marked(out, "max_recipients = 50 ", "# reload"));
+	assert_true(dump_line_marked(out, "role = backup ", "# restart"));
 	free(out);
 	config_free(&cf);
+	/* an unset key prints as a comment that says what applies instead */
+	cf = load_ok("");
+	fp = open_memstream(&out, &olen);
+	config_dump(cf, fp);
+	fclose(fp);
+	assert_true(dump_line_marked(out, "# primary =", "# restart, unset: the domain's MX hosts "
+						     "better than this one"));
+	assert_true(dump_line_marked(out, "# user =", "# restart, unset: (none)"));
+	assert_true(dump_line_marked(out, "smtp = 0.0.0.0:25 ", "# restart"));
+	free(out);
+	config_free(&cf);
+}
+
+
+/* '#' and ';' after a blank start a comment, on first lines and on
+ * continuation lines; inside a value they are data. */
+static void
+test_inline_comments(void **state)
+{
+	struct config *cf;
+
+	(void)state;
+	cf = load_ok(
+		"[server]\n"
+		"hostname = mx1.example.test   # our name\n"
+		"role = backup ; the second MX\n"
+		"user = tandem\t# service user\n"
+		"data_dir = /srv/t#1\n"
+		"recipient_delimiter = # off\n"
+		"[listen]\n"
+		"smtp = 127.0.0.1:25 # public\n"
+		"[relay]\n"
+		"domains = a.example,  # first\n"
+		"  b.example ; second\n"
+		"  # a comment line inside the list\n"
+		"  c.example\n");
+	assert_string_equal(cf->hostname, "mx1.example.test");
+	assert_int_equal(cf->role, ROLE_BACKUP);
+	assert_string_equal(cf->user, "tandem");
+	assert_string_equal(cf->data_dir, "/srv/t#1");
+	assert_string_equal(cf->recipient_delimiter, "");
+	assert_int_equal(cf->listen_smtp.n, 1);
+	assert_string_equal(cf->listen_smtp.v[0], "127.0.0.1:25");
+	assert_int_equal(cf->relay_domains.n, 3);
+	assert_string_equal(cf->relay_domains.v[1], "b.example");
+	assert_string_equal(cf->relay_domains.v[2], "c.example");
+	config_free(&cf);
+}
+
+/* Before the comment rule, "hostname = mx1 # x" loaded as the host name
+ * "mx1 # x"; now a value that is only a comment is an empty value. */
+/* Errors found after loading (check-config's) name the line too. */
+static void
+test_config_line(void **state)
+{
+	struct config *cf = load_ok("[server]\nhostname = a.example\n\nuser = nobody\n"
+				    "[relay]\ndomains = a.example\n  b.example\n");
+
+	(void)state;
+	assert_int_equal(config_line(cf, "server", "user"), 4);
+	assert_int_equal(config_line(cf, "relay", "domains"), 7);
+	assert_int_equal(config_line(cf, "server", "log_file"), 0);
+	assert_int_equal(config_line(cf, "server", "nosuch"), 0);
+	config_free(&cf);
+	/* an empty smtp list would make serve listen on the default anyway */
+	expect_error("[listen]\nsmtp =\n", ":2: [listen] smtp: needs at least one ADDR:PORT");
+}
+
+static void
+test_comment_only_value(void **state)
+{
+	(void)state;
+	expect_error("[server]\nuser = # nobody\n", ":2: [server] user: must not be empty");
+	expect_error("[server]\nhostname = ; none\n\n", ":2: [server] hostname: ");
+}
+
+static void
+test_numeric_listen(void **state)
+{
+	char *errs;
+	struct config *cf = load("[listen]\nsmtp = localhost:25\n", &errs);
+
+	(void)state;
+	assert_null(cf);
+	assert_non_null(strstr(errs, ":2: [listen] smtp: localhost:25: a numeric address is needed"));
+	free(errs);
+	cf = load_ok("[listen]\nsmtp = 127.0.0.1:25, [::1]:25, [::]:2525, 0.0.0.0:587\n");
+	assert_int_equal(cf->listen_smtp.n, 4);
+	config_free(&cf);
+	/* a continuation line is checked too, and only once */
+	cf = load("[listen]\nsmtp = 127.0.0.1:25\n  mx.example:25\n", &errs);
+	assert_null(cf);
+	assert_non_null(strstr(errs, ":3: [listen] smtp: mx.example:25: a numeric address"));
+	assert_null(strstr(errs, ":2: "));
+	free(errs);
+}
+
+static void
+test_resolver(void **state)
+{
+	static const char *const good[] = {
+		"system", "127.0.0.1", "127.0.0.1@53", "::1@5353", "2001:db8::1", "192.0.2.53@65535",
+	};
+	char text[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct config *cf;
+
+		snprintf(text, sizeof(text), "[dns]\nresolver = %s\n", good[i]);
+		cf = load_ok(text);
+		assert_string_equal(cf->dns_resolver, good[i]);
+		config_free(&cf);
+	}
+	expect_error("[dns]\nresolver = 127.0.0.1:53\n", ":2: [dns] resolver: the form is HOST@PORT");
+	expect_error("[dns]\nresolver = ns.example@53\n", ":2: [dns] resolver: ");
+}
+
+static void
+test_domains(void **state)
+{
+	struct config *cf = load_ok("[server]\nhostname = MX1.Example.TEST\nrole = backup\n"
+				    "[relay]\ndomains = Example.TEST, xn--bcher-kva.example, a-b.c\n"
+				    "primary = [2001:db8::1]:25\n");
+
+	(void)state;
+	/* the host name keeps its case (it is shown); relay domains are compared */
+	assert_string_equal(cf->hostname, "MX1.Example.TEST");
+	assert_string_equal(cf->relay_domains.v[0], "example.test");
+	assert_string_equal(cf->relay_domains.v[1], "xn--bcher-kva.example");
+	config_free(&cf);
+	cf = load_ok("[relay]\nprimary = 192.0.2.1\n[server]\nbackups = 192.0.2.2:2525, mx2.example\n");
+	assert_string_equal(cf->relay_primary, "192.0.2.1");
+	assert_int_equal(cf->backups.n, 2);
+	config_free(&cf);
+	expect_error("[server]\nhostname = mx_1.example\n",
+		     ":2: [server] hostname: not a valid domain name");
+	expect_error("[relay]\ndomains = good.example, bad..example\n",
+		     ":2: [relay] domains: bad..example: not a valid domain name");
+	assert_true(config_parse_is_domain("a"));
+	assert_true(config_parse_is_domain("1.example"));
+	assert_false(config_parse_is_domain(""));
+	assert_false(config_parse_is_domain("."));
+	assert_false(config_parse_is_domain("a-.example"));
+	assert_false(config_parse_is_domain("é.example"));
+	{
+		char label[80], name[300];
+
+		memset(label, 'a', 63);
+		label[63] = '\0';
+		assert_true(config_parse_is_domain(label));
+		label[63] = 'a';
+		label[64] = '\0';
+		assert_false(config_parse_is_domain(label));
+		label[63] = '\0';
+		/* 255 in all, the directory's limit */
+		snprintf(name, sizeof(name), "%s.%s.%s.%s", label, label, label, label);
+		assert_int_equal(strlen(name), 255);
+		assert_true(config_parse_is_domain(name));
+		snprintf(name, sizeof(name), "a.%s.%s.%s.%s", label, label, label, label);
+		assert_false(config_parse_is_domain(name));
+	}
+}
+
+static struct sockaddr_storage *
+sa_of(const char *ip)
+{
+	static struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+	}
+	return &ss;
+}
+
+static void
+test_netlist(void **state)
+{
+	struct config_netlist l;
+	const char *err = NULL;
+	static const struct {
+		const char *ip;
+		int in;
+	} cases[] = {
+		{ "192.0.2.1", 1 }, { "192.0.2.2", 0 }, { "10.0.0.1", 1 }, { "10.255.255.255", 1 },
+		{ "11.0.0.0", 0 }, { "172.16.5.1", 1 }, { "172.16.8.0", 0 }, { "::ffff:10.1.2.3", 1 },
+		{ "::ffff:11.1.2.3", 0 }, { "2001:db8::1", 1 }, { "2001:db8:ffff::", 1 },
+		{ "2001:db9::", 0 }, { "::1", 0 }, { "fe80::1", 1 }, { "fe80::1:0:0:0:1", 0 },
+		{ "0.0.0.0", 0 },
+	};
+
+	(void)state;
+	assert_int_equal(config_netlist_parse("192.0.2.1, 10.0.0.0/8 172.16.4.0/22,2001:db8::/32 "
+					      "fe80::/64", &l, &err), 0);
+	assert_int_equal(l.set, 1);
+	assert_int_equal(l.n, 5);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (config_netlist_match(&l, (struct sockaddr *)sa_of(cases[i].ip)) != cases[i].in)
+			fail_msg("%s: match %d, want %d", cases[i].ip, !cases[i].in, cases[i].in);
+	/* /0 is everyone of its family */
+	assert_int_equal(config_netlist_parse("0.0.0.0/0", &l, &err), 0);
+	assert_true(config_netlist_match(&l, (struct sockaddr *)sa_of("203.0.113.9")));
+	assert_true(config_netlist_match(&l, (struct sockaddr *)sa_of("::ffff:203.0.113.9")));
+	assert_false(config_netlist_match(&l, (struct sockaddr *)sa_of("2001:db8::1")));
+	/* an empty list is set and matches nobody */
+	assert_int_equal(config_netlist_parse("", &l, &err), 0);
+	assert_int_equal(l.set, 1);
+	assert_false(config_netlist_match(&l, (struct sockaddr *)sa_of("127.0.0.1")));
+	assert_int_equal(config_netlist_parse("192.0.2.1, 192.0.2.3/24", &l, &err), -1);
+	assert_non_null(strstr(err, "192.0.2.3/24"));
+}
+
+static void
+test_etrn_clients(void **state)
+{
+	struct config *cf = load_ok("");
+
+	(void)state;
+	/* unset: loopback, and the caller decides for the rest */
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("127.0.0.1")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("127.12.0.20")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("::1")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("::ffff:127.0.0.1")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("192.0.2.1")),
+			 CONFIG_ETRN_DEFAULT);
+	config_free(&cf);
+	/* set: the list alone decides, loopback included */
+	cf = load_ok("[relay]\netrn_clients = 192.0.2.0/24\n  2001:db8::5\n");
+	assert_int_equal(cf->etrn_clients.n, 2);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("192.0.2.77")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("2001:db8::5")),
+			 CONFIG_ETRN_ALLOW);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("127.0.0.1")),
+			 CONFIG_ETRN_DENY);
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("198.51.100.1")),
+			 CONFIG_ETRN_DENY);
+	config_free(&cf);
+	cf = load_ok("[relay]\netrn_clients =\n");
+	assert_int_equal(config_etrn_client_allowed(cf, (struct sockaddr *)sa_of("127.0.0.1")),
+			 CONFIG_ETRN_DENY);
+	config_free(&cf);
+}
+
+/* Load text into a second config (the temp file is reused). */
+static struct config *
+load_ok_again(const char *text)
+{
+	return load_ok(text);
+}
+
+static void
+test_reload_diff(void **state)
+{
+	struct config *cur = load_ok("[server]\nhostname = a.example\n[smtp]\nmax_recipients = 5\n"
+				     "[listen]\nsmtp = 127.0.0.1:25\n[tls]\noutbound = may\n");
+	struct config *next = load_ok_again(
+		"[server]\nhostname = b.example\nlog_level = debug\n[smtp]\nmax_recipients = 7\n"
+		"[listen]\nsmtp = 127.0.0.1:26\n[relay]\ndomains = r.example\n"
+		"etrn_clients = 10.0.0.0/8\n");
+	char *out = NULL;
+	size_t olen = 0;
+	FILE *fp = open_memstream(&out, &olen);
+
+	(void)state;
+	assert_int_equal(config_reload_diff(cur, next, fp), 3);
+	fclose(fp);
+	/* reloadable values are applied */
+	assert_int_equal(cur->max_recipients, 7);
+	assert_int_equal(cur->log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(cur->etrn_clients.set, 1);
+	/* relay domains are read by lookups on the workers: restart only */
+	assert_int_equal(cur->relay_domains.n, 0);
+	assert_non_null(strstr(out, "[relay] domains: changed, needs a restart"));
+	/* the others keep their value and are named */
+	assert_string_equal(cur->hostname, "a.example");
+	assert_string_equal(cur->listen_smtp.v[0], "127.0.0.1:25");
+	assert_non_null(strstr(out, "[smtp] max_recipients: reloaded\n"));
+	assert_non_null(strstr(out, "[server] log_level: reloaded\n"));
+	assert_non_null(strstr(out, "[server] hostname: changed, needs a restart"));
+	assert_non_null(strstr(out, "[listen] smtp: changed, needs a restart"));
+	assert_null(strstr(out, "outbound"));
+	free(out);
+	/* applied once, nothing is left to reload except what needs a restart */
+	assert_int_equal(config_reload_diff(cur, next, NULL), 3);
+	config_free(&next);
+	next = load_ok_again("[server]\nhostname = a.example\n[smtp]\nmax_recipients = 5\n"
+			     "[listen]\nsmtp = 127.0.0.1:25\n");
+	/* back to unset: the value goes too */
+	assert_int_equal(config_reload_diff(cur, next, NULL), 0);
+	assert_int_equal(cur->relay_domains.n, 0);
+	assert_int_equal(cur->etrn_clients.set, 0);
+	assert_int_equal(cur->max_recipients, 5);
+	config_free(&next);
+	config_free(&cur);
+}
+
+/* check-config -v prints a file that loads again into the same values. */
+static void
+test_dump_loads_again(void **state)
+{
+	struct config *cf = load_ok(full_conf), *again;
+	char *out = NULL, *report = NULL;
+	size_t olen = 0, rlen = 0;
+	FILE *fp = open_memstream(&out, &olen), *rp;
+
+	(void)state;
+	config_dump(cf, fp);
+	fclose(fp);
+	again = load_ok_again(out);
+	rp = open_memstream(&report, &rlen);
+	assert_int_equal(config_reload_diff(cf, again, rp), 0);
+	fclose(rp);
+	if (report[0] != '\0')
+		fail_msg("dump differs after loading again:\n%s", report);
+	free(report);
+	free(out);
+	config_free(&again);
+	config_free(&cf);
+}
+
+/* README's configuration table is exactly `tandem check-config --doc`. */
+static void
+test_readme_table(void **state)
+{
+	static const char begin[] = "<!-- config-table: `tandem check-config --doc` -->\n";
+	static const char end[] = "<!-- end config-table -->\n";
+	char *readme = read_whole(src_file("README.md")), *doc = NULL, *b, *e;
+	size_t dlen = 0;
+	FILE *fp = open_memstream(&doc, &dlen);
+
+	(void)state;
+	config_dump_doc(fp);
+	fclose(fp);
+	b = strstr(readme, begin);
+	if (b == NULL)
+		fail_msg("README.md has no line %s", begin);
+	b += strlen(begin);
+	if ((e = strstr(b, end)) == NULL)
+		fail_msg("README.md has no line %s", end);
+	*e = '\0';
+	if (strcmp(b, doc) != 0)
+		fail_msg("README.md's config table differs from `tandem check-config --doc`; "
+			 "paste its output between the markers.\nREADME:\n%s\n--doc:\n%s", b, doc);
+	free(doc);
+	free(readme);
+}
+
+/* etc/tandem.conf.example names every key in its section, as "key =" or
+ * "# key =", names no key that does not exist, and loads. */
+static void
+test_example_file(void **state)
+{
+	char *text = read_whole(src_file("etc/tandem.conf.example")), *save = NULL, *line, *errs;
+	char section[32] = "", key[64];
+	int *seen = calloc(config_table_count, sizeof(int));
+	size_t elen = 0;
+	struct config *cf;
+	FILE *fp;
+
+	(void)state;
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		const struct config_key *k;
+		const char *p = line;
+		int n = 0;
+
+		if (sscanf(line, "[%31[^]]]", section) == 1)
+			continue;
+		if (*p == '#' && *++p == ' ')
+			p++;
+		if (sscanf(p, "%63[a-z0-9_] =%n", key, &n) != 1 || n == 0)
+			continue;
+		if ((k = config_table_find(section, key)) == NULL)
+			fail_msg("etc/tandem.conf.example: [%s] %s is not a key (stale?)", section, key);
+		seen[k - config_table] = 1;
+	}
+	for (size_t i = 0; i < config_table_count; i++)
+		if (!seen[i])
+			fail_msg("etc/tandem.conf.example does not show [%s] %s", config_table[i].section,
+				 config_table[i].key);
+	free(seen);
+	free(text);
+	fp = open_memstream(&errs, &elen);
+	cf = config_load(src_file("etc/tandem.conf.example"), fp);
+	fclose(fp);
+	if (cf == NULL)
+		fail_msg("etc/tandem.conf.example does not load:\n%s", errs);
+	config_free(&cf);
+	free(errs);
 }
 
 int
@@ -795,6 +1316,18 @@ main(void)
 		cmocka_unit_test(test_parse_hostport),
 		cmocka_unit_test(test_parse_list),
 		cmocka_unit_test(test_dump),
+		cmocka_unit_test(test_inline_comments),
+		cmocka_unit_test(test_comment_only_value),
+		cmocka_unit_test(test_config_line),
+		cmocka_unit_test(test_numeric_listen),
+		cmocka_unit_test(test_resolver),
+		cmocka_unit_test(test_domains),
+		cmocka_unit_test(test_netlist),
+		cmocka_unit_test(test_etrn_clients),
+		cmocka_unit_test(test_reload_diff),
+		cmocka_unit_test(test_dump_loads_again),
+		cmocka_unit_test(test_readme_table),
+		cmocka_unit_test(test_example_file),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,133 @@
+/*
+ * config_table: every key of tandem.conf, one row each (see config_int.h
+ * for the columns). Adding a key is adding a row here and a field in
+ * struct config; README's table comes from `tandem check-config --doc`.
+ * Module-internal: config_table, config_table_count, config_table_find.
+ */
+#include <string.h>
+
+#include "conf/config_int.h"
+
+static const char *const role_names[] = { "primary", "backup", NULL };
+static const char *const tls_outbound_names[] = { "may", "encrypt", NULL };
+static const char *const log_level_names[] = { "info", "debug", NULL };
+
+#define F(field) offsetof(struct config, field)
+#define R CONFIG_F_RELOAD
+#define DAY 86400LL
+
+const struct config_key config_table[] = {
+	{ "server", "hostname", CT_DOMAIN, F(hostname), NULL, 0, 0, NULL, CONFIG_F_SYSHOST,
+	  "the system host name", "name in the greeting, EHLO and `Received:`; a domain name" },
+	{ "server", "role", CT_ENUM, F(role), "primary", 0, 0, role_names, 0, NULL,
+	  "`primary` (mailboxes, local delivery) or `backup` (holds mail for `[relay] domains`)" },
+	{ "server", "data_dir", CT_PATH, F(data_dir), "/var/lib/tandem", 0, 0, NULL, 0, NULL,
+	  "queue, mailboxes, directory, TLS key (absolute path)" },
+	{ "server", "user", CT_STRING, F(user), NULL, 0, 0, NULL, 0, "(none)",
+	  "drop root to this user after binding; data_dir is given to it; must exist" },
+	{ "server", "backups", CT_HOSTPORTS, F(backups), NULL, 0, 0, NULL, 0, "(none)",
+	  "primary: backup MX hosts, `HOST[:PORT]`, sent `ETRN` for each local domain when the "
+	  "primary starts; one that cannot be reached is asked again every `probe_interval`" },
+	{ "server", "log_file", CT_PATH, F(log_file), NULL, 0, 0, NULL, R, "stderr",
+	  "append log lines to this file (absolute path; its directory must exist); reopened on SIGHUP" },
+	{ "server", "log_level", CT_ENUM, F(log_level), "info", 0, 0, log_level_names, R, NULL,
+	  "`info`, or `debug` for the debug lines too" },
+	{ "server", "recipient_delimiter", CT_DELIM, F(recipient_delimiter), "+", 0, 0, NULL, R, NULL,
+	  "`alice+tag@` is delivered to `alice@`; one of `" CONFIG_DELIMITERS "`, empty: no subaddressing" },
+	{ "server", "max_connections_per_client", CT_UINT, F(max_connections_per_client), "20",
+	  0, 1000000, NULL, R, NULL,
+	  "connections at once from one IPv4 address or IPv6 /64, over all listeners, loopback "
+	  "included (0: no limit)" },
+	{ "server", "max_connections_per_net", CT_UINT, F(max_connections_per_net), "100",
+	  0, 1000000, NULL, R, NULL,
+	  "connections at once from one IPv4 /24 or IPv6 /48, over all listeners (0: no limit)" },
+
+	{ "listen", "smtp", CT_LISTEN, F(listen_smtp), "0.0.0.0:25", 0, CONFIG_MAX_LISTEN, NULL, 0,
+	  NULL, "`ADDR:PORT[, ...]` with numeric addresses; IPv6 as `[::]:25`" },
+	{ "listen", "submission", CT_LISTEN, F(listen_submission), NULL, 0, CONFIG_MAX_LISTEN, NULL,
+	  0, "(none)", "submission (587): not built yet, setting it is a start-up error" },
+	{ "listen", "submissions", CT_LISTEN, F(listen_submissions), NULL, 0, CONFIG_MAX_LISTEN,
+	  NULL, 0, "(none)", "submission over implicit TLS (465): not built yet, an error" },
+	{ "listen", "imap", CT_LISTEN, F(listen_imap), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
+	  "IMAP (143): not built yet, an error" },
+	{ "listen", "imaps", CT_LISTEN, F(listen_imaps), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
+	  "IMAP over implicit TLS (993): not built yet, an error" },
+	{ "listen", "pop3", CT_LISTEN, F(listen_pop3), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
+	  "POP3 (110): not built yet, an error" },
+	{ "listen", "pop3s", CT_LISTEN, F(listen_pop3s), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
+	  "POP3 over implicit TLS (995): not built yet, an error" },
+	{ "listen", "http", CT_LISTEN, F(listen_http), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
+	  "webmail and API: not built yet, an error" },
+
+	{ "tls", "cert", CT_STRING, F(tls_cert), NULL, 0, 0, NULL, R, "self-signed in `data_dir/tls/`",
+	  "PEM certificate chain for STARTTLS; goes with `key`" },
+	{ "tls", "key", CT_STRING, F(tls_key), NULL, 0, 0, NULL, R, "self-signed in `data_dir/tls/`",
+	  "PEM private key of `cert`" },
+	{ "tls", "outbound", CT_ENUM, F(tls_outbound), "may", 0, 0, tls_outbound_names, R, NULL,
+	  "outbound STARTTLS: `may` (use it when offered; a failed handshake retries that host in "
+	  "plaintext) or `encrypt` (defer rather than send in the clear)" },
+
+	{ "dns", "resolver", CT_RESOLVER, F(dns_resolver), "system", 0, 0, NULL, 0, NULL,
+	  "`system` (/etc/resolv.conf) or `HOST@PORT`, HOST a numeric address, e.g. `127.0.0.1@5353`" },
+
+	{ "relay", "domains", CT_DOMAINS, F(relay_domains), NULL, 0, 0, NULL, 0, "(none)",
+	  "backup: domains accepted for relay (required for role backup); never also `domain add`" },
+	{ "relay", "primary", CT_HOSTPORT, F(relay_primary), NULL, 0, 0, NULL, 0,
+	  "the domain's MX hosts better than this one", "backup: where to hand the mail, `HOST[:PORT]`" },
+	{ "relay", "probe_interval", CT_DURATION, F(probe_interval), "15s", 1, DAY, NULL, 0, NULL,
+	  "how often to probe a destination that refused on every host (mail for it waits "
+	  "meanwhile and goes the moment it answers), and how often a primary retries ETRN to a "
+	  "backup it could not reach" },
+	{ "relay", "etrn_clients", CT_NETLIST, F(etrn_clients), NULL, 0, 0, NULL, R,
+	  "the relay destination's addresses and loopback",
+	  "who may send ETRN: addresses and networks (`192.0.2.1, 2001:db8::/32`); setting it "
+	  "replaces the default, loopback included" },
+
+	{ "queue", "retry_min", CT_DURATION, F(retry_min), "5m", 1, 0, NULL, R, NULL,
+	  "first wait after a failed attempt; it doubles up to `retry_max`" },
+	{ "queue", "retry_max", CT_DURATION, F(retry_max), "1h", 1, 0, NULL, R, NULL,
+	  "longest wait between attempts (at least `retry_min`)" },
+	{ "queue", "lifetime", CT_DURATION, F(lifetime), "5d", 0, 0, NULL, R, NULL,
+	  "after this, recipients that still fail are returned to the sender in a DSN and the "
+	  "message is removed" },
+	{ "queue", "min_free", CT_SIZE, F(min_free), "16M", 0, 0, NULL, R, NULL,
+	  "MAIL gets `452 4.3.1` when free space < min_free + 1.5 × SIZE" },
+	{ "queue", "workers", CT_UINT, F(workers), "16", 1, 64, NULL, 0, NULL,
+	  "threads for fsync, Maildir writes, lookups" },
+	{ "queue", "dest_concurrency", CT_UINT, F(dest_concurrency), "20", 1, 200, NULL, 0, NULL,
+	  "outbound connections at once to one destination address; each carries up to 100 "
+	  "messages in turn and idles at most 2 s" },
+	{ "queue", "connect_timeout", CT_DURATION, F(connect_timeout), "30s", 1, 300, NULL, R, NULL,
+	  "how long an outbound connection may take to open before the next MX address is tried; "
+	  "probes and ETRN wait at most 10 s" },
+
+	{ "smtp", "max_connections", CT_UINT, F(max_connections), "1000", 0, 1000000, NULL, R, NULL,
+	  "connections at once; more get `421 4.7.0`" },
+	{ "smtp", "max_recipients", CT_UINT, F(max_recipients), "100", 1, 1000000, NULL, R, NULL,
+	  "recipients per message; more get `452 4.5.3`" },
+	{ "smtp", "max_message_size", CT_SIZE, F(max_message_size), "50M", 0, 0, NULL, R, NULL,
+	  "advertised in SIZE; larger get `552 5.3.4`" },
+	{ "smtp", "timeout", CT_DURATION, F(timeout), "5m", 1, DAY, NULL, R, NULL,
+	  "limit for a command or a stretch of DATA; then `421 4.4.2`" },
+	{ "smtp", "max_errors", CT_UINT, F(max_errors), "20", 0, 1000000, NULL, R, NULL,
+	  "rejected commands before `421 4.7.0` and close" },
+	{ "smtp", "junk_command_limit", CT_UINT, F(junk_command_limit), "100", 1, 1000000, NULL, R,
+	  NULL, "commands in a row that make no progress (anything but an accepted MAIL, RCPT or "
+	  "DATA) before `421`" },
+	{ "smtp", "greet_pause", CT_MSEC, F(greet_pause_ms), "0", 0, 600000, NULL, R, NULL,
+	  "delay the greeting (e.g. `1s`, `500ms`) and reject clients that talk first" },
+};
+#undef F
+#undef R
+
+const size_t config_table_count = sizeof(config_table) / sizeof(config_table[0]);
+
+const struct config_key *
+config_table_find(const char *section, const char *key)
+{
+	for (size_t i = 0; i < config_table_count; i++)
+		if (strcmp(config_table[i].section, section) == 0 &&
+		    strcmp(config_table[i].key, key) == 0)
+			return &config_table[i];
+	return NULL;
+}
