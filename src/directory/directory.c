@@ -378,7 +378,10 @@ int
 directory_set_recipient_delimiter(struct directory *d, const char *delim, const char **error_r)
 {
 	size_t len = delim != NULL ? strlen(delim) : 0;
+	const char *dummy;
 
+	if (error_r == NULL)
+		error_r = &dummy;
 	if (len > DIR_DELIM_MAX) {
 		*error_r = "recipient delimiter longer than 8 characters";
 		return -1;

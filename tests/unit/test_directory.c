@@ -24,6 +24,7 @@
 
 #include "cmd/cmd.h"
 #include "directory/directory.h"
+#include "directory/directory_int.h"
 
 struct fx {
 	char dir[64];
@@ -931,6 +932,39 @@ thr_fixture(struct fx *fx)
 	raw_alias(fx, "loop@example.test", "loop+x@example.test");
 }
 
+/* Open files of this process on the directory's database file. SQLite
+ * may hold a closed connection's file open while others of the process
+ * keep theirs (POSIX locks are per process), so 0 is the only count that
+ * says much. */
+static int
+db_fds(void)
+{
+	char path[64], target[256];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if ((len = readlink(path, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		n += len > 13 && strcmp(target + len - 13, "/directory.db") == 0;
+	}
+	return n;
+}
+
+/* The connections the handle holds (a look inside the module). */
+static int
+conns(struct directory *d)
+{
+	int n = 0;
+
+	for (struct dir_conn *c = d->conns; c != NULL; c = c->next)
+		n++;
+	return n;
+}
+
 static void
 run_threads(struct fx *fx, int close_while_alive)
 {
@@ -939,6 +973,7 @@ run_threads(struct fx *fx, int close_while_alive)
 	pthread_barrier_t start, closed;
 
 	thr_fixture(fx);
+	assert_int_equal(conns(fx->d), 1);	/* this thread's */
 	pthread_barrier_init(&start, NULL, THREADS + 1);
 	pthread_barrier_init(&closed, NULL, THREADS + 1);
 	for (int i = 0; i < THREADS; i++) {
@@ -954,13 +989,18 @@ run_threads(struct fx *fx, int close_while_alive)
 	assert_string_equal(directory_error(fx->d), "domain example.test already exists");
 	if (close_while_alive) {
 		pthread_barrier_wait(&closed);
+		assert_int_equal(conns(fx->d), THREADS + 1);
 		directory_close(&fx->d);
+		assert_int_equal(db_fds(), 0);
 		pthread_barrier_wait(&closed);
 	}
 	for (int i = 0; i < THREADS; i++) {
 		assert_int_equal(pthread_join(tid[i], NULL), 0);
 		assert_int_equal(t[i].failures, 0);
 	}
+	/* each thread's connection went with it */
+	if (!close_while_alive)
+		assert_int_equal(conns(fx->d), 1);
 	pthread_barrier_destroy(&start);
 	pthread_barrier_destroy(&closed);
 	if (!close_while_alive)
