@@ -84,8 +84,11 @@ struct deliver_rcpt {
 	char error[256];
 };
 
+/* One destination of a recipient: dest the mailbox (alice@x) or foreign
+ * address, rcpt the address that reached it (alice+tag@x), for
+ * Delivered-To. */
 static void
-deliver_dest(const char *dest, int is_local, void *arg)
+deliver_dest(const char *dest, const char *rcpt, int is_local, void *arg)
 {
 	struct deliver_rcpt *r = arg;
 	const struct config *cf = r->d->cf;
@@ -108,7 +111,7 @@ deliver_dest(const char *dest, int is_local, void *arg)
 	for (char *p = name; *p; p++)
 		if (*p == '/' || *p == ':')
 			*p = '_';
-	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", r->env->sender, dest);
+	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", r->env->sender, rcpt);
 	rc = maildir_deliver(dir, name, prefix, r->fd, r->body_off, r->env->size);
 	free(prefix);
 	if (rc < 0) {
@@ -185,6 +188,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 	struct directory *dir = deliver_dir(d, err, sizeof(err));
 
 	for (int i = 0; i < env->nrcpt; i++) {
+		const char *derr = "";
 		int n;
 
 		if (i < meta->ndone && meta->done[i])
@@ -202,7 +206,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		}
 		r.nfail = r.fwd_failed = 0;
 		r.error[0] = '\0';
-		n = directory_expand(dir, env->rcpt[i], deliver_dest, &r);
+		n = directory_resolve(dir, env->rcpt[i], deliver_dest, &r, &derr);
 		if (n > 0 && r.nfail == 0 && r.nfwd > 0 &&
 		    deliver_forward(&r, env->rcpt[i], res[i].fwd_qid) != 0) {
 			r.fwd_failed++;
@@ -216,7 +220,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		r.nfwd = 0;
 		if (n < 0) {
 			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", directory_error(dir));
+			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", derr);
 		} else if (n == 0) {
 			res[i].status = RCPT_PERM;
 			snprintf(res[i].error, sizeof(res[i].error), "5.1.1 <%s>: user unknown", env->rcpt[i]);

@@ -5,23 +5,33 @@
  * a busy timeout, and every check-then-write that matters is backed by a
  * constraint in the schema.
  *
+ * One struct directory serves every thread: each thread that uses it gets
+ * its own SQLite connection on first use (a pthread key), closed when the
+ * thread exits or at directory_close. Errors are kept on the connection,
+ * so directory_error() is the calling thread's own.
+ *
  * Local addresses are stored lower-cased, local part included, so every
  * lookup is an exact match. Foreign alias targets keep the case of their
  * local part (it belongs to the foreign host) and lower-case the domain.
  *
- * This file: opening the database and its schema, the address checks,
- * domains, users, aliases, the RCPT check and alias expansion. The other
- * topics have their own files: directory_sql.c (statements and errors),
- * directory_passwd.c (password hashes), directory_relay.c (the backup's
- * recipient lists); directory_int.h is what they share.
+ * This file: opening the database and its schema, the per-thread
+ * connections, the address checks, domains, users, aliases. The other
+ * topics have their own files: directory_rcpt.c (recipient resolution:
+ * RCPT lookups, expansion, subaddressing, loops, postmaster),
+ * directory_sql.c (statements and errors), directory_passwd.c (password
+ * hashes), directory_relay.c (the backup's recipient lists);
+ * directory_int.h is what they share.
  *
  * Public: directory_open, directory_close, directory_error,
- * directory_error_is_temp, directory_domain_*, directory_user_add,
- * directory_user_del, directory_user_list, directory_user_exists,
- * directory_alias_*, directory_rcpt_check, directory_expand.
- * Module-internal: dir_lowdup, dir_domain, dir_address, dir_domain_of.
+ * directory_error_is_temp, directory_set_recipient_delimiter,
+ * directory_domain_*, directory_user_add, directory_user_del,
+ * directory_user_list, directory_user_exists, directory_alias_*.
+ * Module-internal: dir_conn, dir_delim, dir_lower, dir_lowdup, dir_domain,
+ * dir_address, dir_domain_of, dir_is_local.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +44,6 @@
 
 #define DIR_SCHEMA_VERSION	1
 #define DIR_BUSY_MS		5000
-#define DIR_EXPAND_DEPTH	10
 #define DIR_LOCAL_MAX		64
 #define DIR_DOMAIN_MAX		255
 #define DIR_LABEL_MAX		63
@@ -60,7 +69,7 @@ static const char dir_schema[] =
 
 /* ---- addresses ---- */
 
-static void
+void
 dir_lower(char *s)
 {
 	for (; *s != '\0'; s++)
@@ -114,22 +123,19 @@ dir_domain_valid(const char *s, size_t len)
 }
 
 char *
-dir_domain(struct directory *d, const char *domain)
+dir_domain(struct dir_conn *c, const char *domain)
 {
 	char show[80];
 
 	if (!dir_domain_valid(domain, strlen(domain))) {
-		dir_seterr(d, "invalid domain %s", dir_show(domain, show, sizeof(show)));
+		dir_seterr(c, "invalid domain %s", dir_show(domain, show, sizeof(show)));
 		return NULL;
 	}
 	return dir_lowdup(domain);
 }
 
-/* A checked, normalized copy of address: domain lower-cased, the local part
- * too unless keep_case. An empty local part ("@domain", a catch-all) only
- * when catchall. NULL with the error set. */
 char *
-dir_address(struct directory *d, const char *address, int catchall, int keep_case)
+dir_address(struct dir_conn *c, const char *address, int catchall, int keep_case)
 {
 	const char *at = strrchr(address, '@');
 	const char *why = NULL;
@@ -148,7 +154,7 @@ dir_address(struct directory *d, const char *address, int catchall, int keep_cas
 		if (!dir_local_char(address[i]))
 			why = "bad character in local part";
 	if (why != NULL) {
-		dir_seterr(d, "invalid address %s: %s",
+		dir_seterr(c, "invalid address %s: %s",
 			   dir_show(address, show, sizeof(show)), why);
 		return NULL;
 	}
@@ -163,112 +169,246 @@ dir_domain_of(const char *address)
 	return strrchr(address, '@') + 1;
 }
 
-/* 1, 0, -1; dom already lower-cased. */
-static int
-dir_is_local(struct directory *d, const char *dom)
+int
+dir_is_local(struct dir_conn *c, const char *dom)
 {
-	return dir_int(d, "SELECT EXISTS(SELECT 1 FROM domains WHERE name = ?)", 1, dom);
+	return dir_int(c, "SELECT EXISTS(SELECT 1 FROM domains WHERE name = ?)", 1, dom);
 }
 
 static int
-dir_need_domain(struct directory *d, const char *dom)
+dir_need_domain(struct dir_conn *c, const char *dom)
 {
-	int r = dir_is_local(d, dom);
+	int r = dir_is_local(c, dom);
 
 	if (r == 0)
-		dir_seterr(d, "unknown domain %s", dom);
+		dir_seterr(c, "unknown domain %s", dom);
 	return r == 1 ? 0 : -1;
 }
 
-/* ---- open, close ---- */
+/* ---- open, close, the per-thread connections ---- */
+
+/* Why the calling thread has no connection to a handle. */
+static __thread char dir_open_err[DIR_ERR_MAX];
 
 static int
-dir_setup(struct directory *d)
+dir_setup(struct dir_conn *c, int create)
 {
 	char *sql;
 	int version, rc;
 
-	sqlite3_extended_result_codes(d->db, 1);
-	sqlite3_busy_timeout(d->db, DIR_BUSY_MS);
-	if (dir_exec(d, "PRAGMA journal_mode=WAL") != 0 ||
-	    dir_exec(d, "PRAGMA foreign_keys=ON") != 0)
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, DIR_BUSY_MS);
+	if (dir_exec(c, "PRAGMA foreign_keys=ON") != 0)
 		return -1;
-	if ((version = dir_int(d, "PRAGMA user_version", 0)) < 0)
+	/* WAL is a property of the file: set once, by the first opener. */
+	if (!create)
+		return 0;
+	if (dir_exec(c, "PRAGMA journal_mode=WAL") != 0)
+		return -1;
+	if ((version = dir_int(c, "PRAGMA user_version", 0)) < 0)
 		return -1;
 	if (version > DIR_SCHEMA_VERSION) {
-		dir_seterr(d, "schema version %d is newer than this tandem (%d)",
+		dir_seterr(c, "schema version %d is newer than this tandem (%d)",
 			   version, DIR_SCHEMA_VERSION);
 		return -1;
 	}
 	if (version == DIR_SCHEMA_VERSION)
 		return 0;
-	if (dir_exec(d, "BEGIN IMMEDIATE") != 0)
+	if (dir_exec(c, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	sql = xasprintf("PRAGMA user_version=%d", DIR_SCHEMA_VERSION);
-	rc = dir_exec(d, dir_schema);
+	rc = dir_exec(c, dir_schema);
 	if (rc == 0)
-		rc = dir_exec(d, sql);
+		rc = dir_exec(c, sql);
 	if (rc == 0)
-		rc = dir_exec(d, "COMMIT");
+		rc = dir_exec(c, "COMMIT");
 	if (rc != 0)
-		dir_rollback(d);
+		dir_rollback(c);
 	free(sql);
 	return rc;
+}
+
+static void
+dir_conn_free(struct dir_conn *c)
+{
+	dir_cache_free(c);
+	sqlite3_close_v2(c->db);
+	free(c->dummy_hash);
+	free(c);
+}
+
+/* A new connection, not yet the thread's: NULL with dir_open_err set. */
+static struct dir_conn *
+dir_conn_open(struct directory *d, int create)
+{
+	struct dir_conn *c = xcalloc(1, sizeof(*c));
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	int rc;
+
+	c->dir = d;
+	rc = sqlite3_open_v2(d->path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(dir_open_err, sizeof(dir_open_err), "%s: %s", d->path,
+			 c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	} else if (dir_setup(c, create) != 0) {
+		snprintf(dir_open_err, sizeof(dir_open_err), "%s: %s", d->path, c->err);
+		rc = -1;
+	}
+	if (rc != SQLITE_OK) {
+		dir_conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void
+dir_conn_link(struct directory *d, struct dir_conn *c)
+{
+	pthread_mutex_lock(&d->mu);
+	c->next = d->conns;
+	d->conns = c;
+	pthread_mutex_unlock(&d->mu);
+	pthread_setspecific(d->key, c);
+}
+
+/* The key's destructor: a thread that used the handle exits. */
+static void
+dir_conn_exit(void *arg)
+{
+	struct dir_conn *c = arg;
+	struct directory *d = c->dir;
+
+	pthread_mutex_lock(&d->mu);
+	for (struct dir_conn **p = &d->conns; *p != NULL; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	dir_conn_free(c);
+}
+
+struct dir_conn *
+dir_conn(struct directory *d)
+{
+	struct dir_conn *c = pthread_getspecific(d->key);
+
+	if (c == NULL && (c = dir_conn_open(d, 0)) != NULL)
+		dir_conn_link(d, c);
+	return c;
 }
 
 struct directory *
 directory_open(const char *data_dir, char *err, size_t errlen)
 {
-	struct directory *d = xcalloc(1, sizeof(*d));
-	char *path = xasprintf("%s/directory.db", data_dir);
-	int fd, rc;
+	struct directory *d;
+	struct dir_conn *c;
+	int fd;
 
+	if (!sqlite3_threadsafe()) {
+		snprintf(err, errlen, "SQLite was built without thread support");
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->path = xasprintf("%s/directory.db", data_dir);
+	strcpy(d->delim, "+");
 	/* Created here so the password hashes are never world-readable; SQLite
 	 * gives its -wal and -shm files the mode of the database. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	fd = open(d->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd >= 0)
 		close(fd);
-	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-			 d->db != NULL ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
-	} else if (dir_setup(d) != 0) {
-		snprintf(err, errlen, "%s: %s", path, d->err);
-		rc = -1;
-	}
-	free(path);
-	if (rc != SQLITE_OK) {
-		sqlite3_close(d->db);
+	if ((c = dir_conn_open(d, 1)) == NULL) {
+		snprintf(err, errlen, "%s", dir_open_err);
+		free(d->path);
 		free(d);
 		return NULL;
 	}
+	if (pthread_key_create(&d->key, dir_conn_exit) != 0) {
+		snprintf(err, errlen, "%s: %s", d->path, strerror(errno));
+		dir_conn_free(c);
+		free(d->path);
+		free(d);
+		return NULL;
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	dir_conn_link(d, c);
 	return d;
 }
 
 void
 directory_close(struct directory **dp)
 {
-	if (dp == NULL || *dp == NULL)
+	struct directory *d = dp != NULL ? *dp : NULL;
+
+	if (d == NULL)
 		return;
-	for (int i = 0; i < DIR_STMT_CACHE; i++)
-		if ((*dp)->cache[i].st != NULL)
-			sqlite3_finalize((*dp)->cache[i].st);
-	sqlite3_close_v2((*dp)->db);
-	free((*dp)->dummy_hash);
-	free(*dp);
+	/* First the key: a thread that exits from now on leaves the
+	 * connection it had to the loop below. */
+	pthread_key_delete(d->key);
+	while (d->conns != NULL) {
+		struct dir_conn *c = d->conns;
+
+		d->conns = c->next;
+		dir_conn_free(c);
+	}
+	pthread_mutex_destroy(&d->mu);
+	free(d->path);
+	free(d);
 	*dp = NULL;
 }
 
 const char *
 directory_error(struct directory *d)
 {
-	return d->err;
+	struct dir_conn *c = pthread_getspecific(d->key);
+
+	return c != NULL ? c->err : dir_open_err;
 }
 
 int
 directory_error_is_temp(struct directory *d)
 {
-	return d->temp;
+	struct dir_conn *c = pthread_getspecific(d->key);
+
+	return c != NULL ? c->temp : 1;
+}
+
+int
+directory_set_recipient_delimiter(struct directory *d, const char *delim, const char **error_r)
+{
+	size_t len = delim != NULL ? strlen(delim) : 0;
+	const char *dummy;
+
+	if (error_r == NULL)
+		error_r = &dummy;
+	if (len > DIR_DELIM_MAX) {
+		*error_r = "recipient delimiter longer than 8 characters";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		/* Characters an unquoted local part may hold, less the dot
+		 * (it separates atoms) and 8-bit bytes (part of a character). */
+		unsigned char ch = delim[i];
+
+		if (ch >= 0x80 || ch == '.' || !dir_local_char(ch)) {
+			*error_r = "recipient delimiter may only hold characters of a local part "
+				   "(such as + - _ =), not dots, spaces or @";
+			return -1;
+		}
+	}
+	pthread_mutex_lock(&d->mu);
+	memcpy(d->delim, len > 0 ? delim : "", len + 1);
+	pthread_mutex_unlock(&d->mu);
+	return 0;
+}
+
+void
+dir_delim(struct directory *d, char *buf)
+{
+	pthread_mutex_lock(&d->mu);
+	memcpy(buf, d->delim, sizeof(d->delim));
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- domains ---- */
@@ -276,15 +416,16 @@ directory_error_is_temp(struct directory *d)
 int
 directory_domain_add(struct directory *d, const char *domain)
 {
-	char *dom = dir_domain(d, domain);
+	struct dir_conn *c = dir_conn(d);
+	char *dom;
 	int rc = -1;
 
-	if (dom == NULL)
+	if (c == NULL || (dom = dir_domain(c, domain)) == NULL)
 		return -1;
-	if (dir_run(d, "INSERT INTO domains(name) VALUES (?)", 1, dom) >= 0)
+	if (dir_run(c, "INSERT INTO domains(name) VALUES (?)", 1, dom) >= 0)
 		rc = 0;
-	else if (d->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-		dir_seterr(d, "domain %s already exists", dom);
+	else if (c->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		dir_seterr(c, "domain %s already exists", dom);
 	free(dom);
 	return rc;
 }
@@ -292,23 +433,27 @@ directory_domain_add(struct directory *d, const char *domain)
 int
 directory_domain_del(struct directory *d, const char *domain)
 {
-	char *dom = dir_lowdup(domain), show[80];
+	struct dir_conn *c = dir_conn(d);
+	char *dom, show[80];
 	int users, aliases, rc = -1;
 
-	users = dir_int(d, "SELECT count(*) FROM users WHERE domain = ?", 1, dom);
-	aliases = dir_int(d, "SELECT count(DISTINCT alias) FROM aliases WHERE domain = ?", 1, dom);
+	if (c == NULL)
+		return -1;
+	dom = dir_lowdup(domain);
+	users = dir_int(c, "SELECT count(*) FROM users WHERE domain = ?", 1, dom);
+	aliases = dir_int(c, "SELECT count(DISTINCT alias) FROM aliases WHERE domain = ?", 1, dom);
 	if (users < 0 || aliases < 0)
 		goto out;
 	if (users > 0 || aliases > 0) {
-		dir_seterr(d, "domain %s still has %d user%s and %d alias%s; delete them first",
+		dir_seterr(c, "domain %s still has %d user%s and %d alias%s; delete them first",
 			   dom, users, users == 1 ? "" : "s", aliases, aliases == 1 ? "" : "es");
 		goto out;
 	}
-	switch (dir_run(d, "DELETE FROM domains WHERE name = ?", 1, dom)) {
+	switch (dir_run(c, "DELETE FROM domains WHERE name = ?", 1, dom)) {
 	case -1:
 		break;
 	case 0:
-		dir_seterr(d, "unknown domain %s", dir_show(dom, show, sizeof(show)));
+		dir_seterr(c, "unknown domain %s", dir_show(dom, show, sizeof(show)));
 		break;
 	default:
 		rc = 0;
@@ -321,15 +466,24 @@ out:
 int
 directory_domain_list(struct directory *d, void (*fn)(const char *domain, void *arg), void *arg)
 {
-	return dir_each(d, fn, NULL, arg, "SELECT name FROM domains ORDER BY name", 0);
+	struct dir_conn *c = dir_conn(d);
+
+	if (c == NULL)
+		return -1;
+	return dir_each(c, fn, NULL, arg, "SELECT name FROM domains ORDER BY name", 0);
 }
 
 int
 directory_domain_exists(struct directory *d, const char *domain)
 {
-	char *dom = dir_lowdup(domain);
-	int r = dir_is_local(d, dom);
+	struct dir_conn *c = dir_conn(d);
+	char *dom;
+	int r;
 
+	if (c == NULL)
+		return -1;
+	dom = dir_lowdup(domain);
+	r = dir_is_local(c, dom);
 	free(dom);
 	return r;
 }
@@ -339,29 +493,30 @@ directory_domain_exists(struct directory *d, const char *domain)
 int
 directory_user_add(struct directory *d, const char *address, const char *password)
 {
+	struct dir_conn *c = dir_conn(d);
 	char *a, *hash = NULL;
 	int rc = -1;
 
-	if ((a = dir_address(d, address, 0, 0)) == NULL)
+	if (c == NULL || (a = dir_address(c, address, 0, 0)) == NULL)
 		return -1;
-	if (dir_need_domain(d, dir_domain_of(a)) != 0)
+	if (dir_need_domain(c, dir_domain_of(a)) != 0)
 		goto out;
 	switch (directory_user_exists(d, a)) {
 	case 1:
-		dir_seterr(d, "user %s already exists", a);
+		dir_seterr(c, "user %s already exists", a);
 		/* FALLTHROUGH */
 	case -1:
 		goto out;
 	}
-	if ((hash = dir_hash(d, password)) == NULL)
+	if ((hash = dir_hash(c, password)) == NULL)
 		goto out;
-	if (dir_run(d, "INSERT INTO users(address, domain, password) VALUES (?, ?, ?)",
+	if (dir_run(c, "INSERT INTO users(address, domain, password) VALUES (?, ?, ?)",
 		    3, a, dir_domain_of(a), hash) >= 0)
 		rc = 0;
-	else if (d->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-		dir_seterr(d, "user %s already exists", a);
-	else if (d->rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		dir_seterr(d, "unknown domain %s", dir_domain_of(a));
+	else if (c->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		dir_seterr(c, "user %s already exists", a);
+	else if (c->rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		dir_seterr(c, "unknown domain %s", dir_domain_of(a));
 out:
 	free(hash);
 	free(a);
@@ -371,11 +526,16 @@ out:
 int
 directory_user_del(struct directory *d, const char *address)
 {
-	char *a = dir_lowdup(address), show[80];
-	int n = dir_run(d, "DELETE FROM users WHERE address = ?", 1, a);
+	struct dir_conn *c = dir_conn(d);
+	char *a, show[80];
+	int n;
 
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(address);
+	n = dir_run(c, "DELETE FROM users WHERE address = ?", 1, a);
 	if (n == 0)
-		dir_seterr(d, "no such user %s", dir_show(a, show, sizeof(show)));
+		dir_seterr(c, "no such user %s", dir_show(a, show, sizeof(show)));
 	free(a);
 	return n > 0 ? 0 : -1;
 }
@@ -383,15 +543,24 @@ directory_user_del(struct directory *d, const char *address)
 int
 directory_user_list(struct directory *d, void (*fn)(const char *address, void *arg), void *arg)
 {
-	return dir_each(d, fn, NULL, arg, "SELECT address FROM users ORDER BY address", 0);
+	struct dir_conn *c = dir_conn(d);
+
+	if (c == NULL)
+		return -1;
+	return dir_each(c, fn, NULL, arg, "SELECT address FROM users ORDER BY address", 0);
 }
 
 int
 directory_user_exists(struct directory *d, const char *address)
 {
-	char *a = dir_lowdup(address);
-	int r = dir_int(d, "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?)", 1, a);
+	struct dir_conn *c = dir_conn(d);
+	char *a;
+	int r;
 
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(address);
+	r = dir_int(c, "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?)", 1, a);
 	free(a);
 	return r;
 }
@@ -400,43 +569,47 @@ directory_user_exists(struct directory *d, const char *address)
 
 /* A checked target of alias a: local ones lower-cased whole. */
 static char *
-dir_target(struct directory *d, const char *alias, const char *target)
+dir_target(struct dir_conn *c, const char *alias, const char *target)
 {
-	char *t = dir_address(d, target, 0, 1);
+	char *t = dir_address(c, target, 0, 1);
 	int local;
 
 	if (t == NULL)
 		return NULL;
-	if ((local = dir_is_local(d, dir_domain_of(t))) < 0) {
+	if ((local = dir_is_local(c, dir_domain_of(t))) < 0) {
 		free(t);
 		return NULL;
 	}
 	if (local)
 		dir_lower(t);
 	if (strcmp(t, alias) == 0) {
-		dir_seterr(d, "alias %s cannot point to itself", alias);
+		dir_seterr(c, "alias %s cannot point to itself", alias);
 		free(t);
 		return NULL;
 	}
 	return t;
 }
 
+/* Inserts the targets and refuses, in the same transaction, what would
+ * make a loop: checked against the rows as they will be, so two aliases
+ * added at once by two admins cannot make one either (the second waits
+ * for the first's write lock). */
 static int
-dir_alias_insert(struct directory *d, const char *a, char **t, int n)
+dir_alias_insert(struct dir_conn *c, const char *a, char **t, int n)
 {
-	if (dir_exec(d, "BEGIN IMMEDIATE") != 0)
+	if (dir_exec(c, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		if (dir_run(d, "INSERT OR IGNORE INTO aliases(alias, domain, target) VALUES (?, ?, ?)",
+		if (dir_run(c, "INSERT OR IGNORE INTO aliases(alias, domain, target) VALUES (?, ?, ?)",
 			    3, a, dir_domain_of(a), t[i]) < 0) {
-			if (d->rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-				dir_seterr(d, "unknown domain %s", dir_domain_of(a));
-			dir_rollback(d);
+			if (c->rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+				dir_seterr(c, "unknown domain %s", dir_domain_of(a));
+			dir_rollback(c);
 			return -1;
 		}
 	}
-	if (dir_exec(d, "COMMIT") != 0) {
-		dir_rollback(d);
+	if (dir_alias_loop_check(c, a) != 0 || dir_exec(c, "COMMIT") != 0) {
+		dir_rollback(c);
 		return -1;
 	}
 	return 0;
@@ -445,23 +618,24 @@ dir_alias_insert(struct directory *d, const char *a, char **t, int n)
 int
 directory_alias_add(struct directory *d, const char *alias, const char *const *targets, int ntargets)
 {
+	struct dir_conn *c = dir_conn(d);
 	char *a, **t;
 	int i, rc = -1;
 
-	if ((a = dir_address(d, alias, 1, 0)) == NULL)
+	if (c == NULL || (a = dir_address(c, alias, 1, 0)) == NULL)
 		return -1;
 	if (ntargets < 1) {
-		dir_seterr(d, "alias %s needs at least one target", a);
+		dir_seterr(c, "alias %s needs at least one target", a);
 		free(a);
 		return -1;
 	}
 	t = xcalloc(ntargets, sizeof(*t));
-	if (dir_need_domain(d, dir_domain_of(a)) != 0)
+	if (dir_need_domain(c, dir_domain_of(a)) != 0)
 		goto out;
 	for (i = 0; i < ntargets; i++)
-		if ((t[i] = dir_target(d, a, targets[i])) == NULL)
+		if ((t[i] = dir_target(c, a, targets[i])) == NULL)
 			goto out;
-	rc = dir_alias_insert(d, a, t, ntargets);
+	rc = dir_alias_insert(c, a, t, ntargets);
 out:
 	for (i = 0; i < ntargets; i++)
 		free(t[i]);
@@ -473,11 +647,16 @@ out:
 int
 directory_alias_del(struct directory *d, const char *alias)
 {
-	char *a = dir_lowdup(alias), show[80];
-	int n = dir_run(d, "DELETE FROM aliases WHERE alias = ?", 1, a);
+	struct dir_conn *c = dir_conn(d);
+	char *a, show[80];
+	int n;
 
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(alias);
+	n = dir_run(c, "DELETE FROM aliases WHERE alias = ?", 1, a);
 	if (n == 0)
-		dir_seterr(d, "no such alias %s", dir_show(a, show, sizeof(show)));
+		dir_seterr(c, "no such alias %s", dir_show(a, show, sizeof(show)));
 	free(a);
 	return n > 0 ? 0 : -1;
 }
@@ -485,141 +664,10 @@ directory_alias_del(struct directory *d, const char *alias)
 int
 directory_alias_list(struct directory *d, void (*fn)(const char *alias, const char *target, void *arg), void *arg)
 {
-	return dir_each(d, NULL, fn, arg,
+	struct dir_conn *c = dir_conn(d);
+
+	if (c == NULL)
+		return -1;
+	return dir_each(c, NULL, fn, arg,
 			"SELECT alias, target FROM aliases ORDER BY alias, rowid", 0);
-}
-
-/* ---- recipient check and expansion ---- */
-
-enum dir_rcpt
-directory_rcpt_check(struct directory *d, const char *address)
-{
-	char *a = dir_lowdup(address), *at = strrchr(a, '@');
-	enum dir_rcpt res = DIR_RCPT_TEMPFAIL;
-	int r;
-
-	if (at == NULL) {
-		res = DIR_RCPT_NOT_LOCAL;
-		goto out;
-	}
-	if ((r = dir_is_local(d, at + 1)) <= 0) {
-		res = r == 0 ? DIR_RCPT_NOT_LOCAL : DIR_RCPT_TEMPFAIL;
-		goto out;
-	}
-	if (at == a) {		/* "@domain" names the catch-all, nobody's mailbox */
-		res = DIR_RCPT_UNKNOWN;
-		goto out;
-	}
-	/* at runs to the end of a: it is the catch-all's name "@domain". */
-	r = dir_int(d, "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?1)"
-		    " OR EXISTS(SELECT 1 FROM aliases WHERE alias = ?1)"
-		    " OR EXISTS(SELECT 1 FROM aliases WHERE alias = ?2)", 2, a, at);
-	if (r >= 0)
-		res = r ? DIR_RCPT_LOCAL : DIR_RCPT_UNKNOWN;
-out:
-	free(a);
-	return res;
-}
-
-struct dir_expand {
-	struct directory *d;
-	void (*fn)(const char *dest, int is_local, void *arg);
-	void *arg;
-	char **seen;
-	size_t nseen;
-	int count;
-};
-
-/* 1 when key was met before in this expansion, else remembers it. */
-static int
-dir_seen(struct dir_expand *x, const char *key)
-{
-	for (size_t i = 0; i < x->nseen; i++)
-		if (strcmp(x->seen[i], key) == 0)
-			return 1;
-	x->seen = xrealloc(x->seen, (x->nseen + 1) * sizeof(*x->seen));
-	x->seen[x->nseen++] = xstrdup(key);
-	return 0;
-}
-
-static void
-dir_emit(struct dir_expand *x, const char *dest, int is_local)
-{
-	if (x->fn != NULL)
-		x->fn(dest, is_local, x->arg);
-	x->count++;
-}
-
-static int dir_expand_one(struct dir_expand *x, const char *address, int depth);
-
-/* The targets of a local name that is no user: its alias, else the
- * domain's catch-all (followed once per expansion). */
-static int
-dir_expand_alias(struct dir_expand *x, const char *key, int depth)
-{
-	const char *catchall = strrchr(key, '@');
-	char **t;
-	int n, rc = 0;
-
-	n = dir_strings(x->d, &t, "SELECT target FROM aliases WHERE alias = ? ORDER BY rowid", 1, key);
-	if (n == 0 && !dir_seen(x, catchall))
-		n = dir_strings(x->d, &t, "SELECT target FROM aliases WHERE alias = ? ORDER BY rowid",
-				1, catchall);
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = dir_expand_one(x, t[i], depth + 1);
-	dir_strings_free(t);
-	return n < 0 ? -1 : rc;
-}
-
-static int
-dir_expand_one(struct dir_expand *x, const char *address, int depth)
-{
-	char *key = dir_lowdup(address), *at = strrchr(key, '@'), show[80];
-	int r, rc = -1;
-
-	if (at == NULL || at == key || dir_seen(x, key)) {
-		rc = 0;
-		goto out;
-	}
-	if (depth > DIR_EXPAND_DEPTH) {
-		dir_seterr(x->d, "aliases nested deeper than %d at %s",
-			   DIR_EXPAND_DEPTH, dir_show(address, show, sizeof(show)));
-		goto out;
-	}
-	if ((r = dir_is_local(x->d, at + 1)) < 0)
-		goto out;
-	if (r == 0) {
-		/* Foreign: its local part is the foreign host's business. */
-		char *dest = xstrdup(address);
-
-		dir_lower(strrchr(dest, '@'));
-		dir_emit(x, dest, 0);
-		free(dest);
-		rc = 0;
-		goto out;
-	}
-	if ((r = dir_int(x->d, "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?)", 1, key)) < 0)
-		goto out;
-	if (r == 1) {
-		dir_emit(x, key, 1);
-		rc = 0;
-	} else {
-		rc = dir_expand_alias(x, key, depth);
-	}
-out:
-	free(key);
-	return rc;
-}
-
-int
-directory_expand(struct directory *d, const char *address,
-		 void (*fn)(const char *dest, int is_local, void *arg), void *arg)
-{
-	struct dir_expand x = { .d = d, .fn = fn, .arg = arg };
-	int rc = dir_expand_one(&x, address, 0);
-
-	for (size_t i = 0; i < x.nseen; i++)
-		free(x.seen[i]);
-	free(x.seen);
-	return rc < 0 ? -1 : x.count;
 }

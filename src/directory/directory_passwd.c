@@ -33,27 +33,27 @@ dir_crypt(const char *password, const char *setting)
 }
 
 char *
-dir_hash(struct directory *d, const char *password)
+dir_hash(struct dir_conn *c, const char *password)
 {
 	char *salt, *hash;
 
 	if (password == NULL || password[0] == '\0') {
-		dir_seterr(d, "empty password");
+		dir_seterr(c, "empty password");
 		return NULL;
 	}
 	if (strlen(password) >= CRYPT_MAX_PASSPHRASE_SIZE) {
-		dir_seterr(d, "password longer than %d characters", CRYPT_MAX_PASSPHRASE_SIZE - 1);
+		dir_seterr(c, "password longer than %d characters", CRYPT_MAX_PASSPHRASE_SIZE - 1);
 		return NULL;
 	}
 	salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
 	if (salt == NULL) {
-		dir_seterr(d, "cannot make a password salt: %s", strerror(errno));
+		dir_seterr(c, "cannot make a password salt: %s", strerror(errno));
 		return NULL;
 	}
 	hash = dir_crypt(password, salt);
 	free(salt);
 	if (hash == NULL)
-		dir_seterr(d, "cannot hash the password with yescrypt");
+		dir_seterr(c, "cannot hash the password with yescrypt");
 	return hash;
 }
 
@@ -110,13 +110,13 @@ dir_hash_match(const char *stored, const char *password)
 
 /* Set the stored hash of an existing user. */
 static int
-dir_user_store(struct directory *d, const char *address, const char *hash)
+dir_user_store(struct dir_conn *c, const char *address, const char *hash)
 {
 	char *a = dir_lowdup(address), show[80];
-	int n = dir_run(d, "UPDATE users SET password = ? WHERE address = ?", 2, hash, a);
+	int n = dir_run(c, "UPDATE users SET password = ? WHERE address = ?", 2, hash, a);
 
 	if (n == 0)
-		dir_seterr(d, "no such user %s", dir_show(a, show, sizeof(show)));
+		dir_seterr(c, "no such user %s", dir_show(a, show, sizeof(show)));
 	free(a);
 	return n > 0 ? 0 : -1;
 }
@@ -124,19 +124,22 @@ dir_user_store(struct directory *d, const char *address, const char *hash)
 int
 directory_user_passwd(struct directory *d, const char *address, const char *password)
 {
+	struct dir_conn *c = dir_conn(d);
 	char *hash, show[80];
 	int rc;
 
+	if (c == NULL)
+		return -1;
 	switch (directory_user_exists(d, address)) {
 	case 0:
-		dir_seterr(d, "no such user %s", dir_show(address, show, sizeof(show)));
+		dir_seterr(c, "no such user %s", dir_show(address, show, sizeof(show)));
 		/* FALLTHROUGH */
 	case -1:
 		return -1;
 	}
-	if ((hash = dir_hash(d, password)) == NULL)
+	if ((hash = dir_hash(c, password)) == NULL)
 		return -1;
-	rc = dir_user_store(d, address, hash);
+	rc = dir_user_store(c, address, hash);
 	free(hash);
 	return rc;
 }
@@ -144,38 +147,45 @@ directory_user_passwd(struct directory *d, const char *address, const char *pass
 int
 directory_user_set_hash(struct directory *d, const char *address, const char *hash)
 {
+	struct dir_conn *c = dir_conn(d);
 	size_t len = strlen(hash);
 
+	if (c == NULL)
+		return -1;
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)hash[i] <= ' ' || hash[i] == 0x7f) {
-			dir_seterr(d, "invalid password hash: space or control character");
+			dir_seterr(c, "invalid password hash: space or control character");
 			return -1;
 		}
 	}
 	if (len == 0 || len >= DIR_HASH_MAX) {
-		dir_seterr(d, "invalid password hash: %s", len ? "too long" : "empty");
+		dir_seterr(c, "invalid password hash: %s", len ? "too long" : "empty");
 		return -1;
 	}
-	return dir_user_store(d, address, hash);
+	return dir_user_store(c, address, hash);
 }
 
 int
 directory_user_verify(struct directory *d, const char *address, const char *password)
 {
-	char *a = dir_lowdup(address), **hash;
+	struct dir_conn *c = dir_conn(d);
+	char *a, **hash;
 	int n, ok = 0;
 
-	n = dir_strings(d, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(address);
+	n = dir_strings(c, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
 	free(a);
 	if (n < 0)
 		return -1;
 	if (n > 0) {
 		ok = dir_hash_match(hash[0], password);
 	} else {
-		if (d->dummy_hash == NULL)
-			d->dummy_hash = dir_hash(d, "tandem: no such user");
-		if (d->dummy_hash != NULL)
-			dir_hash_match(d->dummy_hash, password);
+		if (c->dummy_hash == NULL)
+			c->dummy_hash = dir_hash(c, "tandem: no such user");
+		if (c->dummy_hash != NULL)
+			dir_hash_match(c->dummy_hash, password);
 	}
 	dir_strings_free(hash);
 	return ok;

@@ -1,6 +1,10 @@
 /*
  * addr: RFC 5321 path parsing (see addr.h). Strict where the RFC is clear,
  * so that nothing odd reaches the queue file, the logs or the next hop.
+ * One canonical form per mailbox: domain in lower case, a quoted local part
+ * unquoted when it needs no quotes ("a"@x is a@x) and otherwise written
+ * with the fewest escapes, so the directory, the queue and the logs all see
+ * the same string for the same mailbox.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -72,6 +76,83 @@ addr_quoted_string(const char *s, size_t len, int *nonascii)
 	return -1;
 }
 
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+ * above U+10FFFF, every continuation byte in its place. */
+static int
+addr_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	for (size_t i = 0; i < len; ) {
+		unsigned char c = s[i];
+		unsigned char lo = 0x80, hi = 0xbf;
+		size_t n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0)
+				lo = 0xa0;	/* overlong */
+			else if (c == 0xed)
+				hi = 0x9f;	/* UTF-16 surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0)
+				lo = 0x90;	/* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f;	/* above U+10FFFF */
+		} else {
+			return 0;	/* a stray continuation, C0/C1 overlong, F5-FF */
+		}
+		if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (size_t k = 2; k <= n; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+				return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* The local part at s (n bytes, already checked) in canonical form into
+ * out (at least n + 1 bytes; never longer than the input). */
+static void
+addr_local_canonical(const char *s, size_t n, char *out)
+{
+	char raw[ADDR_LOCAL_MAX + 1];
+	size_t len = 0, o = 0;
+	int nonascii = 0;
+
+	if (s[0] != '"') {
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return;
+	}
+	for (size_t i = 1; i + 1 < n; i++) {
+		if (s[i] == '\\')
+			i++;
+		raw[len++] = s[i];
+	}
+	if (len > 0 && addr_dot_string(raw, len, 1, &nonascii) == (int)len) {
+		memcpy(out, raw, len);
+		out[len] = '\0';
+		return;
+	}
+	out[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		if (raw[i] == '"' || raw[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = raw[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
 static int
 addr_domain_valid(const char *d, size_t len, int *nonascii)
 {
@@ -130,7 +211,7 @@ enum addr_err
 addr_parse_path(const char *s, size_t len, int allow_null, int utf8, char *addr_r,
 		size_t *used_r)
 {
-	size_t i, at, end;
+	size_t i, at, end, dlen;
 	int n, nonascii = 0;
 
 	addr_r[0] = '\0';
@@ -163,12 +244,16 @@ addr_parse_path(const char *s, size_t len, int allow_null, int utf8, char *addr_
 		return ADDR_EDOMAIN;
 	if (nonascii && !utf8)
 		return ADDR_EUTF8;
+	if (nonascii && !addr_utf8_valid(s + i, end - i))
+		return ADDR_EBADUTF8;
 	if (end - i + 2 > ADDR_MAX)   /* "<" mailbox ">" is at most 256 octets */
 		return ADDR_EPATH_LONG;
-	memcpy(addr_r, s + i, end - i);
-	addr_r[end - i] = '\0';
-	for (char *p = addr_r + (at - i) + 1; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
+	addr_local_canonical(s + i, (size_t)n, addr_r);
+	dlen = strlen(addr_r);
+	addr_r[dlen++] = '@';
+	for (size_t k = at + 1; k < end; k++)
+		addr_r[dlen++] = (char)tolower((unsigned char)s[k]);
+	addr_r[dlen] = '\0';
 	*used_r = end + 1;
 	return ADDR_OK;
 }
@@ -202,6 +287,7 @@ addr_error_str(enum addr_err e)
 	case ADDR_EDOMAIN: return "invalid domain";
 	case ADDR_EUTF8: return "non-ASCII address needs SMTPUTF8";
 	case ADDR_ENULL: return "null address not allowed here";
+	case ADDR_EBADUTF8: return "invalid UTF-8 in address";
 	}
 	return "unknown";
 }

@@ -2,8 +2,10 @@
  * addr: RFC 5321 paths and addresses. Parses "<local@domain>" (or "<>"),
  * with an optional source route, checks the grammar and the length limits
  * (local part 64, domain 255, path 256), and gives back the canonical
- * address with the domain in lower case. Public: addr_parse_path,
- * addr_domain, addr_local_is_ascii, addr_error_str.
+ * address: the domain in lower case, a quoted local part unquoted when it
+ * needs no quotes ("a"@x is a@x; "a b"@x stays quoted, with only '"' and
+ * backslash escaped). Non-ASCII only under SMTPUTF8, and only well-formed UTF-8.
+ * Public: addr_parse_path, addr_domain, addr_is_ascii, addr_error_str.
  */
 #ifndef TANDEM_ADDR_H
 #define TANDEM_ADDR_H
@@ -21,7 +23,9 @@ enum addr_err {
 	ADDR_EPATH_LONG,      /* whole path over 256 octets */
 	ADDR_EDOMAIN,         /* bad domain or address literal */
 	ADDR_EUTF8,           /* non-ASCII without SMTPUTF8 */
-	ADDR_ENULL            /* "<>" where a mailbox is needed */
+	ADDR_ENULL,           /* "<>" where a mailbox is needed */
+	ADDR_EBADUTF8         /* non-ASCII that is not well-formed UTF-8 (overlong,
+			       * surrogate, above U+10FFFF, broken sequence) */
 };
 
 /* Parse a path at s (len bytes, NUL not required). On ADDR_OK, addr_r

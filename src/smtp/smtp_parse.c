@@ -8,6 +8,8 @@
 
 #include "smtp/smtp_parse.h"
 
+#define SMTP_POSTMASTER "<postmaster>"
+
 int
 smtp_parse_line(const char *line, struct smtp_cmdline *cmd)
 {
@@ -77,10 +79,17 @@ smtp_parse_mailrcpt(const char *arg, const char *prefix, int allow_null, int utf
 	p = arg + pl;
 	if (*p == ' ')
 		p++;
-	*addr_err_r = addr_parse_path(p, strlen(p), allow_null, utf8, mr->addr, &used);
-	if (*addr_err_r != ADDR_OK)
-		return SMTP_MR_EADDR;
-	p += used;
+	if (strcasecmp(prefix, "TO:") == 0 && strncasecmp(p, SMTP_POSTMASTER, sizeof(SMTP_POSTMASTER) - 1) == 0) {
+		/* The one path without a domain (RFC 5321 4.1.1.3). */
+		strcpy(mr->addr, "postmaster");
+		mr->postmaster = 1;
+		p += sizeof(SMTP_POSTMASTER) - 1;
+	} else {
+		*addr_err_r = addr_parse_path(p, strlen(p), allow_null, utf8, mr->addr, &used);
+		if (*addr_err_r != ADDR_OK)
+			return SMTP_MR_EADDR;
+		p += used;
+	}
 	while (*p != '\0') {
 		const char *start;
 

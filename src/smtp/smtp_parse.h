@@ -23,7 +23,10 @@ struct smtp_param {
 };
 
 struct smtp_mailrcpt {
+	/* The canonical address; "postmaster" (no domain) for RCPT's
+	 * <Postmaster>, marked by postmaster = 1. */
 	char addr[ADDR_MAX];
+	int postmaster;
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	int nparams;
 };
@@ -40,7 +43,10 @@ enum smtp_mr_err {
 };
 
 /* arg: what follows "MAIL " or "RCPT ". prefix: "FROM:" or "TO:".
- * A space after the colon is tolerated (common, and harmless). */
+ * A space after the colon is tolerated (common, and harmless). With "TO:",
+ * "<Postmaster>" without a domain (any case, RFC 5321 4.1.1.3) is accepted:
+ * addr "postmaster", mr->postmaster = 1; the server maps it to the
+ * postmaster of one of its domains (RFC 5321 4.5.1). */
 enum smtp_mr_err smtp_parse_mailrcpt(const char *arg, const char *prefix, int allow_null,
 				     int utf8, struct smtp_mailrcpt *mr, enum addr_err *addr_err_r);
 /* The value of parameter key (case-insensitive) or NULL. */

@@ -326,6 +326,87 @@ test_utf8(void **state)
 	assert_true(addr_is_ascii(""));
 }
 
+/* "a"@x and a@x are one mailbox: a quoted local part that needs no quotes
+ * is unquoted, and one that does keeps only the escapes it needs (RFC 5321
+ * 4.1.2: quoted-string and dot-string are two spellings of one local part). */
+static void
+test_quoted_canonical(void **state)
+{
+	(void)state;
+	expect_ok("<\"a\"@Example.com>", 0, 0, "a@example.com");
+	expect_ok("<\"Alice.Smith\"@x.org>", 0, 0, "Alice.Smith@x.org");
+	expect_ok("<\"a+tag\"@x.org>", 0, 0, "a+tag@x.org");
+	expect_ok("<\"!#$%&'*+-/=?^_`{|}~\"@x.org>", 0, 0, "!#$%&'*+-/=?^_`{|}~@x.org");
+	expect_ok("<\"\\a\\b\"@x.org>", 0, 0, "ab@x.org");
+	expect_ok("<@r.example:\"a\"@x.org>", 0, 0, "a@x.org");
+	expect_ok("<\"j\xc3\xb6ran\"@x.org>", 0, 1, "j\xc3\xb6ran@x.org");
+	/* still needs its quotes */
+	expect_ok("<\"a b\"@x.org>", 0, 0, "\"a b\"@x.org");
+	expect_ok("<\"a\\ b\"@x.org>", 0, 0, "\"a b\"@x.org");
+	expect_ok("<\"a..b\"@x.org>", 0, 0, "\"a..b\"@x.org");
+	expect_ok("<\".a\"@x.org>", 0, 0, "\".a\"@x.org");
+	expect_ok("<\"a.\"@x.org>", 0, 0, "\"a.\"@x.org");
+	expect_ok("<\"\"@x.org>", 0, 0, "\"\"@x.org");
+	expect_ok("<\"a@b\"@x.org>", 0, 0, "\"a@b\"@x.org");
+	expect_ok("<\"a\\\"b\"@x.org>", 0, 0, "\"a\\\"b\"@x.org");
+	expect_ok("<\"a\\\\b\"@x.org>", 0, 0, "\"a\\\\b\"@x.org");
+	expect_ok("<\"x> client=[6.6.6.6]\"@x.org>", 0, 0, "\"x> client=[6.6.6.6]\"@x.org");
+	/* the canonical form is a fixed point */
+	expect_ok("<\"a b\"@x.org>", 0, 0, "\"a b\"@x.org");
+}
+
+/* Under SMTPUTF8 only well-formed UTF-8 (RFC 3629), in the local part,
+ * quoted or not, and in the domain. */
+static void
+test_utf8_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"<\xc0\xaf@x.org>",			/* overlong '/' */
+		"<\xc1\xbf@x.org>",			/* overlong */
+		"<\xe0\x80\xaf@x.org>",			/* overlong, 3 bytes */
+		"<\xe0\x9f\xbf@x.org>",			/* overlong U+07FF */
+		"<\xf0\x80\x80\xaf@x.org>",		/* overlong, 4 bytes */
+		"<\xf0\x8f\xbf\xbf@x.org>",		/* overlong U+FFFF */
+		"<\xed\xa0\x80@x.org>",			/* surrogate U+D800 */
+		"<\xed\xbf\xbf@x.org>",			/* surrogate U+DFFF */
+		"<\xf4\x90\x80\x80@x.org>",		/* U+110000 */
+		"<\xf5\x80\x80\x80@x.org>",		/* above any */
+		"<\xff@x.org>", "<\xfe@x.org>",
+		"<\x80@x.org>",				/* lone continuation */
+		"<a\xbf\xbf@x.org>",
+		"<\xc3@x.org>",				/* truncated */
+		"<\xe2\x82@x.org>",
+		"<\xf0\x9f\x98@x.org>",
+		"<\xc3" "A@x.org>",			/* bad continuation */
+		"<\xe2" "A\xa1@x.org>",
+		"<\xe2\x82" "A@x.org>",
+		"<\xf0\x9f" "A\x80@x.org>",
+		"<\xc3\xc3\xa4@x.org>",
+		"<\"\xed\xa0\x80\"@x.org>",		/* quoted: the same rules */
+		"<a@\xc0\xafx.org>",			/* in the domain */
+		"<a@x\xed\xa0\x80.org>",
+		"<a@x.\xf4\x90\x80\x80>",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		expect_err(bad[i], ADDR_EBADUTF8);
+		/* without SMTPUTF8 any non-ASCII is refused as such */
+		if (parse(bad[i], 0, 0, NULL, NULL) != ADDR_EUTF8)
+			fail_msg("%zu: want ADDR_EUTF8 without SMTPUTF8", i);
+	}
+	/* the edges that are fine */
+	expect_ok("<\xc2\x80@x.org>", 0, 1, "\xc2\x80@x.org");			/* U+0080 */
+	expect_ok("<\xdf\xbf@x.org>", 0, 1, "\xdf\xbf@x.org");			/* U+07FF */
+	expect_ok("<\xe0\xa0\x80@x.org>", 0, 1, "\xe0\xa0\x80@x.org");		/* U+0800 */
+	expect_ok("<\xed\x9f\xbf@x.org>", 0, 1, "\xed\x9f\xbf@x.org");		/* U+D7FF */
+	expect_ok("<\xee\x80\x80@x.org>", 0, 1, "\xee\x80\x80@x.org");		/* U+E000 */
+	expect_ok("<\xef\xbf\xbd@x.org>", 0, 1, "\xef\xbf\xbd@x.org");		/* U+FFFD */
+	expect_ok("<\xf0\x90\x80\x80@x.org>", 0, 1, "\xf0\x90\x80\x80@x.org");	/* U+10000 */
+	expect_ok("<\xf4\x8f\xbf\xbf@x.org>", 0, 1, "\xf4\x8f\xbf\xbf@x.org");	/* U+10FFFF */
+	expect_ok("<\xf0\x9f\x98\x80@\xc3\xa4.org>", 0, 1, "\xf0\x9f\x98\x80@\xc3\xa4.org");
+}
+
 static void
 test_garbage(void **state)
 {
@@ -367,7 +448,7 @@ test_domain_helpers(void **state)
 {
 	static const enum addr_err all[] = {
 		ADDR_OK, ADDR_ESYNTAX, ADDR_ELOCAL_LONG, ADDR_EDOMAIN_LONG, ADDR_EPATH_LONG,
-		ADDR_EDOMAIN, ADDR_EUTF8, ADDR_ENULL,
+		ADDR_EDOMAIN, ADDR_EUTF8, ADDR_ENULL, ADDR_EBADUTF8,
 	};
 
 	(void)state;
@@ -403,6 +484,8 @@ main(void)
 		cmocka_unit_test(test_domain_length),
 		cmocka_unit_test(test_path_length),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_quoted_canonical),
+		cmocka_unit_test(test_utf8_invalid),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_nul_inside),
 		cmocka_unit_test(test_domain_helpers),

@@ -13,14 +13,18 @@
 #include <crypt.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "cmd/cmd.h"
 #include "directory/directory.h"
+#include "directory/directory_int.h"
 
 struct fx {
 	char dir[64];
@@ -290,6 +294,8 @@ test_alias_add_del_list(void **state)
 	const char *self[] = { "Sales@example.test" };
 	struct strs x = { 0 };
 
+	/* alice exists: a catch-all to nobody would fall back to itself. */
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
 	assert_int_equal(directory_alias_add(d, "Sales@Example.test", t1, 2), 0);
 	assert_int_equal(directory_alias_add(d, "sales@example.test", t2, 2), 0);
 	assert_int_equal(directory_alias_add(d, "@example.test", t2, 1), 0);
@@ -384,24 +390,41 @@ test_expand_nested(void **state)
 	assert_int_equal(directory_expand(d, "team@example.test", NULL, NULL), 3);
 }
 
+/* An alias row as an older tandem could have written it: no loop check. */
+static void
+raw_alias(struct fx *fx, const char *alias, const char *target)
+{
+	char path[128], *sql;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/directory.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sql = sqlite3_mprintf("INSERT INTO aliases(alias, domain, target) VALUES (%Q, %Q, %Q)",
+			      alias, strrchr(alias, '@') + 1, target);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(sql);
+	sqlite3_close(db);
+}
+
 static void
 test_expand_loops(void **state)
 {
-	struct directory *d = ((struct fx *)*state)->d;
-	const char *a[] = { "b@example.test" };
-	const char *b[] = { "a@example.test", "c@example.test" };
-	const char *c[] = { "a@example.test", "b@example.test", "alice@example.test" };
+	struct fx *fx = *state;
+	struct directory *d = fx->d;
 	struct strs x = { 0 };
 
+	/* Loops left by an older version: a -> b -> a, c -> a, b, alice. */
 	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
-	assert_int_equal(directory_alias_add(d, "a@example.test", a, 1), 0);
-	assert_int_equal(directory_alias_add(d, "b@example.test", b, 1), 0);
+	raw_alias(fx, "a@example.test", "b@example.test");
+	raw_alias(fx, "b@example.test", "a@example.test");
 	/* a -> b -> a: terminates with nothing. */
 	assert_int_equal(directory_expand(d, "a@example.test", collect_dest, &x), 0);
 	assert_int_equal(directory_rcpt_check(d, "a@example.test"), DIR_RCPT_LOCAL);
 
-	assert_int_equal(directory_alias_add(d, "b@example.test", b + 1, 1), 0);
-	assert_int_equal(directory_alias_add(d, "c@example.test", c, 3), 0);
+	raw_alias(fx, "b@example.test", "c@example.test");
+	raw_alias(fx, "c@example.test", "a@example.test");
+	raw_alias(fx, "c@example.test", "b@example.test");
+	raw_alias(fx, "c@example.test", "alice@example.test");
 	assert_int_equal(directory_expand(d, "a@example.test", collect_dest, &x), 1);
 	assert_int_equal(directory_expand(d, "c@example.test", collect_dest, &x), 1);
 	assert_int_equal(x.n, 2);
@@ -469,11 +492,15 @@ test_expand_catchall(void **state)
 	assert_int_equal(x.local[1], 0);
 	strs_clear(&x);
 
-	/* A catch-all pointing back into its domain at nobody terminates. */
+	/* A catch-all pointing back into its domain at nobody is a loop:
+	 * refused; one left by an older version terminates. */
 	assert_int_equal(directory_alias_del(d, "@example.test"), 0);
 	assert_int_equal(directory_alias_add(d, "@example.test", pm, 0), -1);
 	catchall[0] = "ghost@example.test";
-	assert_int_equal(directory_alias_add(d, "@example.test", catchall, 1), 0);
+	assert_int_equal(directory_alias_add(d, "@example.test", catchall, 1), -1);
+	assert_string_equal(directory_error(d), "alias @example.test would make a loop: "
+			    "@example.test -> ghost@example.test -> @example.test");
+	raw_alias(*state, "@example.test", "ghost@example.test");
 	assert_int_equal(directory_expand(d, "whoever@example.test", collect_dest, &x), 0);
 	assert_int_equal(directory_rcpt_check(d, "whoever@example.test"), DIR_RCPT_LOCAL);
 }
@@ -552,6 +579,448 @@ test_reopen_concurrent(void **state)
 
 	assert_null(directory_open("/nonexistent/tandem", err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/tandem/directory.db"));
+}
+
+/* ---- alias loops ---- */
+
+static void
+test_alias_loops_refused(void **state)
+{
+	struct directory *d = ((struct fx *)*state)->d;
+	const char *to_a[] = { "A@example.test" }, *to_b[] = { "b@example.test" };
+	const char *to_c[] = { "c@example.test" }, *to_d[] = { "d@example.test" };
+	const char *to_bc[] = { "b@example.test", "c@example.test" };
+	const char *to_alice[] = { "alice@example.test" }, *to_ghost[] = { "ghost@example.test" };
+	const char *to_sub[] = { "a+x@example.test" }, *to_cycle[] = { "alice@example.test", "a@example.test" };
+	const char *err = NULL;
+	struct strs x = { 0 };
+
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	/* a -> a */
+	assert_int_equal(directory_alias_add(d, "a@example.test", to_a, 1), -1);
+	assert_string_equal(directory_error(d), "alias a@example.test cannot point to itself");
+	/* a -> b -> a */
+	assert_int_equal(directory_alias_add(d, "a@example.test", to_b, 1), 0);
+	assert_int_equal(directory_alias_add(d, "b@example.test", to_a, 1), -1);
+	assert_string_equal(directory_error(d), "alias b@example.test would make a loop: "
+			    "b@example.test -> a@example.test -> b@example.test");
+	assert_false(directory_error_is_temp(d));
+	/* a -> b -> c -> d -> a, and a real destination beside it changes nothing */
+	assert_int_equal(directory_alias_add(d, "b@example.test", to_c, 1), 0);
+	assert_int_equal(directory_alias_add(d, "c@example.test", to_d, 1), 0);
+	assert_int_equal(directory_alias_add(d, "d@example.test", to_cycle, 2), -1);
+	assert_string_equal(directory_error(d), "alias d@example.test would make a loop: "
+			    "d@example.test -> a@example.test -> b@example.test -> c@example.test"
+			    " -> d@example.test");
+	/* nothing of a refused add stays: not even its good target */
+	assert_int_equal(directory_alias_list(d, collect2, &x), 0);
+	assert_int_equal(x.n, 3);
+	strs_clear(&x);
+	assert_int_equal(directory_rcpt_check(d, "d@example.test"), DIR_RCPT_UNKNOWN);
+	/* a diamond (two ways to one place) is no loop */
+	assert_int_equal(directory_alias_add(d, "d@example.test", to_alice, 1), 0);
+	assert_int_equal(directory_alias_add(d, "e@example.test", to_bc, 2), 0);
+	assert_int_equal(directory_expand(d, "e@example.test", collect_dest, &x), 1);
+	strs_clear(&x);
+	/* through the catch-all: nobody falls back to it */
+	assert_int_equal(directory_alias_add(d, "@example.test", to_ghost, 1), -1);
+	assert_string_equal(directory_error(d), "alias @example.test would make a loop: "
+			    "@example.test -> ghost@example.test -> @example.test");
+	assert_int_equal(directory_alias_add(d, "@example.test", to_alice, 1), 0);
+	/* ... and the other way: ghost is now the catch-all's, which is fine,
+	 * but a catch-all to an alias that falls back to it is not */
+	assert_int_equal(directory_alias_add(d, "f@example.test", to_ghost, 1), 0);
+	assert_int_equal(directory_alias_add(d, "@example.test", (const char *[]){ "f@example.test" }, 1), -1);
+	assert_string_equal(directory_error(d), "alias @example.test would make a loop: "
+			    "@example.test -> f@example.test -> ghost@example.test -> @example.test");
+	/* through subaddressing: a+x@ is a's */
+	assert_int_equal(directory_alias_add(d, "g@example.test", to_sub, 1), 0);
+	assert_int_equal(directory_alias_add(d, "a@example.test", (const char *[]){ "g@example.test" }, 1), -1);
+	assert_non_null(strstr(directory_error(d), "g@example.test -> a+x@example.test -> a@example.test"));
+	/* without subaddressing a+x@ is nobody (the catch-all's): no loop */
+	assert_int_equal(directory_set_recipient_delimiter(d, "", &err), 0);
+	assert_int_equal(directory_alias_add(d, "a@example.test", (const char *[]){ "g@example.test" }, 1), 0);
+}
+
+/* ---- RCPT lookups ---- */
+
+static enum dir_lookup
+lookup(struct directory *d, const char *addr, int relay, struct dir_rcpt_result *r)
+{
+	const char *err = NULL;
+	enum dir_lookup v = directory_rcpt_lookup(d, addr, relay, r, &err);
+
+	assert_ptr_equal(err, r->error);
+	return v;
+}
+
+static void
+test_rcpt_lookup(void **state)
+{
+	struct fx *fx = *state;
+	struct directory *d = fx->d;
+	const char *ta[] = { "alice@example.test" }, *tg[] = { "ghost@example.test" };
+	const char *tf[] = { "x@foreign.example" };
+	struct dir_rcpt_result r;
+	char file[128];
+
+	assert_int_equal(directory_domain_add(d, "catch.test"), 0);
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_user_add(d, "bob+list@example.test", "pw"), 0);
+	assert_int_equal(directory_alias_add(d, "sales@example.test", ta, 1), 0);
+	assert_int_equal(directory_alias_add(d, "void@example.test", tg, 1), 0);
+	assert_int_equal(directory_alias_add(d, "out@example.test", tf, 1), 0);
+	assert_int_equal(directory_alias_add(d, "@catch.test", ta, 1), 0);
+
+	assert_int_equal(lookup(d, "Alice@example.test", 0, &r), DIR_LOOKUP_USER);
+	assert_string_equal(r.mailbox, "alice@example.test");
+	assert_string_equal(r.error, "");
+	/* subaddressing: the base address's user or alias */
+	assert_int_equal(lookup(d, "alice+Tag@example.test", 0, &r), DIR_LOOKUP_USER);
+	assert_string_equal(r.mailbox, "alice@example.test");
+	assert_int_equal(lookup(d, "sales+x+y@example.test", 0, &r), DIR_LOOKUP_ALIAS);
+	assert_string_equal(r.mailbox, "sales@example.test");
+	assert_int_equal(r.ndest, 1);
+	/* exact matches win: bob+list is a user of its own, bob is nobody */
+	assert_int_equal(lookup(d, "bob+list@example.test", 0, &r), DIR_LOOKUP_USER);
+	assert_string_equal(r.mailbox, "bob+list@example.test");
+	assert_int_equal(lookup(d, "bob@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "bob+other@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "+alice@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "out@example.test", 0, &r), DIR_LOOKUP_ALIAS);
+	assert_int_equal(lookup(d, "anyone+x@catch.test", 0, &r), DIR_LOOKUP_CATCHALL);
+	assert_string_equal(r.mailbox, "@catch.test");
+	/* an alias that leads nowhere is no recipient: no 250 then a bounce */
+	assert_int_equal(lookup(d, "void@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "nobody@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_string_equal(r.mailbox, "");
+	assert_int_equal(lookup(d, "alice@foreign.example", 0, &r), DIR_LOOKUP_NOT_OURS);
+	assert_int_equal(lookup(d, "postmaster", 0, &r), DIR_LOOKUP_NOT_OURS);
+
+	/* relay domains: no list, listed, subaddress of listed, unlisted */
+	assert_int_equal(lookup(d, "anyone@relay.test", 1, &r), DIR_LOOKUP_RELAY);
+	snprintf(file, sizeof(file), "%s/rcpts", fx->dir);
+	write_file(file, "carol@relay.test\ndan+x@relay.test\n");
+	assert_int_equal(directory_recipients_load(d, "relay.test", file), 2);
+	assert_int_equal(lookup(d, "Carol@relay.test", 1, &r), DIR_LOOKUP_RELAY);
+	assert_int_equal(lookup(d, "carol+tag@relay.test", 1, &r), DIR_LOOKUP_RELAY);
+	assert_int_equal(lookup(d, "dan+x@relay.test", 1, &r), DIR_LOOKUP_RELAY);
+	assert_int_equal(lookup(d, "dan@relay.test", 1, &r), DIR_LOOKUP_RELAY_UNKNOWN);
+	assert_int_equal(lookup(d, "eve@relay.test", 1, &r), DIR_LOOKUP_RELAY_UNKNOWN);
+	assert_int_equal(directory_relay_check(d, "carol+tag@relay.test"), DIR_RELAY_OK);
+	assert_int_equal(directory_relay_check(d, "eve+carol@relay.test"), DIR_RELAY_UNKNOWN);
+
+	/* the old check follows the same rules */
+	assert_int_equal(directory_rcpt_check(d, "alice+tag@example.test"), DIR_RCPT_LOCAL);
+	assert_int_equal(directory_rcpt_check(d, "bob+other@example.test"), DIR_RCPT_UNKNOWN);
+
+	/* another delimiter, several, none */
+	assert_int_equal(directory_set_recipient_delimiter(d, "-=", NULL), 0);
+	assert_int_equal(lookup(d, "alice+tag@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "alice-tag@example.test", 0, &r), DIR_LOOKUP_USER);
+	assert_int_equal(lookup(d, "alice=tag-x@example.test", 0, &r), DIR_LOOKUP_USER);
+	assert_int_equal(directory_set_recipient_delimiter(d, NULL, NULL), 0);
+	assert_int_equal(lookup(d, "alice-tag@example.test", 0, &r), DIR_LOOKUP_UNKNOWN);
+	assert_int_equal(lookup(d, "carol+tag@relay.test", 1, &r), DIR_LOOKUP_RELAY_UNKNOWN);
+	{
+		const char *err = NULL;
+
+		assert_int_equal(directory_set_recipient_delimiter(d, ".", &err), -1);
+		assert_non_null(strstr(err, "not dots"));
+		assert_int_equal(directory_set_recipient_delimiter(d, "+@", &err), -1);
+		assert_int_equal(directory_set_recipient_delimiter(d, " ", &err), -1);
+		assert_int_equal(directory_set_recipient_delimiter(d, "+-=_#&~!$", &err), -1);
+		assert_int_equal(directory_set_recipient_delimiter(d, "+", &err), 0);
+	}
+}
+
+static void
+test_rcpt_lookup_loops(void **state)
+{
+	struct fx *fx = *state;
+	struct directory *d = fx->d;
+	struct dir_rcpt_result r;
+	char alias[64], target[64];
+
+	/* Loops written by an older tandem: nowhere to go is refused with
+	 * LOOP (451 4.4.6), never accepted to bounce later. */
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	raw_alias(fx, "a@example.test", "b@example.test");
+	raw_alias(fx, "b@example.test", "a@example.test");
+	assert_int_equal(lookup(d, "a@example.test", 0, &r), DIR_LOOKUP_LOOP);
+	assert_string_equal(r.error, "alias loop: a@example.test -> b@example.test -> a@example.test");
+	assert_int_equal(lookup(d, "b+x@example.test", 0, &r), DIR_LOOKUP_LOOP);
+	assert_int_equal(r.loop, 1);
+	/* self */
+	raw_alias(fx, "s@example.test", "s@example.test");
+	assert_int_equal(lookup(d, "s@example.test", 0, &r), DIR_LOOKUP_LOOP);
+	/* a loop beside a real destination still delivers: accepted, flagged */
+	raw_alias(fx, "c@example.test", "a@example.test");
+	raw_alias(fx, "c@example.test", "alice@example.test");
+	assert_int_equal(lookup(d, "c@example.test", 0, &r), DIR_LOOKUP_ALIAS);
+	assert_int_equal(r.ndest, 1);
+	assert_int_equal(r.loop, 1);
+	assert_non_null(strstr(r.error, "alias loop"));
+	/* through the catch-all */
+	raw_alias(fx, "@example.test", "ghost@example.test");
+	assert_int_equal(lookup(d, "whoever@example.test", 0, &r), DIR_LOOKUP_LOOP);
+	assert_string_equal(r.error, "alias loop: @example.test -> ghost@example.test -> @example.test");
+	/* too deep is the same verdict: l0 -> ... -> l11 -> alice */
+	for (int i = 0; i < 12; i++) {
+		snprintf(alias, sizeof(alias), "l%d@example.test", i);
+		snprintf(target, sizeof(target), i == 11 ? "alice@example.test" : "l%d@example.test", i + 1);
+		raw_alias(fx, alias, target);
+	}
+	assert_int_equal(lookup(d, "l2@example.test", 0, &r), DIR_LOOKUP_ALIAS);
+	assert_int_equal(lookup(d, "l1@example.test", 0, &r), DIR_LOOKUP_LOOP);
+	assert_non_null(strstr(r.error, "deeper than 10"));
+}
+
+/* ---- resolution for delivery ---- */
+
+struct dests {
+	int n;
+	char v[16][160];
+};
+
+static void
+collect_resolve(const char *dest, const char *rcpt, int is_local, void *arg)
+{
+	struct dests *x = arg;
+
+	assert_true(x->n < 16);
+	snprintf(x->v[x->n++], sizeof(x->v[0]), "%s %s %d", dest, rcpt, is_local);
+}
+
+static void
+test_resolve_subaddress(void **state)
+{
+	struct directory *d = ((struct fx *)*state)->d;
+	const char *team[] = { "alice+lists@example.test", "Bob@example.test", "alice@example.test",
+			       "Carol+x@Foreign.Example" };
+	const char *err = NULL;
+	struct dests x = { 0 };
+
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_user_add(d, "bob@example.test", "pw"), 0);
+	assert_int_equal(directory_alias_add(d, "team@example.test", team, 4), 0);
+
+	/* the mailbox is alice's; Delivered-To keeps what the sender wrote */
+	assert_int_equal(directory_resolve(d, "Alice+Tag@EXAMPLE.test", collect_resolve, &x, &err), 1);
+	assert_string_equal(x.v[0], "alice@example.test Alice+Tag@example.test 1");
+	x.n = 0;
+	/* through an alias: each mailbox once, the first way in names it */
+	assert_int_equal(directory_resolve(d, "team+x@example.test", collect_resolve, &x, &err), 3);
+	assert_string_equal(x.v[0], "alice@example.test alice+lists@example.test 1");
+	assert_string_equal(x.v[1], "bob@example.test bob@example.test 1");
+	/* a foreign address keeps its subaddress: the other host's business */
+	assert_string_equal(x.v[2], "Carol+x@foreign.example Carol+x@foreign.example 0");
+	x.n = 0;
+	assert_int_equal(directory_resolve(d, "nobody+x@example.test", collect_resolve, &x, &err), 0);
+	assert_int_equal(directory_expand(d, "alice+x@example.test", NULL, NULL), 1);
+	assert_int_equal(directory_set_recipient_delimiter(d, "", &err), 0);
+	assert_int_equal(directory_expand(d, "alice+x@example.test", NULL, NULL), 0);
+}
+
+/* ---- postmaster ---- */
+
+static void
+test_postmaster_address(void **state)
+{
+	struct directory *d = ((struct fx *)*state)->d;
+	const char *err = NULL;
+	char buf[320];
+
+	/* only example.test: whatever the host name */
+	assert_int_equal(directory_postmaster_address(d, "mx1.elsewhere.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@example.test");
+	assert_int_equal(directory_domain_add(d, "a.test"), 0);
+	assert_int_equal(directory_domain_add(d, "zz.test"), 0);
+	/* the host name's domain when it is ours, else the first by name */
+	assert_int_equal(directory_postmaster_address(d, "MX1.zz.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@zz.test");
+	assert_int_equal(directory_postmaster_address(d, "zz.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@zz.test");
+	assert_int_equal(directory_postmaster_address(d, "mx.b.example.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@example.test");
+	assert_int_equal(directory_postmaster_address(d, "mx1.elsewhere.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@a.test");
+	assert_int_equal(directory_postmaster_address(d, "localhost", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@a.test");
+	/* never a top-level domain alone */
+	assert_int_equal(directory_domain_add(d, "test"), 0);
+	assert_int_equal(directory_postmaster_address(d, "mx1.elsewhere.test", buf, sizeof(buf), &err), 1);
+	assert_string_equal(buf, "postmaster@a.test");
+	/* no domain at all (a backup) */
+	assert_int_equal(directory_domain_del(d, "a.test"), 0);
+	assert_int_equal(directory_domain_del(d, "zz.test"), 0);
+	assert_int_equal(directory_domain_del(d, "test"), 0);
+	assert_int_equal(directory_domain_del(d, "example.test"), 0);
+	assert_int_equal(directory_postmaster_address(d, "mx1.example.test", buf, sizeof(buf), &err), 0);
+}
+
+/* ---- threads ---- */
+
+#define THREADS 8
+#define ROUNDS 300
+
+struct thr {
+	struct directory *d;
+	pthread_barrier_t *start, *closed;
+	int id, failures;
+	char err[256];
+};
+
+static const struct {
+	const char *addr;
+	int relay;
+	enum dir_lookup want;
+} thr_cases[] = {
+	{ "alice@example.test", 0, DIR_LOOKUP_USER },
+	{ "alice+t@example.test", 0, DIR_LOOKUP_USER },
+	{ "team@example.test", 0, DIR_LOOKUP_ALIAS },
+	{ "x@catch.test", 0, DIR_LOOKUP_CATCHALL },
+	{ "nobody@example.test", 0, DIR_LOOKUP_UNKNOWN },
+	{ "loop@example.test", 0, DIR_LOOKUP_LOOP },
+	{ "a@relay.test", 1, DIR_LOOKUP_RELAY },
+	{ "a@world.test", 0, DIR_LOOKUP_NOT_OURS },
+};
+
+static void *
+thr_lookups(void *arg)
+{
+	struct thr *t = arg;
+	const size_t ncases = sizeof(thr_cases) / sizeof(thr_cases[0]);
+	struct dir_rcpt_result r;
+	char own[64];
+
+	pthread_barrier_wait(t->start);
+	for (int i = 0; i < ROUNDS; i++) {
+		size_t k = (size_t)(i + t->id) % ncases;
+
+		if (directory_rcpt_lookup(t->d, thr_cases[k].addr, thr_cases[k].relay, &r, NULL) !=
+		    thr_cases[k].want)
+			t->failures++;
+		/* an error of this thread's own, never another's */
+		snprintf(own, sizeof(own), "t%d@nope%d.test", t->id, i);
+		if (directory_user_add(t->d, own, "pw") != -1 ||
+		    strstr(directory_error(t->d), own + strlen(own) - 10) == NULL)
+			t->failures++;
+	}
+	if (directory_user_verify(t->d, "alice@example.test", "pw") != 1)
+		t->failures++;
+	snprintf(t->err, sizeof(t->err), "%s", directory_error(t->d));
+	if (t->closed != NULL) {
+		/* Hold the thread (and its connection) until the handle is
+		 * closed: the thread then exits with nothing left to do. */
+		pthread_barrier_wait(t->closed);
+		pthread_barrier_wait(t->closed);
+	}
+	return NULL;
+}
+
+static void
+thr_fixture(struct fx *fx)
+{
+	const char *ta[] = { "alice@example.test", "x@foreign.example" };
+
+	assert_int_equal(directory_domain_add(fx->d, "catch.test"), 0);
+	assert_int_equal(directory_user_add(fx->d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_alias_add(fx->d, "team@example.test", ta, 2), 0);
+	assert_int_equal(directory_alias_add(fx->d, "@catch.test", ta, 1), 0);
+	raw_alias(fx, "loop@example.test", "loop+x@example.test");
+}
+
+/* Open files of this process on the directory's database file. SQLite
+ * may hold a closed connection's file open while others of the process
+ * keep theirs (POSIX locks are per process), so 0 is the only count that
+ * says much. */
+static int
+db_fds(void)
+{
+	char path[64], target[256];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if ((len = readlink(path, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		n += len > 13 && strcmp(target + len - 13, "/directory.db") == 0;
+	}
+	return n;
+}
+
+/* The connections the handle holds (a look inside the module). */
+static int
+conns(struct directory *d)
+{
+	int n = 0;
+
+	for (struct dir_conn *c = d->conns; c != NULL; c = c->next)
+		n++;
+	return n;
+}
+
+static void
+run_threads(struct fx *fx, int close_while_alive)
+{
+	pthread_t tid[THREADS];
+	struct thr t[THREADS];
+	pthread_barrier_t start, closed;
+
+	thr_fixture(fx);
+	assert_int_equal(conns(fx->d), 1);	/* this thread's */
+	pthread_barrier_init(&start, NULL, THREADS + 1);
+	pthread_barrier_init(&closed, NULL, THREADS + 1);
+	for (int i = 0; i < THREADS; i++) {
+		t[i] = (struct thr){ .d = fx->d, .start = &start, .id = i,
+				     .closed = close_while_alive ? &closed : NULL };
+		assert_int_equal(pthread_create(&tid[i], NULL, thr_lookups, &t[i]), 0);
+	}
+	pthread_barrier_wait(&start);
+	/* the loop thread goes on using the handle meanwhile */
+	for (int i = 0; i < ROUNDS; i++)
+		assert_int_equal(directory_rcpt_check(fx->d, "alice@example.test"), DIR_RCPT_LOCAL);
+	assert_int_equal(directory_domain_add(fx->d, "example.test"), -1);
+	assert_string_equal(directory_error(fx->d), "domain example.test already exists");
+	if (close_while_alive) {
+		pthread_barrier_wait(&closed);
+		assert_int_equal(conns(fx->d), THREADS + 1);
+		directory_close(&fx->d);
+		assert_int_equal(db_fds(), 0);
+		pthread_barrier_wait(&closed);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(tid[i], NULL), 0);
+		assert_int_equal(t[i].failures, 0);
+	}
+	/* each thread's connection went with it */
+	if (!close_while_alive)
+		assert_int_equal(conns(fx->d), 1);
+	pthread_barrier_destroy(&start);
+	pthread_barrier_destroy(&closed);
+	if (!close_while_alive)
+		assert_string_equal(directory_error(fx->d), "domain example.test already exists");
+}
+
+static void
+test_threads(void **state)
+{
+	/* Lookups and writes from several threads at once, each on its own
+	 * connection, closed as its thread exits (ASan/TSan runs see it). */
+	run_threads(*state, 0);
+}
+
+static void
+test_threads_close_while_alive(void **state)
+{
+	/* directory_close while the threads still live: it closes their
+	 * connections, and their exit later touches nothing. */
+	run_threads(*state, 1);
 }
 
 /* ---- the commands ---- */
@@ -711,6 +1180,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_expand_loops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expand_depth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expand_catchall, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alias_loops_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rcpt_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rcpt_lookup_loops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_subaddress, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_postmaster_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_close_while_alive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmd, setup, teardown),

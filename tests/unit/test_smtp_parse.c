@@ -79,6 +79,7 @@ parse_mr(const char *arg, const char *prefix, int allow_null, int utf8,
 			assert_int_equal(rc2, rc);
 			assert_int_equal(ae2, *ae);
 			assert_string_equal(m2.addr, mr->addr);
+			assert_int_equal(m2.postmaster, mr->postmaster);
 			assert_int_equal(m2.nparams, mr->nparams);
 			for (int i = 0; i < mr->nparams; i++) {
 				assert_string_equal(m2.params[i].key, mr->params[i].key);
@@ -221,6 +222,40 @@ test_mail_addr_errors(void **state)
 	assert_string_equal(mr.addr, "j\xc3\xb6@b.c");
 }
 
+/* RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain, any case, is
+ * a recipient every server must take (4.5.1); nowhere else. */
+static void
+test_rcpt_postmaster(void **state)
+{
+	struct smtp_mailrcpt mr;
+	enum addr_err ae;
+
+	(void)state;
+	assert_int_equal(parse_mr("TO:<Postmaster>", "TO:", 0, 0, &mr, &ae), SMTP_MR_OK);
+	assert_string_equal(mr.addr, "postmaster");
+	assert_int_equal(mr.postmaster, 1);
+	assert_int_equal(parse_mr("to: <POSTMASTER>", "TO:", 0, 1, &mr, &ae), SMTP_MR_OK);
+	assert_string_equal(mr.addr, "postmaster");
+	assert_int_equal(mr.postmaster, 1);
+	assert_int_equal(parse_mr("TO:<postmaster> NOTIFY=NEVER", "TO:", 0, 0, &mr, &ae), SMTP_MR_OK);
+	assert_int_equal(mr.postmaster, 1);
+	assert_int_equal(mr.nparams, 1);
+	/* with a domain it is an ordinary address */
+	assert_int_equal(parse_mr("TO:<postmaster@Example.com>", "TO:", 0, 0, &mr, &ae), SMTP_MR_OK);
+	assert_string_equal(mr.addr, "postmaster@example.com");
+	assert_int_equal(mr.postmaster, 0);
+	/* only that word, only in RCPT */
+	assert_int_equal(parse_mr("TO:<postmaster>x", "TO:", 0, 0, &mr, &ae), SMTP_MR_EPARAM);
+	assert_int_equal(parse_mr("TO:<postmaste>", "TO:", 0, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(parse_mr("TO:<postmasters>", "TO:", 0, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(parse_mr("TO:<\"postmaster\">", "TO:", 0, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(parse_mr("TO:<@r.example:postmaster>", "TO:", 0, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(parse_mr("TO:postmaster", "TO:", 0, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(parse_mr("FROM:<postmaster>", "FROM:", 1, 0, &mr, &ae), SMTP_MR_EADDR);
+	assert_int_equal(ae, ADDR_ESYNTAX);
+	assert_int_equal(mr.postmaster, 0);
+}
+
 static void
 test_mail_params(void **state)
 {
@@ -356,6 +391,7 @@ main(void)
 		cmocka_unit_test(test_mail_basic),
 		cmocka_unit_test(test_mail_prefix),
 		cmocka_unit_test(test_mail_addr_errors),
+		cmocka_unit_test(test_rcpt_postmaster),
 		cmocka_unit_test(test_mail_params),
 		cmocka_unit_test(test_mail_params_bad),
 		cmocka_unit_test(test_mail_params_limits),
