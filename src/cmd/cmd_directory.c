@@ -45,8 +45,15 @@ cmd_directory_open(struct config *cf)
 		fprintf(stderr, "tandem: %s: %m\n", cf->data_dir);
 		return NULL;
 	}
-	if ((d = directory_open(cf->data_dir, err, sizeof(err))) == NULL)
+	if ((d = directory_open(cf->data_dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem: %s\n", err);
+		return NULL;
+	}
+	/* alias add checks for loops through subaddresses as the server sees them */
+	if (directory_set_recipient_delimiter(d, cf->recipient_delimiter, &error) != 0) {
+		fprintf(stderr, "tandem: [server] recipient_delimiter: %s\n", error);
+		directory_close(&d);
+	}
 	return d;
 }
 

@@ -188,6 +188,7 @@ serve_reload_config(struct serve *sv)
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	struct config *next;
+	const char *e;
 	int restart;
 
 	if (f == NULL)
@@ -206,6 +207,8 @@ serve_reload_config(struct serve *sv)
 		serve_log_lines(restart > 0 ? "reload_needs_restart" : "reload_changed", buf);
 	free(buf);
 	log_set_debug(sv->verbose || sv->cf->log_level == LOG_LEVEL_DEBUG);
+	if (directory_set_recipient_delimiter(sv->dir, sv->cf->recipient_delimiter, &e) != 0)
+		log_err(NULL, "event=reload_failed what=recipient_delimiter error=%s", log_q(e));
 	return 0;
 }
 
@@ -345,8 +348,12 @@ serve_open(struct serve *sv)
 		fprintf(stderr, "tandem: %s\n", err);
 		return -1;
 	}
+	if (directory_set_recipient_delimiter(sv->dir, cf->recipient_delimiter, &e) != 0) {
+		fprintf(stderr, "tandem: [server] recipient_delimiter: %s\n", e);
+		return -1;
+	}
 	sv->pool = worker_pool_new(sv->base, cf->workers);
-	sv->deliver = deliver_new(cf, sv->queue);
+	sv->deliver = deliver_new(cf, sv->queue, sv->dir);
 	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
 	if ((sv->outbound = outbound_new(sv->base, cf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);

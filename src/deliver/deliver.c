@@ -1,9 +1,8 @@
 /*
  * deliver: local Maildir delivery through the directory (see deliver.h).
- * Runs on worker threads; each thread has its own directory connection.
+ * Runs on worker threads; the directory gives each its own connection.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,26 +17,22 @@
 #include "store/maildir.h"
 #include "conf/config.h"
 #include "util/log.h"
-#include "util/worker.h"
 #include "util/xalloc.h"
-
-#define DELIVER_MAX_THREADS 65
 
 struct deliver {
 	const struct config *cf;
 	struct queue *q;
-	struct directory *dirs[DELIVER_MAX_THREADS];
-	pthread_mutex_t mu;
+	struct directory *dir;   /* one handle, a connection per thread inside */
 };
 
 struct deliver *
-deliver_new(const struct config *cf, struct queue *q)
+deliver_new(const struct config *cf, struct queue *q, struct directory *dir)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
 
 	d->cf = cf;
 	d->q = q;
-	pthread_mutex_init(&d->mu, NULL);
+	d->dir = dir;
 	return d;
 }
 
@@ -48,27 +43,8 @@ deliver_free(struct deliver **dp)
 
 	if (d == NULL)
 		return;
-	for (int i = 0; i < DELIVER_MAX_THREADS; i++)
-		directory_close(&d->dirs[i]);
-	pthread_mutex_destroy(&d->mu);
 	free(d);
 	*dp = NULL;
-}
-
-static struct directory *
-deliver_dir(struct deliver *d, char *err, size_t errlen)
-{
-	int i = worker_thread_index() + 1;   /* slot 0: not on a worker */
-	struct directory *dir;
-
-	if (i < 0 || i >= DELIVER_MAX_THREADS)
-		i = 0;
-	pthread_mutex_lock(&d->mu);
-	if (d->dirs[i] == NULL)
-		d->dirs[i] = directory_open(d->cf->data_dir, err, errlen);
-	dir = d->dirs[i];
-	pthread_mutex_unlock(&d->mu);
-	return dir;
 }
 
 struct deliver_rcpt {
@@ -184,8 +160,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 {
 	struct deliver *d = arg;
 	struct deliver_rcpt r = { .d = d, .env = env, .fd = fd, .body_off = body_off };
-	char err[256];
-	struct directory *dir = deliver_dir(d, err, sizeof(err));
+	struct directory *dir = d->dir;
 
 	for (int i = 0; i < env->nrcpt; i++) {
 		const char *derr = "";
@@ -193,11 +168,6 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 
 		if (i < meta->ndone && meta->done[i])
 			continue;
-		if (dir == NULL) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", err);
-			continue;
-		}
 		if (directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
 			/* another host's: a relay domain's primary, or the world */
 			res[i].status = RCPT_REMOTE;

@@ -16,8 +16,9 @@
 
 struct config;
 struct deliver;
+struct directory;
 
-struct deliver *deliver_new(const struct config *cf, struct queue *q);
+struct deliver *deliver_new(const struct config *cf, struct queue *q, struct directory *dir);
 void deliver_free(struct deliver **dp);
 void deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		   const struct queue_meta *meta, struct rcpt_result *res);

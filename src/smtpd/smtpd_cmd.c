@@ -21,6 +21,7 @@
 #include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
+#include "util/worker.h"
 #include "util/xalloc.h"
 
 enum {
@@ -190,6 +191,7 @@ smtpd_addr_reply(enum addr_err e, int is_mail)
 	case ADDR_EPATH_LONG:
 		return "501 5.5.2";
 	case ADDR_EUTF8:
+	case ADDR_EBADUTF8:
 		return "553 5.6.7";
 	default:
 		return is_mail ? "501 5.1.7" : "501 5.1.3";
@@ -231,23 +233,55 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
-/* Decide whether this server takes mail for addr, by the service's
- * policy: 0 accepted, else the reply was sent. */
-static int
-smtpd_rcpt_policy(struct smtpd_session *s, const char *addr)
-{
-	struct smtpd_verdict v;
+/* --- RCPT: the lookup runs on a worker, the session paused ------------- */
 
-	s->srv->d.policy->rcpt(s->srv->d.dir, smtpd_cf(s), addr, &v);
-	if (v.ok)
-		return 0;
-	smtpd_reject(s, "RCPT", v.code, v.text, v.detail[0] ? v.detail : NULL);
-	return -1;
+struct smtpd_rcpt_job {
+	struct smtpd_session *s;
+	struct smtpd_rcpt_query q;
+	struct smtpd_verdict v;
+};
+
+static void
+smtpd_rcpt_work(void *arg)
+{
+	struct smtpd_rcpt_job *j = arg;
+
+	j->s->srv->d.policy->rcpt(j->s->srv->d.dir, &j->q, &j->v);
+}
+
+static void
+smtpd_rcpt_done(void *arg)
+{
+	struct smtpd_rcpt_job *j = arg;
+	struct smtpd_session *s = j->s;
+
+	if (smtpd_session_resume(s)) {
+		free(j);
+		return;   /* the session went away meanwhile */
+	}
+	if (!j->v.ok) {
+		smtpd_reject(s, "RCPT", j->v.code, j->v.text, j->v.detail[0] ? j->v.detail : NULL);
+	} else {
+		int dup = 0;
+
+		s->junk = 0;
+		for (int i = 0; i < s->nrcpt && !dup; i++)
+			dup = strcmp(s->rcpt[i], j->v.addr) == 0;
+		if (!dup) {
+			s->rcpt = xrealloc(s->rcpt, (s->nrcpt + 1) * sizeof(char *));
+			s->rcpt[s->nrcpt++] = xstrdup(j->v.addr);
+		}
+		smtpd_reply(s, "250 2.1.5 Ok");
+	}
+	free(j);
+	smtpd_session_continue(s);
 }
 
 static void
 cmd_rcpt(struct smtpd_session *s, const char *arg)
 {
+	const struct config *cf = smtpd_cf(s);
+	struct smtpd_rcpt_job *j;
 	struct smtp_mailrcpt mr;
 	enum addr_err ae;
 	enum smtp_mr_err me;
@@ -271,17 +305,15 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 		smtpd_refuse(s, "RCPT", "452 4.5.3", "Too many recipients", mr.addr, 0);
 		return;
 	}
-	if (smtpd_rcpt_policy(s, mr.addr) != 0)
-		return;
-	s->junk = 0;
-	for (int i = 0; i < s->nrcpt; i++)
-		if (strcmp(s->rcpt[i], mr.addr) == 0) {
-			smtpd_reply(s, "250 2.1.5 Ok");
-			return;
-		}
-	s->rcpt = xrealloc(s->rcpt, (s->nrcpt + 1) * sizeof(char *));
-	s->rcpt[s->nrcpt++] = xstrdup(mr.addr);
-	smtpd_reply(s, "250 2.1.5 Ok");
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	snprintf(j->q.addr, sizeof(j->q.addr), "%s", mr.addr);
+	j->q.postmaster = mr.postmaster;
+	j->q.relay_domain = !mr.postmaster && config_is_relay_domain(cf, addr_domain(mr.addr));
+	j->q.hostname = cf->hostname;
+	j->q.first_relay = cf->relay_domains.n > 0 ? cf->relay_domains.v[0] : NULL;
+	smtpd_session_pause(s);
+	worker_submit(s->srv->d.pool, smtpd_rcpt_work, smtpd_rcpt_done, j);
 }
 
 static void

@@ -17,5 +17,8 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((f
 void smtpd_session_reset(struct smtpd_session *s);
 void smtpd_session_begin_data(struct smtpd_session *s);
 int smtpd_session_has_input(struct smtpd_session *s);
+void smtpd_session_pause(struct smtpd_session *s);
+int smtpd_session_resume(struct smtpd_session *s);
+void smtpd_session_continue(struct smtpd_session *s);
 
 #endif

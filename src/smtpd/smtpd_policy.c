@@ -25,35 +25,50 @@ verdict(struct smtpd_verdict *v, const char *code, const char *text, const char 
 }
 
 static void
-mx_rcpt(struct directory *dir, const struct config *cf, const char *addr, struct smtpd_verdict *v)
+mx_rcpt(struct directory *dir, const struct smtpd_rcpt_query *q, struct smtpd_verdict *v)
 {
+	struct dir_rcpt_result r;
+	const char *err = NULL;
+
 	v->ok = 1;
-	switch (directory_rcpt_check(dir, addr)) {
-	case DIR_RCPT_LOCAL:
+	snprintf(v->addr, sizeof(v->addr), "%s", q->addr);
+	if (q->postmaster) {
+		/* RFC 5321 4.5.1: postmaster of the domain we are, or our first */
+		int rc = directory_postmaster_address(dir, q->hostname, v->addr, sizeof(v->addr), &err);
+
+		if (rc < 0) {
+			verdict(v, "451 4.3.0", "Temporary lookup failure", err);
+			return;
+		}
+		if (rc == 0 && q->first_relay == NULL) {
+			verdict(v, "550 5.1.1", "No postmaster here: this server has no domains", q->addr);
+			return;
+		}
+		if (rc == 0)
+			snprintf(v->addr, sizeof(v->addr), "postmaster@%s", q->first_relay);
+	}
+	switch (directory_rcpt_lookup(dir, v->addr, q->relay_domain || q->postmaster, &r, &err)) {
+	case DIR_LOOKUP_USER:
+	case DIR_LOOKUP_ALIAS:
+	case DIR_LOOKUP_CATCHALL:
+	case DIR_LOOKUP_RELAY:
 		return;
-	case DIR_RCPT_UNKNOWN:
-		verdict(v, "550 5.1.1", "User unknown in local recipient table", addr);
+	case DIR_LOOKUP_UNKNOWN:
+		verdict(v, "550 5.1.1", "User unknown in local recipient table", v->addr);
 		return;
-	case DIR_RCPT_TEMPFAIL:
-		verdict(v, "451 4.3.0", "Temporary lookup failure", directory_error(dir));
+	case DIR_LOOKUP_RELAY_UNKNOWN:
+		verdict(v, "550 5.1.1", "User unknown in relay recipient table", v->addr);
 		return;
-	case DIR_RCPT_NOT_LOCAL:
+	case DIR_LOOKUP_NOT_OURS:
+		verdict(v, "554 5.7.1", "Relay access denied", v->addr);
+		return;
+	case DIR_LOOKUP_LOOP:
+		verdict(v, "451 4.4.6", "Mail loop: the aliases of this address lead in a circle", err);
+		return;
+	case DIR_LOOKUP_TEMPFAIL:
 		break;
 	}
-	if (!config_is_relay_domain(cf, addr_domain(addr))) {
-		verdict(v, "554 5.7.1", "Relay access denied", addr);
-		return;
-	}
-	switch (directory_relay_check(dir, addr)) {
-	case DIR_RELAY_OK:
-		return;
-	case DIR_RELAY_UNKNOWN:
-		verdict(v, "550 5.1.1", "User unknown in relay recipient table", addr);
-		return;
-	case DIR_RELAY_TEMPFAIL:
-		break;
-	}
-	verdict(v, "451 4.3.0", "Temporary lookup failure", directory_error(dir));
+	verdict(v, "451 4.3.0", "Temporary lookup failure", err);
 }
 
 static char *

@@ -289,9 +289,8 @@ smtpd_data_end(struct smtpd_session *s)
 		struct smtpd_commit *c = xcalloc(1, sizeof(*c));
 
 		c->s = s;
-		s->busy = 1;
 		/* nothing is read and no timer runs until the commit is done */
-		conn_pause(s->c);
+		smtpd_session_pause(s);
 		worker_submit(s->srv->d.pool, smtpd_commit_work, smtpd_commit_done, c);
 	}
 }
@@ -383,6 +382,37 @@ smtpd_session_input(struct conn *c, void *arg)
 		smtpd_session_greet(-1, 0, s);
 		return;
 	}
+	smtpd_session_process(s);
+}
+
+/* Work for the session goes to a worker: it reads nothing and no timer
+ * runs until smtpd_session_resume. */
+void
+smtpd_session_pause(struct smtpd_session *s)
+{
+	s->busy = 1;
+	conn_pause(s->c);
+}
+
+/* The work is done: 1 when the session was killed meanwhile and is now
+ * freed (the caller must not touch it), else 0. */
+int
+smtpd_session_resume(struct smtpd_session *s)
+{
+	s->busy = 0;
+	conn_resume(s->c);
+	if (s->dead) {
+		s->dead = 0;
+		smtpd_session_free(s);
+		return 1;
+	}
+	return 0;
+}
+
+/* Take the commands that wait (pipelined behind the one that paused). */
+void
+smtpd_session_continue(struct smtpd_session *s)
+{
 	smtpd_session_process(s);
 }
 
