@@ -43,7 +43,7 @@ struct serve {
 	struct outbound *outbound;
 	struct sched *sched;
 	struct server *server;
-	struct pair_acl *etrn_acl;
+	struct pair *pair;
 	SSL_CTX *tls;
 	struct event *sig[5];
 	struct event *drain;
@@ -136,7 +136,7 @@ serve_etrn_allowed(void *arg, const struct sockaddr *sa)
 {
 	struct serve *sv = arg;
 
-	return pair_acl_allowed(sv->etrn_acl, sa);
+	return pair_etrn_allowed(sv->pair, sa);
 }
 
 struct serve_domains {
@@ -166,7 +166,7 @@ serve_notify_backups(struct serve *sv)
 		log_err(NULL, "event=etrn_failed reason=%s", log_q(directory_error(sv->dir)));
 	else if (d.n == 0)
 		log_warn(NULL, "event=etrn_skipped reason=\"no domains in the directory\"");
-	outbound_notify_backups(sv->outbound, (const char *const *)d.v, d.n);
+	pair_notify_backups(sv->pair, (const char *const *)d.v, d.n);
 	for (int i = 0; i < d.n; i++)
 		free(d.v[i]);
 	free(d.v);
@@ -359,7 +359,7 @@ serve_open(struct serve *sv)
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);
 		return -1;
 	}
-	if ((sv->etrn_acl = pair_acl_new(sv->base, (const struct config *const *)&sv->cf, &e)) == NULL) {
+	if ((sv->pair = pair_new(sv->base, sv->cf, &e)) == NULL) {
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", e);
 		return -1;
 	}
@@ -377,7 +377,7 @@ static void
 serve_teardown(struct serve *sv)
 {
 	server_free(&sv->server);
-	pair_acl_free(&sv->etrn_acl);
+	pair_free(&sv->pair);
 	worker_pool_free(&sv->pool);
 	sched_free(&sv->sched);
 	outbound_free(&sv->outbound);

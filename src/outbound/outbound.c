@@ -63,7 +63,6 @@ outbound_free(struct outbound **op)
 	if (o == NULL)
 		return;
 	ob_down_free_all(o);
-	ob_etrn_free_all(o);
 	ob_conn_free_all(o);
 	resolver_free(&o->res);
 	if (o->tls)
@@ -553,7 +552,6 @@ outbound_cancel(struct outbound *o)
 {
 	o->stopping = 1;
 	ob_down_free_all(o);
-	ob_etrn_free_all(o);
 	for (struct ob_msg *m = o->active; m != NULL; m = m->next) {
 		for (int i = 0; i < m->ndoms; i++) {
 			struct ob_dom *d = &m->doms[i];

@@ -6,7 +6,7 @@
  * through smtp/smtp_client. Hosts are tried in order until one takes the
  * message; connection-level failures move on to the next host.
  * Public: outbound_new, outbound_free, outbound_deliver, outbound_set_up_cb,
- * outbound_is_down, outbound_forget_down, outbound_notify_backups, outbound_cancel, outbound_down_read.
+ * outbound_is_down, outbound_forget_down, outbound_cancel, outbound_down_read.
  */
 #ifndef TANDEM_OUTBOUND_H
 #define TANDEM_OUTBOUND_H
@@ -30,9 +30,6 @@ int outbound_is_down(struct outbound *o, const char *domain);
 /* Forget that domain's destination is down (ETRN), or with domain NULL
  * every one (`tandem queue flush`: try them all). */
 void outbound_forget_down(struct outbound *o, const char *domain);
-/* A primary is back: send ETRN for each domain to each [server] backups
- * host, asking again every probe_interval those that cannot be reached. */
-void outbound_notify_backups(struct outbound *o, const char *const *domains, int ndomains);
 /* A destination down, as the running server last wrote it (data_dir/queue/down). */
 struct outbound_down {
 	char domain[256], host[256], addr[64];

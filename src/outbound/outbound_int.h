@@ -14,7 +14,6 @@ struct ob_msg;
 struct ob_down;
 struct ob_dest;
 struct ob_conn;
-struct ob_etrn;
 struct mx_list;
 struct config;
 
@@ -78,9 +77,6 @@ struct outbound {
 	void (*up_cb)(void *arg);
 	void *up_arg;
 	int stopping;                     /* outbound_cancel: no connection kept */
-	struct ob_etrn *etrn;             /* backups being told we are back */
-	char **domains;                   /* ... for these domains */
-	int ndomains;
 };
 
 /* outbound_conn.c: connections per destination address, at most
@@ -104,11 +100,8 @@ void ob_client_opts(const struct outbound *o, const char *addr, int port,
 		    struct smtp_client_opts *opts);
 enum smtp_client_tls ob_tls_mode(const struct config *cf);
 
-/* outbound_etrn.c */
-void ob_etrn_free_all(struct outbound *o);
-
 /* outbound_probe.c */
-/* [relay] probe_interval in seconds, never 0: the probe's and ETRN's retry. */
+/* [relay] probe_interval in seconds, never 0: the probe's retry. */
 unsigned ob_probe_secs(const struct config *cf);
 /* Mark domain down; the probe asks each of targets in turn. */
 void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port);

@@ -1,5 +1,6 @@
 /*
  * pair_acl: who may send ETRN to this backup (see pair.h).
+ * Module-internal: pair_acl_start, pair_acl_stop; public: pair_etrn_allowed.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -8,24 +9,12 @@
 #include <time.h>
 
 #include "dns/resolver.h"
-#include "pair/pair.h"
-#include "conf/config.h"
+#include "pair/pair_int.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-struct pair_acl {
-	struct event_base *base;
-	const struct config *const *cf;
-	struct resolver *res;
-	struct event *refresh_ev;
-	struct config_netlist known;           /* the last complete lookup */
-	struct config_netlist next;            /* the one in progress */
-	int pending;                           /* queries in flight */
-	time_t last_start;
-};
-
 static void
-pair_acl_add(struct pair_acl *a, const char *numeric)
+pair_acl_add(struct pair *a, const char *numeric)
 {
 	if (a->next.n < CONFIG_MAX_LIST && config_parse_is_ip(numeric) &&
 	    config_netlist_parse_one(numeric, &a->next.v[a->next.n]) == 0)
@@ -33,7 +22,7 @@ pair_acl_add(struct pair_acl *a, const char *numeric)
 }
 
 static void
-pair_acl_query_done(struct pair_acl *a)
+pair_acl_query_done(struct pair *a)
 {
 	if (--a->pending > 0)
 		return;
@@ -44,7 +33,7 @@ pair_acl_query_done(struct pair_acl *a)
 static void
 pair_acl_addr_cb(struct resolver_result *r, void *arg)
 {
-	struct pair_acl *a = arg;
+	struct pair *a = arg;
 
 	for (size_t i = 0; r->status == RES_OK && i < r->naddrs; i++)
 		pair_acl_add(a, r->addrs[i]);
@@ -53,7 +42,7 @@ pair_acl_addr_cb(struct resolver_result *r, void *arg)
 }
 
 static void
-pair_acl_host(struct pair_acl *a, const char *host)
+pair_acl_host(struct pair *a, const char *host)
 {
 	if (config_parse_is_ip(host)) {
 		pair_acl_add(a, host);
@@ -66,7 +55,7 @@ pair_acl_host(struct pair_acl *a, const char *host)
 static void
 pair_acl_mx_cb(struct resolver_result *r, void *arg)
 {
-	struct pair_acl *a = arg;
+	struct pair *a = arg;
 
 	for (size_t i = 0; r->status == RES_OK && i < r->nmx; i++)
 		if (strcmp(r->mx[i].host, ".") != 0)
@@ -78,9 +67,9 @@ pair_acl_mx_cb(struct resolver_result *r, void *arg)
 }
 
 static void
-pair_acl_refresh(struct pair_acl *a)
+pair_acl_refresh(struct pair *a)
 {
-	const struct config *cf = *a->cf;
+	const struct config *cf = a->cf;
 
 	if (a->pending > 0 || a->res == NULL || cf->relay_domains.n == 0)
 		return;
@@ -110,40 +99,27 @@ pair_acl_refresh(struct pair_acl *a)
 static void
 pair_acl_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct pair_acl *a = arg;
+	struct pair *a = arg;
 	struct timeval tv = { PAIR_ACL_REFRESH, 0 };
 
 	pair_acl_refresh(a);
-	evtimer_add(a->refresh_ev, &tv);
+	evtimer_add(a->acl_ev, &tv);
 }
 
-struct pair_acl *
-pair_acl_new(struct event_base *base, const struct config *const *cf, const char **error_r)
+void
+pair_acl_start(struct pair *a)
 {
-	static __thread char err[300];
-	struct pair_acl *a = xcalloc(1, sizeof(*a));
 	struct timeval now = { 0, 0 };
 
-	a->base = base;
-	a->cf = cf;
 	a->known.set = a->next.set = 1;
-	if ((*cf)->relay_domains.n > 0) {
-		if ((a->res = resolver_new(base, (*cf)->dns_resolver, err, sizeof(err))) == NULL) {
-			*error_r = err;
-			free(a);
-			return NULL;
-		}
-		resolver_set_timeout(a->res, 10000);
-	}
-	a->refresh_ev = evtimer_new(base, pair_acl_timer_cb, a);
-	evtimer_add(a->refresh_ev, &now);
-	return a;
+	a->acl_ev = evtimer_new(a->base, pair_acl_timer_cb, a);
+	evtimer_add(a->acl_ev, &now);
 }
 
 int
-pair_acl_allowed(struct pair_acl *a, const struct sockaddr *sa)
+pair_etrn_allowed(struct pair *a, const struct sockaddr *sa)
 {
-	switch (config_etrn_client_allowed(*a->cf, sa)) {
+	switch (config_etrn_client_allowed(a->cf, sa)) {
 	case CONFIG_ETRN_ALLOW:
 		return 1;
 	case CONFIG_ETRN_DENY:
@@ -159,14 +135,9 @@ pair_acl_allowed(struct pair_acl *a, const struct sockaddr *sa)
 }
 
 void
-pair_acl_free(struct pair_acl **ap)
+pair_acl_stop(struct pair *a)
 {
-	struct pair_acl *a = *ap;
-
-	if (a == NULL)
-		return;
-	event_free(a->refresh_ev);
-	resolver_free(&a->res);
-	free(a);
-	*ap = NULL;
+	if (a->acl_ev)
+		event_free(a->acl_ev);
+	a->acl_ev = NULL;
 }
