@@ -6,6 +6,7 @@ what lands on disk. Nothing here talks to any address outside 127.0.0.0/8.
 """
 import errno
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,8 @@ def addr(ip):
         return ip
     parts = ip.split(".")
     return "127.%s.%s.%s" % (NET, parts[2], parts[3])
+
+QUEUED_RE = re.compile(r" ([0-9A-F]{16}): event=queued ")
 
 _live = []      # every Server not yet cleaned up
 _others = []    # anything else a scenario started (harness.py): has stop()
@@ -221,6 +224,30 @@ class Server:
     def queued(self):
         """The messages still to be delivered (active/ and deferred/)."""
         return self.queue_files("active") + self.queue_files("deferred")
+
+    def settle(self, timeout=20):
+        """Wait for the positive end of everything this server accepted:
+        each message its log says it queued has been removed (delivered,
+        bounced, forwarded) or parked (waiting for a destination that is
+        down, deferred with a retry time, or held). Returns the log.
+
+        Call it once the scenario has the replies it waits for (a message
+        is logged as queued before its 250): after it, nothing accepted can
+        still turn up in a mailbox, so what a test then finds absent is
+        absent, with no sleep standing in for the proof."""
+        def done():
+            log = self.log()
+            held = set(self.queue_files("hold"))
+            for q in set(QUEUED_RE.findall(log)):
+                if "%s: event=removed" % q in log or q in held:
+                    continue
+                if re.search(r"%s: event=(retry_at |outbound .*status=waiting)" % q, log):
+                    continue
+                return None
+            return log or True
+        return wait_for(done, timeout=timeout,
+                        what="every message %s:%d queued to be removed or parked" % (
+                            self.ip, self.port))
 
     def setup_domain(self, domain="example.test", users=("alice",), password="secret"):
         self.cli("domain", "add", domain)
