@@ -627,9 +627,12 @@ class Postfix:
             ("maillog_file_prefixes", self.dir),
         ]
         merged = dict(conf)
+        if recipients is not None:
+            # relay_recipient_maps: only these recipients are accepted for relay
+            merged["relay_recipient_maps"] = self.relay_recipients_map()
         merged.update(main or {})
         text = "# Private instance written by %s; loopback only.\n" % comment
-        text += "".join("%s = %s\n" % kv for kv in merged.items())
+        text += "".join(("%s = %s" % (k, v)).rstrip() + "\n" for k, v in merged.items())
         if extra_main_cf:
             text += "# given on the command line\n" + "".join(l + "\n" for l in extra_main_cf)
         with open(os.path.join(self.etc, "main.cf"), "w") as fh:
