@@ -66,6 +66,35 @@ def pytest_configure(config):
     if not os.access(os.environ["TANDEM_BIN"], os.X_OK):
         raise pytest.UsageError("tandem binary %s not found (make first, or --binary)"
                                 % os.environ["TANDEM_BIN"])
+    if not hasattr(config, "workerinput"):
+        check_addresses(config)
+
+
+def planned_nets(config):
+    """The TANDEM_E2E_NET of each process that will run scenarios."""
+    base = int(os.environ.get("TANDEM_E2E_NET") or 0)
+    n = getattr(config.option, "numprocesses", None)
+    if getattr(config.option, "dist", "no") != "no" and isinstance(n, int) and n > 0:
+        return [(base + 1 + k) % 250 or 250 for k in range(n)]
+    return [base]
+
+
+def check_addresses(config):
+    """Before any scenario: the DNS port and the usual server addresses of
+    every worker are free, or the run stops saying which one is taken (a
+    scenario would otherwise fail in a way that looks unrelated)."""
+    import lib
+    for net in planned_nets(config):
+        where = [("127.0.0.1", 5353 + net, True)] + [
+            ("127.%d.%s" % (net, ip.split(".", 2)[2]), port, False)
+            for ip, port in (("127.0.0.10", 2525), ("127.0.0.20", 2525), ("127.0.8.10", 25))]
+        for ip, port, udp in where:
+            try:
+                lib.check_free(ip, port, udp=udp)
+            except lib.AddressInUse as e:
+                raise pytest.UsageError(
+                    "%s: the e2e run needs it (TANDEM_E2E_NET=%d). scripts/run-e2e runs the "
+                    "suite in its own network namespace, where nothing else listens." % (e, net))
 
 
 def pytest_unconfigure(config):
@@ -76,9 +105,11 @@ def pytest_unconfigure(config):
 
 def pytest_report_header(config):
     import lib
-    return "tandem: %s%s%s, addresses 127.%s.x.y, DNS port %d%s" % (
+    nets = planned_nets(config)
+    return "tandem: %s%s%s, addresses %s, DNS ports %s%s" % (
         lib.BIN, " (asan)" if os.environ.get("TANDEM_ASAN") == "1" else "",
-        " (valgrind)" if lib.VALGRIND else "", lib.NET or "0", lib.DNS_PORT,
+        " (valgrind)" if lib.VALGRIND else "", ", ".join("127.%d.x.y" % n for n in nets),
+        ", ".join(str(5353 + n) for n in nets),
         ", private network namespace" if os.environ.get("TANDEM_E2E_NETNS") == "1" else "")
 
 
