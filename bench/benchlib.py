@@ -98,25 +98,24 @@ def wait_port(addr, port, timeout, proc_alive=None, interval=0.1):
 
 
 def ensure_port_free(addr, port):
-    """Die if something already listens on addr:port: the benchmark would measure
-    that other server instead of the one it starts."""
+    """Die if something already holds addr:port: the benchmark would measure
+    that other server instead of the one it starts (harness.check_free)."""
     require_loopback(addr)
     try:
+        harness.check_free(addr, port)
+    except harness.AddressInUse as e:
+        die("%s; stop that server or pick another --port" % e)
+    try:   # a listener on the wildcard address would answer too
         with socket.create_connection((addr, port), timeout=2):
             pass
     except OSError:
         return
-    die("%s:%d is already in use; stop that server or pick another --port" % (addr, port))
+    die("%s:%d is already in use by another process (it answers); stop that server or "
+        "pick another --port" % (addr, port))
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+pid_alive = harness.pid_alive
+children_of = harness.children_of   # direct children, from /proc
 
 
 def terminate(proc, timeout):
@@ -129,24 +128,6 @@ def terminate(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
-
-
-def children_of(pid):
-    """Direct children of pid, from /proc (Postfix daemons are children of master)."""
-    kids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            # field 4 (ppid) comes after the parenthesised command name
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            kids.append(int(name))
-    return kids
 
 
 def proc_status_kib(pid, field="VmRSS"):
