@@ -39,13 +39,15 @@ $(B)/tests/%: tests/unit/%.c $(B)/libtandem.a
 unit: $(UNIT_BIN)
 	@./scripts/run-unit $(UNIT_BIN)
 
+# End-to-end scenarios: pytest in a private network namespace (scripts/run-e2e);
+# E2E="-k PATTERN -n 0 ..." passes options on.
 e2e: $(B)/tandem
-	@python3 tests/e2e/run.py --binary $(B)/tandem
+	@./scripts/run-e2e --binary $(B)/tandem $(E2E)
 
 test: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory fuzz-smoke
-	@python3 tests/e2e/run.py --binary $(B)/tandem
+	@./scripts/run-e2e --binary $(B)/tandem $(E2E)
 
 # ASan + UBSan build of everything, then the whole suite against it.
 asan: deps
@@ -53,7 +55,7 @@ asan: deps
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/tandem $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ./scripts/run-unit $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
-	@ASAN_OPTIONS=detect_leaks=1 python3 tests/e2e/run.py --binary build-asan/tandem --asan
+	@ASAN_OPTIONS=detect_leaks=1 ./scripts/run-e2e --binary build-asan/tandem --asan $(E2E)
 
 # libFuzzer harnesses (clang); fuzz-smoke runs each briefly on its corpus.
 # The library is built once with fuzzer instrumentation, then each harness

@@ -5,8 +5,9 @@ bench/drain).
 Everything here runs on loopback only. Each server under test gets a fresh private
 instance in its own temporary directory:
 
-  PostfixInstance  a private Postfix (own config_directory, queue_directory and
-                   data_directory) configured as a backup MX for example.test whose
+  PostfixInstance  a private Postfix (tests/e2e/harness.py's Postfix: own
+                   config_directory, queue_directory and data_directory)
+                   configured as a backup MX for example.test whose
                    primary, [127.0.0.42]:2599, never answers, so mail stays queued.
   TandemInstance   `tandem -c CONF serve` in the backup role for example.test, with
                    the same unreachable primary and a DNS resolver on loopback where
@@ -25,7 +26,6 @@ import atexit
 import json
 import os
 import platform
-import pwd
 import shutil
 import signal
 import socket
@@ -34,6 +34,10 @@ import sys
 import tempfile
 import threading
 import time
+
+# The shared harness of the e2e tests (tests/e2e/harness.py): one Postfix setup.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "tests", "e2e"))
+import harness  # noqa: E402
 
 # Addresses and names shared by the benchmarks. All in 127.0.0.0/8.
 RELAY_DOMAIN = "example.test"
@@ -94,25 +98,24 @@ def wait_port(addr, port, timeout, proc_alive=None, interval=0.1):
 
 
 def ensure_port_free(addr, port):
-    """Die if something already listens on addr:port: the benchmark would measure
-    that other server instead of the one it starts."""
+    """Die if something already holds addr:port: the benchmark would measure
+    that other server instead of the one it starts (harness.check_free)."""
     require_loopback(addr)
     try:
+        harness.check_free(addr, port)
+    except harness.AddressInUse as e:
+        die("%s; stop that server or pick another --port" % e)
+    try:   # a listener on the wildcard address would answer too
         with socket.create_connection((addr, port), timeout=2):
             pass
     except OSError:
         return
-    die("%s:%d is already in use; stop that server or pick another --port" % (addr, port))
+    die("%s:%d is already in use by another process (it answers); stop that server or "
+        "pick another --port" % (addr, port))
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+pid_alive = harness.pid_alive
+children_of = harness.children_of   # direct children, from /proc
 
 
 def terminate(proc, timeout):
@@ -125,24 +128,6 @@ def terminate(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
-
-
-def children_of(pid):
-    """Direct children of pid, from /proc (Postfix daemons are children of master)."""
-    kids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            # field 4 (ppid) comes after the parenthesised command name
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            kids.append(int(name))
-    return kids
 
 
 def proc_status_kib(pid, field="VmRSS"):
@@ -277,11 +262,14 @@ def machine_info(path):
 
 
 class Workdir:
-    """A temporary directory for one server instance, removed by cleanup()."""
+    """A temporary directory for one server instance, removed by cleanup()
+    (path: one made already, e.g. by harness.Postfix)."""
 
-    def __init__(self, base, prefix):
-        os.makedirs(base, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
+    def __init__(self, base, prefix="tmp-", path=None):
+        if path is None:
+            os.makedirs(base, exist_ok=True)
+            path = tempfile.mkdtemp(prefix=prefix, dir=base)
+        self.path = path
         # Postfix daemons run as user postfix and must reach their directories.
         os.chmod(self.path, 0o755)
 
@@ -337,153 +325,58 @@ def settle_filesystem(base):
 
 
 class PostfixInstance:
-    """A private Postfix acting as backup MX for example.test on POSTFIX_ADDR:port."""
-
-    POSTFIX = "/usr/sbin/postfix"
-    POSTMAP = "/usr/sbin/postmap"
-    POSTQUEUE = "/usr/sbin/postqueue"
+    """A private Postfix acting as backup MX for example.test on POSTFIX_ADDR:port:
+    the shared harness.Postfix (tests/e2e/harness.py, the one Postfix setup of
+    the e2e scenarios and the benchmarks) with the backup-MX settings below."""
 
     def __init__(self, base, port=2525, process_limit=100, recipients=(RECIPIENT,),
                  primary=DEAD_PRIMARY, extra_main_cf=()):
         require_loopback(POSTFIX_ADDR)
         require_loopback(primary[0])
-        for tool in (self.POSTFIX, self.POSTMAP):
-            if not os.access(tool, os.X_OK):
-                die("%s not found: install the Debian package postfix "
-                    "(scripts/install-deps)" % tool)
-        try:
-            pwd.getpwnam("postfix")
-        except KeyError:
-            die("user postfix does not exist: is the postfix package installed?")
         self.port = port
         self.process_limit = process_limit
         self.recipients = recipients
         self.primary = primary
         self.extra_main_cf = list(extra_main_cf)   # "key = value" lines, appended
-        self.wd = Workdir(base, "pf-")
-        self.etc = os.path.join(self.wd.path, "etc")
-        self.spool = os.path.join(self.wd.path, "spool")
-        self.data = os.path.join(self.wd.path, "data")
-        self.maillog = os.path.join(self.wd.path, "maillog")
         self.master_pid = None
         self.name = "postfix"
-        LIVE.append(self)
-
-    def _write_config(self):
-        for d in (self.etc, self.spool, self.data):
-            os.makedirs(d)
-        pw = pwd.getpwnam("postfix")
-        os.chown(self.data, pw.pw_uid, pw.pw_gid)  # master.lock lives here
         # The backup-MX part of main.cf: relay for example.test only, to recipients
         # in relay_recipient_maps, towards the primary (by default one that never
         # answers; bench/drain passes an smtp-sink that it starts later).
         # default_transport=error makes sure nothing (not even a bounce) ever
         # goes anywhere else. Postfix's default of fsyncing the queue file before
         # the 250 reply is kept.
-        main_cf = """\
-# Private benchmark instance written by bench/benchlib.py; loopback only.
-compatibility_level = 3.6
-queue_directory = {spool}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx2p.{dom}
-mydomain = {dom}
-myorigin = $myhostname
-# master.cf binds the listener to {addr}:{port} explicitly; Postfix only accepts
-# configured interface addresses here, so use the loopback interface itself.
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-relay_domains = {dom}
-relay_recipient_maps = hash:{etc}/relay_recipients
-relay_transport = smtp:[{pa}]:{pp}
-default_transport = error:benchmark instance sends no mail
-smtpd_relay_restrictions = permit_auth_destination, reject
-smtpd_recipient_restrictions = permit_auth_destination, reject
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-default_process_limit = {plimit}
-maillog_file = {maillog}
-""".format(spool=self.spool, data=self.data, dom=RELAY_DOMAIN, addr=POSTFIX_ADDR,
-           port=self.port, etc=self.etc, pa=self.primary[0], pp=self.primary[1],
-           plimit=self.process_limit, maillog=self.maillog)
-        if self.extra_main_cf:
-            # appended last: Postfix uses the last setting of a parameter
-            main_cf += "# given on the benchmark's command line\n" + "".join(
-                line + "\n" for line in self.extra_main_cf)
-        # master.cf: Debian's services, no chroot, smtpd only on our address.
-        master_cf = """\
-# service type  private unpriv  chroot  wakeup  maxproc command
-{addr}:{port} inet n   -       n       -       {plimit}  smtpd
-pickup     unix  n       -       n       60      1       pickup
-cleanup    unix  n       -       n       -       0       cleanup
-qmgr       unix  n       -       n       300     1       qmgr
-tlsmgr     unix  -       -       n       1000?   1       tlsmgr
-rewrite    unix  -       -       n       -       -       trivial-rewrite
-bounce     unix  -       -       n       -       0       bounce
-defer      unix  -       -       n       -       0       bounce
-trace      unix  -       -       n       -       0       bounce
-verify     unix  -       -       n       -       1       verify
-flush      unix  n       -       n       1000?   0       flush
-proxymap   unix  -       -       n       -       -       proxymap
-proxywrite unix  -       -       n       -       1       proxymap
-smtp       unix  -       -       n       -       -       smtp
-relay      unix  -       -       n       -       -       smtp
-showq      unix  n       -       n       -       -       showq
-error      unix  -       -       n       -       -       error
-retry      unix  -       -       n       -       -       error
-discard    unix  -       -       n       -       -       discard
-anvil      unix  -       -       n       -       1       anvil
-scache     unix  -       -       n       -       1       scache
-postlog    unix-dgram n  -       n       -       1       postlogd
-""".format(addr=POSTFIX_ADDR, port=self.port, plimit=self.process_limit)
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write(main_cf)
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(master_cf)
-        with open(os.path.join(self.etc, "relay_recipients"), "w") as f:
-            for r in self.recipients:
-                f.write("%s OK\n" % r)
-        self._run([self.POSTMAP, "-c", self.etc,
-                   "hash:" + os.path.join(self.etc, "relay_recipients")], "postmap")
-
-    def _run(self, argv, what, timeout=60):
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0:
-            # postfix(1) logs to syslog or maillog_file, not to a non-tty stderr.
-            log("%s failed (exit %d): %s%s" % (what, r.returncode, r.stdout, r.stderr))
-            self._show_maillog()
-            die("cannot set up the Postfix instance in %s" % self.wd.path)
-        return r
-
-    def _show_maillog(self):
         try:
-            with open(self.maillog) as f:
-                tail = f.readlines()[-15:]
-            log("last lines of %s:\n%s" % (self.maillog, "".join(tail)))
-        except OSError:
-            pass
+            self.pf = harness.Postfix(
+                POSTFIX_ADDR, port, hostname="mx2p." + RELAY_DOMAIN, domain=RELAY_DOMAIN,
+                base=base, prefix="pf-", smtpd_max=str(process_limit), recipients=recipients,
+                extra_main_cf=self.extra_main_cf, comment="bench/benchlib.py",
+                main={
+                    "myorigin": "$myhostname",
+                    "relay_domains": RELAY_DOMAIN,
+                    "relay_transport": "smtp:[%s]:%d" % primary,
+                    "default_transport": "error:benchmark instance sends no mail",
+                    "smtpd_relay_restrictions": "permit_auth_destination, reject",
+                    "smtpd_recipient_restrictions": "permit_auth_destination, reject",
+                    "smtpd_client_connection_count_limit": "0",
+                    "smtpd_client_connection_rate_limit": "0",
+                    "smtpd_client_message_rate_limit": "0",
+                    "default_process_limit": str(process_limit),
+                })
+        except harness.HarnessError as e:
+            die("cannot set up the Postfix instance: %s" % e)
+        harness.lib.unregister(self.pf)    # LIVE and cleanup() below look after it
+        self.wd = Workdir(base, path=self.pf.dir)
+        self.etc, self.spool, self.maillog = self.pf.etc, self.pf.spool, self.pf.maillog
+        LIVE.append(self)
 
     def start(self):
         ensure_port_free(POSTFIX_ADDR, self.port)
-        self._write_config()
-        self._run([self.POSTFIX, "-c", self.etc, "start"], "postfix start")
         try:
-            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
-                self.master_pid = int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            self._show_maillog()
-            die("postfix started but wrote no master.pid")
-        if not wait_port(POSTFIX_ADDR, self.port, 30,
-                         lambda: pid_alive(self.master_pid)):
-            self._show_maillog()
-            die("postfix does not answer on %s:%d" % (POSTFIX_ADDR, self.port))
+            self.pf.start()
+        except harness.HarnessError as e:
+            die("cannot start the Postfix instance in %s: %s" % (self.wd.path, e))
+        self.master_pid = self.pf.master_pid
         vlog("postfix master pid %d on %s:%d, dir %s" % (
             self.master_pid, POSTFIX_ADDR, self.port, self.wd.path))
 
@@ -492,15 +385,11 @@ postlog    unix-dgram n  -       n       -       1       postlogd
 
     def pids(self):
         """master and its children (the smtpd, cleanup, qmgr... processes)."""
-        if self.master_pid is None or not pid_alive(self.master_pid):
-            return []
-        return [self.master_pid] + children_of(self.master_pid)
+        return self.pf.live_pids()
 
     def queued(self):
         """Messages in the queue: one queue file each, wherever qmgr has put it."""
-        dirs = [os.path.join(self.spool, d)
-                for d in ("maildrop", "incoming", "active", "deferred", "hold")]
-        return count_files(dirs)
+        return sum(self.pf.queue_counts().values())
 
     def queue_detail(self):
         return " ".join("%s=%d" % (d, count_files([os.path.join(self.spool, d)]))
@@ -508,37 +397,20 @@ postlog    unix-dgram n  -       n       -       1       postlogd
 
     def queue_counts(self):
         """Files per queue directory, as a dict."""
-        return {d: count_files([os.path.join(self.spool, d)])
-                for d in ("maildrop", "incoming", "active", "deferred", "hold")}
+        return self.pf.queue_counts()
 
     def flush_queue(self, timeout=60):
         """`postqueue -c DIR -f`: qmgr forgets its dead destinations and attempts
         every deferred message now. Returns (exit status, output)."""
-        r = subprocess.run([self.POSTQUEUE, "-c", self.etc, "-f"], capture_output=True,
-                           text=True, timeout=timeout)
-        return r.returncode, (r.stdout + r.stderr).strip()
+        return self.pf.flush_queue(timeout)
 
     def stop(self):
         """postfix stop, then wait (bounded) for master and its children to exit;
-        any straggler of this instance gets SIGKILL by pid. Then remove the dir."""
+        any straggler of this instance gets SIGKILL by pid. Then remove the dir
+        (at the end of the whole benchmark: Workdir.remove)."""
         if self.wd.path is None:
             return
-        pids = self.pids()
-        if pids:
-            try:
-                subprocess.run([self.POSTFIX, "-c", self.etc, "stop"],
-                               capture_output=True, timeout=30)
-            except (OSError, subprocess.SubprocessError):
-                pass
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-                time.sleep(0.1)
-            for p in pids:
-                if pid_alive(p):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except OSError:
-                        pass
+        self.pf.stop(remove=False)
         self.master_pid = None
         self.wd.remove()
         if self in LIVE:

@@ -4,7 +4,9 @@ A scenario starts real `tandem` processes on loopback addresses, drives them
 with software nobody here wrote (smtplib, swaks, raw sockets), and looks at
 what lands on disk. Nothing here talks to any address outside 127.0.0.0/8.
 """
+import errno
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,7 +33,47 @@ def addr(ip):
     parts = ip.split(".")
     return "127.%s.%s.%s" % (NET, parts[2], parts[3])
 
-_live = []
+QUEUED_RE = re.compile(r" ([0-9A-F]{16}): event=queued ")
+
+_live = []      # every Server not yet cleaned up
+_others = []    # anything else a scenario started (harness.py): has stop()
+
+
+def register(obj):
+    """Have cleanup_all() stop obj (anything with a stop() method) after the
+    scenario, whatever happens; obj.stop() should call unregister(obj)."""
+    if obj not in _others:
+        _others.append(obj)
+
+
+def unregister(obj):
+    if obj in _others:
+        _others.remove(obj)
+
+
+class AddressInUse(AssertionError):
+    pass
+
+
+def check_free(ip, port, udp=False):
+    """Raise AddressInUse, saying so, when another process already holds
+    ip:port: a server that cannot bind, or a scenario that talks to a
+    stranger, would fail in a way that looks unrelated."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    try:
+        if not udp:
+            # a connection of ours still in TIME_WAIT is no other process
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise AddressInUse("%s:%d%s is already in use by another process" % (
+                ip, port, "/udp" if udp else "")) from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise AddressInUse("%s is not a local address here (is lo up?)" % ip) from None
+        raise
+    finally:
+        s.close()
 
 
 def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
@@ -102,6 +144,7 @@ class Server:
         return p
 
     def start(self, wait=True):
+        check_free(self.ip, self.port)
         self.logf = open(self.logfile, "ab")
         mark = len(self.log())   # look only at what this process writes
         self.proc = subprocess.Popen(VALGRIND + [BIN, "-c", self.conf, "serve"], stdout=self.logf,
@@ -182,6 +225,30 @@ class Server:
         """The messages still to be delivered (active/ and deferred/)."""
         return self.queue_files("active") + self.queue_files("deferred")
 
+    def settle(self, timeout=20):
+        """Wait for the positive end of everything this server accepted:
+        each message its log says it queued has been removed (delivered,
+        bounced, forwarded) or parked (waiting for a destination that is
+        down, deferred with a retry time, or held). Returns the log.
+
+        Call it once the scenario has the replies it waits for (a message
+        is logged as queued before its 250): after it, nothing accepted can
+        still turn up in a mailbox, so what a test then finds absent is
+        absent, with no sleep standing in for the proof."""
+        def done():
+            log = self.log()
+            held = set(self.queue_files("hold"))
+            for q in set(QUEUED_RE.findall(log)):
+                if "%s: event=removed" % q in log or q in held:
+                    continue
+                if re.search(r"%s: event=(retry_at |outbound .*status=waiting)" % q, log):
+                    continue
+                return None
+            return log or True
+        return wait_for(done, timeout=timeout,
+                        what="every message %s:%d queued to be removed or parked" % (
+                            self.ip, self.port))
+
     def setup_domain(self, domain="example.test", users=("alice",), password="secret"):
         self.cli("domain", "add", domain)
         for u in users:
@@ -195,8 +262,16 @@ class Server:
 
 
 def cleanup_all():
+    """Kill every server and remove its directory (unless TANDEM_KEEP=1),
+    then stop whatever else was registered, newest first."""
     while _live:
         _live.pop().cleanup()
+    while _others:
+        obj = _others.pop()
+        try:
+            obj.stop()
+        except Exception:  # noqa: B902 - clean up the rest whatever one says
+            pass
 
 
 class Conn:

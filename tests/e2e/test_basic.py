@@ -30,6 +30,7 @@ def test_stale_maildir_tmp_cleaned_at_start():
     with open(stale, "w") as f:
         f.write("Subject: half\n")
     p.start()
+    # (the clean-up is logged just after event=start)
+    wait_for(lambda: "removed_maildir_tmp=1" in p.log(), what="event=recovery removed_maildir_tmp=1")
     assert not os.path.exists(stale)
-    assert "removed_maildir_tmp=1" in p.log()
     p.stop()

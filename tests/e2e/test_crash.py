@@ -374,7 +374,9 @@ def test_crash_backup_500_messages():
     restart(b)
     ledger, kills, seed, elapsed = run_crash(b, n, threads=4, max_kills=6, rate=100,
                                              lo=0.3, hi=0.8, budget=60)
-    time.sleep(0.5)
+    # the last start has cleaned queue/tmp and loaded the queue
+    wait_for(lambda: "event=queue_loaded" in b.log()[b.log().rindex("event=start "):],
+             what="the queue loaded after the last restart")
     qdir = os.path.join(b.data_dir, "queue")
     assert os.listdir(os.path.join(qdir, "tmp")) == []
     assert b.queue_files("deferred") == [] and b.queue_files("hold") == []

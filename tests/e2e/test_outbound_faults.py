@@ -3,7 +3,7 @@ through a private dnsmasq to scripted SMTP peers, Postfix's smtp-sink and
 another tandem, and every fault of a sending server ends the way the table
 says: delivered elsewhere, deferred, or bounced with one DSN to the sender.
 
-Addresses are 127.0.7.x (run.py's TANDEM_E2E_NET moves them); MX delivery
+Addresses are 127.0.7.x (TANDEM_E2E_NET moves them); MX delivery
 always goes to port 25, so every peer listens on its own address's port 25.
 The sender's local user carol@example.test gets the DSNs in her Maildir.
 Needs dnsmasq (dnsmasq-base) and smtp-sink (postfix). About 75 s in all, 30
@@ -11,21 +11,13 @@ of them waiting out tandem's fixed 30 s connect timeout.
 """
 import email
 import json
-import os
 import re
-import signal
 import smtplib
 import socket
-import struct
 import subprocess
-import tempfile
-import threading
-import time
 
+from harness import CLOSE, Blackhole, Dns, DnsRcode, Peer, Sink, Stack, dns_query, mx, once
 from lib import BIN, DNS_PORT, Server, addr, wait_for
-
-DNSMASQ = "/usr/sbin/dnsmasq"
-SMTP_SINK = "/usr/sbin/smtp-sink"
 
 CAROL = "carol@example.test"
 SENDER_IP = addr("127.0.7.10")        # the sending primary, port 2525
@@ -38,370 +30,6 @@ DNS_FWD_IP = addr("127.0.7.53")       # scripted DNS answers behind dnsmasq
 
 def peer_ip(n):
     return addr("127.0.7.%d" % (100 + n))
-
-
-def output(f):
-    f.seek(0)
-    return f.read().decode("utf-8", "replace")
-
-
-# --- DNS -----------------------------------------------------------------
-
-def dns_query(name, qtype, port=DNS_PORT, server="127.0.0.1", timeout=2.0):
-    """One DNS query over UDP; returns (rcode, [(type, rdata)...])."""
-    tid = int.from_bytes(os.urandom(2), "big")
-    q = struct.pack(">HHHHHH", tid, 0x0100, 1, 0, 0, 0)
-    for label in name.rstrip(".").split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\0" + struct.pack(">HH", qtype, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(q, (server, port))
-        d, _ = s.recvfrom(4096)
-    rcode, nan = struct.unpack(">H", d[2:4])[0] & 0xF, struct.unpack(">H", d[6:8])[0]
-    off = len(q)
-    out = []
-    for _ in range(nan):
-        while d[off] != 0 and d[off] & 0xC0 != 0xC0:
-            off += 1 + d[off]
-        off += 2 if d[off] & 0xC0 == 0xC0 else 1
-        t, _c, _ttl, rdl = struct.unpack(">HHIH", d[off:off + 10])
-        off += 10
-        out.append((t, d[off:off + rdl]))
-        off += rdl
-    return rcode, out
-
-
-class Dns:
-    """A private dnsmasq on 127.0.0.1:DNS_PORT (where every tandem of the
-    e2e tests sends its queries) serving the records given."""
-
-    def __init__(self, records):
-        assert os.access(DNSMASQ, os.X_OK), "dnsmasq (Debian dnsmasq-base) is needed"
-        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--port=%d" % DNS_PORT,
-                "--local=/test/"] + records
-        self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.err)
-
-        def up():
-            assert self.proc.poll() is None, "dnsmasq: %s" % output(self.err)   # e.g. port taken
-            try:
-                return dns_query("ready.invalid.test", 1, timeout=0.2)[0] == 3
-            except OSError:
-                return False
-        wait_for(up, timeout=10, what="dnsmasq to answer")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        self.err.close()
-
-
-def mx(domain, ip, pref=10, host=None):
-    """dnsmasq options: domain MX pref host (mx.DOMAIN), host A ip."""
-    host = host or "mx." + domain
-    return ["--mx-host=%s,%s,%d" % (domain, host, pref), "--host-record=%s,%s" % (host, ip)]
-
-
-class DnsRcode:
-    """A UDP DNS server that answers every query with one rcode (SERVFAIL)."""
-
-    def __init__(self, ip, port, rcode=2):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, port))
-        self.sock.settimeout(0.1)
-        self.rcode = rcode
-        self.queries = 0
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping:
-            try:
-                q, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if len(q) < 12:
-                continue
-            self.queries += 1
-            flags = 0x8000 | (struct.unpack(">H", q[2:4])[0] & 0x0100) | 0x0080 | self.rcode
-            self.sock.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0) + q[12:], peer)
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-        assert not self.thread.is_alive()
-
-
-# --- SMTP peers ----------------------------------------------------------
-
-CLOSE = "<close>"      # a reply that is no reply: the peer drops the connection
-
-
-class Session:
-    """One connection to a Peer, as the peer's script sees it."""
-
-    def __init__(self, peer, sock, n):
-        self.peer, self.sock, self.n = peer, sock, n
-        self.buf = b""
-        self.commands = []
-        self.messages = []        # (mail from, [rcpt], data)
-        self.closed = False
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-            assert len(self.buf) < 100000, "a command line without end"
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def read_data(self, limit=None):
-        """The message up to CRLF.CRLF: (data, True); (data, False) as soon
-        as limit bytes came in without it; None if the client went away."""
-        data = bytearray(b"\r\n")    # the DATA line's CRLF: an empty message is "."
-        while True:
-            start = max(0, len(data) - 4)
-            data += self.buf
-            self.buf = b""
-            i = data.find(b"\r\n.\r\n", start)
-            if i >= 0:
-                self.buf = bytes(data[i + 5:])
-                return bytes(data[2:i + 2]), True
-            if limit is not None and len(data) - 2 >= limit:
-                return bytes(data[2:]), False
-            chunk = self.sock.recv(262144)
-            if not chunk:
-                return None
-            self.buf = chunk
-
-    def reply(self, r, *args):
-        """Send a scripted reply: text (CRLF added), raw bytes, CLOSE, or a
-        callable that does what it likes (and may return one of those)."""
-        while callable(r):
-            r = r(self, *args)
-        if r is None:
-            return True
-        if r == CLOSE:
-            self.close()
-            return False
-        self.send(r + "\r\n" if isinstance(r, str) else r)
-        return True
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.sock.close()
-
-    def converse(self, greeting="220 peer.test ESMTP scripted",
-                 ext=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"),
-                 mail="250 2.1.0 Ok", rcpt="250 2.1.5 Ok", data="354 End data with <CR><LF>.<CR><LF>",
-                 dot="250 2.0.0 Ok: queued", starttls="454 4.7.0 TLS not available",
-                 data_limit=None):
-        """A plain SMTP server; every reply can be replaced by the script.
-        rcpt may be a dict: address -> reply."""
-        if not self.reply(greeting):
-            return
-        sender, rcpts = None, []
-        while True:
-            line = self.line()
-            if line is None:
-                return
-            self.commands.append(line)
-            verb = line.split(" ", 1)[0].upper()
-            if verb in ("EHLO", "HELO"):
-                if verb == "HELO" or not ext:
-                    r = "250 peer.test"
-                else:
-                    r = "\r\n".join(["250-peer.test"] + ["250-" + e for e in ext[:-1]] +
-                                    ["250 " + ext[-1]])
-                if not self.reply(r):
-                    return
-            elif verb == "STARTTLS":
-                if not self.reply(starttls):
-                    return
-            elif verb == "MAIL":
-                sender, rcpts = re.search(r"<(.*?)>", line).group(1), []
-                if not self.reply(mail):
-                    return
-            elif verb == "RCPT":
-                a = re.search(r"<(.*?)>", line).group(1)
-                r = rcpt.get(a, "250 2.1.5 Ok") if isinstance(rcpt, dict) else rcpt
-                while callable(r) and r is not CLOSE:
-                    r = r(self, a)
-                if isinstance(r, str) and r.startswith("2"):
-                    rcpts.append(a)
-                if not self.reply(r):
-                    return
-            elif verb == "DATA":
-                r = data if rcpts else "554 5.5.1 Error: no valid recipients"
-                if not self.reply(r):
-                    return
-                if not (isinstance(r, str) and r.startswith("354")):
-                    continue
-                got = self.read_data(data_limit)
-                if got is None:
-                    return
-                body, complete = got
-                if not complete:
-                    self.peer.partial.append(body)
-                    self.close()
-                    return
-                self.messages.append((sender, list(rcpts), body))
-                if not self.reply(dot):
-                    return
-            elif verb == "RSET":
-                sender, rcpts = None, []
-                self.reply("250 2.0.0 Ok")
-            elif verb == "QUIT":
-                self.reply("221 2.0.0 Bye")
-                return
-            else:
-                self.reply("502 5.5.2 Error: command not recognized")
-
-
-def once(first, then):
-    """A reply that is first the first time (across every session of the
-    peer), then then."""
-    used = []
-
-    def go(s, *args):
-        used.append(1)
-        return first if len(used) == 1 else then
-    return go
-
-
-class Peer:
-    """A scripted SMTP server on IP:25, one thread per connection. script(s)
-    runs each session; s.n is the connection's number, from 1."""
-
-    def __init__(self, ip, script=None):
-        self.ip = ip
-        self.script = script or (lambda s: s.converse())
-        self.sessions = []
-        self.partial = []
-        self.threads = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((ip, 25))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.1)
-        self.acceptor = threading.Thread(target=self.accept_loop, daemon=True)
-        self.acceptor.start()
-
-    def accept_loop(self):
-        while not self.stopping:
-            try:
-                sock, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            sock.settimeout(10)
-            with self.lock:
-                s = Session(self, sock, len(self.sessions) + 1)
-                self.sessions.append(s)
-            t = threading.Thread(target=self.run, args=(s,), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def run(self, s):
-        try:
-            self.script(s)
-        except (OSError, AssertionError):
-            pass
-        finally:
-            s.close()
-
-    @property
-    def messages(self):
-        with self.lock:
-            return [m for s in self.sessions for m in s.messages]
-
-    @property
-    def commands(self):
-        with self.lock:
-            return [c for s in self.sessions for c in s.commands]
-
-    def stop(self):
-        self.stopping = True
-        self.acceptor.join(timeout=5)
-        self.lsock.close()
-        with self.lock:
-            for s in self.sessions:
-                s.close()
-        for t in self.threads:
-            t.join(timeout=5)
-        assert not self.acceptor.is_alive() and not any(t.is_alive() for t in self.threads), \
-            "a peer thread did not stop"
-
-
-class Sink:
-    """Postfix's smtp-sink on IP:25 with its fault options."""
-
-    def __init__(self, ip, *options):
-        assert os.access(SMTP_SINK, os.X_OK), "smtp-sink (Debian postfix) is needed"
-        self.ip = ip
-        self.err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [SMTP_SINK, "-u", "nobody"] + list(options) + ["%s:25" % ip, "16"],
-            stdout=subprocess.DEVNULL, stderr=self.err)
-
-        def up():
-            assert self.proc.poll() is None, "smtp-sink: %s" % output(self.err)
-            try:
-                socket.create_connection((ip, 25), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, timeout=10, what="smtp-sink on %s:25" % ip)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        self.err.close()
-
-
-class Stack:
-    """What a scenario started, stopped in reverse order whatever happens."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, x):
-        self.items.append(x)
-        return x
-
-    def stop(self):
-        errors = []
-        while self.items:
-            x = self.items.pop()
-            try:
-                x.stop()
-            except Exception as e:   # noqa: B902 - stop the others, then report
-                errors.append(e)
-        if errors:
-            raise errors[0]
 
 
 # --- the tandems ---------------------------------------------------------
@@ -689,37 +317,6 @@ def test_backup_as_its_own_best_mx_relays_to_the_primary_or_defers():
 
 
 # --- the next MX host, and after the last one ---------------------------------
-
-class Blackhole:
-    """IP:25 where a connection never completes: a listener that never
-    accepts, its one-place backlog kept full, so the kernel drops SYNs."""
-
-    def __init__(self, ip):
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((ip, 25))
-        self.lsock.listen(0)
-        self.fill = []
-        for _ in range(3):
-            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            c.setblocking(False)
-            c.connect_ex((ip, 25))
-            self.fill.append(c)
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        probe.settimeout(0.5)
-        try:
-            probe.connect((ip, 25))
-            raise AssertionError("the blackhole on %s accepts connections" % ip)
-        except socket.timeout:
-            pass
-        finally:
-            probe.close()
-
-    def stop(self):
-        for c in self.fill:
-            c.close()
-        self.lsock.close()
-
 
 def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
     """MX 10 refuses, never completes the connection (given up after
@@ -1125,7 +722,8 @@ def test_tls_encrypt_failure_waits_for_its_backoff():
     """[tls] outbound = encrypt and a host whose TLS fails: the message
     waits for its retry (retry_min 5m), and so does an unrelated deferred
     one (a tandem answering 452 at MAIL), whatever answers meanwhile (a
-    probe every second here)."""
+    probe every second here: a third domain is down, its host comes up, the
+    probe wakes what waits for it)."""
     st = Stack()
     try:
         peer, hellos = tls_peer(st, peer_ip(1))
@@ -1133,18 +731,31 @@ def test_tls_encrypt_failure_waits_for_its_backoff():
                           extra={"queue": {"min_free": "1000G"}}))   # 452 4.3.1 at MAIL
         g.setup_domain("full.test", users=("alice",))
         g.start()
-        st.add(Dns(mx("tls.test", peer_ip(1)) + mx("full.test", GOOD_IP)))
+        st.add(Dns(mx("tls.test", peer_ip(1)) + mx("full.test", GOOD_IP) +
+                   mx("later.test", peer_ip(2))))
         s = st.add(sender(tls={"outbound": "encrypt"}, relay={"probe_interval": "1s"}))
         s.start()
         send(s, "alice@full.test", "to a full disk")
         assert "452" in deferred(s, "alice@full.test")["last_error"]
         send(s, "alice@tls.test", "TLS or nothing")
         deferred(s, "alice@tls.test")
-        time.sleep(3.5)
+        # later.test: nothing listens on its host yet, so it is marked down
+        # and probed; once a peer answers there, the probe wakes its message,
+        # which is tried (and deferred: that peer offers no TLS). That attempt
+        # is the end marker: by then a probe answered and woke the queue, and
+        # neither deferred message may have been tried again.
+        send(s, "alice@later.test", "once its host answers")
+        waiting(s, "alice@later.test")
+        st.add(Peer(peer_ip(2)))
+        wait_for(lambda: "event=deferred to=<alice@later.test>" in s.log(),
+                 what="later.test tried once its probe answered")
+        assert re.search(r"event=probe domain=later\.test .*status=up", s.log()), s.log()
+        assert "event=wake" in s.log(), s.log()
         tries = [x for x in peer.sessions if "STARTTLS" in x.commands]
         attempts = {r: queued_for(s, r)["attempts"] for r in ("alice@tls.test", "alice@full.test")}
         assert len(tries) == 1 and attempts == {"alice@tls.test": 1, "alice@full.test": 1}, \
-            "in 3.5 s, with retry_min 5m: %d TLS attempts, queue attempts %s" % (len(tries), attempts)
+            "with retry_min 5m, after a probe woke later.test: %d TLS attempts, " \
+            "queue attempts %s" % (len(tries), attempts)
         assert peer.messages == []
         s.stop()
     finally:

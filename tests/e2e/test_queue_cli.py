@@ -133,8 +133,8 @@ def test_queue_commands_on_backup():
         fails(b, *args, rc=2, err="usage")
     assert sorted(qjson(b)) == sorted([q1, q2])
 
-    # after all that the server still holds the two messages, in active/
-    time.sleep(0.3)
+    # after all that (each command done when it returns) the server still
+    # holds the two messages, in active/
     assert b.queue_files("active") == sorted([q1, q2])
     b.stop()
     # ...and the commands work with the server stopped, too
@@ -195,8 +195,12 @@ def test_deferred_flush_hold_release_on_primary():
     # hold: no attempts while held, not even on flush
     p.cli("queue", "hold", qid)
     assert state_of(p, qid) == "hold" and qjson(p)[qid]["state"] == "hold"
+    flushes = p.log().count("event=flush")
     p.cli("queue", "flush")
-    time.sleep(1.0)
+    # the server has taken the flush (and scanned its queue); an attempt of
+    # the held message would also show below, as a 4th deferral logged
+    # before the release (bob's mailbox is still blocked until then)
+    wait_for(lambda: p.log().count("event=flush") > flushes, what="the server's event=flush")
     assert attempts_logged(p, qid) == 3 and qjson(p)[qid]["attempts"] == 3
     assert state_of(p, qid) == "hold"
 
@@ -209,6 +213,7 @@ def test_deferred_flush_hold_release_on_primary():
     assert b"Delivered-To: bob@example.test\n" in msgs[0] and b"Subject: to-forward" in msgs[0]
     assert len(p.messages("alice@example.test")) == 1      # alice's copy was not repeated
     assert re.search(r"%s: event=removed" % qid, p.log())
+    assert attempts_logged(p, qid) == 3, "an attempt while the message was held"
     assert qjson(p) == {}
     p.stop()
 

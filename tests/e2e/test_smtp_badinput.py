@@ -56,22 +56,20 @@ def assert_alive(p):
         assert m not in log, "crash marker %r in log:\n%s" % (m, log[-3000:])
 
 
-def no_more_replies(c, wait=0.5):
-    """Nothing unsolicited is waiting from the server."""
-    c.s.settimeout(wait)
-    try:
-        d = c.s.recv(65536)
-    except socket.timeout:
-        d = None
-    finally:
-        c.s.settimeout(10)
-    if d:
-        c.buf += d
+def no_more_replies(c):
+    """Nothing unsolicited is waiting from the server: the next reply is
+    HELP's 214 (a code no other command gets), proved by asking, not by
+    waiting a while for silence."""
     assert not c.buf, "unexpected extra server output: %r" % c.buf
+    code, text = c.cmd("HELP")
+    assert code == 214, "unexpected extra server output before HELP's reply: %r" % text
+    assert not c.buf, "unexpected extra server output after HELP's reply: %r" % c.buf
 
 
-def settle(seconds=1.0):
-    time.sleep(seconds)
+def settle(p):
+    """The server done with what it accepted (lib.Server.settle): the
+    positive end marker before a test asserts that something did not happen."""
+    p.settle()
 
 
 def queue_json(p):
@@ -121,8 +119,9 @@ def run_smuggling(split):
                     time.sleep(0.002)
         else:
             c.send(payload)
-        # the first reply must come only after the real end of data
-        no_more_replies(c, wait=0.3)
+        # the first reply must come only after the real end of data (an
+        # early one would be read as the end of data's below, and HELP's
+        # 214 would not be the next reply)
         c.send(b"more after the sequence\r\n.\r\n")
         code, text = c.reply()
         results[seq] = (code, text)
@@ -130,7 +129,7 @@ def run_smuggling(split):
         code2, text2 = c.cmd("HELP")
         assert code2 == 214, "seq %r: after end of data expected HELP's 214, got %r (first %r)" % (
             seq, text2, text)
-        no_more_replies(c, wait=0.2)
+        no_more_replies(c)
         assert c.cmd("QUIT")[0] == 221
         c.close()
         has_bare = any(re.search(rb"\r(?!\n)|(?<!\r)\n", s) for s in [seq])
@@ -139,7 +138,7 @@ def run_smuggling(split):
                 seq, text)
         else:
             assert code in (250,) or 500 <= code < 600, "seq %r: %r" % (seq, text)
-    settle(1.5)
+    settle(p)
     msgs = p.messages(ALICE)
     for m in msgs:
         hdr = m.split(b"\n\n", 1)[0]
@@ -173,13 +172,15 @@ def test_bare_lf_line_endings_rejected_not_split():
     c = greeted(p)
     start_data(c)
     c.send(b"Subject: lf\n\nline one\n.\nMAIL FROM:<evil@example.org>\n")
-    no_more_replies(c, wait=0.5)
+    # no reply until the real end of data: the first reply is its 5xx
+    # (an early 250 would be read here), and HELP's 214 comes next
     c.send(b"\r\n.\r\n")
     code, text = c.reply()
     assert 500 <= code < 600, "bare-LF message: %s" % text
+    no_more_replies(c)
     assert c.cmd("NOOP")[0] == 250
     c.close()
-    settle(1.0)
+    settle(p)
     assert p.messages(ALICE) == []
     assert_alive(p)
     p.stop()
@@ -201,14 +202,14 @@ def test_starttls_buffered_command_injection():
     tls.settimeout(10)
     c.s = tls
     # the injected RSET must not be answered inside TLS either
-    no_more_replies(c, wait=0.5)
+    no_more_replies(c)
     code, text = c.cmd("EHLO client.example.org")
     assert code == 250, "first reply after EHLO over TLS: %r" % text
     assert "Hello" in text.splitlines()[0] and "PIPELINING" in text, text
     assert "STARTTLS" not in text, text
     code, text = c.cmd("NOOP")
     assert code == 250, text
-    no_more_replies(c, wait=0.2)
+    no_more_replies(c)
     c.close()
     assert_alive(p)
     p.stop()
@@ -230,13 +231,13 @@ def test_starttls_injected_mail_transaction():
         tls = ctx.wrap_socket(c.s, server_hostname="mx1.example.test")
         tls.settimeout(10)
         c.s = tls
-        no_more_replies(c, wait=0.5)
+        no_more_replies(c)
         code, text = c.cmd("EHLO client.example.org")
         assert code == 250, text
     except (ssl.SSLError, OSError, EOFError):
         pass   # refusing the handshake is also safe; what matters is below
     c.close()
-    settle(1.0)
+    settle(p)
     assert p.messages(ALICE) == []
     assert "from=<evil@example.org>" not in p.log()
     assert_alive(p)
@@ -311,7 +312,7 @@ def test_line_over_2048_without_newline_500():
     c.send(b"z" * 100 + b"\r\n")             # the rest of that line is skipped
     code, text = c.cmd("NOOP")
     assert code == 250, text
-    no_more_replies(c, wait=0.3)
+    no_more_replies(c)
     code, text = send_message(c, b"Subject: after huge line\r\n\r\nusable\r\n")
     assert code == 250, text
     c.close()
@@ -367,7 +368,7 @@ def test_too_many_recipients_452():
     c.close()
     for u in users[:3]:
         wait_for(lambda: p.messages("%s@example.test" % u), what="delivery to " + u)
-    settle(0.5)
+    settle(p)
     assert p.messages("dave@example.test") == []
     assert_alive(p)
     p.stop()
@@ -387,7 +388,7 @@ def test_text_line_over_1000_552():
     assert c.cmd("NOOP")[0] == 250
     c.close()
     wait_for(lambda: p.messages(ALICE), what="delivery")
-    settle(0.5)
+    settle(p)
     msgs = p.messages(ALICE)
     assert len(msgs) == 1 and b"a" * 998 + b"\n" in msgs[0], [m[:100] for m in msgs]
     assert_alive(p)
@@ -406,7 +407,7 @@ def test_pipelining_without_ehlo_554():
     assert code == 554 and "5.5.0" in text, text
     assert c.closed(), "connection still open after the synchronisation error"
     c.close()
-    settle(0.5)
+    settle(p)
     assert p.queue_files() == [] and p.messages(ALICE) == []
     assert_alive(p)
     p.stop()
@@ -424,7 +425,7 @@ def test_command_after_data_without_pipelining_554():
     assert code == 554 and "5.5.0" in text, text
     assert c.closed()
     c.close()
-    settle(0.5)
+    settle(p)
     assert p.messages(ALICE) == []
     assert_alive(p)
     p.stop()
@@ -479,7 +480,7 @@ def test_mail_loop_101_received_554():
     assert code == 250, "100 Received: %s" % text
     c.close()
     msgs = wait_for(lambda: p.messages(ALICE), what="delivery")
-    settle(0.5)
+    settle(p)
     msgs = p.messages(ALICE)
     assert len(msgs) == 1 and b"not yet a loop" in msgs[0]
     assert_alive(p)
@@ -533,7 +534,7 @@ def test_binary_garbage():
                 assert re.match(rb"^[45]\d\d[ -]", line), "reply to garbage: %r" % line
         c.close()
         assert_alive(p)
-    settle(0.5)
+    settle(p)
     assert p.queue_files() == [] and p.messages(ALICE) == []
     p.stop()
 
@@ -571,7 +572,7 @@ def test_disconnect_mid_data_nothing_delivered():
              p.log().count("event=disconnect") == p.log().count("event=connect"),
              timeout=5, what="both sessions' disconnects logged")
     assert "state=data" in p.log(), "the lost connection in DATA is not logged"
-    settle(1.0)
+    settle(p)
     assert p.messages(ALICE) == []
     assert queue_json(p) == []
     for sub in ("active", "deferred", "hold", "incoming", "tmp"):
