@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf/config_int.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 struct config_parse {
@@ -54,13 +55,11 @@ config_reader(char *str, int num, void *stream)
 }
 
 /* A table default that does not parse is a bug in config_table.c, caught
- * by every load (test_conf loads an empty file). log_panic is not there
- * yet, hence abort. */
+ * by every load (test_conf loads an empty file). */
 static void
 config_default_panic(const struct config_key *k, const char *err)
 {
-	fprintf(stderr, "tandem: internal error: default of [%s] %s: %s\n", k->section, k->key, err);
-	abort();
+	log_panic(NULL, "event=bug reason=\"default of [%s] %s: %s\"", k->section, k->key, err);
 }
 
 /* A default is text in the file's syntax, parsed like a value from the

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "dns/mx.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 #define MX_LABEL_MAX 63
@@ -326,8 +327,7 @@ const struct mx_target *
 mx_list_get(const struct mx_list *list, size_t i)
 {
 	if (list == NULL || i >= list->n) {
-		fprintf(stderr, "tandem: mx_list_get: index %zu out of range\n", i);
-		abort();
+		log_panic(NULL, "event=bug reason=\"mx_list_get: index %zu out of range\"", i);
 	}
 	return &list->targets[i];
 }

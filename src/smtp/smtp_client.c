@@ -381,8 +381,7 @@ void
 smtp_client_etrn(struct smtp_client *c, const char *domain, smtp_client_etrn_cb *cb, void *arg)
 {
 	if (c->tx || c->etrn_cb || c->quitting || c->freed) {
-		log_err(c->id, "event=bug reason=\"smtp_client_etrn on a busy client\"");
-		abort();
+		log_panic(c->id, "event=bug reason=\"smtp_client_etrn on a busy client\"");
 	}
 	c->etrn_domain = xstrdup(domain);
 	c->etrn_cb = cb;

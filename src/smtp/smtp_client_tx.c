@@ -164,8 +164,7 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *msg,
 	int code;
 
 	if (c->tx || c->etrn_cb || c->quitting || c->freed || msg->nrcpt < 1) {
-		log_err(c->id, "event=bug reason=\"smtp_client_send on a busy client or without recipients\"");
-		abort();
+		log_panic(c->id, "event=bug reason=\"smtp_client_send on a busy client or without recipients\"");
 	}
 	smtp_client_tx_init(c, msg, cb, arg);
 	if (!c->ready || !c->conn) {

@@ -754,6 +754,17 @@ again:
 	return 1;
 }
 
+size_t
+conn_read_bytes(struct conn *c, void *buf, size_t want)
+{
+	int n = evbuffer_remove(bufferevent_get_input(c->bev), buf, want);
+
+	if (n <= 0)
+		return 0;
+	conn_arm_deadline(c);
+	return (size_t)n;
+}
+
 struct evbuffer *
 conn_input(struct conn *c)
 {

@@ -27,7 +27,8 @@
  * conn_listener_new, conn_listener_count, conn_listener_port,
  * conn_listener_free, conn_set_callbacks, conn_set_timeouts, conn_free,
  * conn_id, conn_client, conn_client_port, conn_sockaddr, conn_fd,
- * conn_is_tls, conn_tls_info, conn_read_line, conn_input, conn_input_len,
+ * conn_is_tls, conn_tls_info, conn_read_line, conn_read_bytes, conn_input,
+ * conn_input_len,
  * conn_progress, conn_printf, conn_vprintf, conn_write, conn_flush,
  * conn_blocked, conn_starttls, conn_close, conn_pause, conn_resume.
  */
@@ -128,7 +129,10 @@ const char *conn_tls_info(struct conn *c, char *buf, size_t len);
  * -1: over-long (longer than buflen - 1): the line is skipped through its
  * end, reported once. A complete line restarts the command deadline. */
 int conn_read_line(struct conn *c, char *buf, size_t buflen, size_t *len_r);
-/* The raw input, for byte-count and stream modes. */
+/* Byte-count mode (an IMAP literal): take up to want bytes into buf;
+ * returns how many (0: none waiting). Any progress restarts the deadline. */
+size_t conn_read_bytes(struct conn *c, void *buf, size_t want);
+/* The raw input, for stream modes (SMTP DATA filters it in place). */
 struct evbuffer *conn_input(struct conn *c);
 size_t conn_input_len(struct conn *c);
 /* A stream mode made progress (a complete line of DATA, a literal chunk):

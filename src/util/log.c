@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +90,17 @@ LOG_FN(log_msg, "", 1)
 LOG_FN(log_warn, "warning: ", 1)
 LOG_FN(log_err, "error: ", 1)
 LOG_FN(log_debug, "debug: ", log_debug_on)
+
+void
+log_panic(const char *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_v("panic: ", id, fmt, ap);
+	va_end(ap);
+	abort();
+}
 
 static __thread char log_ring[8][512];
 static __thread int log_slot;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "util/worker.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 struct worker_job {
@@ -115,7 +116,7 @@ worker_pool_new(struct event_base *base, unsigned nthreads)
 		st->pool = p;
 		st->index = (int)i;
 		if (pthread_create(&p->threads[i], NULL, worker_main, st) != 0)
-			abort();
+			log_panic(NULL, "event=panic reason=\"cannot start worker thread %u\"", i);
 	}
 	return p;
 }

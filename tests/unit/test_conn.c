@@ -201,6 +201,52 @@ test_overlong_line_skipped_once(void **state)
 }
 
 static void
+t_idle(struct conn *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+}
+
+/* A line announcing a byte count, then the bytes (whatever they hold),
+ * then lines again: the IMAP literal shape. */
+static void
+test_byte_count_mode(void **state)
+{
+	struct t t;
+	char got[64], line[64];
+	size_t have = 0, len;
+	int fd;
+
+	(void)state;
+	t_setup(&t, 0, 0);
+	fd = t_connect(&t, NULL);
+	RUN_UNTIL(&t, t.accepted == 1);
+	/* drive the connection by hand: no input callback */
+	conn_set_callbacks(t.c, &(struct conn_cbs){ t_idle, t_end }, &t);
+	assert_int_equal(write(fd, "A1 {10}\r\n", 9), 9);
+	for (const char *p = "ab\r\ncd\nefg\r\nB2 NOOP\r\n"; *p; p++) {
+		assert_int_equal(write(fd, p, 1), 1);   /* one byte at a time */
+		RUN_UNTIL(&t, conn_input_len(t.c) > 0);
+	}
+	RUN_UNTIL(&t, conn_input_len(t.c) >= 9 + 21);
+	assert_int_equal(conn_read_line(t.c, line, sizeof(line), &len), 1);
+	assert_string_equal(line, "A1 {10}");
+	while (have < 10) {
+		size_t n = conn_read_bytes(t.c, got + have, 10 - have);
+		assert_true(n > 0);
+		have += n;
+	}
+	assert_memory_equal(got, "ab\r\ncd\nefg", 10);
+	assert_int_equal(conn_read_line(t.c, line, sizeof(line), &len), 1);
+	assert_string_equal(line, "");   /* the CRLF that ends the literal's line */
+	assert_int_equal(conn_read_line(t.c, line, sizeof(line), &len), 1);
+	assert_string_equal(line, "B2 NOOP");
+	assert_int_equal(conn_read_bytes(t.c, got, sizeof(got)), 0);
+	close(fd);
+	t_teardown(&t);
+}
+
+static void
 test_deadline_and_pause(void **state)
 {
 	struct t t;
@@ -311,6 +357,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines_whole_and_bytewise),
 		cmocka_unit_test(test_overlong_line_skipped_once),
+		cmocka_unit_test(test_byte_count_mode),
 		cmocka_unit_test(test_deadline_and_pause),
 		cmocka_unit_test(test_limits_per_client_and_net),
 		cmocka_unit_test(test_output_watermark_blocks),
