@@ -190,14 +190,12 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		if (i < meta->ndone && meta->done[i])
 			continue;
 		if (dir == NULL) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", err);
+			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "4.3.0 directory: %s", err);
 			continue;
 		}
 		if (directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
 			/* another host's: a relay domain's primary, or the world */
-			res[i].status = RCPT_REMOTE;
-			snprintf(res[i].error, sizeof(res[i].error), "4.4.0 waiting for outbound delivery");
+			sched_result_set(&res[i], RCPT_REMOTE, "4.4.0", "4.4.0 waiting for outbound delivery");
 			continue;
 		}
 		r.nfail = r.fwd_failed = 0;
@@ -214,18 +212,17 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		free(r.fwd);
 		r.fwd = NULL;
 		r.nfwd = 0;
-		if (n < 0) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", directory_error(dir));
-		} else if (n == 0) {
-			res[i].status = RCPT_PERM;
-			snprintf(res[i].error, sizeof(res[i].error), "5.1.1 <%s>: user unknown", env->rcpt[i]);
-		} else if (r.nfail > 0 || r.fwd_failed > 0) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "%s", r.error);
-		} else {
-			res[i].status = RCPT_DONE;
-		}
+		if (n < 0)
+			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "4.3.0 directory: %s",
+					 directory_error(dir));
+		else if (n == 0)
+			sched_result_set(&res[i], RCPT_PERM, "5.1.1", "5.1.1 <%s>: user unknown",
+					 env->rcpt[i]);
+		else if (r.nfail > 0 || r.fwd_failed > 0)
+			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "%s", r.error);
+		else
+			sched_result_set(&res[i], RCPT_DONE, "2.0.0", "delivered to the mailbox%s",
+					 r.nseen > 1 ? "es" : "");
 	}
 	for (int i = 0; i < r.nseen; i++)
 		free(r.seen[i]);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,10 @@
  * its queue file open, so this also bounds descriptors). */
 #define SCHED_MAX_IN_FLIGHT 256
 
-enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT };
+/* OUT_DEFER: attempt again at job->next_attempt (also after a failure of
+ * the disk, with nothing changed on it); OUT_GONE: not ours any more
+ * (deleted, held, or done where an admin moved it). */
+enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT, OUT_CORRUPT };
 
 struct sched_entry {
 	char qid[QUEUE_ID_LEN + 1];
@@ -40,7 +44,11 @@ struct sched_entry {
 	 * NUL, the list by an empty one; NULL until known (an entry found in
 	 * the queue directory before its first attempt). ETRN goes by it. */
 	char *domains;
-	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1;
+	long long due;                  /* when its timer fires; 0: no timer */
+	/* flushed: a flush waits for its next attempt to start; serving: the
+	 * attempt in flight started for a flush. Either way a new flush has
+	 * nothing to add (coalescing). */
+	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1, flushed : 1, serving : 1;
 };
 
 struct sched_job {
@@ -78,9 +86,37 @@ struct sched {
 	unsigned in_flight, on_workers, count;
 	unsigned wake_gen;              /* bumped by sched_wake_waiting */
 	int stopping;                   /* no new attempts: shutting down */
+	struct sched_clock clock;
 };
 
 static void sched_pump(struct sched *s);
+
+static double
+sched_sys_now(void *arg)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+sched_now(const struct sched *s)
+{
+	return s->clock.now(s->clock.arg);
+}
+
+void
+sched_result_set(struct rcpt_result *r, enum rcpt_status st, const char *dsn, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = st;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+}
 
 static unsigned
 sched_hash(const char *qid)
@@ -154,6 +190,7 @@ sched_make_ready(struct sched_entry *e)
 	if (e->ready)
 		return;
 	evtimer_del(e->timer);
+	e->due = 0;
 	e->ready = 1;
 	e->waiting = 0;
 	e->rnext = NULL;
@@ -209,13 +246,14 @@ sched_entry_free(struct sched *s, struct sched_entry *e)
 static void
 sched_at(struct sched_entry *e, long long when)
 {
-	long long now = time(NULL);
+	long long now = (long long)sched_now(e->s);
 	struct timeval tv = { when > now ? when - now : 0, 0 };
 
 	if (when <= now) {
 		sched_make_ready(e);
 		return;
 	}
+	e->due = when;
 	evtimer_add(e->timer, &tv);
 }
 
@@ -231,6 +269,12 @@ sched_backoff(const struct config *cf, int attempts)
 
 /* --- one attempt, on a worker thread ------------------------------------ */
 
+static int
+sched_bounces(const struct rcpt_result *r, int expired)
+{
+	return r->status == RCPT_PERM || (expired && r->status == RCPT_TEMP);
+}
+
 /* Recipients that failed for good (and, past the lifetime, those still
  * failing) are reported to the sender in one DSN and marked done. */
 static int
@@ -238,31 +282,112 @@ sched_bounce(struct sched *s, struct sched_job *job, const struct queue_env *env
 	     off_t body_off, struct queue_meta *meta, const struct rcpt_result *res, int expired)
 {
 	struct dsn_rcpt *dr = xcalloc(env->nrcpt, sizeof(*dr));
-	char (*codes)[16] = xcalloc(env->nrcpt, sizeof(*codes));
 	int n = 0, rc;
 
 	for (int i = 0; i < env->nrcpt; i++) {
-		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
+		const struct rcpt_result *r = &res[i];
+
+		if (meta->done[i] || !sched_bounces(r, expired))
 			continue;
 		dr[n].address = env->rcpt[i];
-		dr[n].status = dsn_status_of(res[i].error, res[i].status == RCPT_PERM ? "5.0.0" : "4.4.7",
-					     codes[n], sizeof(codes[n]));
-		if (expired && res[i].status == RCPT_TEMP)
-			dr[n].status = "4.4.7";
-		dr[n].diagnostic = res[i].error;
+		if (r->status == RCPT_TEMP)
+			dr[n].status = "4.4.7";   /* RFC 3463: delivery time expired */
+		else
+			dr[n].status = r->dsn[0] ? r->dsn : "5.0.0";
+		dr[n].diagnostic = r->error;
+		if (r->reply_code > 0) {
+			dr[n].remote_mta = r->relay_host[0] ? r->relay_host : r->relay_addr;
+			dr[n].reply_code = r->reply_code;
+			dr[n].reply = r->reply;
+		}
 		n++;
 	}
 	rc = n == 0 ? 0 : queue_bounce(s->q, s->cf, env, fd, body_off, dr, n, expired, job->dsn_qid);
 	for (int i = 0; rc == 0 && i < env->nrcpt; i++) {
-		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
+		if (meta->done[i] || !sched_bounces(&res[i], expired))
 			continue;
 		meta->done[i] = 1;
 		log_msg(env->qid, "event=bounced to=<%s> dsn=%s", env->rcpt[i],
 			job->dsn_qid[0] ? job->dsn_qid : "none(null sender)");
 	}
-	free(codes);
 	free(dr);
 	return rc == 0 ? n : -1;
+}
+
+static void
+sched_relay_of(const struct rcpt_result *r, char *buf, size_t len)
+{
+	if (r->relay_addr[0])
+		snprintf(buf, len, "%s[%s]:%d", r->relay_host[0] ? r->relay_host : r->relay_addr,
+			 r->relay_addr, r->relay_port);
+	else
+		snprintf(buf, len, "local");
+}
+
+/* The one line per recipient result (the transport may have logged it
+ * with its own detail already: then this one is for debugging). */
+static void
+sched_log_result(const char *qid, const char *rcpt, const struct rcpt_result *r,
+		 const char *event, const char *status, double delay)
+{
+	char relay[400], text[600], reply[1300];
+	void (*say)(const char *, const char *, ...) = r->logged ? log_debug : log_msg;
+
+	sched_relay_of(r, relay, sizeof(relay));
+	reply[0] = '\0';
+	if (r->reply_code > 0) {
+		snprintf(text, sizeof(text), "%d %s", r->reply_code, r->reply);
+		snprintf(reply, sizeof(reply), " reply=%s", log_q(text));
+	}
+	if (r->reply_code == 0 && r->status != RCPT_DONE)
+		snprintf(reply, sizeof(reply), " reason=%s", log_q(r->error));
+	say(qid, "event=%s to=<%s> status=%s dsn=%s relay=%s delay=%.2f%s", event, rcpt, status,
+	    r->dsn[0] ? r->dsn : (r->status == RCPT_DONE ? "2.0.0" : "-"), relay, delay, reply);
+}
+
+static void
+sched_note_last(struct queue_meta *m, int i, const struct rcpt_result *r,
+		enum queue_rcpt_state st, long long now, const char *dsn)
+{
+	char relay[400], reply[600];
+
+	relay[0] = reply[0] = '\0';
+	if (r->relay_addr[0])
+		sched_relay_of(r, relay, sizeof(relay));
+	if (r->reply_code > 0)
+		snprintf(reply, sizeof(reply), "%d %s", r->reply_code, r->reply);
+	queue_meta_set_last(m, i, st, now, dsn ? dsn : r->dsn, r->error, relay, reply);
+}
+
+/* The attempt ends with every recipient done, so the message goes. When it
+ * cannot be removed, the meta file says all are done: the next attempt
+ * delivers nothing and only tries the removal again. */
+static enum sched_outcome
+sched_remove(struct sched *s, struct sched_job *job, enum queue_state st, const char *qid,
+	     struct queue_meta *meta, long long now)
+{
+	enum queue_state where;
+	int err;
+
+	if (queue_remove(s->q, qid, st) == 0) {
+		log_msg(qid, "event=removed");
+		return OUT_DONE;
+	}
+	err = errno;
+	if (err == ENOENT) {
+		/* An admin held or deleted it meanwhile; the held copy must not be
+		 * delivered again on release. */
+		if (queue_find(s->q, qid, &where) == 0 && queue_meta_write(s->q, qid, meta) != 0)
+			log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
+		log_warn(qid, "event=remove_skipped reason=\"moved or deleted while delivering\"");
+		return OUT_GONE;
+	}
+	log_err(qid, "event=remove_failed error=%s", log_q(strerror(err)));
+	meta->next_attempt = now + s->cf->retry_min;
+	if (queue_meta_write(s->q, qid, meta) != 0)
+		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
+	job->next_attempt = meta->next_attempt;
+	return OUT_DEFER;
 }
 
 static enum sched_outcome
@@ -273,37 +398,47 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 	const char *qid = env->qid;
 	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0, expired, bounced;
 	const char *err = NULL;
-	long long now = time(NULL);
+	double tnow = sched_now(s);
+	long long now = (long long)tnow;
+	double delay = tnow - (double)env->arrival;
 
+	if (delay < 0)
+		delay = 0;
 	if (meta->ndone < env->nrcpt) {
 		meta->done = xrealloc(meta->done, env->nrcpt);
 		memset(meta->done + meta->ndone, 0, env->nrcpt - meta->ndone);
 		meta->ndone = env->nrcpt;
 	}
 	for (int i = 0; i < env->nrcpt; i++) {
+		const struct rcpt_result *r = &res[i];
+
 		if (meta->done[i]) {
 			ndone++;
 			ndone_before++;
 			continue;
 		}
-		switch (res[i].status) {
+		switch (r->status) {
 		case RCPT_DONE:
 			meta->done[i] = 1;
 			ndone++;
-			log_msg(qid, "event=delivered to=<%s> status=sent", env->rcpt[i]);
+			sched_log_result(qid, env->rcpt[i], r, "delivered", "sent", delay);
+			sched_note_last(meta, i, r, QR_DELIVERED, now, r->dsn[0] ? NULL : "2.0.0");
 			break;
 		case RCPT_PERM:
 			nperm++;
-			err = res[i].error;
-			log_msg(qid, "event=failed to=<%s> status=failed reason=%s", env->rcpt[i], log_q(err));
+			err = r->error;
+			sched_log_result(qid, env->rcpt[i], r, "failed", "bounced", delay);
+			sched_note_last(meta, i, r, QR_BOUNCED, now, NULL);
 			break;
 		case RCPT_WAIT:
 			nwait++;
+			sched_note_last(meta, i, r, QR_WAITING, now, NULL);
 			break;
 		default:
 			ntemp++;
-			err = res[i].error;
-			log_msg(qid, "event=deferred to=<%s> status=deferred reason=%s", env->rcpt[i], log_q(err));
+			err = r->error;
+			sched_log_result(qid, env->rcpt[i], r, "deferred", "deferred", delay);
+			sched_note_last(meta, i, r, QR_DEFERRED, now, NULL);
 			break;
 		}
 	}
@@ -314,14 +449,18 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 	if (bounced > 0) {
 		ndone += bounced;
 		ntemp = expired ? 0 : ntemp;
+		for (int i = 0; expired && i < env->nrcpt; i++)
+			if (res[i].status == RCPT_TEMP && meta->done[i])
+				sched_note_last(meta, i, &res[i], QR_BOUNCED, now, "4.4.7");
 	} else if (bounced < 0) {
 		ntemp += nperm;   /* the DSN could not be stored: try it all again later */
+		for (int i = 0; i < env->nrcpt; i++)
+			if (!meta->done[i] && sched_bounces(&res[i], expired))
+				queue_meta_set_last(meta, i, QR_DEFERRED, now, res[i].dsn,
+						    "the DSN could not be queued; trying again", NULL, NULL);
 	}
-	if (ndone == env->nrcpt) {
-		queue_remove(s->q, qid, st);
-		log_msg(qid, "event=removed");
-		return OUT_DONE;
-	}
+	if (ndone == env->nrcpt)
+		return sched_remove(s, job, st, qid, meta, now);
 	meta->last_attempt = now;
 	if (err) {
 		free(meta->last_error);
@@ -334,10 +473,19 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 		/* only waiting, nothing learnt: spare the disk an fsync */
 		return OUT_WAIT;
 	}
+	job->next_attempt = meta->next_attempt;
 	if (queue_meta_write(s->q, qid, meta) != 0)
+		/* the next attempt may repeat this one's deliveries: a duplicate,
+		 * never a loss */
 		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-	if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0)
-		log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
+	if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0) {
+		if (errno == ENOENT) {
+			log_warn(qid, "event=move_skipped to=deferred reason=\"moved or deleted while delivering\"");
+			return OUT_GONE;
+		}
+		/* still in st: its timer keeps it, and a rescan must not hurry it */
+		log_err(qid, "event=move_failed to=deferred error=%s", log_q(strerror(errno)));
+	}
 	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
 }
 
@@ -361,13 +509,12 @@ sched_finish(struct sched_job *job)
 	job->outcome = sched_apply(s, job, job->st, &job->env, job->fd, (off_t)job->off, &job->meta,
 				   job->res);
 	close(job->fd);
-	job->next_attempt = job->meta.next_attempt;
 	sched_job_queued(job, job->dsn_qid);
 	for (int i = 0; i < job->env.nrcpt; i++)
 		sched_job_queued(job, job->res[i].fwd_qid);
 	if (job->outcome == OUT_DEFER)
-		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
-			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
+		log_msg(qid, "event=retry_at retry_in=%llds attempts=%d",
+			job->next_attempt - (long long)sched_now(s), job->meta.attempts);
 	if (job->outcome == OUT_DEFER || job->outcome == OUT_WAIT)
 		job->domains = sched_domains_of(job->env.rcpt, job->env.nrcpt, job->meta.done);
 	free(job->res);
@@ -376,12 +523,98 @@ sched_finish(struct sched_job *job)
 	queue_env_clear(&job->env);
 }
 
+/* The disk failed us (not the message): nothing changed, try again later. */
+static void
+sched_job_retry(struct sched_job *job, const char *event, int err)
+{
+	struct sched *s = job->e->s;
+
+	log_err(job->e->qid, "event=%s error=%s retry_in=%us", event, log_q(strerror(err)),
+		s->cf->retry_min);
+	job->next_attempt = (long long)sched_now(s) + s->cf->retry_min;
+	job->outcome = OUT_DEFER;
+}
+
+/* A file that cannot be parsed goes where nothing attempts it again: its
+ * meta may be the record of which recipients were served. */
+static void
+sched_corrupt(struct sched_job *job, const char *reason)
+{
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+
+	if (queue_move(s->q, qid, job->st, Q_CORRUPT) != 0) {
+		int err = errno;
+
+		if (err == ENOENT) {
+			job->outcome = OUT_GONE;
+			return;
+		}
+		log_err(qid, "event=corrupt reason=%s status=%s", log_q(reason), queue_state_name(job->st));
+		sched_job_retry(job, "move_failed to=corrupt", err);
+		return;
+	}
+	log_err(qid, "event=corrupt reason=%s status=corrupt", log_q(reason));
+	job->outcome = OUT_CORRUPT;
+}
+
+/* Open the message and its meta for an attempt: 0 ready, -1 the outcome
+ * is set. */
+static int
+sched_open(struct sched_job *job)
+{
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+	int err;
+
+	if (queue_find(s->q, qid, &job->st) != 0) {
+		if (errno == ENOENT)
+			job->outcome = OUT_GONE;
+		else
+			sched_job_retry(job, "find_failed", errno);
+		return -1;
+	}
+	if (job->st == Q_HOLD || job->st == Q_CORRUPT) {
+		job->outcome = OUT_GONE;
+		return -1;
+	}
+	if ((job->fd = queue_read_env(s->q, job->st, qid, &job->env, &job->off)) < 0) {
+		err = errno;
+		if (err == ENOENT) {
+			job->outcome = OUT_GONE;
+		} else if (err == EINVAL) {
+			sched_corrupt(job, "queue file cannot be parsed");
+		} else if (err == EACCES || err == EPERM) {
+			/* an admin can fix the permissions and release it */
+			if (queue_move(s->q, qid, job->st, Q_HOLD) != 0) {
+				sched_job_retry(job, "move_failed to=hold", errno);
+			} else {
+				log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(err)));
+				job->outcome = OUT_HOLD;
+			}
+		} else {
+			sched_job_retry(job, "read_failed", err);
+		}
+		return -1;
+	}
+	if (queue_meta_read(s->q, qid, &job->meta) < 0) {
+		err = errno;
+		close(job->fd);
+		queue_env_clear(&job->env);
+		if (err == EINVAL)
+			sched_corrupt(job, "meta file cannot be parsed");
+		else
+			sched_job_retry(job, "meta_read_failed", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 sched_work(void *arg)
 {
 	struct sched_job *job = arg;
 	struct sched *s = job->e->s;
-	const char *qid = job->e->qid;
 	int remote = 0;
 
 	if (job->remote_phase) {
@@ -389,21 +622,8 @@ sched_work(void *arg)
 		job->remote_phase = 0;
 		return;
 	}
-	if (queue_find(s->q, qid, &job->st) != 0 || job->st == Q_HOLD) {
-		job->outcome = OUT_GONE;
+	if (sched_open(job) != 0)
 		return;
-	}
-	if ((job->fd = queue_read_env(s->q, job->st, qid, &job->env, &job->off)) < 0) {
-		if (errno == ENOENT) {
-			job->outcome = OUT_GONE;
-			return;
-		}
-		log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(errno)));
-		queue_move(s->q, qid, job->st, Q_HOLD);
-		job->outcome = OUT_HOLD;
-		return;
-	}
-	queue_meta_read(s->q, qid, &job->meta);
 	job->res = xcalloc(job->env.nrcpt, sizeof(*job->res));
 	s->transport(s->arg, &job->env, job->fd, (off_t)job->off, &job->meta, job->res);
 	for (int i = 0; i < job->env.nrcpt; i++) {
@@ -449,6 +669,7 @@ sched_done(void *arg)
 	}
 	s->in_flight--;
 	e->in_flight = 0;
+	e->serving = 0;
 	if (job->domains != NULL) {
 		free(e->domains);
 		e->domains = job->domains;
@@ -460,6 +681,7 @@ sched_done(void *arg)
 	case OUT_DONE:
 	case OUT_GONE:
 	case OUT_HOLD:
+	case OUT_CORRUPT:
 		sched_entry_free(s, e);
 		break;
 	case OUT_WAIT:
@@ -470,7 +692,7 @@ sched_done(void *arg)
 			sched_make_ready(e);
 		} else if (s->remote != NULL) {
 			/* looked at again now and then, so the lifetime can end it */
-			sched_at(e, time(NULL) + s->cf->retry_max);
+			sched_at(e, (long long)sched_now(s) + s->cf->retry_max);
 		}
 		break;
 	case OUT_DEFER:
@@ -499,6 +721,8 @@ sched_pump(struct sched *s)
 			s->rtail = NULL;
 		e->ready = 0;
 		e->in_flight = 1;
+		e->serving = e->flushed;
+		e->flushed = 0;
 		s->in_flight++;
 		s->on_workers++;
 		job = xcalloc(1, sizeof(*job));
@@ -522,7 +746,29 @@ sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 	s->cf = cf;
 	s->transport = transport;
 	s->arg = arg;
+	s->clock.now = sched_sys_now;
 	return s;
+}
+
+void
+sched_set_clock(struct sched *s, const struct sched_clock *clock)
+{
+	if (clock != NULL)
+		s->clock = *clock;
+	else
+		s->clock = (struct sched_clock){ sched_sys_now, NULL };
+}
+
+void
+sched_run_due(struct sched *s)
+{
+	long long now = (long long)sched_now(s);
+
+	for (int i = 0; i < SCHED_BUCKETS; i++)
+		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
+			if (e->due != 0 && e->due <= now)
+				sched_make_ready(e);
+	sched_pump(s);
 }
 
 void
@@ -552,14 +798,33 @@ sched_add_waiting(struct sched *s, const char *qid, char *const *rcpt, int nrcpt
 	e->domains = sched_domains_of(rcpt, nrcpt, NULL);
 	e->waiting = 1;
 	/* looked at again now and then, so the lifetime can end it */
-	sched_at(e, time(NULL) + s->cf->retry_max);
+	sched_at(e, (long long)sched_now(s) + s->cf->retry_max);
 }
 
 struct sched_scan {
 	struct sched *s;
 	int flush;
-	int n;
+	int n, started;
 };
+
+/* A flush wants e attempted now. Coalesces: 0 when an attempt that serves
+ * a flush is already under way or due, 1 when this one starts it. */
+static int
+sched_flush_one(struct sched_entry *e)
+{
+	if (e->flushed || (e->in_flight && e->serving))
+		return 0;
+	e->flushed = 1;
+	if (e->in_flight) {
+		/* started before the flush, maybe with a stale view: once more */
+		e->again = 1;
+		return 1;
+	}
+	if (e->ready)
+		return 0;
+	sched_make_ready(e);
+	return 1;
+}
 
 static void
 sched_scan_active(const char *qid, void *arg)
@@ -567,10 +832,18 @@ sched_scan_active(const char *qid, void *arg)
 	struct sched_scan *sc = arg;
 	struct sched_entry *e = sched_find(sc->s, qid);
 
-	if (e != NULL && (e->in_flight || e->ready || (e->waiting && !sc->flush)))
+	if (sc->flush) {
+		sc->n++;
+		sc->started += sched_flush_one(sched_entry_get(sc->s, qid));
+		return;
+	}
+	/* known: in flight, due, waiting, or deferred by a timer (its move to
+	 * deferred/ may have failed): a rescan does not hurry it */
+	if (e != NULL && (e->in_flight || e->ready || e->waiting || e->due != 0))
 		return;
 	sched_make_ready(sched_entry_get(sc->s, qid));
 	sc->n++;
+	sc->started++;
 }
 
 static void
@@ -580,12 +853,16 @@ sched_scan_deferred(const char *qid, void *arg)
 	struct sched_entry *e = sched_find(sc->s, qid);
 	struct queue_meta meta;
 
+	if (sc->flush) {
+		sc->n++;
+		sc->started += sched_flush_one(sched_entry_get(sc->s, qid));
+		return;
+	}
 	if (e != NULL && (e->in_flight || e->ready))
 		return;
 	e = sched_entry_get(sc->s, qid);
-	if (sc->flush) {
-		sched_make_ready(e);
-	} else if (!evtimer_pending(e->timer, NULL)) {
+	if (e->due == 0) {
+		/* an unreadable meta is the attempt's to judge (corrupt/ or retry) */
 		if (queue_meta_read(sc->s->q, qid, &meta) == 0)
 			sched_at(e, meta.next_attempt);
 		else
@@ -595,14 +872,15 @@ sched_scan_deferred(const char *qid, void *arg)
 	sc->n++;
 }
 
-static void
+static struct sched_scan
 sched_scan(struct sched *s, int flush)
 {
-	struct sched_scan sc = { s, flush, 0 };
+	struct sched_scan sc = { s, flush, 0, 0 };
 
 	queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc);
 	queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc);
 	sched_pump(s);
+	return sc;
 }
 
 void
@@ -612,14 +890,14 @@ sched_start(struct sched *s)
 
 	if (n > 0)
 		log_msg(NULL, "event=recovery removed_partials=%d", n);
-	sched_scan(s, 0);
+	(void)sched_scan(s, 0);
 	log_msg(NULL, "event=queue_loaded messages=%u", s->count);
 }
 
 void
 sched_rescan(struct sched *s)
 {
-	sched_scan(s, 0);
+	(void)sched_scan(s, 0);
 }
 
 void
@@ -641,23 +919,26 @@ sched_wake_waiting(struct sched *s)
 void
 sched_flush(struct sched *s)
 {
-	log_msg(NULL, "event=flush");
-	sched_scan(s, 1);
+	struct sched_scan sc = sched_scan(s, 1);
+
+	log_msg(NULL, "event=flush messages=%d started=%d coalesced=%d", sc.n, sc.started,
+		sc.n - sc.started);
 }
 
 int
 sched_flush_domain(struct sched *s, const char *domain)
 {
-	int n = 0;
+	int n = 0, started = 0;
 
 	sched_scan(s, 0);   /* files the scheduler has not seen yet */
 	for (int i = 0; i < SCHED_BUCKETS; i++)
 		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
 			if (sched_entry_for(e, domain)) {
-				sched_make_ready(e);
+				started += sched_flush_one(e);
 				n++;
 			}
-	log_msg(NULL, "event=flush domain=%s messages=%d", domain, n);
+	log_msg(NULL, "event=flush domain=%s messages=%d started=%d coalesced=%d", domain, n,
+		started, n - started);
 	sched_pump(s);
 	return n;
 }
