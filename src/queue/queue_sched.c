@@ -49,6 +49,7 @@ struct sched_entry {
 	 * attempt in flight started for a flush. Either way a new flush has
 	 * nothing to add (coalescing). */
 	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1, flushed : 1, serving : 1;
+	unsigned stuck : 1;             /* deferred, but its move to deferred/ failed */
 };
 
 struct sched_job {
@@ -59,6 +60,7 @@ struct sched_job {
 	char (*queued)[QUEUE_ID_LEN + 1]; /* messages this attempt queued (the
 					   * DSN, alias forwards): scheduled at once */
 	int nqueued;
+	int stuck;                        /* deferred, but still in active/ */
 	char *domains;                    /* left to deliver, for the entry */
 	unsigned wake_gen;                /* s->wake_gen when the attempt began */
 	/* Kept across the remote phase, which runs on the loop between the
@@ -485,6 +487,7 @@ sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
 		}
 		/* still in st: its timer keeps it, and a rescan must not hurry it */
 		log_err(qid, "event=move_failed to=deferred error=%s", log_q(strerror(errno)));
+		job->stuck = 1;
 	}
 	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
 }
@@ -696,6 +699,7 @@ sched_done(void *arg)
 		}
 		break;
 	case OUT_DEFER:
+		e->stuck = job->stuck;
 		if (e->again) {
 			e->again = 0;
 			sched_make_ready(e);
@@ -837,9 +841,10 @@ sched_scan_active(const char *qid, void *arg)
 		sc->started += sched_flush_one(sched_entry_get(sc->s, qid));
 		return;
 	}
-	/* known: in flight, due, waiting, or deferred by a timer (its move to
-	 * deferred/ may have failed): a rescan does not hurry it */
-	if (e != NULL && (e->in_flight || e->ready || e->waiting || e->due != 0))
+	/* known: in flight, due, waiting, or deferred by a timer while its
+	 * move to deferred/ failed: a rescan does not hurry it (one that is
+	 * back from hold/ is attempted) */
+	if (e != NULL && (e->in_flight || e->ready || e->waiting || (e->stuck && e->due != 0)))
 		return;
 	sched_make_ready(sched_entry_get(sc->s, qid));
 	sc->n++;

@@ -66,7 +66,7 @@ BOB = "bob@example.test"
 CAROL = "carol@example.org"
 
 ID_RE = re.compile(rb"^X-Failover-Id: (\S+)\r?$", re.M)
-QUEUED_AS_RE = re.compile(r"event=smtp to=<[^>]*> relay=\S+ status=sent reply=\"[^\"]*queued as ([0-9A-F]{16})")
+QUEUED_AS_RE = re.compile(r"event=smtp to=<[^>]*> relay=\S+ status=sent .*reply=\"[^\"]*queued as ([0-9A-F]{16})")
 
 
 # --- DNS -----------------------------------------------------------------------
