@@ -235,10 +235,9 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 				 rr->local ? ":" : " said:", rr->code, rr->text ? rr->text : "");
 		ob_result_relay(out, t, d->port, rr->local ? 0 : rr->code, rr->text);
 		out->dup = rr->dup;
-		out->logged = 1;
 		snprintf(reply, sizeof(reply), "%d %s", rr->code, rr->text ? rr->text : "");
-		/* the one line of this recipient's result */
-		log_msg(qid, "event=smtp to=<%s> relay=%s[%s]:%d status=%s dsn=%s delay=%.2f %s=%s%s",
+		/* detail: the scheduler logs the one line of this result */
+		log_debug(qid, "event=smtp to=<%s> relay=%s[%s]:%d status=%s dsn=%s delay=%.2f %s=%s%s",
 			d->rcpt[i], t->host, t->addr, d->port,
 			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "bounced" : "deferred",
 			rr->esc, ob_delay(d->m), rr->local ? "reason" : "reply",

@@ -326,25 +326,25 @@ sched_relay_of(const struct rcpt_result *r, char *buf, size_t len)
 		snprintf(buf, len, "local");
 }
 
-/* The one line per recipient result (the transport may have logged it
- * with its own detail already: then this one is for debugging). */
+/* The one line per recipient result, local or remote, at info level (the
+ * transport's own per-attempt detail is at debug). */
 static void
 sched_log_result(const char *qid, const char *rcpt, const struct rcpt_result *r,
 		 const char *event, const char *status, double delay)
 {
 	char relay[400], text[600], reply[1300];
-	void (*say)(const char *, const char *, ...) = r->logged ? log_debug : log_msg;
 
 	sched_relay_of(r, relay, sizeof(relay));
 	reply[0] = '\0';
 	if (r->reply_code > 0) {
 		snprintf(text, sizeof(text), "%d %s", r->reply_code, r->reply);
 		snprintf(reply, sizeof(reply), " reply=%s", log_q(text));
-	}
-	if (r->reply_code == 0 && r->status != RCPT_DONE)
+	} else if (r->status != RCPT_DONE) {
 		snprintf(reply, sizeof(reply), " reason=%s", log_q(r->error));
-	say(qid, "event=%s to=<%s> status=%s dsn=%s relay=%s delay=%.2f%s", event, rcpt, status,
-	    r->dsn[0] ? r->dsn : (r->status == RCPT_DONE ? "2.0.0" : "-"), relay, delay, reply);
+	}
+	log_msg(qid, "event=%s to=<%s> relay=%s status=%s dsn=%s delay=%.2f%s%s", event, rcpt, relay,
+		status, r->dsn[0] ? r->dsn : (r->status == RCPT_DONE ? "2.0.0" : "-"), delay, reply,
+		r->dup ? " possible_duplicate=yes" : "");
 }
 
 static void

@@ -47,7 +47,6 @@ struct rcpt_result {
 	int relay_port;
 	int reply_code;
 	char reply[512];                  /* the reply text, without the code */
-	unsigned logged : 1;              /* the transport logged its result line */
 	unsigned dup : 1;                 /* lost after the final dot: maybe delivered */
 	char fwd_qid[QUEUE_ID_LEN + 1];   /* a message the transport queued for it
 					   * (alias forwarding): scheduled at once */

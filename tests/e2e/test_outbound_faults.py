@@ -755,7 +755,7 @@ def test_refused_timeout_and_4xx_greeting_go_to_the_next_mx():
         assert re.search(r"relay=hole.test\[%s\]:25 stage=connect reason=\".*timeout after 3000 ms" %
                          re.escape(peer_ip(2)), ev), ev
         for d in domains:
-            assert "event=smtp to=<alice@%s> relay=mx.good.test[%s]:25 status=sent" % (d, GOOD_IP) \
+            assert "event=delivered to=<alice@%s> relay=mx.good.test[%s]:25 status=sent" % (d, GOOD_IP) \
                 in s.log()
         wait_for(lambda: queue(s) == [], what="the sender's queue empty")
         assert s.messages(CAROL) == []
@@ -955,7 +955,7 @@ def test_connection_drops_mid_data_or_after_the_dot_defer():
                          ev("alice@middata.test"))
         for r in ("alice@afterdot.test", "alice@sinkdot.test"):
             wait_for(lambda: "event=deferred to=<%s>" % r in s.log(), what="%s deferred" % r)
-            assert re.search(r"event=smtp to=<%s> .*status=deferred .*possible_duplicate=yes" % r,
+            assert re.search(r"event=deferred to=<%s> .*status=deferred .*possible_duplicate=yes" % r,
                              ev(r)), ev(r)
         # the retries: the peers now take it
         m = wait_for(lambda: mid.messages, timeout=15, what="the big message on the retry")
@@ -963,7 +963,7 @@ def test_connection_drops_mid_data_or_after_the_dot_defer():
         assert body.endswith(BIG_BODY.encode()), "the body arrived damaged"
         wait_for(lambda: len(dot.messages) == 2, timeout=15, what="the retry after the dot")
         assert dot.messages[0][2] == dot.messages[1][2]      # the duplicate the log warned of
-        assert re.search(r"event=smtp to=<alice@afterdot.test> .*status=sent",
+        assert re.search(r"event=delivered to=<alice@afterdot.test> .*status=sent",
                          ev("alice@afterdot.test"))
         for r in ("alice@middata.test", "alice@afterdot.test"):
             wait_for(lambda: queued_for(s, r) is None, what="%s removed from the queue" % r)
@@ -1035,7 +1035,7 @@ def test_short_long_endless_and_unterminated_replies_are_temporary():
                 assert m["last_error"].startswith("4."), m
                 ev = "\n".join(events(s, rcpt))
                 assert why in ev, ev
-                assert re.search(r"event=smtp to=<%s> .*status=deferred" % re.escape(rcpt), ev), ev
+                assert re.search(r"event=deferred to=<%s> .*status=deferred" % re.escape(rcpt), ev), ev
                 if stage == "dot":
                     assert len(peers[d].messages) == 1      # the message was there...
                     assert "possible_duplicate=yes" in ev   # ...and maybe taken
