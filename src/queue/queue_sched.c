@@ -882,8 +882,12 @@ sched_scan(struct sched *s, int flush)
 {
 	struct sched_scan sc = { s, flush, 0, 0 };
 
-	queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc);
-	queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc);
+	/* a directory that cannot be read hides messages: say so (the next
+	 * rescan or start looks again) */
+	if (queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc) < 0)
+		log_err(NULL, "event=scan_failed state=active error=%s", log_q(strerror(errno)));
+	if (queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc) < 0)
+		log_err(NULL, "event=scan_failed state=deferred error=%s", log_q(strerror(errno)));
 	sched_pump(s);
 	return sc;
 }
