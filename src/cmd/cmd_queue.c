@@ -2,7 +2,10 @@
  * cmd_queue: `tandem queue list [--json] | show ID | delete ID | hold ID |
  * release ID | flush`. Works on the queue directories directly, so it runs
  * whether or not the server does; when it does, the server is told to look
- * again (SIGUSR1) or to attempt everything now (SIGUSR2).
+ * again (SIGUSR1) or to attempt everything now (SIGUSR2). `list` gives each
+ * recipient's state and last result (from the meta file) and, from the
+ * running server's data_dir/queue/down, the destinations it waits for;
+ * corrupt entries are listed and may only be shown or deleted.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -279,8 +282,15 @@ queue_show(struct queue *q, const char *qid)
 	if (queue_meta_read(q, qid, &m) < 0)
 		printf("meta: %s\n", errno == EINVAL ? "cannot be parsed" : strerror(errno));
 	printf("id: %s\nstate: %s\nsender: <%s>\n", qid, queue_state_name(st), env.sender);
-	for (int i = 0; i < env.nrcpt; i++)
-		printf("recipient: <%s>%s\n", env.rcpt[i], i < m.ndone && m.done[i] ? " (delivered)" : "");
+	for (int i = 0; i < env.nrcpt; i++) {
+		const struct queue_rcpt_last *l = queue_rcpt_last(&m, i);
+
+		if (l != NULL && l->state != QR_DELIVERED)
+			printf("recipient: <%s> (%s: %s)\n", env.rcpt[i], queue_rcpt_state_name(l->state),
+			       l->reason ? l->reason : "");
+		else
+			printf("recipient: <%s>%s\n", env.rcpt[i], queue_rcpt_done(&m, i) ? " (delivered)" : "");
+	}
 	printf("client: [%s] helo %s\nprotocol: %s\nsize: %lld\n", env.client ? env.client : "",
 	       env.helo ? env.helo : "", env.proto ? env.proto : "", env.size);
 	if (m.last_error)

@@ -15,8 +15,7 @@
 #include <unistd.h>
 
 #include "mail/addr.h"
-#include "mail/dsn.h"
-#include "queue/queue_bounce.h"
+#include "queue/queue_result.h"
 #include "queue/queue_sched.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -271,227 +270,6 @@ sched_backoff(const struct config *cf, int attempts)
 
 /* --- one attempt, on a worker thread ------------------------------------ */
 
-static int
-sched_bounces(const struct rcpt_result *r, int expired)
-{
-	return r->status == RCPT_PERM || (expired && r->status == RCPT_TEMP);
-}
-
-/* Recipients that failed for good (and, past the lifetime, those still
- * failing) are reported to the sender in one DSN and marked done. */
-static int
-sched_bounce(struct sched *s, struct sched_job *job, const struct queue_env *env, int fd,
-	     off_t body_off, struct queue_meta *meta, const struct rcpt_result *res, int expired)
-{
-	struct dsn_rcpt *dr = xcalloc(env->nrcpt, sizeof(*dr));
-	int n = 0, rc;
-
-	for (int i = 0; i < env->nrcpt; i++) {
-		const struct rcpt_result *r = &res[i];
-
-		if (meta->done[i] || !sched_bounces(r, expired))
-			continue;
-		dr[n].address = env->rcpt[i];
-		if (r->status == RCPT_TEMP)
-			dr[n].status = "4.4.7";   /* RFC 3463: delivery time expired */
-		else
-			dr[n].status = r->dsn[0] ? r->dsn : "5.0.0";
-		dr[n].diagnostic = r->error;
-		if (r->reply_code > 0) {
-			dr[n].remote_mta = r->relay_host[0] ? r->relay_host : r->relay_addr;
-			dr[n].reply_code = r->reply_code;
-			dr[n].reply = r->reply;
-		}
-		n++;
-	}
-	rc = n == 0 ? 0 : queue_bounce(s->q, s->cf, env, fd, body_off, dr, n, expired, job->dsn_qid);
-	for (int i = 0; rc == 0 && i < env->nrcpt; i++) {
-		if (meta->done[i] || !sched_bounces(&res[i], expired))
-			continue;
-		meta->done[i] = 1;
-		log_msg(env->qid, "event=bounced to=<%s> dsn=%s", env->rcpt[i],
-			job->dsn_qid[0] ? job->dsn_qid : "none(null sender)");
-	}
-	free(dr);
-	return rc == 0 ? n : -1;
-}
-
-static void
-sched_relay_of(const struct rcpt_result *r, char *buf, size_t len)
-{
-	if (r->relay_addr[0])
-		snprintf(buf, len, "%s[%s]:%d", r->relay_host[0] ? r->relay_host : r->relay_addr,
-			 r->relay_addr, r->relay_port);
-	else
-		snprintf(buf, len, "local");
-}
-
-/* The one line per recipient result, local or remote, at info level (the
- * transport's own per-attempt detail is at debug). */
-static void
-sched_log_result(const char *qid, const char *rcpt, const struct rcpt_result *r,
-		 const char *event, const char *status, double delay)
-{
-	char relay[400], text[600], reply[1300];
-
-	sched_relay_of(r, relay, sizeof(relay));
-	reply[0] = '\0';
-	if (r->reply_code > 0) {
-		snprintf(text, sizeof(text), "%d %s", r->reply_code, r->reply);
-		snprintf(reply, sizeof(reply), " reply=%s", log_q(text));
-	} else if (r->status != RCPT_DONE) {
-		snprintf(reply, sizeof(reply), " reason=%s", log_q(r->error));
-	}
-	log_msg(qid, "event=%s to=<%s> relay=%s status=%s dsn=%s delay=%.2f%s%s", event, rcpt, relay,
-		status, r->dsn[0] ? r->dsn : (r->status == RCPT_DONE ? "2.0.0" : "-"), delay, reply,
-		r->dup ? " possible_duplicate=yes" : "");
-}
-
-static void
-sched_note_last(struct queue_meta *m, int i, const struct rcpt_result *r,
-		enum queue_rcpt_state st, long long now, const char *dsn)
-{
-	char relay[400], reply[600];
-
-	relay[0] = reply[0] = '\0';
-	if (r->relay_addr[0])
-		sched_relay_of(r, relay, sizeof(relay));
-	if (r->reply_code > 0)
-		snprintf(reply, sizeof(reply), "%d %s", r->reply_code, r->reply);
-	queue_meta_set_last(m, i, st, now, dsn ? dsn : r->dsn, r->error, relay, reply);
-}
-
-/* The attempt ends with every recipient done, so the message goes. When it
- * cannot be removed, the meta file says all are done: the next attempt
- * delivers nothing and only tries the removal again. */
-static enum sched_outcome
-sched_remove(struct sched *s, struct sched_job *job, enum queue_state st, const char *qid,
-	     struct queue_meta *meta, long long now)
-{
-	enum queue_state where;
-	int err;
-
-	if (queue_remove(s->q, qid, st) == 0) {
-		log_msg(qid, "event=removed");
-		return OUT_DONE;
-	}
-	err = errno;
-	if (err == ENOENT) {
-		/* An admin held or deleted it meanwhile; the held copy must not be
-		 * delivered again on release. */
-		if (queue_find(s->q, qid, &where) == 0 && queue_meta_write(s->q, qid, meta) != 0)
-			log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-		log_warn(qid, "event=remove_skipped reason=\"moved or deleted while delivering\"");
-		return OUT_GONE;
-	}
-	log_err(qid, "event=remove_failed error=%s", log_q(strerror(err)));
-	meta->next_attempt = now + s->cf->retry_min;
-	if (queue_meta_write(s->q, qid, meta) != 0)
-		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-	job->next_attempt = meta->next_attempt;
-	return OUT_DEFER;
-}
-
-static enum sched_outcome
-sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
-	    const struct queue_env *env, int fd, off_t body_off, struct queue_meta *meta,
-	    struct rcpt_result *res)
-{
-	const char *qid = env->qid;
-	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0, expired, bounced;
-	const char *err = NULL;
-	double tnow = sched_now(s);
-	long long now = (long long)tnow;
-	double delay = tnow - (double)env->arrival;
-
-	if (delay < 0)
-		delay = 0;
-	if (meta->ndone < env->nrcpt) {
-		meta->done = xrealloc(meta->done, env->nrcpt);
-		memset(meta->done + meta->ndone, 0, env->nrcpt - meta->ndone);
-		meta->ndone = env->nrcpt;
-	}
-	for (int i = 0; i < env->nrcpt; i++) {
-		const struct rcpt_result *r = &res[i];
-
-		if (meta->done[i]) {
-			ndone++;
-			ndone_before++;
-			continue;
-		}
-		switch (r->status) {
-		case RCPT_DONE:
-			meta->done[i] = 1;
-			ndone++;
-			sched_log_result(qid, env->rcpt[i], r, "delivered", "sent", delay);
-			sched_note_last(meta, i, r, QR_DELIVERED, now, r->dsn[0] ? NULL : "2.0.0");
-			break;
-		case RCPT_PERM:
-			nperm++;
-			err = r->error;
-			sched_log_result(qid, env->rcpt[i], r, "failed", "bounced", delay);
-			sched_note_last(meta, i, r, QR_BOUNCED, now, NULL);
-			break;
-		case RCPT_WAIT:
-			nwait++;
-			sched_note_last(meta, i, r, QR_WAITING, now, NULL);
-			break;
-		default:
-			ntemp++;
-			err = r->error;
-			sched_log_result(qid, env->rcpt[i], r, "deferred", "deferred", delay);
-			sched_note_last(meta, i, r, QR_DEFERRED, now, NULL);
-			break;
-		}
-	}
-	expired = ntemp > 0 && now - env->arrival > (long long)s->cf->lifetime;
-	if (expired)
-		log_msg(qid, "event=expired age=%llds", now - env->arrival);
-	bounced = nperm > 0 || expired ? sched_bounce(s, job, env, fd, body_off, meta, res, expired) : 0;
-	if (bounced > 0) {
-		ndone += bounced;
-		ntemp = expired ? 0 : ntemp;
-		for (int i = 0; expired && i < env->nrcpt; i++)
-			if (res[i].status == RCPT_TEMP && meta->done[i])
-				sched_note_last(meta, i, &res[i], QR_BOUNCED, now, "4.4.7");
-	} else if (bounced < 0) {
-		ntemp += nperm;   /* the DSN could not be stored: try it all again later */
-		for (int i = 0; i < env->nrcpt; i++)
-			if (!meta->done[i] && sched_bounces(&res[i], expired))
-				queue_meta_set_last(meta, i, QR_DEFERRED, now, res[i].dsn,
-						    "the DSN could not be queued; trying again", NULL, NULL);
-	}
-	if (ndone == env->nrcpt)
-		return sched_remove(s, job, st, qid, meta, now);
-	meta->last_attempt = now;
-	if (err) {
-		free(meta->last_error);
-		meta->last_error = xstrdup(err);
-	}
-	if (ntemp > 0) {
-		meta->attempts++;
-		meta->next_attempt = now + sched_backoff(s->cf, meta->attempts);
-	} else if (ndone == ndone_before) {
-		/* only waiting, nothing learnt: spare the disk an fsync */
-		return OUT_WAIT;
-	}
-	job->next_attempt = meta->next_attempt;
-	if (queue_meta_write(s->q, qid, meta) != 0)
-		/* the next attempt may repeat this one's deliveries: a duplicate,
-		 * never a loss */
-		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-	if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0) {
-		if (errno == ENOENT) {
-			log_warn(qid, "event=move_skipped to=deferred reason=\"moved or deleted while delivering\"");
-			return OUT_GONE;
-		}
-		/* still in st: its timer keeps it, and a rescan must not hurry it */
-		log_err(qid, "event=move_failed to=deferred error=%s", log_q(strerror(errno)));
-		job->stuck = 1;
-	}
-	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
-}
-
 /* Note a message the attempt queued ("" for none). */
 static void
 sched_job_queued(struct sched_job *job, const char *qid)
@@ -509,8 +287,17 @@ sched_finish(struct sched_job *job)
 	struct sched *s = job->e->s;
 	const char *qid = job->e->qid;
 
-	job->outcome = sched_apply(s, job, job->st, &job->env, job->fd, (off_t)job->off, &job->meta,
-				   job->res);
+	struct queue_result_attempt a = { .q = s->q, .cf = s->cf, .now = sched_now(s), .st = job->st };
+	static const enum sched_outcome outcomes[] = {
+		[QRES_DONE] = OUT_DONE, [QRES_DEFER] = OUT_DEFER, [QRES_WAIT] = OUT_WAIT,
+		[QRES_GONE] = OUT_GONE,
+	};
+
+	job->outcome = outcomes[queue_result_apply(&a, &job->env, job->fd, (off_t)job->off,
+						   &job->meta, job->res)];
+	job->next_attempt = a.next_attempt;
+	job->stuck = a.stuck;
+	memcpy(job->dsn_qid, a.dsn_qid, sizeof(job->dsn_qid));
 	close(job->fd);
 	sched_job_queued(job, job->dsn_qid);
 	for (int i = 0; i < job->env.nrcpt; i++)

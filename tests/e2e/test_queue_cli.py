@@ -258,8 +258,10 @@ def test_corrupt_files_go_to_corrupt_and_are_never_delivered_twice():
     p.start()
     p.cli("queue", "flush")   # q2's next attempt is minutes away: now
     for q, why in ((q1, "meta file cannot be parsed"), (q2, "queue file cannot be parsed")):
-        wait_for(lambda: state_of(p, q) == "corrupt", what="%s in corrupt/" % q)
-        assert re.search(r"%s: event=corrupt reason=\"%s\" status=corrupt" % (q, why), p.log()), p.log()
+        # the log line comes just after the move: wait for it, not a race
+        wait_for(lambda: re.search(r"%s: event=corrupt reason=\"%s\" status=corrupt" % (q, why),
+                                   p.log()), what="%s logged corrupt" % q)
+        assert state_of(p, q) == "corrupt"
     # nobody was served twice, and nothing else was attempted
     assert len(p.messages("alice@example.test")) == 1
     assert p.messages("bob@example.test") == []
