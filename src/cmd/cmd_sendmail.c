@@ -265,8 +265,9 @@ sm_queue(struct sendmail *sm, struct config *cf)
 	}
 	/* A script's stderr is no log: the line goes to [server] log_file only. */
 	if (cf->log_file != NULL)
-		log_msg(queue_in_qid(in), "event=queued from=<%s> nrcpt=%d size=%lld uid=%d "
-			"proto=sendmail", sm->env.sender, sm->env.nrcpt, queue_in_size(in), (int)sm->uid);
+		log_msg(queue_in_qid(in), "event=queued from=%s nrcpt=%d size=%lld uid=%d "
+			"proto=sendmail", log_addr(sm->env.sender), sm->env.nrcpt, queue_in_size(in),
+			(int)sm->uid);
 	/* Queued is queued: a server that cannot be told now finds the
 	 * message at its next scan or start. */
 	if (pidfile_signal(cf->data_dir, SIGUSR1, cf->user, &error) < 0)

@@ -95,7 +95,7 @@ deliver_dest(const char *dest, const char *rcpt, int is_local, void *arg)
 		snprintf(r->error, sizeof(r->error), "4.3.0 mailbox %s: %s", dest, strerror(errno));
 		return;
 	}
-	log_msg(r->env->qid, "event=maildir to=<%s> mailbox=%s%s", dest, log_q(dir),
+	log_msg(r->env->qid, "event=maildir to=%s mailbox=%s%s", log_addr(dest), log_q(dir),
 		rc == 1 ? " duplicate=avoided" : "");
 	r->seen = xrealloc(r->seen, (r->nseen + 1) * sizeof(char *));
 	r->seen[r->nseen++] = xstrdup(dest);
@@ -147,8 +147,8 @@ deliver_forward(struct deliver_rcpt *r, const char *alias, char qid_r[QUEUE_ID_L
 	rc = queue_in_commit(in);
 	if (rc == 0) {
 		snprintf(qid_r, QUEUE_ID_LEN + 1, "%s", queue_in_qid(in));
-		log_msg(qid_r, "event=queued from=<%s> nrcpt=%d size=%lld forwarded_for=%s alias=<%s>",
-			env->sender, r->nfwd, queue_in_size(in), env->qid, alias);
+		log_msg(qid_r, "event=queued from=%s nrcpt=%d size=%lld forwarded_for=%s alias=%s",
+			log_addr(env->sender), r->nfwd, queue_in_size(in), env->qid, log_addr(alias));
 	}
 	queue_in_free(&in);
 	return rc;
@@ -170,8 +170,7 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 			continue;
 		if (directory_rcpt_check(dir, env->rcpt[i]) == DIR_RCPT_NOT_LOCAL) {
 			/* another host's: a relay domain's primary, or the world */
-			res[i].status = RCPT_REMOTE;
-			snprintf(res[i].error, sizeof(res[i].error), "4.4.0 waiting for outbound delivery");
+			sched_result_set(&res[i], RCPT_REMOTE, "4.4.0", "4.4.0 waiting for outbound delivery");
 			continue;
 		}
 		r.nfail = r.fwd_failed = 0;
@@ -188,18 +187,17 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		free(r.fwd);
 		r.fwd = NULL;
 		r.nfwd = 0;
-		if (n < 0) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "4.3.0 directory: %s", derr);
-		} else if (n == 0) {
-			res[i].status = RCPT_PERM;
-			snprintf(res[i].error, sizeof(res[i].error), "5.1.1 <%s>: user unknown", env->rcpt[i]);
-		} else if (r.nfail > 0 || r.fwd_failed > 0) {
-			res[i].status = RCPT_TEMP;
-			snprintf(res[i].error, sizeof(res[i].error), "%s", r.error);
-		} else {
-			res[i].status = RCPT_DONE;
-		}
+		if (n < 0)
+			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "4.3.0 directory: %s",
+					 derr);
+		else if (n == 0)
+			sched_result_set(&res[i], RCPT_PERM, "5.1.1", "5.1.1 <%s>: user unknown",
+					 env->rcpt[i]);
+		else if (r.nfail > 0 || r.fwd_failed > 0)
+			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "%s", r.error);
+		else
+			sched_result_set(&res[i], RCPT_DONE, "2.0.0", "delivered to the mailbox%s",
+					 r.nseen > 1 ? "es" : "");
 	}
 	for (int i = 0; i < r.nseen; i++)
 		free(r.seen[i]);

@@ -1,7 +1,6 @@
 /*
  * dsn: RFC 3464 delivery status notifications (see dsn.h).
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,25 +33,6 @@ dsn_printf(struct dsn_buf *b, const char *fmt, ...)
 	b->len += n;
 }
 
-const char *
-dsn_status_of(const char *error, const char *def, char *buf, size_t len)
-{
-	size_t n = 0;
-	int dots = 0;
-
-	if (error == NULL || (error[0] != '2' && error[0] != '4' && error[0] != '5') || error[1] != '.')
-		return def;
-	while (error[n] != '\0' && (isdigit((unsigned char)error[n]) || error[n] == '.')) {
-		dots += error[n] == '.';
-		n++;
-	}
-	if (dots != 2 || n >= len || n > 11 || error[n - 1] == '.')
-		return def;
-	memcpy(buf, error, n);
-	buf[n] = '\0';
-	return buf;
-}
-
 /* A value for a header or DSN field: one line, printable. */
 static void
 dsn_clean(const char *in, char *out, size_t len)
@@ -62,26 +42,6 @@ dsn_clean(const char *in, char *out, size_t len)
 	for (; in && *in && o + 1 < len; in++)
 		out[o++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? ' ' : *in;
 	out[o] = '\0';
-}
-
-/* A reason of the form "X.Y.Z HOST[ADDR] said: REPLY" (what outbound logs
- * for a server's refusal): HOST into host, REPLY returned; else NULL. */
-static const char *
-dsn_remote_reply(const char *diag, char *host, size_t hostlen)
-{
-	const char *sp = strchr(diag, ' '), *lb, *said = strstr(diag, "] said: ");
-	size_t n;
-
-	if (sp == NULL || said == NULL || said < sp)
-		return NULL;
-	lb = memchr(sp + 1, '[', said - sp - 1);
-	if (lb == NULL || (n = lb - sp - 1) == 0 || n >= hostlen)
-		return NULL;
-	memcpy(host, sp + 1, n);
-	host[n] = '\0';
-	if (strpbrk(host, " ;") != NULL)
-		return NULL;
-	return said + 8;
 }
 
 static void
@@ -115,17 +75,21 @@ dsn_status(struct dsn_buf *b, const struct dsn_info *in)
 		      "Reporting-MTA: dns; %s\r\nX-Tandem-Queue-ID: %s\r\nArrival-Date: %s\r\n",
 		   in->reporting_mta, in->qid, date);
 	for (int i = 0; i < in->nrcpt; i++) {
+		const struct dsn_rcpt *r = &in->rcpt[i];
 		char host[256];
-		const char *reply;
 
-		dsn_clean(in->rcpt[i].diagnostic, v, sizeof(v));
 		dsn_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n",
-			   in->rcpt[i].address, in->rcpt[i].status);
-		if ((reply = dsn_remote_reply(v, host, sizeof(host))) != NULL)
+			   r->address, r->status);
+		if (r->remote_mta != NULL && r->reply_code > 0) {
 			/* RFC 3464 2.3.5/2.3.6: the remote server's own words */
-			dsn_printf(b, "Remote-MTA: dns; %s\r\nDiagnostic-Code: smtp; %s\r\n", host, reply);
-		else
+			dsn_clean(r->remote_mta, host, sizeof(host));
+			dsn_clean(r->reply, v, sizeof(v));
+			dsn_printf(b, "Remote-MTA: dns; %s\r\nDiagnostic-Code: smtp; %d %s\r\n", host,
+				   r->reply_code, v);
+		} else {
+			dsn_clean(r->diagnostic, v, sizeof(v));
 			dsn_printf(b, "Diagnostic-Code: X-Tandem; %s\r\n", v);
+		}
 	}
 	dsn_printf(b, "\r\n");
 }

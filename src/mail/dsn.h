@@ -3,7 +3,9 @@
  * sender gets when mail to some of its recipients failed for good or
  * expired. Pure text building; queueing it is the scheduler's business.
  * A DSN goes out with the null sender, so it is never bounced itself.
- * Public: dsn_build, dsn_status_of.
+ * Every field comes structured from the transport (queue_sched.h's
+ * struct rcpt_result); nothing here parses a reason text back.
+ * Public: dsn_build.
  */
 #ifndef TANDEM_DSN_H
 #define TANDEM_DSN_H
@@ -13,7 +15,12 @@
 struct dsn_rcpt {
 	const char *address;
 	const char *status;       /* "5.1.1", "4.4.7" */
-	const char *diagnostic;   /* the reason, as logged */
+	const char *diagnostic;   /* the reason in our words, as logged */
+	/* The remote server that refused it, when one did (RFC 3464 2.3.5,
+	 * 2.3.6): its name, its reply code and text. NULL / 0 otherwise. */
+	const char *remote_mta;
+	int reply_code;
+	const char *reply;
 };
 
 struct dsn_info {
@@ -30,8 +37,5 @@ struct dsn_info {
 
 /* The whole DSN message, CRLF line ends, malloc'd; *len_r its length. */
 char *dsn_build(const struct dsn_info *info, size_t *len_r);
-/* The enhanced status code at the start of an error text ("5.1.1 <a>: user
- * unknown" -> "5.1.1") into buf, or def when there is none. */
-const char *dsn_status_of(const char *error, const char *def, char *buf, size_t len);
 
 #endif

@@ -108,16 +108,42 @@ ob_msg_finish_cb(evutil_socket_t fd, short what, void *arg)
 	done(darg);
 }
 
-/* Every recipient of d gets the same status and text. */
+/* The host t and its reply (code 0: none) into r. */
 static void
-ob_dom_result(struct ob_dom *d, enum rcpt_status st, const char *text)
+ob_result_relay(struct rcpt_result *r, const struct mx_target *t, int port, int code,
+		const char *reply)
+{
+	snprintf(r->relay_host, sizeof(r->relay_host), "%s", t->host);
+	snprintf(r->relay_addr, sizeof(r->relay_addr), "%s", t->addr);
+	r->relay_port = port;
+	r->reply_code = code;
+	snprintf(r->reply, sizeof(r->reply), "%s", code > 0 && reply ? reply : "");
+}
+
+/* Every recipient of d gets the same status, code and text, and the last
+ * host that failed it, if any. */
+static void
+ob_dom_result(struct ob_dom *d, enum rcpt_status st, const char *dsn, const char *text)
 {
 	for (int i = 0; i < d->n; i++) {
 		struct rcpt_result *r = &d->m->res[d->idx[i]];
 
-		r->status = st;
-		snprintf(r->error, sizeof(r->error), "%s", text);
+		sched_result_set(r, st, dsn, "%s", text);
+		if (d->last_t != NULL)
+			ob_result_relay(r, d->last_t, d->port, d->last_code, d->last_reply);
 	}
+}
+
+/* Seconds since the message arrived, for the log lines. */
+static double
+ob_delay(const struct ob_msg *m)
+{
+	struct timespec ts;
+	double delay;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	delay = (double)ts.tv_sec + ts.tv_nsec / 1e9 - (double)m->env->arrival;
+	return delay < 0 ? 0 : delay;
 }
 
 static void
@@ -131,12 +157,13 @@ ob_dom_done(struct ob_dom *d)
 		evtimer_add(m->finish_ev, &now);   /* never from inside outbound_deliver */
 }
 
+/* The scheduler logs each recipient's result line; this is the detail. */
 static void
-ob_dom_fail(struct ob_dom *d, int temp, const char *text)
+ob_dom_fail(struct ob_dom *d, int temp, const char *dsn, const char *text)
 {
-	log_msg(d->m->env->qid, "event=outbound domain=%s status=%s reason=%s", d->domain,
-		temp ? "deferred" : "failed", log_q(text));
-	ob_dom_result(d, temp ? RCPT_TEMP : RCPT_PERM, text);
+	log_debug(d->m->env->qid, "event=outbound domain=%s status=%s reason=%s", d->domain,
+		  temp ? "deferred" : "bounced", log_q(text));
+	ob_dom_result(d, temp ? RCPT_TEMP : RCPT_PERM, dsn, text);
 	ob_dom_done(d);
 }
 
@@ -148,16 +175,26 @@ ob_dom_wait(struct ob_dom *d, const char *why)
 	const struct config *cf = d->m->o->cf;
 
 	if (time(NULL) - d->m->env->arrival > (long long)cf->lifetime) {
-		ob_dom_fail(d, 1, why);
+		ob_dom_fail(d, 1, "4.4.1", why);
 		return;
 	}
 	log_msg(d->m->env->qid, "event=outbound domain=%s status=waiting reason=%s", d->domain,
 		log_q(why));
-	ob_dom_result(d, RCPT_WAIT, why);
+	ob_dom_result(d, RCPT_WAIT, "4.4.1", why);
 	ob_dom_done(d);
 }
 
 /* --- the SMTP conversation ---------------------------------------------- */
+
+/* Remember how host t failed d, for the result if no later host takes it. */
+static void
+ob_dom_last(struct ob_dom *d, const struct mx_target *t, const struct smtp_client_result *r)
+{
+	d->last_t = t;
+	snprintf(d->last_dsn, sizeof(d->last_dsn), "%s", r->esc);
+	d->last_code = r->local ? 0 : r->code;
+	snprintf(d->last_reply, sizeof(d->last_reply), "%s", r->text ? r->text : "");
+}
 
 static void
 ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg)
@@ -165,6 +202,7 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 	struct ob_dom *d = arg;
 	const struct mx_target *t = mx_list_get(d->targets, d->next - 1);
 	const char *qid = d->m->env->qid;
+	char reply[600];
 
 	if (r->naccepted == 0 && r->msg.status == SMTP_CLIENT_TEMP && r->msg.stage <= SMTP_CLIENT_STAGE_MAIL) {
 		if (d->reused && r->msg.local && !d->fresh_retry) {
@@ -179,6 +217,7 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]%s %d %s", r->msg.esc,
 			 t->host, t->addr, r->msg.local ? ":" : " said:", r->msg.code,
 			 r->msg.text ? r->msg.text : "");
+		ob_dom_last(d, t, &r->msg);
 		ob_conn_release(d);
 		ob_try_next(d);
 		return;
@@ -188,15 +227,20 @@ ob_sent(struct smtp_client *c, const struct smtp_client_msg_result *r, void *arg
 		const struct smtp_client_result *rr = &r->rcpt[i];
 		struct rcpt_result *out = &d->m->res[d->idx[i]];
 
-		out->status = rr->status == SMTP_CLIENT_OK ? RCPT_DONE :
-			      rr->status == SMTP_CLIENT_PERM ? RCPT_PERM : RCPT_TEMP;
 		/* "said" only for what the server said, not for what we decided */
-		snprintf(out->error, sizeof(out->error), "%s %s[%s]%s %d %s", rr->esc, t->host,
-			 t->addr, rr->local ? ":" : " said:", rr->code, rr->text ? rr->text : "");
-		log_msg(qid, "event=smtp to=<%s> relay=%s[%s]:%d status=%s reply=%s%s", d->rcpt[i],
-			t->host, t->addr, d->port,
-			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "failed" : "deferred",
-			log_q(out->error), rr->dup ? " possible_duplicate=yes" : "");
+		sched_result_set(out, rr->status == SMTP_CLIENT_OK ? RCPT_DONE :
+				 rr->status == SMTP_CLIENT_PERM ? RCPT_PERM : RCPT_TEMP,
+				 rr->esc, "%s %s[%s]%s %d %s", rr->esc, t->host, t->addr,
+				 rr->local ? ":" : " said:", rr->code, rr->text ? rr->text : "");
+		ob_result_relay(out, t, d->port, rr->local ? 0 : rr->code, rr->text);
+		out->dup = rr->dup;
+		snprintf(reply, sizeof(reply), "%d %s", rr->code, rr->text ? rr->text : "");
+		/* detail: the scheduler logs the one line of this result */
+		log_debug(qid, "event=smtp to=%s relay=%s[%s]:%d status=%s dsn=%s delay=%.2f %s=%s%s",
+			  log_addr(d->rcpt[i]), t->host, t->addr, d->port,
+			out->status == RCPT_DONE ? "sent" : out->status == RCPT_PERM ? "bounced" : "deferred",
+			rr->esc, ob_delay(d->m), rr->local ? "reason" : "reply",
+			log_q(rr->local ? out->error : reply), rr->dup ? " possible_duplicate=yes" : "");
 	}
 	ob_conn_release(d);
 	ob_dom_done(d);
@@ -213,8 +257,11 @@ ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg)
 		 * backoff, not the probe, deals with it. */
 		if (r->stage > SMTP_CLIENT_STAGE_CONNECT)
 			d->reached = 1;
+		else
+			snprintf(d->down_reason, sizeof(d->down_reason), "%s", r->text ? r->text : "");
 		snprintf(d->last_error, sizeof(d->last_error), "%s %s[%s]: %d %s", r->esc, t->host,
 			 t->addr, r->code, r->text ? r->text : "");
+		ob_dom_last(d, t, r);
 		log_msg(d->m->env->qid, "event=smtp_host_failed relay=%s[%s]:%d stage=%s reason=%s",
 			t->host, t->addr, d->port, smtp_client_stage_name(r->stage),
 			log_q(d->last_error));
@@ -249,6 +296,19 @@ ob_send(struct ob_dom *d)
 	smtp_client_send(ob_conn_client(d->conn), &msg, ob_sent, d);
 }
 
+int
+ob_dom_went_down(struct ob_dom *d)
+{
+	char why[300];
+
+	if (d->reached || !ob_down_check(d->m->o, d->domain))
+		return 0;
+	/* no connection storm: one message's attempt found it down for all */
+	snprintf(why, sizeof(why), "4.4.1 %s is down; waiting for it to answer a probe", d->domain);
+	ob_dom_wait(d, why);
+	return 1;
+}
+
 static void
 ob_try_next(struct ob_dom *d)
 {
@@ -261,13 +321,15 @@ ob_try_next(struct ob_dom *d)
 
 		if (!d->reached) {
 			/* nobody there: probe, and let this message wait with the others */
-			ob_down_mark(d->m->o, d->domain, d->targets, d->port);
+			ob_down_mark(d->m->o, d->domain, d->targets, d->port, d->down_reason);
 			ob_dom_wait(d, why);
 			return;
 		}
-		ob_dom_fail(d, 1, why);
+		ob_dom_fail(d, 1, d->last_dsn[0] ? d->last_dsn : "4.4.1", why);
 		return;
 	}
+	if (d->next > 0 && ob_dom_went_down(d))
+		return;
 	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE : ob_tls_mode(cf);
 	t = mx_list_get(d->targets, d->next++);
 	/* SNI takes names only */
@@ -296,7 +358,7 @@ ob_select(struct ob_dom *d)
 	free(hosts);
 	if (e != MX_OK) {
 		mx_err_format(e, d->domain, text, sizeof(text));
-		ob_dom_fail(d, mx_err_is_temp(e), text);
+		ob_dom_fail(d, mx_err_is_temp(e), mx_err_status(e), text);
 		return;
 	}
 	ob_try_next(d);
@@ -411,13 +473,13 @@ ob_mx_cb(struct resolver_result *r, void *arg)
 	case RES_NXDOMAIN:
 		snprintf(text, sizeof(text), "5.1.2 domain %s does not exist", d->domain);
 		resolver_result_free(&r);
-		ob_dom_fail(d, 0, text);
+		ob_dom_fail(d, 0, "5.1.2", text);
 		return;
 	default:
 		snprintf(text, sizeof(text), "4.4.3 DNS lookup of %s failed: %s", d->domain,
 			 r->error ? r->error : "temporary failure");
 		resolver_result_free(&r);
-		ob_dom_fail(d, 1, text);
+		ob_dom_fail(d, 1, "4.4.3", text);
 		return;
 	}
 	resolver_result_free(&r);
@@ -568,7 +630,7 @@ outbound_cancel(struct outbound *o)
 				d->addrq[h] = NULL;
 			}
 			ob_conn_abandon(d);
-			ob_dom_fail(d, 1, "4.3.2 delivery interrupted: the server is stopping");
+			ob_dom_fail(d, 1, "4.3.2", "4.3.2 delivery interrupted: the server is stopping");
 		}
 	}
 	ob_conn_free_all(o);

@@ -36,6 +36,7 @@ struct outbound_down {
 	int port;
 	long long since;
 	unsigned probe_interval;
+	char reason[200];   /* why it got no answer: "cannot connect: Connection refused" */
 };
 /* Read the list (*vp malloc'd, *np entries; none when the file is absent). */
 int outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np);

@@ -114,6 +114,8 @@ ob_dest_kick(struct ob_dest *dt)
 			dt->wtail = NULL;
 		d->waiting = NULL;
 		d->wnext = NULL;
+		if (ob_dom_went_down(d))
+			continue;
 		ob_conn_open(dt, d);
 	}
 	ob_dest_gc(dt);

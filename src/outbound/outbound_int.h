@@ -37,6 +37,13 @@ struct ob_dom {
 	size_t next;                      /* next target to try */
 	size_t plain_for;                 /* the target to retry without TLS */
 	char last_error[256];
+	/* The last host that failed it, and how (for the structured result):
+	 * last_code 0 when no reply said so (refused, timeout, ours). */
+	const struct mx_target *last_t;
+	char last_dsn[16];
+	int last_code;
+	char last_reply[512];
+	char down_reason[200];            /* why the last connect failed */
 	struct ob_conn *conn;             /* the connection it holds */
 	struct ob_dest *waiting;          /* queued for a connection to this */
 	struct ob_dom *wnext;             /* in waiting's queue */
@@ -95,6 +102,9 @@ struct smtp_client *ob_conn_client(struct ob_conn *cn);
 /* outbound.c, for the other files */
 void ob_ready(struct smtp_client *c, const struct smtp_client_result *r, void *arg);
 void ob_send(struct ob_dom *d);
+/* d's turn for a new connection came, but its domain was found down
+ * meanwhile (by another message): d waits instead (1), or connects (0). */
+int ob_dom_went_down(struct ob_dom *d);
 int ob_numeric(const char *host);                   /* a numeric IPv4/IPv6 address? */
 void ob_client_opts(const struct outbound *o, const char *addr, int port,
 		    struct smtp_client_opts *opts);
@@ -103,8 +113,10 @@ enum smtp_client_tls ob_tls_mode(const struct config *cf);
 /* outbound_probe.c */
 /* [relay] probe_interval in seconds, never 0: the probe's retry. */
 unsigned ob_probe_secs(const struct config *cf);
-/* Mark domain down; the probe asks each of targets in turn. */
-void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port);
+/* Mark domain down; the probe asks each of targets in turn. reason: why
+ * they did not answer (refused, timeout), for `queue list`. */
+void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port,
+		  const char *reason);
 int ob_down_check(struct outbound *o, const char *domain);
 void ob_down_forget(struct outbound *o, const char *domain);
 void ob_down_free_all(struct outbound *o);

@@ -42,6 +42,7 @@ struct ob_down {
 	struct event *timer;
 	struct smtp_client *probe;
 	long long since;
+	char reason[200];                 /* why the last try got no answer */
 };
 
 static void ob_down_schedule(struct ob_down *dn);
@@ -58,7 +59,8 @@ ob_probe_secs(const struct config *cf)
 	return cf->probe_interval ? cf->probe_interval : 15;   /* "0s" would spin */
 }
 
-/* One line per destination down: DOMAIN HOST ADDR PORT SINCE INTERVAL. */
+/* One line per destination down: DOMAIN HOST ADDR PORT SINCE INTERVAL
+ * REASON (the rest of the line: why the last try got no answer). */
 static void
 ob_down_publish(struct outbound *o)
 {
@@ -68,8 +70,9 @@ ob_down_publish(struct outbound *o)
 
 	ob_down_path(o->cf->data_dir, path, sizeof(path));
 	for (struct ob_down *dn = o->down; dn; dn = dn->next) {
-		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u\n", dn->domain, dn->t[0].host,
-				 dn->t[0].addr, dn->port, dn->since, ob_probe_secs(o->cf));
+		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u %s\n", dn->domain,
+				 dn->t[0].host, dn->t[0].addr, dn->port, dn->since,
+				 ob_probe_secs(o->cf), dn->reason[0] ? dn->reason : "no answer");
 
 		if (n < 0 || (size_t)n >= sizeof(line))
 			continue;
@@ -105,8 +108,8 @@ outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np)
 		struct outbound_down d;
 
 		memset(&d, 0, sizeof(d));
-		if (sscanf(line, "%255s %255s %63s %d %lld %u", d.domain, d.host, d.addr, &d.port,
-			   &d.since, &d.probe_interval) != 6)
+		if (sscanf(line, "%255s %255s %63s %d %lld %u %199[^\n]", d.domain, d.host, d.addr,
+			   &d.port, &d.since, &d.probe_interval, d.reason) < 6)
 			continue;
 		*vp = xrealloc(*vp, (n + 1) * sizeof(**vp));
 		(*vp)[n++] = d;
@@ -175,8 +178,13 @@ ob_probe_ready(struct smtp_client *c, const struct smtp_client_result *r, void *
 		ob_down_up(dn);
 		return;
 	}
-	log_debug(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down", dn->domain,
-		  dn->t[dn->cur].host, dn->t[dn->cur].addr, dn->port);
+	log_debug(NULL, "event=probe domain=%s relay=%s[%s]:%d status=down reason=%s", dn->domain,
+		  dn->t[dn->cur].host, dn->t[dn->cur].addr, dn->port, log_q(r->text));
+	if (dn->cur == 0 && r->text != NULL && strcmp(dn->reason, r->text) != 0) {
+		/* the best host's answer changed (refused -> timeout): say so */
+		snprintf(dn->reason, sizeof(dn->reason), "%s", r->text);
+		ob_down_publish(dn->o);
+	}
 	smtp_client_free(&dn->probe);
 	if (++dn->cur < dn->nt) {
 		ob_probe_start(dn);   /* the next host of this round */
@@ -218,7 +226,8 @@ ob_down_schedule(struct ob_down *dn)
 }
 
 void
-ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port)
+ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port,
+	     const char *reason)
 {
 	struct ob_down *dn = ob_down_find(o, domain);
 	size_t n = mx_list_count(targets);
@@ -238,12 +247,13 @@ ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targe
 	dn->nt = n;
 	dn->port = port;
 	dn->since = time(NULL);
+	snprintf(dn->reason, sizeof(dn->reason), "%s", reason && *reason ? reason : "no answer");
 	dn->timer = evtimer_new(o->base, ob_probe_cb, dn);
 	dn->next = o->down;
 	o->down = dn;
 	ob_down_publish(o);
-	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d hosts=%zu status=down every=%us", domain,
-		dn->t[0].host, dn->t[0].addr, port, n, ob_probe_secs(o->cf));
+	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d hosts=%zu status=down every=%us reason=%s",
+		domain, dn->t[0].host, dn->t[0].addr, port, n, ob_probe_secs(o->cf), log_q(dn->reason));
 	ob_down_schedule(dn);
 }
 

@@ -48,7 +48,7 @@ struct queue_in {
 #define QUEUE_IN_SPILL (256 * 1024)
 
 
-static const char *const queue_states[Q_NSTATES] = { "active", "deferred", "hold" };
+static const char *const queue_states[Q_NSTATES] = { "active", "deferred", "hold", "corrupt" };
 
 const char *
 queue_state_name(enum queue_state st)
@@ -70,7 +70,7 @@ queue_state_parse(const char *name, enum queue_state *st_r)
 struct queue *
 queue_open(const char *data_dir, char *err, size_t errlen)
 {
-	static const char *const subdirs[] = { "tmp", "active", "deferred", "hold", "meta" };
+	static const char *const subdirs[] = { "tmp", "active", "deferred", "hold", "corrupt", "meta" };
 	struct queue *q = xcalloc(1, sizeof(*q));
 	char path[4096];
 
@@ -150,16 +150,22 @@ int
 queue_find(struct queue *q, const char *qid, enum queue_state *st_r)
 {
 	char path[4096];
+	int err = ENOENT;
 
-	if (!queue_valid_id(qid))
+	if (!queue_valid_id(qid)) {
+		errno = ENOENT;
 		return -1;
+	}
 	for (int st = 0; st < Q_NSTATES; st++) {
 		queue_path(q, st, qid, path, sizeof(path));
 		if (access(path, F_OK) == 0) {
 			*st_r = st;
 			return 0;
 		}
+		if (errno != ENOENT)
+			err = errno;   /* maybe there: the caller must not forget it */
 	}
+	errno = err;
 	return -1;
 }
 
@@ -444,19 +450,29 @@ queue_meta_read(struct queue *q, const char *qid, struct queue_meta *m)
 	char path[4096];
 	size_t len;
 	char *b;
-	int fd, rc;
+	int fd, rc, saved;
 
 	memset(m, 0, sizeof(*m));
 	queue_meta_path(q, qid, path, sizeof(path));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 1 : -1;
 	b = queue_slurp(fd, 1 << 20, &len);
+	saved = errno;
 	close(fd);
-	if (b == NULL)
+	if (b == NULL) {
+		errno = saved;
 		return -1;
+	}
+	/* Meta files are replaced whole (durable_write_file), so one that does
+	 * not parse is damaged, not half written: reading it as "no meta"
+	 * would deliver again to every recipient already served. */
 	rc = queue_meta_parse(b, len, m);
 	free(b);
-	return rc < 0 ? 1 : 0;
+	if (rc < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -3,9 +3,14 @@
  *   tmp/       a message being received (removed at start: never committed)
  *   active/    committed, waiting for (or in) a delivery attempt
  *   deferred/  a delivery attempt failed temporarily; meta/ says when next
- *   hold/      put aside by an admin (`tandem queue hold`) or after expiry
+ *   hold/      put aside by an admin (`tandem queue hold`), or a file the
+ *              server may not read (permissions): `queue release` retries
+ *   corrupt/   a queue file or meta file that cannot be parsed: never
+ *              attempted again (its meta may be what says which recipients
+ *              were served), only shown and deleted (`tandem queue delete`)
  *   meta/      mutable state of a message: attempts, next attempt, last
- *              error, recipients done (written durably, replaced whole)
+ *              error, each recipient's done flag and last result (written
+ *              durably, replaced whole)
  * A message is committed once its file is renamed from tmp/ into active/
  * with both it and the directory fsync'd: only then does SMTP say 250.
  * Public: queue_open, queue_close, queue_new_id, queue_in_*, queue_path,
@@ -18,7 +23,7 @@
 
 #include "queue/queue_env.h"
 
-enum queue_state { Q_ACTIVE, Q_DEFERRED, Q_HOLD, Q_NSTATES };
+enum queue_state { Q_ACTIVE, Q_DEFERRED, Q_HOLD, Q_CORRUPT, Q_NSTATES };
 
 struct queue;
 struct queue_in;
@@ -46,12 +51,17 @@ void queue_in_free(struct queue_in **inp);
 const char *queue_in_qid(struct queue_in *in);
 
 void queue_path(struct queue *q, enum queue_state st, const char *qid, char *buf, size_t len);
-/* Which state directory holds qid: 0 found (*st_r), -1 not queued. */
+/* Which state directory holds qid: 0 found (*st_r), -1 not queued
+ * (errno ENOENT) or the directory could not be looked at (other errno). */
 int queue_find(struct queue *q, const char *qid, enum queue_state *st_r);
+/* 0 moved; -1 not (errno; ENOENT: qid is not in from, e.g. an admin
+ * moved or deleted it meanwhile). */
 int queue_move(struct queue *q, const char *qid, enum queue_state from, enum queue_state to);
-/* Delete the message and its meta. */
+/* Delete the message and its meta: 0 the message is gone (a meta file
+ * that could not be removed is only an orphan), -1 it is still there. */
 int queue_remove(struct queue *q, const char *qid, enum queue_state st);
-/* 0 read, 1 no meta yet (m zeroed), -1 error. */
+/* 0 read, 1 no meta yet (m zeroed), -1 error: errno EINVAL when the file
+ * exists but cannot be parsed (corrupt), else the read's errno. */
 int queue_meta_read(struct queue *q, const char *qid, struct queue_meta *m);
 int queue_meta_write(struct queue *q, const char *qid, const struct queue_meta *m);
 /* Open the message file and parse its envelope. Returns the open fd (the

@@ -212,6 +212,14 @@ queue_env_clear(struct queue_env *env)
 	memset(env, 0, sizeof(*env));
 }
 
+/* A string record, none for NULL; cut to fit a record (a long remote reply). */
+static void
+put_opt(char **b, size_t *l, size_t *c, char t, const char *v)
+{
+	if (v != NULL)
+		queue_rec_put(b, l, c, t, v, strnlen(v, QUEUE_REC_MAX));
+}
+
 char *
 queue_meta_encode(const struct queue_meta *m, size_t *len_r)
 {
@@ -227,9 +235,44 @@ queue_meta_encode(const struct queue_meta *m, size_t *len_r)
 	for (int i = 0; i < m->ndone; i++)
 		if (m->done[i])
 			put_num(&b, &len, &cap, 'D', i);
+	/* R starts a recipient's last result; the records after it are its */
+	for (int i = 0; i < m->nlast; i++) {
+		const struct queue_rcpt_last *l = &m->last[i];
+
+		if (l->state == QR_NONE)
+			continue;
+		put_num(&b, &len, &cap, 'R', i);
+		put_num(&b, &len, &cap, 'S', l->state);
+		put_num(&b, &len, &cap, 'W', l->when);
+		put_opt(&b, &len, &cap, 'C', l->dsn);
+		put_opt(&b, &len, &cap, 'T', l->reason);
+		put_opt(&b, &len, &cap, 'H', l->relay);
+		put_opt(&b, &len, &cap, 'Y', l->reply);
+	}
 	queue_rec_put(&b, &len, &cap, 'Z', "", 0);
 	*len_r = len;
 	return b;
+}
+
+/* The recipient result records that follow an R record. */
+static int
+meta_last_field(struct queue_rcpt_last *l, char t, const char *v, size_t vl)
+{
+	char **sp = t == 'C' ? &l->dsn : t == 'T' ? &l->reason : t == 'H' ? &l->relay : &l->reply;
+	long long x;
+
+	if (t == 'S' || t == 'W') {
+		if (parse_num(v, vl, &x) < 0 || (t == 'S' && x >= QR_NSTATES))
+			return -1;
+		if (t == 'S')
+			l->state = (int)x;
+		else
+			l->when = x;
+		return 0;
+	}
+	free(*sp);
+	*sp = xstrndup(v, vl);
+	return 0;
 }
 
 int
@@ -237,6 +280,7 @@ queue_meta_parse(const char *buf, size_t len, struct queue_meta *m)
 {
 	size_t off = 0;
 	long long x;
+	struct queue_rcpt_last *cur = NULL;
 
 	memset(m, 0, sizeof(*m));
 	while (off < len) {
@@ -254,6 +298,13 @@ queue_meta_parse(const char *buf, size_t len, struct queue_meta *m)
 			m->last_error = xstrndup(v, vl);
 			continue;
 		}
+		if (strchr("SWCTHY", t) != NULL) {
+			if (cur == NULL || meta_last_field(cur, t, v, vl) < 0)
+				goto bad;
+			continue;
+		}
+		if (strchr("ANLDR", t) == NULL)
+			continue;   /* a record of a newer version */
 		if (parse_num(v, vl, &x) < 0)
 			goto bad;
 		if (t == 'A')
@@ -271,6 +322,11 @@ queue_meta_parse(const char *buf, size_t len, struct queue_meta *m)
 				m->ndone = (int)x + 1;
 			}
 			m->done[x] = 1;
+		} else if (t == 'R') {
+			if (x >= 100000)
+				goto bad;
+			queue_meta_set_last(m, (int)x, QR_NONE, 0, NULL, NULL, NULL, NULL);
+			cur = &m->last[x];
 		}
 	}
 bad:
@@ -279,10 +335,53 @@ bad:
 	return -1;
 }
 
+static void
+meta_last_clear(struct queue_rcpt_last *l)
+{
+	free(l->dsn);
+	free(l->reason);
+	free(l->relay);
+	free(l->reply);
+	memset(l, 0, sizeof(*l));
+}
+
 void
 queue_meta_clear(struct queue_meta *m)
 {
 	free(m->last_error);
 	free(m->done);
+	for (int i = 0; i < m->nlast; i++)
+		meta_last_clear(&m->last[i]);
+	free(m->last);
 	memset(m, 0, sizeof(*m));
+}
+
+void
+queue_meta_set_last(struct queue_meta *m, int i, enum queue_rcpt_state st, long long when,
+		    const char *dsn, const char *reason, const char *relay, const char *reply)
+{
+	struct queue_rcpt_last *l;
+
+	if (i >= m->nlast) {
+		m->last = xrealloc(m->last, (i + 1) * sizeof(*m->last));
+		memset(m->last + m->nlast, 0, (i + 1 - m->nlast) * sizeof(*m->last));
+		m->nlast = i + 1;
+	}
+	l = &m->last[i];
+	meta_last_clear(l);
+	l->state = st;
+	l->when = when;
+	l->dsn = dsn && *dsn ? xstrdup(dsn) : NULL;
+	l->reason = reason && *reason ? xstrdup(reason) : NULL;
+	l->relay = relay && *relay ? xstrdup(relay) : NULL;
+	l->reply = reply && *reply ? xstrdup(reply) : NULL;
+}
+
+const char *
+queue_rcpt_state_name(enum queue_rcpt_state st)
+{
+	static const char *const names[QR_NSTATES] = { "pending", "delivered", "deferred",
+							 "bounced", "waiting" };
+
+	return st < QR_NSTATES ? names[st] : "?";
 }

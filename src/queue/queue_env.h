@@ -28,6 +28,18 @@ struct queue_env {
 	long long size;             /* message bytes after the envelope */
 };
 
+/* What the last attempt did for one recipient, for `queue list`. */
+enum queue_rcpt_state { QR_NONE = 0, QR_DELIVERED, QR_DEFERRED, QR_BOUNCED, QR_WAITING, QR_NSTATES };
+
+struct queue_rcpt_last {
+	int state;                  /* enum queue_rcpt_state */
+	long long when;             /* unix seconds */
+	char *dsn;                  /* enhanced status, "4.4.1" */
+	char *reason;               /* in our words */
+	char *relay;                /* "host[addr]:port" it was tried at, or NULL */
+	char *reply;                /* that host's reply ("550 5.1.1 ..."), or NULL */
+};
+
 struct queue_meta {
 	int attempts;
 	long long next_attempt;     /* unix seconds, 0 = now */
@@ -35,6 +47,8 @@ struct queue_meta {
 	char *last_error;
 	unsigned char *done;        /* one flag per recipient, NULL = none done */
 	int ndone;                  /* length of done */
+	struct queue_rcpt_last *last;   /* per recipient, NULL = none known */
+	int nlast;
 };
 
 /* Append one record to buf/len/cap (grows with xrealloc). */
@@ -55,5 +69,9 @@ void queue_env_add_rcpt(struct queue_env *env, const char *rcpt);
 char *queue_meta_encode(const struct queue_meta *m, size_t *len_r);
 int queue_meta_parse(const char *buf, size_t len, struct queue_meta *m);
 void queue_meta_clear(struct queue_meta *m);
+/* Record recipient i's last result (strings copied; NULL for none). */
+void queue_meta_set_last(struct queue_meta *m, int i, enum queue_rcpt_state st, long long when,
+			 const char *dsn, const char *reason, const char *relay, const char *reply);
+const char *queue_rcpt_state_name(enum queue_rcpt_state st);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,7 @@
 #include <unistd.h>
 
 #include "mail/addr.h"
-#include "mail/dsn.h"
-#include "queue/queue_bounce.h"
+#include "queue/queue_result.h"
 #include "queue/queue_sched.h"
 #include "conf/config.h"
 #include "util/log.h"
@@ -28,7 +28,10 @@
  * its queue file open, so this also bounds descriptors). */
 #define SCHED_MAX_IN_FLIGHT 256
 
-enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT };
+/* OUT_DEFER: attempt again at job->next_attempt (also after a failure of
+ * the disk, with nothing changed on it); OUT_GONE: not ours any more
+ * (deleted, held, or done where an admin moved it). */
+enum sched_outcome { OUT_DONE, OUT_DEFER, OUT_HOLD, OUT_GONE, OUT_WAIT, OUT_CORRUPT };
 
 struct sched_entry {
 	char qid[QUEUE_ID_LEN + 1];
@@ -40,7 +43,12 @@ struct sched_entry {
 	 * NUL, the list by an empty one; NULL until known (an entry found in
 	 * the queue directory before its first attempt). ETRN goes by it. */
 	char *domains;
-	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1;
+	long long due;                  /* when its timer fires; 0: no timer */
+	/* flushed: a flush waits for its next attempt to start; serving: the
+	 * attempt in flight started for a flush. Either way a new flush has
+	 * nothing to add (coalescing). */
+	unsigned in_flight : 1, ready : 1, waiting : 1, again : 1, flushed : 1, serving : 1;
+	unsigned stuck : 1;             /* deferred, but its move to deferred/ failed */
 };
 
 struct sched_job {
@@ -51,6 +59,7 @@ struct sched_job {
 	char (*queued)[QUEUE_ID_LEN + 1]; /* messages this attempt queued (the
 					   * DSN, alias forwards): scheduled at once */
 	int nqueued;
+	int stuck;                        /* deferred, but still in active/ */
 	char *domains;                    /* left to deliver, for the entry */
 	unsigned wake_gen;                /* s->wake_gen when the attempt began */
 	/* Kept across the remote phase, which runs on the loop between the
@@ -78,9 +87,37 @@ struct sched {
 	unsigned in_flight, on_workers, count;
 	unsigned wake_gen;              /* bumped by sched_wake_waiting */
 	int stopping;                   /* no new attempts: shutting down */
+	struct sched_clock clock;
 };
 
 static void sched_pump(struct sched *s);
+
+static double
+sched_sys_now(void *arg)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+sched_now(const struct sched *s)
+{
+	return s->clock.now(s->clock.arg);
+}
+
+void
+sched_result_set(struct rcpt_result *r, enum rcpt_status st, const char *dsn, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = st;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+}
 
 static unsigned
 sched_hash(const char *qid)
@@ -154,6 +191,7 @@ sched_make_ready(struct sched_entry *e)
 	if (e->ready)
 		return;
 	evtimer_del(e->timer);
+	e->due = 0;
 	e->ready = 1;
 	e->waiting = 0;
 	e->rnext = NULL;
@@ -209,13 +247,14 @@ sched_entry_free(struct sched *s, struct sched_entry *e)
 static void
 sched_at(struct sched_entry *e, long long when)
 {
-	long long now = time(NULL);
+	long long now = (long long)sched_now(e->s);
 	struct timeval tv = { when > now ? when - now : 0, 0 };
 
 	if (when <= now) {
 		sched_make_ready(e);
 		return;
 	}
+	e->due = when;
 	evtimer_add(e->timer, &tv);
 }
 
@@ -230,116 +269,6 @@ sched_backoff(const struct config *cf, int attempts)
 }
 
 /* --- one attempt, on a worker thread ------------------------------------ */
-
-/* Recipients that failed for good (and, past the lifetime, those still
- * failing) are reported to the sender in one DSN and marked done. */
-static int
-sched_bounce(struct sched *s, struct sched_job *job, const struct queue_env *env, int fd,
-	     off_t body_off, struct queue_meta *meta, const struct rcpt_result *res, int expired)
-{
-	struct dsn_rcpt *dr = xcalloc(env->nrcpt, sizeof(*dr));
-	char (*codes)[16] = xcalloc(env->nrcpt, sizeof(*codes));
-	int n = 0, rc;
-
-	for (int i = 0; i < env->nrcpt; i++) {
-		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
-			continue;
-		dr[n].address = env->rcpt[i];
-		dr[n].status = dsn_status_of(res[i].error, res[i].status == RCPT_PERM ? "5.0.0" : "4.4.7",
-					     codes[n], sizeof(codes[n]));
-		if (expired && res[i].status == RCPT_TEMP)
-			dr[n].status = "4.4.7";
-		dr[n].diagnostic = res[i].error;
-		n++;
-	}
-	rc = n == 0 ? 0 : queue_bounce(s->q, s->cf, env, fd, body_off, dr, n, expired, job->dsn_qid);
-	for (int i = 0; rc == 0 && i < env->nrcpt; i++) {
-		if (meta->done[i] || !(res[i].status == RCPT_PERM || (expired && res[i].status == RCPT_TEMP)))
-			continue;
-		meta->done[i] = 1;
-		log_msg(env->qid, "event=bounced to=<%s> dsn=%s", env->rcpt[i],
-			job->dsn_qid[0] ? job->dsn_qid : "none(null sender)");
-	}
-	free(codes);
-	free(dr);
-	return rc == 0 ? n : -1;
-}
-
-static enum sched_outcome
-sched_apply(struct sched *s, struct sched_job *job, enum queue_state st,
-	    const struct queue_env *env, int fd, off_t body_off, struct queue_meta *meta,
-	    struct rcpt_result *res)
-{
-	const char *qid = env->qid;
-	int ndone = 0, ntemp = 0, nperm = 0, nwait = 0, ndone_before = 0, expired, bounced;
-	const char *err = NULL;
-	long long now = time(NULL);
-
-	if (meta->ndone < env->nrcpt) {
-		meta->done = xrealloc(meta->done, env->nrcpt);
-		memset(meta->done + meta->ndone, 0, env->nrcpt - meta->ndone);
-		meta->ndone = env->nrcpt;
-	}
-	for (int i = 0; i < env->nrcpt; i++) {
-		if (meta->done[i]) {
-			ndone++;
-			ndone_before++;
-			continue;
-		}
-		switch (res[i].status) {
-		case RCPT_DONE:
-			meta->done[i] = 1;
-			ndone++;
-			log_msg(qid, "event=delivered to=<%s> status=sent", env->rcpt[i]);
-			break;
-		case RCPT_PERM:
-			nperm++;
-			err = res[i].error;
-			log_msg(qid, "event=failed to=<%s> status=failed reason=%s", env->rcpt[i], log_q(err));
-			break;
-		case RCPT_WAIT:
-			nwait++;
-			break;
-		default:
-			ntemp++;
-			err = res[i].error;
-			log_msg(qid, "event=deferred to=<%s> status=deferred reason=%s", env->rcpt[i], log_q(err));
-			break;
-		}
-	}
-	expired = ntemp > 0 && now - env->arrival > (long long)s->cf->lifetime;
-	if (expired)
-		log_msg(qid, "event=expired age=%llds", now - env->arrival);
-	bounced = nperm > 0 || expired ? sched_bounce(s, job, env, fd, body_off, meta, res, expired) : 0;
-	if (bounced > 0) {
-		ndone += bounced;
-		ntemp = expired ? 0 : ntemp;
-	} else if (bounced < 0) {
-		ntemp += nperm;   /* the DSN could not be stored: try it all again later */
-	}
-	if (ndone == env->nrcpt) {
-		queue_remove(s->q, qid, st);
-		log_msg(qid, "event=removed");
-		return OUT_DONE;
-	}
-	meta->last_attempt = now;
-	if (err) {
-		free(meta->last_error);
-		meta->last_error = xstrdup(err);
-	}
-	if (ntemp > 0) {
-		meta->attempts++;
-		meta->next_attempt = now + sched_backoff(s->cf, meta->attempts);
-	} else if (ndone == ndone_before) {
-		/* only waiting, nothing learnt: spare the disk an fsync */
-		return OUT_WAIT;
-	}
-	if (queue_meta_write(s->q, qid, meta) != 0)
-		log_err(qid, "event=meta_write_failed error=%s", log_q(strerror(errno)));
-	if (ntemp > 0 && st != Q_DEFERRED && queue_move(s->q, qid, st, Q_DEFERRED) != 0)
-		log_err(qid, "event=move_failed error=%s", log_q(strerror(errno)));
-	return ntemp > 0 ? OUT_DEFER : OUT_WAIT;
-}
 
 /* Note a message the attempt queued ("" for none). */
 static void
@@ -358,16 +287,24 @@ sched_finish(struct sched_job *job)
 	struct sched *s = job->e->s;
 	const char *qid = job->e->qid;
 
-	job->outcome = sched_apply(s, job, job->st, &job->env, job->fd, (off_t)job->off, &job->meta,
-				   job->res);
+	struct queue_result_attempt a = { .q = s->q, .cf = s->cf, .now = sched_now(s), .st = job->st };
+	static const enum sched_outcome outcomes[] = {
+		[QRES_DONE] = OUT_DONE, [QRES_DEFER] = OUT_DEFER, [QRES_WAIT] = OUT_WAIT,
+		[QRES_GONE] = OUT_GONE,
+	};
+
+	job->outcome = outcomes[queue_result_apply(&a, &job->env, job->fd, (off_t)job->off,
+						   &job->meta, job->res)];
+	job->next_attempt = a.next_attempt;
+	job->stuck = a.stuck;
+	memcpy(job->dsn_qid, a.dsn_qid, sizeof(job->dsn_qid));
 	close(job->fd);
-	job->next_attempt = job->meta.next_attempt;
 	sched_job_queued(job, job->dsn_qid);
 	for (int i = 0; i < job->env.nrcpt; i++)
 		sched_job_queued(job, job->res[i].fwd_qid);
 	if (job->outcome == OUT_DEFER)
-		log_msg(qid, "event=retry_at delay=%llds attempts=%d",
-			job->meta.next_attempt - (long long)time(NULL), job->meta.attempts);
+		log_msg(qid, "event=retry_at retry_in=%llds attempts=%d",
+			job->next_attempt - (long long)sched_now(s), job->meta.attempts);
 	if (job->outcome == OUT_DEFER || job->outcome == OUT_WAIT)
 		job->domains = sched_domains_of(job->env.rcpt, job->env.nrcpt, job->meta.done);
 	free(job->res);
@@ -376,12 +313,98 @@ sched_finish(struct sched_job *job)
 	queue_env_clear(&job->env);
 }
 
+/* The disk failed us (not the message): nothing changed, try again later. */
+static void
+sched_job_retry(struct sched_job *job, const char *event, int err)
+{
+	struct sched *s = job->e->s;
+
+	log_err(job->e->qid, "event=%s error=%s retry_in=%us", event, log_q(strerror(err)),
+		s->cf->retry_min);
+	job->next_attempt = (long long)sched_now(s) + s->cf->retry_min;
+	job->outcome = OUT_DEFER;
+}
+
+/* A file that cannot be parsed goes where nothing attempts it again: its
+ * meta may be the record of which recipients were served. */
+static void
+sched_corrupt(struct sched_job *job, const char *reason)
+{
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+
+	if (queue_move(s->q, qid, job->st, Q_CORRUPT) != 0) {
+		int err = errno;
+
+		if (err == ENOENT) {
+			job->outcome = OUT_GONE;
+			return;
+		}
+		log_err(qid, "event=corrupt reason=%s status=%s", log_q(reason), queue_state_name(job->st));
+		sched_job_retry(job, "move_failed to=corrupt", err);
+		return;
+	}
+	log_err(qid, "event=corrupt reason=%s status=corrupt", log_q(reason));
+	job->outcome = OUT_CORRUPT;
+}
+
+/* Open the message and its meta for an attempt: 0 ready, -1 the outcome
+ * is set. */
+static int
+sched_open(struct sched_job *job)
+{
+	struct sched *s = job->e->s;
+	const char *qid = job->e->qid;
+	int err;
+
+	if (queue_find(s->q, qid, &job->st) != 0) {
+		if (errno == ENOENT)
+			job->outcome = OUT_GONE;
+		else
+			sched_job_retry(job, "find_failed", errno);
+		return -1;
+	}
+	if (job->st == Q_HOLD || job->st == Q_CORRUPT) {
+		job->outcome = OUT_GONE;
+		return -1;
+	}
+	if ((job->fd = queue_read_env(s->q, job->st, qid, &job->env, &job->off)) < 0) {
+		err = errno;
+		if (err == ENOENT) {
+			job->outcome = OUT_GONE;
+		} else if (err == EINVAL) {
+			sched_corrupt(job, "queue file cannot be parsed");
+		} else if (err == EACCES || err == EPERM) {
+			/* an admin can fix the permissions and release it */
+			if (queue_move(s->q, qid, job->st, Q_HOLD) != 0) {
+				sched_job_retry(job, "move_failed to=hold", errno);
+			} else {
+				log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(err)));
+				job->outcome = OUT_HOLD;
+			}
+		} else {
+			sched_job_retry(job, "read_failed", err);
+		}
+		return -1;
+	}
+	if (queue_meta_read(s->q, qid, &job->meta) < 0) {
+		err = errno;
+		close(job->fd);
+		queue_env_clear(&job->env);
+		if (err == EINVAL)
+			sched_corrupt(job, "meta file cannot be parsed");
+		else
+			sched_job_retry(job, "meta_read_failed", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 sched_work(void *arg)
 {
 	struct sched_job *job = arg;
 	struct sched *s = job->e->s;
-	const char *qid = job->e->qid;
 	int remote = 0;
 
 	if (job->remote_phase) {
@@ -389,21 +412,8 @@ sched_work(void *arg)
 		job->remote_phase = 0;
 		return;
 	}
-	if (queue_find(s->q, qid, &job->st) != 0 || job->st == Q_HOLD) {
-		job->outcome = OUT_GONE;
+	if (sched_open(job) != 0)
 		return;
-	}
-	if ((job->fd = queue_read_env(s->q, job->st, qid, &job->env, &job->off)) < 0) {
-		if (errno == ENOENT) {
-			job->outcome = OUT_GONE;
-			return;
-		}
-		log_err(qid, "event=unreadable error=%s status=held", log_q(strerror(errno)));
-		queue_move(s->q, qid, job->st, Q_HOLD);
-		job->outcome = OUT_HOLD;
-		return;
-	}
-	queue_meta_read(s->q, qid, &job->meta);
 	job->res = xcalloc(job->env.nrcpt, sizeof(*job->res));
 	s->transport(s->arg, &job->env, job->fd, (off_t)job->off, &job->meta, job->res);
 	for (int i = 0; i < job->env.nrcpt; i++) {
@@ -449,6 +459,7 @@ sched_done(void *arg)
 	}
 	s->in_flight--;
 	e->in_flight = 0;
+	e->serving = 0;
 	if (job->domains != NULL) {
 		free(e->domains);
 		e->domains = job->domains;
@@ -460,6 +471,7 @@ sched_done(void *arg)
 	case OUT_DONE:
 	case OUT_GONE:
 	case OUT_HOLD:
+	case OUT_CORRUPT:
 		sched_entry_free(s, e);
 		break;
 	case OUT_WAIT:
@@ -470,10 +482,11 @@ sched_done(void *arg)
 			sched_make_ready(e);
 		} else if (s->remote != NULL) {
 			/* looked at again now and then, so the lifetime can end it */
-			sched_at(e, time(NULL) + s->cf->retry_max);
+			sched_at(e, (long long)sched_now(s) + s->cf->retry_max);
 		}
 		break;
 	case OUT_DEFER:
+		e->stuck = job->stuck;
 		if (e->again) {
 			e->again = 0;
 			sched_make_ready(e);
@@ -499,6 +512,8 @@ sched_pump(struct sched *s)
 			s->rtail = NULL;
 		e->ready = 0;
 		e->in_flight = 1;
+		e->serving = e->flushed;
+		e->flushed = 0;
 		s->in_flight++;
 		s->on_workers++;
 		job = xcalloc(1, sizeof(*job));
@@ -522,7 +537,29 @@ sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 	s->cf = cf;
 	s->transport = transport;
 	s->arg = arg;
+	s->clock.now = sched_sys_now;
 	return s;
+}
+
+void
+sched_set_clock(struct sched *s, const struct sched_clock *clock)
+{
+	if (clock != NULL)
+		s->clock = *clock;
+	else
+		s->clock = (struct sched_clock){ sched_sys_now, NULL };
+}
+
+void
+sched_run_due(struct sched *s)
+{
+	long long now = (long long)sched_now(s);
+
+	for (int i = 0; i < SCHED_BUCKETS; i++)
+		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
+			if (e->due != 0 && e->due <= now)
+				sched_make_ready(e);
+	sched_pump(s);
 }
 
 void
@@ -552,14 +589,33 @@ sched_add_waiting(struct sched *s, const char *qid, char *const *rcpt, int nrcpt
 	e->domains = sched_domains_of(rcpt, nrcpt, NULL);
 	e->waiting = 1;
 	/* looked at again now and then, so the lifetime can end it */
-	sched_at(e, time(NULL) + s->cf->retry_max);
+	sched_at(e, (long long)sched_now(s) + s->cf->retry_max);
 }
 
 struct sched_scan {
 	struct sched *s;
 	int flush;
-	int n;
+	int n, started;
 };
+
+/* A flush wants e attempted now. Coalesces: 0 when an attempt that serves
+ * a flush is already under way or due, 1 when this one starts it. */
+static int
+sched_flush_one(struct sched_entry *e)
+{
+	if (e->flushed || (e->in_flight && e->serving))
+		return 0;
+	e->flushed = 1;
+	if (e->in_flight) {
+		/* started before the flush, maybe with a stale view: once more */
+		e->again = 1;
+		return 1;
+	}
+	if (e->ready)
+		return 0;
+	sched_make_ready(e);
+	return 1;
+}
 
 static void
 sched_scan_active(const char *qid, void *arg)
@@ -567,10 +623,19 @@ sched_scan_active(const char *qid, void *arg)
 	struct sched_scan *sc = arg;
 	struct sched_entry *e = sched_find(sc->s, qid);
 
-	if (e != NULL && (e->in_flight || e->ready || (e->waiting && !sc->flush)))
+	if (sc->flush) {
+		sc->n++;
+		sc->started += sched_flush_one(sched_entry_get(sc->s, qid));
+		return;
+	}
+	/* known: in flight, due, waiting, or deferred by a timer while its
+	 * move to deferred/ failed: a rescan does not hurry it (one that is
+	 * back from hold/ is attempted) */
+	if (e != NULL && (e->in_flight || e->ready || e->waiting || (e->stuck && e->due != 0)))
 		return;
 	sched_make_ready(sched_entry_get(sc->s, qid));
 	sc->n++;
+	sc->started++;
 }
 
 static void
@@ -580,12 +645,16 @@ sched_scan_deferred(const char *qid, void *arg)
 	struct sched_entry *e = sched_find(sc->s, qid);
 	struct queue_meta meta;
 
+	if (sc->flush) {
+		sc->n++;
+		sc->started += sched_flush_one(sched_entry_get(sc->s, qid));
+		return;
+	}
 	if (e != NULL && (e->in_flight || e->ready))
 		return;
 	e = sched_entry_get(sc->s, qid);
-	if (sc->flush) {
-		sched_make_ready(e);
-	} else if (!evtimer_pending(e->timer, NULL)) {
+	if (e->due == 0) {
+		/* an unreadable meta is the attempt's to judge (corrupt/ or retry) */
 		if (queue_meta_read(sc->s->q, qid, &meta) == 0)
 			sched_at(e, meta.next_attempt);
 		else
@@ -595,14 +664,19 @@ sched_scan_deferred(const char *qid, void *arg)
 	sc->n++;
 }
 
-static void
+static struct sched_scan
 sched_scan(struct sched *s, int flush)
 {
-	struct sched_scan sc = { s, flush, 0 };
+	struct sched_scan sc = { s, flush, 0, 0 };
 
-	queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc);
-	queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc);
+	/* a directory that cannot be read hides messages: say so (the next
+	 * rescan or start looks again) */
+	if (queue_scan(s->q, Q_ACTIVE, sched_scan_active, &sc) < 0)
+		log_err(NULL, "event=scan_failed state=active error=%s", log_q(strerror(errno)));
+	if (queue_scan(s->q, Q_DEFERRED, sched_scan_deferred, &sc) < 0)
+		log_err(NULL, "event=scan_failed state=deferred error=%s", log_q(strerror(errno)));
 	sched_pump(s);
+	return sc;
 }
 
 void
@@ -612,14 +686,14 @@ sched_start(struct sched *s)
 
 	if (n > 0)
 		log_msg(NULL, "event=recovery removed_partials=%d", n);
-	sched_scan(s, 0);
+	(void)sched_scan(s, 0);
 	log_msg(NULL, "event=queue_loaded messages=%u", s->count);
 }
 
 void
 sched_rescan(struct sched *s)
 {
-	sched_scan(s, 0);
+	(void)sched_scan(s, 0);
 }
 
 void
@@ -641,23 +715,26 @@ sched_wake_waiting(struct sched *s)
 void
 sched_flush(struct sched *s)
 {
-	log_msg(NULL, "event=flush");
-	sched_scan(s, 1);
+	struct sched_scan sc = sched_scan(s, 1);
+
+	log_msg(NULL, "event=flush messages=%d started=%d coalesced=%d", sc.n, sc.started,
+		sc.n - sc.started);
 }
 
 int
 sched_flush_domain(struct sched *s, const char *domain)
 {
-	int n = 0;
+	int n = 0, started = 0;
 
 	sched_scan(s, 0);   /* files the scheduler has not seen yet */
 	for (int i = 0; i < SCHED_BUCKETS; i++)
 		for (struct sched_entry *e = s->buckets[i]; e; e = e->hnext)
 			if (sched_entry_for(e, domain)) {
-				sched_make_ready(e);
+				started += sched_flush_one(e);
 				n++;
 			}
-	log_msg(NULL, "event=flush domain=%s messages=%d", domain, n);
+	log_msg(NULL, "event=flush domain=%s messages=%d started=%d coalesced=%d", domain, n,
+		started, n - started);
 	sched_pump(s);
 	return n;
 }

@@ -6,8 +6,12 @@
  * good, or still failing past the lifetime -> one DSN to the sender (none
  * for the null sender) and those recipients are done. State lives on disk,
  * so a restart loses nothing.
+ * A message that cannot be parsed (queue file or meta) goes to corrupt/,
+ * never to a second delivery. Flushes coalesce: a message already in
+ * flight for a flush, or already due, is not started again.
  * Public: sched_new, sched_start, sched_add, sched_rescan, sched_flush,
- * sched_flush_domain, sched_free, sched_backoff, and the add and wake calls.
+ * sched_flush_domain, sched_free, sched_backoff, sched_result_set,
+ * sched_set_clock, sched_run_due, and the add and wake calls.
  */
 #ifndef TANDEM_QUEUE_SCHED_H
 #define TANDEM_QUEUE_SCHED_H
@@ -30,11 +34,34 @@ enum rcpt_status {
 	RCPT_REMOTE        /* for another host: the remote transport's job */
 };
 
+/* One recipient's outcome, as the transport saw it: the DSN, the logs and
+ * `queue list` take these fields as they are, nobody parses error back. */
 struct rcpt_result {
 	enum rcpt_status status;
-	char error[256];
+	char dsn[16];                     /* enhanced status code, "5.1.1"; "" unknown */
+	char error[256];                  /* what happened, in our words (logged) */
+	/* Remote delivery: the host it was tried at, and what that host said
+	 * (reply_code 0: no reply, the failure was decided here). */
+	char relay_host[256];
+	char relay_addr[64];
+	int relay_port;
+	int reply_code;
+	char reply[512];                  /* the reply text, without the code */
+	unsigned dup : 1;                 /* lost after the final dot: maybe delivered */
 	char fwd_qid[QUEUE_ID_LEN + 1];   /* a message the transport queued for it
 					   * (alias forwarding): scheduled at once */
+};
+
+/* Set r's status, enhanced code and text (printf format); the relay
+ * fields are left as they are. */
+void sched_result_set(struct rcpt_result *r, enum rcpt_status st, const char *dsn,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Where the scheduler takes "now" from (seconds, with a fraction); tests
+ * replace it and call sched_run_due after moving it on. */
+struct sched_clock {
+	double (*now)(void *arg);
+	void *arg;
 };
 
 /* A transport delivers one message, on a worker thread. It reads the
@@ -68,8 +95,15 @@ void sched_rescan(struct sched *s);
 void sched_flush(struct sched *s);
 /* Attempt now every message with a recipient in domain still to deliver
  * (ETRN), and those not attempted yet, whose recipients are not known
- * here. Returns how many. */
+ * here. Coalesces: a message an earlier flush started and that has not
+ * finished, or one already due, is counted but not started again. One
+ * log line per call. Returns how many messages are on their way. */
 int sched_flush_domain(struct sched *s, const char *domain);
+/* Replace the clock (NULL: the system's); before sched_start. */
+void sched_set_clock(struct sched *s, const struct sched_clock *clock);
+/* Start every attempt whose retry time has come by the clock: what the
+ * timers do, for a test that moved its clock on instead of waiting. */
+void sched_run_due(struct sched *s);
 /* Start no new attempt (shutdown); those in flight finish. */
 void sched_stop(struct sched *s);
 unsigned sched_in_flight(struct sched *s);

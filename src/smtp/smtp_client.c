@@ -232,7 +232,7 @@ smtp_client_write_step(struct smtp_client *c, const struct smtp_client_step *st)
 		break;
 	}
 	if (st->cmd == SMTP_CLIENT_CMD_RCPT)
-		log_debug(c->id, "event=smtp_cmd cmd=RCPT rcpt=<%s>", t->rcpt[st->rcpt]);
+		log_debug(c->id, "event=smtp_cmd cmd=RCPT rcpt=%s", log_addr(t->rcpt[st->rcpt]));
 	else
 		log_debug(c->id, "event=smtp_cmd cmd=%s", smtp_client_cmds[st->cmd].name);
 }

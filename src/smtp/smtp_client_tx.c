@@ -231,8 +231,8 @@ smtp_client_on_rcpt(struct smtp_client *c, const struct smtp_client_step *st,
 	} else if (r->code / 100 == 4 || r->code / 100 == 5) {
 		t->refused[i] = 1;
 		smtp_client_result_reply(&t->rres[i], &t->rcpt_text[i], SMTP_CLIENT_STAGE_RCPT, r);
-		log_msg(c->id, "event=smtp_reply stage=rcpt code=%d status=%s rcpt=<%s> reason=%s",
-			r->code, t->rres[i].esc, t->rcpt[i], log_q(t->rcpt_text[i]));
+		log_msg(c->id, "event=smtp_reply stage=rcpt code=%d status=%s rcpt=%s reason=%s",
+			r->code, t->rres[i].esc, log_addr(t->rcpt[i]), log_q(t->rcpt_text[i]));
 	} else {
 		smtp_client_protocol_error(c, "unexpected reply to RCPT", r);
 		return;

@@ -43,7 +43,7 @@ def qjson(s):
 
 
 def state_of(s, qid):
-    for st in ("active", "deferred", "hold"):
+    for st in ("active", "deferred", "hold", "corrupt"):
         if qid in s.queue_files(st):
             return st
     return None
@@ -88,6 +88,13 @@ def test_queue_commands_on_backup():
     assert [r["address"] for r in entries[q2]["recipients"]] == ["alice@example.test",
                                                                  "bob@example.test"]
     assert all(r["done"] is False for r in entries[q2]["recipients"])
+    for e in entries.values():
+        for r in e["recipients"]:
+            # per recipient: its state now and its last result
+            for field in ("state", "dsn", "reason", "relay", "reply", "time", "waiting"):
+                assert field in r, (field, r)
+            assert r["state"] in ("pending", "waiting", "deferred"), r
+        assert e["waiting"] is None or isinstance(e["waiting"], dict), e
     # size: the stored message, i.e. ours plus the Received: header
     assert n1 < entries[q1]["size"] < n1 + 1000, (n1, entries[q1]["size"])
 
@@ -178,9 +185,18 @@ def test_deferred_flush_hold_release_on_primary():
     assert e["next_attempt"] > time.time() + 60, e              # retry_min 5m: far off
     done = {r["address"]: r["done"] for r in e["recipients"]}
     assert done == {"fwd@example.test": False, "alice@example.test": True}, done
+    # the last result of each recipient, as data
+    fwd, alice = e["recipients"]
+    assert fwd["state"] == "deferred" and fwd["dsn"] == "4.3.0", fwd
+    assert "mailbox bob@example.test" in fwd["reason"] and fwd["relay"] is None, fwd
+    assert alice["state"] == "delivered" and alice["dsn"] == "2.0.0", alice
+    assert abs(fwd["time"] - time.time()) < 3600 and e["waiting"] is None, e
     out = p.cli("queue", "list").stdout
     assert "-> <alice@example.test> (delivered)" in out and "attempts 1" in out, out
-    assert "mailbox bob@example.test" in out
+    assert re.search(r"-> <fwd@example.test> deferred: 4\.3\.0 mailbox bob@example.test", out), out
+    # the log: one line per recipient result, with the delay since arrival
+    assert re.search(r"%s: event=delivered to=<alice@example.test> relay=local status=sent "
+                     r"dsn=2\.0\.0 delay=\d+\.\d\d" % qid, p.log()), p.log()
     assert attempts_logged(p, qid) == 1
 
     # flush: a new attempt now, not in five minutes
@@ -215,6 +231,70 @@ def test_deferred_flush_hold_release_on_primary():
     assert re.search(r"%s: event=removed" % qid, p.log())
     assert attempts_logged(p, qid) == 3, "an attempt while the message was held"
     assert qjson(p) == {}
+    p.stop()
+
+
+# --- corrupt files ---------------------------------------------------------------
+
+def test_corrupt_files_go_to_corrupt_and_are_never_delivered_twice():
+    """A queue file or a meta file that cannot be parsed goes to corrupt/:
+    not to hold/ (a release would undo it), and never to a second delivery
+    of a recipient already served (the meta file is what says so)."""
+    p = Server(role="primary", ip=PRIMARY_IP)
+    p.setup_domain(users=("alice", "bob"))
+    blocker = os.path.join(p.data_dir, "mail", "example.test", "bob")
+    os.makedirs(os.path.dirname(blocker), exist_ok=True)
+    with open(blocker, "w") as f:
+        f.write("not a maildir\n")
+    p.start()
+    # q1: alice served, bob deferred; q2: bob only, deferred
+    q1, _ = send(p, "carol@example.org", ["alice@example.test", "bob@example.test"], "half done")
+    q2, _ = send(p, "carol@example.org", ["bob@example.test"], "not yet")
+    wait_for(lambda: state_of(p, q1) == "deferred" and state_of(p, q2) == "deferred",
+             what="both deferred")
+    assert len(p.messages("alice@example.test")) == 1
+    p.stop()
+    os.unlink(blocker)   # bob's mailbox would work now
+    meta = os.path.join(p.data_dir, "queue", "meta", q1)
+    with open(meta, "wb") as f:
+        f.write(b"A1:1\nD1:0\nthis is not a record")        # damaged
+    with open(os.path.join(p.data_dir, "queue", "deferred", q2), "wb") as f:
+        f.write(b"TQ1\nS5:carol")                             # cut short
+    p.start()
+    p.cli("queue", "flush")   # q2's next attempt is minutes away: now
+    for q, why in ((q1, "meta file cannot be parsed"), (q2, "queue file cannot be parsed")):
+        # the log line comes just after the move: wait for it, not a race
+        wait_for(lambda: re.search(r"%s: event=corrupt reason=\"%s\" status=corrupt" % (q, why),
+                                   p.log()), what="%s logged corrupt" % q)
+        assert state_of(p, q) == "corrupt"
+    # nobody was served twice, and nothing else was attempted
+    assert len(p.messages("alice@example.test")) == 1
+    assert p.messages("bob@example.test") == []
+    wait_for(lambda: "event=flush messages=" in p.log(), what="the flush")
+    assert "event=delivered" not in p.log().split("event=start ")[-1]
+    # queue list shows them (and says why), a flush does not touch them
+    entries = qjson(p)
+    assert entries[q1]["state"] == "corrupt" and entries[q1]["problem"] == "meta file cannot be parsed"
+    assert [r["address"] for r in entries[q1]["recipients"]] == ["alice@example.test", "bob@example.test"]
+    assert entries[q2]["state"] == "corrupt" and entries[q2]["problem"] == "queue file cannot be parsed"
+    assert entries[q2]["sender"] is None and entries[q2]["recipients"] == [], entries[q2]
+    out = p.cli("queue", "list").stdout
+    assert re.search(r"^%s corrupt " % q1, out, re.M) and re.search(r"^%s corrupt " % q2, out, re.M), out
+    assert "queue delete %s" % q2 in out, out
+    p.cli("queue", "flush")
+    # hold and release would hand it back to the scheduler: refused
+    fails(p, "queue", "release", q1, err="corrupt")
+    fails(p, "queue", "hold", q1, err="corrupt")
+    assert state_of(p, q1) == "corrupt"
+    fails(p, "queue", "show", q2, err="cannot be parsed")
+    assert "meta: cannot be parsed" in p.cli("queue", "show", q1).stdout
+    # delete works
+    for q in (q1, q2):
+        assert "deleted" in p.cli("queue", "delete", q).stdout
+        assert state_of(p, q) is None
+    assert not os.path.exists(meta)
+    assert qjson(p) == {}
+    assert len(p.messages("alice@example.test")) == 1 and p.messages("bob@example.test") == []
     p.stop()
 
 

@@ -29,6 +29,8 @@ struct t {
 	struct conn_listener *l;
 	struct conn_limits *lim;
 	struct conn *c;
+	struct conn *extra[8];     /* accepted beyond the first, freed at teardown */
+	int nextra;
 	enum conn_over over;
 	int accepted;
 	char lines[32][128];
@@ -75,8 +77,10 @@ t_accept(struct conn *c, enum conn_over over, void *arg)
 	t->accepted++;
 	t->over = over;
 	if (t->c != NULL) {   /* only the first is driven; the others just count */
-		if (over != CONN_OVER_NONE)
+		if (over != CONN_OVER_NONE || t->nextra == 8)
 			conn_free(&c);
+		else
+			t->extra[t->nextra++] = c;
 		return;
 	}
 	t->c = c;
@@ -102,6 +106,8 @@ static void
 t_teardown(struct t *t)
 {
 	conn_free(&t->c);
+	for (int i = 0; i < t->nextra; i++)
+		conn_free(&t->extra[i]);
 	conn_listener_free(&t->l);
 	conn_limits_free(&t->lim);
 	event_base_free(t->base);

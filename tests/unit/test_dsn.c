@@ -1,5 +1,5 @@
 /*
- * test_dsn: the RFC 3464 report text and status code extraction.
+ * test_dsn: the RFC 3464 report text, built from structured fields.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,30 +13,18 @@
 #include "mail/dsn.h"
 
 static void
-test_status_of(void **state)
-{
-	char buf[16];
-
-	assert_string_equal(dsn_status_of("5.1.1 <a@b>: user unknown", "5.0.0", buf, sizeof(buf)), "5.1.1");
-	assert_string_equal(dsn_status_of("4.4.0 no route", "x", buf, sizeof(buf)), "4.4.0");
-	assert_string_equal(dsn_status_of("5.7.26 policy", "x", buf, sizeof(buf)), "5.7.26");
-	assert_string_equal(dsn_status_of("user unknown", "5.0.0", buf, sizeof(buf)), "5.0.0");
-	assert_string_equal(dsn_status_of("5.1 short", "5.0.0", buf, sizeof(buf)), "5.0.0");
-	assert_string_equal(dsn_status_of("5.1. trailing", "5.0.0", buf, sizeof(buf)), "5.0.0");
-	assert_string_equal(dsn_status_of("3.1.1 not a class", "5.0.0", buf, sizeof(buf)), "5.0.0");
-	assert_string_equal(dsn_status_of(NULL, "4.4.7", buf, sizeof(buf)), "4.4.7");
-	assert_string_equal(dsn_status_of("5.1.123456789012", "5.0.0", buf, sizeof(buf)), "5.0.0");
-}
-
-static void
 test_build(void **state)
 {
 	const char hdrs[] = "Subject: hi\r\nX-Mark: 1\r\n";
 	struct dsn_rcpt r[4] = {
-		{ "a@example.test", "5.1.1", "5.1.1 <a@example.test>: user unknown" },
-		{ "b@example.test", "4.4.7", "4.4.0 line one\r\nInjected: header" },
-		{ "c@example.net", "5.1.1", "5.1.1 mx.example.net[192.0.2.7] said: 550 5.1.1 No such user" },
-		{ "d@example.net", "4.4.7", "4.5.0 mx.example.net[192.0.2.7]: 421 protocol error: short" },
+		{ "a@example.test", "5.1.1", "5.1.1 <a@example.test>: user unknown", NULL, 0, NULL },
+		{ "b@example.test", "4.4.7", "4.4.0 line one\r\nInjected: header", NULL, 0, NULL },
+		/* the diagnostic text is not read for the remote fields: only
+		 * the structured ones say what the server said */
+		{ "c@example.net", "5.1.1", "something else entirely", "mx.example.net", 550,
+		  "5.1.1 No such user\r\nInjected: too" },
+		{ "d@example.net", "4.4.7", "4.5.0 mx.example.net[192.0.2.7] said: 421 protocol error: short",
+		  NULL, 0, NULL },
 	};
 	struct dsn_info in = {
 		.reporting_mta = "mx1.example.test", .qid = "0123456789ABCDEF",
@@ -55,9 +43,11 @@ test_build(void **state)
 	assert_non_null(strstr(t, "Diagnostic-Code: X-Tandem; 5.1.1 <a@example.test>: user unknown\r\n"));
 	/* a remote server's refusal: its name and its words (RFC 3464 2.3.5, 2.3.6) */
 	assert_non_null(strstr(t, "Status: 5.1.1\r\nRemote-MTA: dns; mx.example.net\r\n"
-				  "Diagnostic-Code: smtp; 550 5.1.1 No such user\r\n"));
-	/* what we decided ourselves is not put in the server's mouth */
-	assert_non_null(strstr(t, "Diagnostic-Code: X-Tandem; 4.5.0 mx.example.net[192.0.2.7]: 421"));
+				  "Diagnostic-Code: smtp; 550 5.1.1 No such user  Injected: too\r\n"));
+	/* what we decided ourselves is not put in the server's mouth, even when
+	 * the text looks like a reply */
+	assert_non_null(strstr(t, "Diagnostic-Code: X-Tandem; 4.5.0 mx.example.net[192.0.2.7] said: 421"));
+	assert_null(strstr(t, "\r\nInjected: too"));
 	/* a diagnostic with CR/LF cannot add fields */
 	assert_null(strstr(t, "\r\nInjected: header"));
 	assert_non_null(strstr(t, "Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\nX-Mark: 1\r\n"));
@@ -73,7 +63,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_of),
 		cmocka_unit_test(test_build),
 	};
 

@@ -462,6 +462,62 @@ test_meta_round_trip(void **state)
 	meta_round_trip(&m);
 }
 
+/* Each recipient's last result survives, however its texts look. */
+static void
+test_meta_last_results_round_trip(void **state)
+{
+	struct queue_meta m, out;
+	size_t len;
+	char *enc;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	queue_meta_set_last(&m, 0, QR_DELIVERED, 1700000001, "2.0.0", NULL, "mx.example.net[192.0.2.7]:25",
+			    "250 2.0.0 queued as X\r\nZ0:\n");
+	queue_meta_set_last(&m, 2, QR_DEFERRED, 1700000002, "4.3.0", "mailbox full\nR1:0\n", NULL, NULL);
+	m.attempts = 1;
+	enc = queue_meta_encode(&m, &len);
+	assert_int_equal(meta_parse(enc, len, &out), 0);
+	assert_int_equal(out.nlast, 3);
+	assert_int_equal(out.last[0].state, QR_DELIVERED);
+	assert_int_equal(out.last[0].when, 1700000001);
+	assert_string_equal(out.last[0].dsn, "2.0.0");
+	assert_null(out.last[0].reason);
+	assert_string_equal(out.last[0].relay, "mx.example.net[192.0.2.7]:25");
+	assert_string_equal(out.last[0].reply, "250 2.0.0 queued as X\r\nZ0:\n");
+	assert_int_equal(out.last[1].state, QR_NONE);
+	assert_int_equal(out.last[2].state, QR_DEFERRED);
+	assert_string_equal(out.last[2].reason, "mailbox full\nR1:0\n");
+	assert_null(out.last[2].relay);
+	queue_meta_clear(&out);
+	/* every strict prefix is refused, as for the other records */
+	for (size_t k = 0; k < len; k++) {
+		assert_int_equal(meta_parse(enc, k, &out), -1);
+		assert_null(out.last);
+	}
+	free(enc);
+	queue_meta_clear(&m);
+	assert_string_equal(queue_rcpt_state_name(QR_BOUNCED), "bounced");
+	assert_string_equal(queue_rcpt_state_name(QR_NONE), "pending");
+}
+
+/* A result record before any R, or a state that does not exist, is damage;
+ * a record type of a newer version is skipped. */
+static void
+test_meta_last_results_malformed(void **state)
+{
+	struct queue_meta out;
+
+	(void)state;
+	assert_int_equal(meta_parse("S1:1\nZ0:\n", 9, &out), -1);
+	assert_int_equal(meta_parse("R1:0\nS1:7\nZ0:\n", 14, &out), -1);
+	assert_int_equal(meta_parse("R1:0\nW1:x\nZ0:\n", 14, &out), -1);
+	assert_int_equal(meta_parse("R6:100000\nZ0:\n", 14, &out), -1);
+	assert_int_equal(meta_parse("A1:2\nq3:new\nZ0:\n", 16, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	queue_meta_clear(&out);
+}
+
 static void
 test_meta_empty(void **state)
 {
@@ -599,6 +655,8 @@ main(void)
 		cmocka_unit_test(test_env_qid_round_trips),
 		cmocka_unit_test(test_meta_round_trip),
 		cmocka_unit_test(test_meta_empty),
+		cmocka_unit_test(test_meta_last_results_round_trip),
+		cmocka_unit_test(test_meta_last_results_malformed),
 		cmocka_unit_test(test_meta_done_many),
 		cmocka_unit_test(test_meta_malformed),
 		cmocka_unit_test(test_meta_long_error_round_trips),
