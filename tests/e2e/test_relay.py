@@ -183,7 +183,7 @@ def test_etrn_starts_only_the_named_domains_mail():
     # bob's message was handed over once, after the ETRN that named other.test
     log = b.log()
     sent = [i for i, l in enumerate(log.splitlines())
-            if "event=smtp to=<bob@other.test>" in l and "status=sent" in l]
+            if "event=delivered to=<bob@other.test>" in l and "status=sent" in l]
     etrn = [i for i, l in enumerate(log.splitlines()) if "event=etrn domain=other.test" in l]
     assert len(sent) == 1 and len(etrn) == 1 and etrn[0] < sent[0], log
     assert "to=<bob@other.test>" not in "\n".join(log.splitlines()[:etrn[0]]), log
