@@ -80,21 +80,7 @@ def wait_port(addr, port, timeout, proc_alive=None, interval=0.1):
     and sends a 220 greeting. Bounded by timeout seconds; proc_alive()
     returning False stops early."""
     require_loopback(addr)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc_alive is not None and not proc_alive():
-            return False
-        try:
-            with socket.create_connection((addr, port), timeout=2) as s:
-                s.settimeout(5)
-                banner = s.recv(512)
-                s.sendall(b"QUIT\r\n")
-                if banner.startswith(b"220"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(interval)
-    return False
+    return harness.wait_smtp(addr, port, timeout, alive=proc_alive, interval=interval)
 
 
 def ensure_port_free(addr, port):
