@@ -24,7 +24,7 @@ const struct config_key config_table[] = {
 	{ "server", "data_dir", CT_PATH, F(data_dir), "/var/lib/tandem", 0, 0, NULL, 0, NULL,
 	  "queue, mailboxes, directory, TLS key (absolute path)" },
 	{ "server", "user", CT_STRING, F(user), NULL, 0, 0, NULL, 0, "(none)",
-	  "drop root to this user after binding; data_dir is given to it; must exist" },
+	  "drop root to this user after binding and reading the TLS key; the directories tandem creates in data_dir are given to it (mailboxes are not walked); must exist" },
 	{ "server", "backups", CT_HOSTPORTS, F(backups), NULL, 0, 0, NULL, 0, "(none)",
 	  "primary: backup MX hosts, `HOST[:PORT]`, sent `ETRN` for each local domain when the "
 	  "primary starts; one that cannot be reached is asked again every `probe_interval`" },
