@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 
+import lib
 from lib import Conn, Server, addr, wait_for
 
 ALICE = "alice@example.test"
@@ -150,7 +151,10 @@ def test_pipelined_commands_with_unread_replies_keep_memory_bounded():
         except BlockingIOError:
             continue
     grown = rss_kib(p.proc.pid) - base
-    assert grown < 32 * 1024, "server grew by %d KiB after %d bytes of unread RCPTs" % (grown, sent)
+    # ASan's quarantine keeps every freed block for a while: its RSS says
+    # nothing about what the server holds, only the bytes it took do
+    if not lib.ASAN:
+        assert grown < 32 * 1024, "server grew by %d KiB after %d bytes of unread RCPTs" % (grown, sent)
     assert sent < limit, "the server read all %d bytes without the replies being read" % sent
     # others are still served while the hog sits there
     assert_alive(p)
