@@ -581,6 +581,16 @@ smtp_client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	smtp_client_leave(c);
 }
 
+int
+smtp_client_expire(struct smtp_client *c)
+{
+	if (c->armed < 0 || !evtimer_pending(c->timer, NULL))
+		return -1;
+	evtimer_del(c->timer);
+	smtp_client_timer_cb(-1, EV_TIMEOUT, c);
+	return 0;
+}
+
 /* A result decided without the loop's help, delivered from the loop. */
 static void
 smtp_client_defer_cb(evutil_socket_t fd, short what, void *arg)

@@ -7,7 +7,7 @@
  * Every network fault, timeout, or reply the parser refuses (smtp_reply.h)
  * is a temporary failure, never a guess.
  * Public: smtp_client_new, smtp_client_send, smtp_client_etrn, smtp_client_quit,
- * smtp_client_free, smtp_client_set_log_id, smtp_client_usable, smtp_client_extensions,
+ * smtp_client_free, smtp_client_expire, smtp_client_set_log_id, smtp_client_usable, smtp_client_extensions,
  * smtp_client_tls_active, smtp_client_stage_name.
  *
  * Life of a client: smtp_client_new connects and calls ready_cb once,
@@ -162,6 +162,10 @@ void smtp_client_etrn(struct smtp_client *c, const char *domain, smtp_client_etr
 void smtp_client_quit(struct smtp_client **cp);
 /* Drop the connection and free the client now. */
 void smtp_client_free(struct smtp_client **cp);
+/* The clock seam: what the step timer does when it runs out, now (the
+ * step at the head times out as if its timeout had passed). For tests that
+ * move time on instead of waiting. 0, or -1 when no timer runs. */
+int smtp_client_expire(struct smtp_client *c);
 
 /* The id its log lines carry from now on (the message a kept connection
  * carries next); NULL keeps the current one. */
