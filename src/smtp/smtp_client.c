@@ -582,9 +582,10 @@ smtp_client_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-smtp_client_expire(struct smtp_client *c)
+smtp_client_expire(struct smtp_client *c, enum smtp_client_stage at)
 {
-	if (c->armed < 0 || !evtimer_pending(c->timer, NULL))
+	if (c->armed < 0 || !evtimer_pending(c->timer, NULL) || c->head >= c->nsent ||
+	    smtp_client_cmds[c->plan[c->head].cmd].stage != at)
 		return -1;
 	evtimer_del(c->timer);
 	smtp_client_timer_cb(-1, EV_TIMEOUT, c);

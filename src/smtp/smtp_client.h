@@ -163,9 +163,10 @@ void smtp_client_quit(struct smtp_client **cp);
 /* Drop the connection and free the client now. */
 void smtp_client_free(struct smtp_client **cp);
 /* The clock seam: what the step timer does when it runs out, now (the
- * step at the head times out as if its timeout had passed). For tests that
- * move time on instead of waiting. 0, or -1 when no timer runs. */
-int smtp_client_expire(struct smtp_client *c);
+ * step at the head times out as if its timeout had passed), when that
+ * step is at stage `at`. For tests that move time on instead of waiting.
+ * 0, or -1 when no timer runs or the client is not at that stage yet. */
+int smtp_client_expire(struct smtp_client *c, enum smtp_client_stage at);
 
 /* The id its log lines carry from now on (the message a kept connection
  * carries next); NULL keeps the current one. */

@@ -52,7 +52,7 @@ struct fake_step {
 #define STARTTLS_NOW { F_TLS, NULL, 0 }
 #define SLEEP(ms) { F_SLEEP, NULL, ms }
 /* the client's clock moves past its timeout (smtp_client_expire): no sleep */
-#define EXPIRE { F_EXPIRE, NULL, 0 }
+#define EXPIRE(stage) { F_EXPIRE, NULL, stage }
 #define QUIET(ms) { F_QUIET, NULL, ms }         /* nothing may arrive for ms */
 #define CLIENT_CLOSES { F_EOF, NULL, 0 }        /* the client closes, saying nothing more */
 #define DROP { F_CLOSE, NULL, 0 }
@@ -252,8 +252,10 @@ fake_do(struct fake *f, const struct fake_step *st)
 			usleep((useconds_t)st->ms * 1000);
 		}
 		return 0;
-	case F_EXPIRE:
-		return write(f->pipe[1], "e", 1) == 1 ? 0 : fake_fail(f, "pipe");
+	case F_EXPIRE: {
+		char b = (char)('0' + st->ms);   /* the stage the client must be at */
+		return write(f->pipe[1], &b, 1) == 1 ? 0 : fake_fail(f, "pipe");
+	}
 	case F_READANY:
 		if (f->inlen == 0 && fake_fill(f, FAKE_WAIT_MS) <= 0)
 			return fake_fail(f, "nothing came");
@@ -342,6 +344,8 @@ struct t {
 	struct event *guard, *pipe_ev;
 	int srv_done, cli_done, timed_out, use_free;
 	int expired;                /* timers fired through smtp_client_expire */
+	int expire_at;              /* ... at this stage */
+	struct event *expire_ev;
 	struct smtp_client_msg msgs[4];
 	int nmsg, fds[4];
 	int ready_called, ext, tls, usable_after[4];
@@ -445,6 +449,8 @@ on_ready(struct smtp_client *c, const struct smtp_client_result *res, void *arg)
 		t_end_client(t);
 }
 
+static void on_expire(evutil_socket_t fd, short what, void *arg);
+
 static void
 on_pipe(evutil_socket_t fd, short what, void *arg)
 {
@@ -453,13 +459,31 @@ on_pipe(evutil_socket_t fd, short what, void *arg)
 
 	if (read(fd, &b, 1) != 1)
 		return;
-	if (b == 'e') {
-		t->expired += t->c != NULL && smtp_client_expire(t->c) == 0;
+	if (b >= '0' && b <= '9') {
+		/* move the client's clock once it has reached that stage (it may
+		 * still be reading what came before) */
+		t->expire_at = b - '0';
+		on_expire(-1, 0, t);
 		return;
 	}
 	t->srv_done = 1;
 	event_del(t->pipe_ev);
 	t_maybe_stop(t);
+}
+
+static void
+on_expire(evutil_socket_t fd, short what, void *arg)
+{
+	struct t *t = arg;
+	struct timeval ms = { 0, 1000 };
+
+	if (t->c != NULL && smtp_client_expire(t->c, (enum smtp_client_stage)t->expire_at) == 0) {
+		t->expired++;
+		return;
+	}
+	if (t->expire_ev == NULL)
+		t->expire_ev = evtimer_new(t->base, on_expire, t);
+	evtimer_add(t->expire_ev, &ms);
 }
 
 static void
@@ -539,6 +563,8 @@ t_run(struct t *t, const struct fake_step *script)
 	event_base_dispatch(t->base);
 	smtp_client_free(&t->c);
 	event_free(t->guard);
+	if (t->expire_ev)
+		event_free(t->expire_ev);
 	if (t->pipe_ev)
 		event_free(t->pipe_ev);
 	event_base_loop(t->base, EVLOOP_NONBLOCK);
@@ -973,7 +999,7 @@ test_connect_timeout(void **state)
 static void
 test_endless_reply(void **state)
 {
-	static const struct fake_step script[] = { SEND("220 fake.test ESMTP"), EXPIRE, CLIENT_CLOSES,
+	static const struct fake_step script[] = { SEND("220 fake.test ESMTP"), EXPIRE(SMTP_CLIENT_STAGE_GREETING), CLIENT_CLOSES,
 						   END };
 	struct t t;
 
@@ -1264,11 +1290,11 @@ test_slow_server(void **state)
 	static const struct fake_step s_slow[] = {
 		GREETING, EXPECT("EHLO client.test"), EHLO_PLAIN,
 		EXPECT("MAIL FROM:<s@example.org>"), SEND("250 Ok\r\n"),
-		EXPECT("RCPT TO:<a@example.test>"), EXPIRE, CLIENT_CLOSES, END
+		EXPECT("RCPT TO:<a@example.test>"), EXPIRE(SMTP_CLIENT_STAGE_RCPT), CLIENT_CLOSES, END
 	};
 	static const struct fake_step s_dribble_expire[] = {
 		GREETING, EXPECT("EHLO client.test"),
-		SLOW("250-fake.test\r\n250-PIPELINING\r\n", 1), EXPIRE, CLIENT_CLOSES, END
+		SLOW("250-fake.test\r\n250-PIPELINING\r\n", 1), EXPIRE(SMTP_CLIENT_STAGE_HELO), CLIENT_CLOSES, END
 	};
 	static const struct fake_step s_dribble[] = {
 		GREETING, EXPECT("EHLO client.test"),
