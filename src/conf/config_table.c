@@ -109,7 +109,7 @@ const struct config_key config_table[] = {
 	  "advertised in SIZE; larger get `552 5.3.4`" },
 	{ "smtp", "timeout", CT_DURATION, F(timeout), "5m", 1, DAY, NULL, R, NULL,
 	  "limit for a command or a stretch of DATA; then `421 4.4.2`" },
-	{ "smtp", "max_errors", CT_UINT, F(max_errors), "20", 0, 1000000, NULL, R, NULL,
+	{ "smtp", "max_errors", CT_UINT, F(max_errors), "20", 1, 1000000, NULL, R, NULL,
 	  "rejected commands before `421 4.7.0` and close" },
 	{ "smtp", "junk_command_limit", CT_UINT, F(junk_command_limit), "100", 1, 1000000, NULL, R,
 	  NULL, "commands in a row that make no progress (anything but an accepted MAIL, RCPT or "

@@ -437,7 +437,7 @@ cmd_etrn(struct smtpd_session *s, const char *arg)
 			     domain);
 		return;
 	}
-	if (!smtpd_server_etrn_rate_ok(s->srv, s->client, time(NULL))) {
+	if (!smtpd_server_etrn_rate_ok(s->srv, s->client, domain, time(NULL))) {
 		smtpd_reject(s, "ETRN", "458 4.7.0", "Too many ETRN requests, try again later", domain);
 		return;
 	}

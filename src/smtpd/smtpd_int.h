@@ -16,10 +16,11 @@ struct conn;
 struct smtpd_session;
 
 #define SMTPD_ETRN_CLIENTS 64    /* clients whose ETRN rate we remember */
-#define SMTPD_ETRN_PER_MIN 5     /* ETRN requests a client may make a minute */
+#define SMTPD_ETRN_PER_MIN 5     /* ETRN requests a minute, per client and domain */
 
 struct smtpd_etrn_rate {
 	char client[64];
+	char domain[256];
 	time_t window;
 	unsigned n;
 };
@@ -69,8 +70,9 @@ smtpd_tls(const struct smtpd_session *s)
 	return *s->srv->d.tls;
 }
 
-/* Another ETRN from client now? At most SMTPD_ETRN_PER_MIN a minute. */
-int smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, time_t now);
+/* Another ETRN from client for domain now? At most SMTPD_ETRN_PER_MIN a minute. */
+int smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, const char *domain,
+			      time_t now);
 void smtpd_session_start(struct smtpd_server *srv, struct conn *c, int over);
 void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 

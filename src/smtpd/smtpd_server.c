@@ -35,16 +35,19 @@ smtpd_server_accept(struct conn *c, enum conn_over over, void *arg)
 }
 
 /* ETRN costs the queue a pass and the destination connections: a client
- * gets a few a minute. The table forgets the oldest window first. */
+ * gets a few a minute for each domain (a primary asks once per domain; the
+ * domains are the relay domains, so their number is ours to bound). The
+ * table forgets the oldest window first. */
 int
-smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, time_t now)
+smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, const char *domain,
+			  time_t now)
 {
 	struct smtpd_etrn_rate *r = NULL, *oldest = &srv->etrn_rate[0];
 
 	for (int i = 0; i < SMTPD_ETRN_CLIENTS; i++) {
 		struct smtpd_etrn_rate *e = &srv->etrn_rate[i];
 
-		if (strcmp(e->client, client) == 0) {
+		if (strcmp(e->client, client) == 0 && strcmp(e->domain, domain) == 0) {
 			r = e;
 			break;
 		}
@@ -54,6 +57,7 @@ smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, time_t n
 	if (r == NULL) {
 		r = oldest;
 		snprintf(r->client, sizeof(r->client), "%s", client);
+		snprintf(r->domain, sizeof(r->domain), "%s", domain);
 		r->window = now;
 		r->n = 0;
 	}
@@ -88,8 +92,14 @@ smtpd_server_free(struct smtpd_server **sp)
 
 	if (s == NULL)
 		return;
-	while (s->sessions != NULL)
-		smtpd_session_kill(s->sessions, NULL);
+	for (struct smtpd_session *ss = s->sessions, *next; ss != NULL; ss = next) {
+		next = ss->next;
+		smtpd_session_kill(ss, NULL);
+	}
+	/* a session with work on a worker would come back to freed memory:
+	 * the caller drains the pool first */
+	if (s->sessions != NULL)
+		log_panic(NULL, "event=bug reason=\"SMTP server freed with a session busy\"");
 	free(s);
 	*sp = NULL;
 }

@@ -252,7 +252,7 @@ smtpd_commit_done(void *arg)
 		smtpd_session_free(s);
 		return;
 	}
-	smtpd_session_process(s);
+	smtpd_session_continue(s);
 }
 
 static void
@@ -413,6 +413,11 @@ smtpd_session_resume(struct smtpd_session *s)
 void
 smtpd_session_continue(struct smtpd_session *s)
 {
+	if (s->srv->stopping) {
+		/* the reply to the work just done goes out first */
+		smtpd_session_kill(s, "421 4.3.2 Service shutting down\r\n");
+		return;
+	}
 	smtpd_session_process(s);
 }
 

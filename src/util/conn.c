@@ -329,6 +329,9 @@ conn_life_cb(evutil_socket_t fd, short what, void *arg)
 
 static void conn_run_input(struct conn *c);
 static void conn_closed_check(struct conn *c);
+static int conn_unblock(struct conn *c);
+static size_t conn_out_len(struct conn *c);
+static void conn_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 
 /* What the session's own calls (flush, close, resume) decide is done from
  * here, on the loop: a session never gets a callback from inside a call it
@@ -351,6 +354,7 @@ conn_defer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_closed_check(c);
 		return;
 	}
+	conn_unblock(c);
 	conn_run_input(c);
 }
 
@@ -470,6 +474,8 @@ conn_destroy(struct conn *c)
 	event_free(c->defer_ev);
 	if (c->raw_cb)
 		evbuffer_remove_cb_entry(bufferevent_get_output(c->raw), c->raw_cb);
+	if (c->starttls_ctx)
+		SSL_CTX_free(c->starttls_ctx);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	evbuffer_free(c->out);
@@ -561,6 +567,8 @@ conn_switch_tls(struct conn *c)
 	 * away (CVE-2011-0411). */
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	ssl = SSL_new(c->starttls_ctx);
+	SSL_CTX_free(c->starttls_ctx);   /* the SSL holds its own reference now */
+	c->starttls_ctx = NULL;
 	tls = ssl ? bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						   BEV_OPT_CLOSE_ON_FREE) : NULL;
 	if (tls == NULL) {
@@ -573,6 +581,11 @@ conn_switch_tls(struct conn *c)
 	c->raw = c->bev;
 	c->bev = tls;
 	c->tls = 1;
+	/* the output switch happened with nothing waiting */
+	c->out_blocked = 0;
+	/* the filter hands everything on to the socket's buffer at once: the
+	 * watermark and the last reply of a close are watched there */
+	c->raw_cb = evbuffer_add_cb(bufferevent_get_output(c->raw), conn_raw_drained, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_HIGH);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -586,7 +599,8 @@ conn_raw_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void
 {
 	struct conn *c = arg;
 
-	if (evbuffer_get_length(buf) == 0)
+	if ((c->closing && evbuffer_get_length(buf) == 0) ||
+	    (c->out_blocked && conn_out_len(c) <= CONN_OUT_HIGH / 2))
 		conn_defer(c);
 }
 
@@ -604,13 +618,8 @@ conn_closed_check(struct conn *c)
 {
 	if (!c->closing || c->ended)
 		return;
-	if (!conn_drained(c)) {
-		if (c->raw != NULL && c->raw_cb == NULL &&
-		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			c->raw_cb = evbuffer_add_cb(bufferevent_get_output(c->raw), conn_raw_drained, c);
-		return;
-	}
-	conn_end(c, CONN_END_CLOSED);
+	if (conn_drained(c))   /* else the write or raw-buffer callback comes back */
+		conn_end(c, CONN_END_CLOSED);
 }
 
 static void
@@ -630,13 +639,21 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (!c->tls)
 		bufferevent_disable(bev, EV_WRITE);
-	if (c->out_blocked) {
-		/* the client read its replies: take its commands again */
-		c->out_blocked = 0;
-		if (!c->paused)
-			bufferevent_enable(c->bev, EV_READ);
+	if (conn_unblock(c))
 		conn_run_input(c);
-	}
+}
+
+/* The client read its replies (through the TLS layer too): take its
+ * commands again. 1 when it was blocked and is not any more. */
+static int
+conn_unblock(struct conn *c)
+{
+	if (!c->out_blocked || conn_out_len(c) > CONN_OUT_HIGH / 2)
+		return 0;
+	c->out_blocked = 0;
+	if (!c->paused && !c->closing)
+		bufferevent_enable(c->bev, EV_READ);
+	return 1;
 }
 
 static void
@@ -865,6 +882,8 @@ conn_starttls(struct conn *c, SSL_CTX *ctx)
 {
 	if (ctx == NULL || c->tls)
 		return -1;
+	/* a reload may free the server's context before the switch happens */
+	SSL_CTX_up_ref(ctx);
 	c->starttls_ctx = ctx;
 	c->tls_pending = 1;
 	/* nothing more is read in the clear */

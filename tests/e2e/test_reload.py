@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 from lib import Conn, Server, wait_for
 
@@ -109,4 +110,50 @@ def test_sighup_reopens_the_log_file_for_logrotate():
     c.close()
     wait_for(lambda: "event=connect" in open(logfile).read(), what="new lines in the new file")
     assert "event=connect" not in open(logfile + ".1").read()
+    p.stop()
+
+
+def test_sighup_between_starttls_and_the_switch_keeps_the_old_context_alive():
+    """STARTTLS whose 220 cannot leave yet (the client does not read), a
+    SIGHUP that replaces the TLS context meanwhile, then the client reads:
+    the switch uses the context it was promised (ASan saw a use-after-free)."""
+    import threading
+    p = Server(role="primary", extra={"smtp": {"timeout": "10m",
+                                               "junk_command_limit": "1000000"}})
+    p.setup_domain()
+    p.start()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((p.ip, p.port))
+    c = Conn.__new__(Conn)
+    c.s, c.buf = s, b""
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO client.example.org")[0] == 250
+    n = 400000
+    reply_bytes = n * 2 * len(b"250 2.0.0 Ok\r\n")
+    threading.Thread(target=lambda: s.sendall(b"MAIL FROM:<a@b.example>\r\nRSET\r\n" * n +
+                                              b"STARTTLS\r\n"), daemon=True).start()
+    # read all but the tail, so the 220 is still stuck behind the replies
+    got = 0
+    while got < reply_bytes - 3200000:
+        got += len(s.recv(min(65536, reply_bytes - 3200000 - got)))
+    # the server reads the rest of the pipeline (STARTTLS last) and fills the
+    # socket; nothing outside it shows when that is done, so give it a moment
+    time.sleep(1.5)
+    marks = p.log().count("event=reloaded")
+    p.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: p.log().count("event=reloaded") > marks, what="the reload")
+    rest = b""
+    while b"220 2.0.0 Ready" not in rest[-64:]:
+        d = s.recv(65536)
+        assert d, "closed before the 220"
+        rest = rest[-64:] + d
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(s, server_hostname="mx1.example.test")
+    t.sendall(b"EHLO client.example.org\r\n")
+    assert t.recv(100).startswith(b"250"), "no EHLO reply over TLS"
+    t.close()
+    assert p.proc.poll() is None, p.log()[-3000:]
     p.stop()
