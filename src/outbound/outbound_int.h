@@ -111,8 +111,6 @@ void ob_client_opts(const struct outbound *o, const char *addr, int port,
 enum smtp_client_tls ob_tls_mode(const struct config *cf);
 
 /* outbound_probe.c */
-/* [relay] probe_interval in seconds, never 0: the probe's retry. */
-unsigned ob_probe_secs(const struct config *cf);
 /* Mark domain down; the probe asks each of targets in turn. reason: why
  * they did not answer (refused, timeout), for `queue list`. */
 void ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targets, int port,

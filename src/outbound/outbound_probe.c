@@ -53,12 +53,6 @@ ob_down_path(const char *data_dir, char *buf, size_t len)
 	snprintf(buf, len, "%s/queue/down", data_dir);
 }
 
-unsigned
-ob_probe_secs(const struct config *cf)
-{
-	return cf->probe_interval ? cf->probe_interval : 15;   /* "0s" would spin */
-}
-
 /* One line per destination down: DOMAIN HOST ADDR PORT SINCE INTERVAL
  * REASON (the rest of the line: why the last try got no answer). */
 static void
@@ -72,7 +66,7 @@ ob_down_publish(struct outbound *o)
 	for (struct ob_down *dn = o->down; dn; dn = dn->next) {
 		int n = snprintf(line, sizeof(line), "%s %s %s %d %lld %u %s\n", dn->domain,
 				 dn->t[0].host, dn->t[0].addr, dn->port, dn->since,
-				 ob_probe_secs(o->cf), dn->reason[0] ? dn->reason : "no answer");
+				 o->cf->probe_interval, dn->reason[0] ? dn->reason : "no answer");
 
 		if (n < 0 || (size_t)n >= sizeof(line))
 			continue;
@@ -220,7 +214,7 @@ ob_probe_cb(evutil_socket_t fd, short what, void *arg)
 static void
 ob_down_schedule(struct ob_down *dn)
 {
-	struct timeval tv = { ob_probe_secs(dn->o->cf), 0 };
+	struct timeval tv = { dn->o->cf->probe_interval, 0 };   /* at least 1s (conf) */
 
 	evtimer_add(dn->timer, &tv);
 }
@@ -253,7 +247,7 @@ ob_down_mark(struct outbound *o, const char *domain, const struct mx_list *targe
 	o->down = dn;
 	ob_down_publish(o);
 	log_msg(NULL, "event=probe domain=%s relay=%s[%s]:%d hosts=%zu status=down every=%us reason=%s",
-		domain, dn->t[0].host, dn->t[0].addr, port, n, ob_probe_secs(o->cf), log_q(dn->reason));
+		domain, dn->t[0].host, dn->t[0].addr, port, n, o->cf->probe_interval, log_q(dn->reason));
 	ob_down_schedule(dn);
 }
 

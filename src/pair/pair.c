@@ -10,12 +10,6 @@
 #include "util/tls.h"
 #include "util/xalloc.h"
 
-unsigned
-pair_probe_secs(const struct config *cf)
-{
-	return cf->probe_interval ? cf->probe_interval : 15;   /* "0s" would spin */
-}
-
 struct pair *
 pair_new(struct event_base *base, const struct config *cf, const char **error_r)
 {

@@ -30,8 +30,6 @@ struct pair {
 	int ndomains;
 };
 
-/* [relay] probe_interval in seconds, never 0: ETRN's retry. */
-unsigned pair_probe_secs(const struct config *cf);
 void pair_acl_start(struct pair *p);
 void pair_acl_stop(struct pair *p);
 void pair_notify_free_all(struct pair *p);

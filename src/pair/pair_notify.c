@@ -36,7 +36,7 @@ static void pair_etrn_connect(struct pair_etrn *e);
 static void
 pair_etrn_retry(struct pair_etrn *e, const char *why)
 {
-	unsigned secs = pair_probe_secs(e->o->cf);
+	unsigned secs = e->o->cf->probe_interval;   /* at least 1s (conf) */
 	struct timeval tv = { secs, 0 };
 
 	log_msg(NULL, "event=etrn_failed host=%s:%d reason=%s retry=%us", e->host, e->port,

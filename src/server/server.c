@@ -14,6 +14,7 @@
 #include "util/xalloc.h"
 
 #define SERVER_MAX_LISTENERS 64
+#define SERVER_NSERVICES 8       /* rows of service_rows[] */
 
 /* A running service: what the row's constructor built. */
 struct service_inst {
@@ -44,8 +45,8 @@ struct server_listener {
 struct server {
 	struct server_ctx ctx;
 	struct conn_limits *limits;
-	struct service_inst inst[16];
-	int started[16];
+	struct service_inst inst[SERVER_NSERVICES];
+	int started[SERVER_NSERVICES];
 	struct server_listener lst[SERVER_MAX_LISTENERS];
 	int nlst;
 };
@@ -117,6 +118,8 @@ static const struct service_row service_rows[] = {
 	{ "http", L(listen_http), CONN_PLAIN, NULL, NULL, NULL },
 };
 #define NROWS ((int)(sizeof(service_rows) / sizeof(service_rows[0])))
+_Static_assert(sizeof(service_rows) / sizeof(service_rows[0]) == SERVER_NSERVICES,
+	       "SERVER_NSERVICES is the number of rows");
 
 static const struct config_list *
 row_list(const struct service_row *r, const struct config *cf)
@@ -124,20 +127,33 @@ row_list(const struct service_row *r, const struct config *cf)
 	return (const struct config_list *)((const char *)cf + r->listen_off);
 }
 
+/* A row configured to listen whose service is not built: its error. */
+static const char *
+row_unbuilt(const struct service_row *r, const struct config *cf)
+{
+	static __thread char err[200];
+
+	if (r->start != NULL || row_list(r, cf)->n == 0)
+		return NULL;
+	snprintf(err, sizeof(err), "[listen] %s: the %s service is not built in this version of "
+		 "tandem; remove the key", r->name, r->name);
+	return err;
+}
+
 int
 server_check_listen(const struct config *cf, FILE *errs)
 {
 	int n = 0;
 
-	for (int i = 0; i < NROWS; i++)
-		if (service_rows[i].start == NULL && row_list(&service_rows[i], cf)->n > 0) {
-			int line = config_line(cf, "listen", service_rows[i].name);
+	for (int i = 0; i < NROWS; i++) {
+		const char *e = row_unbuilt(&service_rows[i], cf);
 
-			fprintf(errs, "%s:%d: [listen] %s: the %s service is not built in this version "
-				      "of tandem; remove the key\n", cf->path ? cf->path : "config", line,
-				service_rows[i].name, service_rows[i].name);
+		if (e != NULL) {
+			fprintf(errs, "%s:%d: %s\n", cf->path ? cf->path : "config",
+				config_line(cf, "listen", service_rows[i].name), e);
 			n++;
 		}
+	}
 	return n;
 }
 
@@ -182,12 +198,8 @@ server_bind(struct server *s, const char **error_r)
 
 		if (n == 0)
 			continue;
-		if (r->start == NULL) {
-			snprintf(err, sizeof(err), "[listen] %s: the %s service is not built in this "
-				 "version of tandem; remove the key", r->name, r->name);
-			*error_r = err;
+		if ((*error_r = row_unbuilt(r, cf)) != NULL)
 			return -1;
-		}
 		if (r->tls == CONN_IMPLICIT_TLS && *s->ctx.tls == NULL) {
 			snprintf(err, sizeof(err), "[listen] %s: needs a TLS certificate", r->name);
 			*error_r = err;

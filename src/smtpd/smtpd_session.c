@@ -230,28 +230,24 @@ smtpd_commit_done(void *arg)
 	char qid[QUEUE_ID_LEN + 1];
 
 	free(c);
-	s->busy = 0;
-	conn_resume(s->c);
 	snprintf(qid, sizeof(qid), "%s", queue_in_qid(s->in));
+	/* a committed message is scheduled whether or not its client is
+	 * still there to hear about it */
 	if (rc == 0) {
 		s->nmessages++;
-		if (!s->dead)
-			smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
 		if (s->srv->d.committed)
 			s->srv->d.committed(s->srv->d.arg, qid, s->rcpt, s->nrcpt);
-		smtpd_session_reset(s);
 	} else {
 		log_err(qid, "event=commit_failed error=%s client=[%s]", log_q(strerror(err)),
 			s->client);
-		if (!s->dead)
-			smtpd_reply(s, "451 4.3.0 Error: could not store the message, try again later");
-		smtpd_session_reset(s);
 	}
-	if (s->dead) {
-		s->dead = 0;
-		smtpd_session_free(s);
-		return;
-	}
+	smtpd_session_reset(s);
+	if (smtpd_session_resume(s))
+		return;   /* the session went away meanwhile */
+	if (rc == 0)
+		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+	else
+		smtpd_reply(s, "451 4.3.0 Error: could not store the message, try again later");
 	smtpd_session_continue(s);
 }
 

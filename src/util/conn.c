@@ -46,7 +46,6 @@ struct conn_listener {
 	conn_accept_fn *accept;
 	void *arg;
 	struct conn *conns;           /* live connections, detached at free */
-	char addr[128];
 };
 
 struct conn {
@@ -247,7 +246,6 @@ conn_listener_new(struct event_base *base, const char *addr, enum conn_tls_mode 
 	l->limits = limits;
 	l->accept = accept;
 	l->arg = arg;
-	snprintf(l->addr, sizeof(l->addr), "%s", addr);
 	l->l = evconnlistener_new_bind(base, conn_accept_cb, l,
 				       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 				       1024, (struct sockaddr *)&ss, sslen);
@@ -663,11 +661,10 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		/* the TLS handshake is done; the client speaks next */
-		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		char info[128];
 
-		if (ssl != NULL)
-			log_msg(c->id, "event=tls client=[%s] version=%s cipher=%s", c->client,
-				SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		if (conn_tls_info(c, info, sizeof(info)) != NULL)
+			log_msg(c->id, "event=tls client=[%s] %s", c->client, info);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -726,7 +723,7 @@ conn_tls_info(struct conn *c, char *buf, size_t len)
 
 	if (ssl == NULL || !SSL_is_init_finished(ssl))
 		return NULL;
-	snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	snprintf(buf, len, "version=%s cipher=%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 	return buf;
 }
 

@@ -121,7 +121,8 @@ int conn_client_port(const struct conn *c);
 const struct sockaddr *conn_sockaddr(const struct conn *c, socklen_t *len_r);
 evutil_socket_t conn_fd(const struct conn *c);
 int conn_is_tls(const struct conn *c);
-/* "TLSv1.3 TLS_AES_256_GCM_SHA384" once the handshake is done, else NULL. */
+/* "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384" (log fields) once the
+ * handshake is done, else NULL. */
 const char *conn_tls_info(struct conn *c, char *buf, size_t len);
 
 /* Take one line off the input into buf (CRLF or LF removed, NUL-terminated).
