@@ -1,6 +1,6 @@
 # tandem — build, test, run.  See README.md.
 CC      ?= cc
-PKGS     = libevent libevent_openssl libevent_pthreads openssl sqlite3 inih jansson libunbound
+PKGS     = libevent libevent_openssl libevent_pthreads openssl sqlite3 inih jansson libunbound gmime-3.0
 WARN     = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS  ?= -O2 -g
 # What the code needs whatever CFLAGS a caller sets (make asan sets its own).

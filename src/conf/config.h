@@ -19,6 +19,8 @@
 enum config_role { ROLE_PRIMARY, ROLE_BACKUP };
 enum tls_outbound { TLS_OUT_MAY, TLS_OUT_ENCRYPT };
 enum config_log_level { LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+/* [auth] plaintext: where a password may cross without TLS */
+enum auth_plaintext { AUTH_PLAIN_NEVER, AUTH_PLAIN_LOOPBACK, AUTH_PLAIN_ALWAYS };
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_LIST 64
@@ -85,6 +87,20 @@ struct config {
 	unsigned greet_pause_ms;
 	unsigned max_errors;
 	unsigned junk_command_limit;   /* commands without progress before 421 */
+	/* [auth] */
+	enum auth_plaintext auth_plaintext;
+	/* [mailbox] */
+	unsigned long long default_quota;      /* bytes, 0: none */
+	unsigned expunged_retention;           /* seconds an expunge tombstone is kept */
+	/* [imap] */
+	unsigned imap_max_connections;
+	unsigned imap_max_per_user_ip;         /* sessions of one user from one address */
+	unsigned imap_timeout;                 /* idle limit once logged in, seconds */
+	unsigned long long imap_max_literal;   /* APPEND and other literals, bytes */
+	/* [pop3] */
+	unsigned pop3_max_connections;
+	unsigned pop3_max_per_user_ip;
+	unsigned pop3_timeout;
 };
 
 /* Load FILE. On error returns NULL and writes one line per problem

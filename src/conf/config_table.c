@@ -11,6 +11,7 @@
 static const char *const role_names[] = { "primary", "backup", NULL };
 static const char *const tls_outbound_names[] = { "may", "encrypt", NULL };
 static const char *const log_level_names[] = { "info", "debug", NULL };
+static const char *const plaintext_names[] = { "never", "loopback", "always", NULL };
 
 #define F(field) offsetof(struct config, field)
 #define R CONFIG_F_RELOAD
@@ -116,6 +117,40 @@ const struct config_key config_table[] = {
 	  "DATA) before `421`" },
 	{ "smtp", "greet_pause", CT_MSEC, F(greet_pause_ms), "0", 0, 600000, NULL, R, NULL,
 	  "delay the greeting (e.g. `1s`, `500ms`) and reject clients that talk first" },
+
+	{ "auth", "plaintext", CT_ENUM, F(auth_plaintext), "loopback", 0, 0, plaintext_names, R, NULL,
+	  "where a password may be sent without TLS (IMAP `LOGIN`, POP3 `USER`/`PASS`, SASL "
+	  "`PLAIN`/`LOGIN`): `never`, `loopback` (clients on 127.0.0.0/8 and ::1) or `always`" },
+
+	{ "mailbox", "default_quota", CT_SIZE, F(default_quota), "0", 0, 0, NULL, R, NULL,
+	  "quota of a user without one of their own (`tandem user quota`); 0: no limit" },
+	{ "mailbox", "expunged_retention", CT_DURATION, F(expunged_retention), "30d", 1, 3650 * DAY,
+	  NULL, R, NULL,
+	  "how long the index remembers an expunged message's UID (for clients that resync "
+	  "by MODSEQ); older tombstones are purged" },
+
+	{ "imap", "max_connections", CT_UINT, F(imap_max_connections), "1000", 0, 1000000, NULL, R,
+	  NULL, "IMAP sessions at once; more get `* BYE`" },
+	{ "imap", "max_connections_per_user_ip", CT_UINT, F(imap_max_per_user_ip), "20", 0, 100000,
+	  NULL, R, NULL,
+	  "sessions of one user from one client address; the next login gets `NO [LIMIT]` "
+	  "(0: no limit)" },
+	{ "imap", "timeout", CT_DURATION, F(imap_timeout), "30m", 60, DAY, NULL, R, NULL,
+	  "an idle logged-in session is closed after this (RFC 3501 asks for at least 30 "
+	  "minutes; before login the limit is 60 s); `IDLE` lasts as long, with a keepalive "
+	  "every 2 minutes" },
+	{ "imap", "max_literal", CT_SIZE, F(imap_max_literal), "64M", 1024, 0, NULL, R, NULL,
+	  "largest literal (an `APPEND`ed message); a larger one is refused before the `+` "
+	  "continuation" },
+
+	{ "pop3", "max_connections", CT_UINT, F(pop3_max_connections), "1000", 0, 1000000, NULL, R,
+	  NULL, "POP3 sessions at once; more get `-ERR [SYS/TEMP]`" },
+	{ "pop3", "max_connections_per_user_ip", CT_UINT, F(pop3_max_per_user_ip), "20", 0, 100000,
+	  NULL, R, NULL,
+	  "sessions of one user from one client address; the next login gets `-ERR [IN-USE]` "
+	  "(0: no limit)" },
+	{ "pop3", "timeout", CT_DURATION, F(pop3_timeout), "10m", 60, DAY, NULL, R, NULL,
+	  "an idle session is closed after this (RFC 1939: at least 10 minutes)" },
 };
 #undef F
 #undef R
