@@ -1,6 +1,6 @@
 """
 benchlib: shared pieces of tandem's benchmarks (bench/smtp-accept, bench/idle-conns,
-bench/drain).
+bench/drain, and under bench/maillib.py bench/imap and bench/pop3).
 
 Everything here runs on loopback only. Each server under test gets a fresh private
 instance in its own temporary directory:
@@ -17,7 +17,10 @@ instance in its own temporary directory:
                    (bench/drain). Both instances above take primary=(addr, port)
                    to point their relay at it.
 
-Both register themselves in LIVE; cleanup() (installed by install_cleanup) stops
+For the reports: tree_pids and pss_sum (the Pss of a process tree),
+OtherLoad (CPU others took while a server was measured), cpu_model.
+
+The instances register themselves in LIVE; cleanup() (installed by install_cleanup) stops
 whatever is still running and removes the temporary directories on any exit.
 Only processes started here are ever signalled, always by pid.
 """
@@ -206,6 +209,72 @@ def other_cpu_seconds(before, after, roots):
     the work of others on the machine."""
     used = tree_cpu_seconds(before, after, list(roots) + [os.getpid()])
     return max(0.0, (after[1] - before[1]) - used)
+
+
+def tree_pids(root):
+    """root and all its descendants, from /proc."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, ()))
+    return out
+
+
+def pss_sum(pids):
+    """Sum of Pss (KiB) over pids; processes that vanished count nothing."""
+    return sum(proc_pss_kib(p) or 0 for p in pids)
+
+
+class OtherLoad:
+    """CPU that other processes on the machine took while a server was
+    measured (from /proc, as bench/drain reports it): with it the reader
+    knows how quiet the machine was."""
+
+    def __init__(self):
+        self.spans = []     # (name, seconds, other CPU seconds, stolen seconds)
+
+    def start(self):
+        self.t0 = cpu_snapshot()
+
+    def stop(self, name, roots):
+        t1 = cpu_snapshot()
+        secs = t1[0] - self.t0[0]
+        self.spans.append((name, secs, other_cpu_seconds(self.t0, t1, roots),
+                           steal_seconds(self.t0, t1)))
+
+    def lines(self):
+        out = []
+        for name, secs, other, steal in self.spans:
+            if secs > 0:
+                out.append("load while measuring %s: other processes %.0f %% of one CPU, "
+                           "stolen %.0f %% (over %.0f s)%s" % (
+                               name, 100 * other / secs, 100 * steal / secs, secs,
+                               "  (BUSY MACHINE: figures are noisy)"
+                               if other / secs > 0.25 else ""))
+        return out
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def count_files(dirs):

@@ -20,8 +20,8 @@ the clients), on top of benchlib.py (cleanup, /proc readers, logging).
                    the measurements; each checks what the server answered
                    (counts of FETCH lines, EXISTS, UIDL lines) and raises
                    BenchError when it is wrong, so no row is ever a silent zero.
-  OtherLoad, tree_pids, pss_sum, machine_lines, fmt_secs, markdown_table
-                   helpers for the report.
+  machine_lines, fmt_secs, markdown_table
+                   the report (benchlib has OtherLoad, tree_pids, pss_sum).
 
 Loopback only; every wait and loop is bounded in count and time.
 """
@@ -327,13 +327,13 @@ service pop3-login {{
     def pids(self):
         if self.proc is None or self.proc.poll() is not None:
             return []
-        return tree_pids(self.proc.pid)
+        return bl.tree_pids(self.proc.pid)
 
     def stop(self):
         """SIGTERM to the master, bounded wait; any process of this instance
         still there gets SIGKILL by pid."""
         if self.proc is not None:
-            kids = tree_pids(self.proc.pid)
+            kids = bl.tree_pids(self.proc.pid)
             bl.terminate(self.proc, 15)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and any(bl.pid_alive(p) for p in kids):
@@ -367,31 +367,6 @@ def wait_greeting(addr, port, prefix, timeout, alive=None):
             pass
         time.sleep(0.1)
     return False
-
-
-def tree_pids(root):
-    """root and all its descendants, from /proc."""
-    kids = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, ()))
-    return out
-
-
-def pss_sum(pids):
-    """Sum of Pss (KiB) over pids; processes that vanished count nothing."""
-    return sum(bl.proc_pss_kib(p) or 0 for p in pids)
 
 
 # --- the mailbox --------------------------------------------------------------
@@ -810,7 +785,7 @@ def idle_memory(addr, port, user, server, n, settle=1.0):
             c.command(b"SELECT INBOX")
         open_one()
         time.sleep(settle)
-        before = pss_sum(server.pids())
+        before = bl.pss_sum(server.pids())
         nproc0 = len(server.pids())
         deadline = time.monotonic() + 300
         for _ in range(n):
@@ -819,7 +794,7 @@ def idle_memory(addr, port, user, server, n, settle=1.0):
             open_one()
         time.sleep(settle)
         pids = server.pids()
-        after = pss_sum(pids)
+        after = bl.pss_sum(pids)
         bl.vlog("  %s: %d sessions: Pss %d KiB (%d processes) -> %d KiB (%d processes)" % (
             server.name, n, before, nproc0, after, len(pids)))
         if before <= 0 or after <= 0:
@@ -831,35 +806,6 @@ def idle_memory(addr, port, user, server, n, settle=1.0):
 
 
 # --- the report ---------------------------------------------------------------
-
-class OtherLoad:
-    """CPU that other processes on the machine took while a server was
-    measured (from /proc, as bench/drain reports it): with it the reader
-    knows how quiet the machine was."""
-
-    def __init__(self):
-        self.spans = []     # (name, seconds, other CPU seconds, stolen seconds)
-
-    def start(self):
-        self.t0 = bl.cpu_snapshot()
-
-    def stop(self, name, roots):
-        t1 = bl.cpu_snapshot()
-        secs = t1[0] - self.t0[0]
-        self.spans.append((name, secs, bl.other_cpu_seconds(self.t0, t1, roots),
-                           bl.steal_seconds(self.t0, t1)))
-
-    def lines(self):
-        out = []
-        for name, secs, other, steal in self.spans:
-            if secs > 0:
-                out.append("load while measuring %s: other processes %.0f %% of one CPU, "
-                           "stolen %.0f %% (over %.0f s)%s" % (
-                               name, 100 * other / secs, 100 * steal / secs, secs,
-                               "  (BUSY MACHINE: figures are noisy)"
-                               if other / secs > 0.25 else ""))
-        return out
-
 
 def fmt_secs(s):
     if s is None:
@@ -895,17 +841,8 @@ def markdown_table(rows):
 
 
 def machine_lines(tmpdir, binary=None):
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     lines = ["machine: %s, %d cores, kernel %s, Python %s" % (
-        cpu, os.cpu_count() or 0, platform.release(), platform.python_version())]
+        bl.cpu_model(), os.cpu_count() or 0, platform.release(), platform.python_version())]
     lines.append("disk: " + bl.machine_info(tmpdir).split("temp dir ", 1)[-1])
     try:
         v = subprocess.run([DOVECOT, "--version"], capture_output=True, text=True,
