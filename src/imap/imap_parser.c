@@ -21,7 +21,8 @@
  * are not ambiguous); the structure itself is strict: an argument that is
  * not an atom must be followed by SP, ')' or the end of the line, and the
  * tag starts the line. CRLF or a bare LF ends a line; a CR elsewhere is an
- * error.
+ * error. An empty line is an error without a tag (the session answers
+ * "* BAD"). max_line counts the bytes of a line without its CR LF.
  */
 #include "imap/imap_parser.h"
 
@@ -301,6 +302,7 @@ parser_fail(struct imap_parser *p, const char *msg, unsigned char c)
 {
 	p->error = msg;
 	p->finished = 1;
+	p->nout = 0;
 	p->st = ST_NONE;
 	p->st_size = p->lit_size;
 	p->st_digits = p->lit_digits;
@@ -608,7 +610,7 @@ parser_skip_byte(struct imap_parser *p, unsigned char c)
 static enum imap_parse
 parser_byte(struct imap_parser *p, unsigned char c)
 {
-	if (c != '\n' && ++p->line_len > p->lim.max_line)
+	if (c != '\n' && c != '\r' && ++p->line_len > p->lim.max_line)
 		return parser_fail(p, "Command line too long", c);
 	if (c == '\n')
 		p->line_len = 0;
@@ -787,6 +789,7 @@ literal_node(struct imap_parser *p)
 	if (node_new(p, IMAP_ARG_LITERAL, &p->cur) < 0)
 		log_panic(NULL, "imap_parser: literal over max_args");
 	p->nodes[p->cur].len = (size_t)p->lit_size;
+	p->nout = 0;
 }
 
 void

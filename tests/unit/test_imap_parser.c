@@ -341,6 +341,14 @@ test_limits(void **state)
 		in[n++] = 'a';
 	n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\ne5 NOOP\r\n");
 	check_len(in, n, &lim, 0, "E:e4:Command line too long\nC:e5|NOOP|\n");
+	/* max_line bytes, CR LF not counted, are fine; one more is not */
+	n = (size_t)snprintf(in, sizeof(in), "e10 X ");
+	while (n < 64)
+		in[n++] = 'b';
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\n");
+	check_len(in, n, &lim, 0, "C:e10|X|bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n");
+	memmove(in + 7, in + 6, n - 6);
+	check_len(in, n + 1, &lim, 0, "E:e10:Command line too long\n");
 	/* the limit is per line: literals start a new one */
 	check_lim("e6 X 12345678901234567890123456789012345678901234567 {3}\r\nabc "
 		  "1234567890123456789012345678901234567890123456789012\r\n", &lim,
