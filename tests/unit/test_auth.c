@@ -155,6 +155,8 @@ check(struct fx *fx, const char *ip, const char *user, const char *pw, struct an
 	return ans->res;
 }
 
+static char *slurp(const char *path);
+
 static struct auth_stats
 stats(struct fx *fx)
 {
@@ -243,6 +245,27 @@ test_cache_password_change(void **state)
 	assert_int_equal(check(fx, "192.0.2.1", "alice@example.test", "battery staple", NULL),
 			 AUTH_FAILED);
 	assert_int_equal(stats(fx).cache_hits, 0);
+}
+
+/* The directory cannot answer (here: its files are gone before a worker
+ * opened its connection): AUTH_TEMPFAIL at once, not counted as a guess. */
+static void
+test_tempfail(void **state)
+{
+	struct fx *fx = *state;
+	struct answer ans;
+	char *log;
+
+	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(check(fx, "192.0.2.77", "alice@example.test", "correct horse", &ans),
+			 AUTH_TEMPFAIL);
+	assert_string_equal(ans.user, "alice@example.test");
+	assert_int_equal(stats(fx).failures, 1);
+	assert_int_equal(stats(fx).last_delay_ms, 0);
+	log = slurp(test_log);
+	assert_non_null(strstr(log, "user=<alice@example.test> client=[192.0.2.77] session=s1 "
+				    "reason=tempfail\n"));
+	free(log);
 }
 
 static void
@@ -610,6 +633,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_password_and_unknown_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_password_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tempfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
