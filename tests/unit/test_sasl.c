@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "auth/sasl.h"
+#include "guard.h"
 
 /* base64 of len bytes of s (may hold NULs), in a static buffer. */
 static const char *
@@ -266,6 +267,29 @@ test_limits(void **state)
 	sasl_free(&s);
 }
 
+/* Each input ends at an inaccessible page: no read past its NUL. */
+static void
+test_no_overread(void **state)
+{
+	static const char *const in[] = {
+		"AGFsaWNlAHB3", "AGFsaWNlAHB3=", "YQ==", "YR==", "YWJ", "Y", "=", "", "AAAA", "AA==",
+	};
+	const char *chal, *err;
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		for (int m = 0; m < 2; m++) {
+			struct sasl *s = sasl_new(m ? "LOGIN" : "PLAIN");
+			struct guard g;
+
+			guard_init_nul(&g, in[i], strlen(in[i]));
+			sasl_step(s, g.p, &chal, &err);
+			sasl_step(s, g.p, &chal, &err);
+			guard_free(&g);
+			sasl_free(&s);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -279,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_login_bad),
 		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_no_overread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
