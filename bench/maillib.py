@@ -531,10 +531,12 @@ class RawImap:
     line in a literal that starts with a tag), so the client's own cost
     stays small. Raises BenchError on anything but a tagged OK."""
 
-    def __init__(self, addr, port, timeout=300):
+    def __init__(self, addr, port, timeout=300, limit=900):
         bl.require_loopback(addr)
         self.sock = socket.create_connection((addr, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.limit = limit          # seconds one command may take in all
+        self.deadline = time.monotonic() + limit
         self.n = 0
         self.buf = bytearray()
         greet = self._line()
@@ -550,12 +552,15 @@ class RawImap:
         return line
 
     def _recv(self):
+        if time.monotonic() > self.deadline:
+            raise BenchError("no complete IMAP answer within %d s" % self.limit)
         chunk = self.sock.recv(1 << 20)
         if not chunk:
             raise BenchError("the IMAP server closed the connection")
         self.buf += chunk
 
     def command(self, line):
+        self.deadline = time.monotonic() + self.limit
         self.n += 1
         tag = b"b%04d" % self.n
         self.sock.sendall(tag + b" " + line + b"\r\n")
@@ -597,16 +602,20 @@ class RawPop3:
     """A POP3 client on a plain socket; multi-line answers are read up to
     their final "." line with a byte search."""
 
-    def __init__(self, addr, port, timeout=300):
+    def __init__(self, addr, port, timeout=300, limit=900):
         bl.require_loopback(addr)
         self.sock = socket.create_connection((addr, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.limit = limit          # seconds one command may take in all
+        self.deadline = time.monotonic() + limit
         self.buf = bytearray()
         greet = self._line()
         if not greet.startswith(b"+OK"):
             raise BenchError("POP3 greeting: %r" % greet[:200])
 
     def _recv(self):
+        if time.monotonic() > self.deadline:
+            raise BenchError("no complete POP3 answer within %d s" % self.limit)
         chunk = self.sock.recv(1 << 20)
         if not chunk:
             raise BenchError("the POP3 server closed the connection")
@@ -621,6 +630,7 @@ class RawPop3:
         return line
 
     def command(self, line, multi=False):
+        self.deadline = time.monotonic() + self.limit
         self.sock.sendall(line + b"\r\n")
         first = self._line()
         if not first.startswith(b"+OK"):
