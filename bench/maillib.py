@@ -3,7 +3,7 @@ maillib: the pieces bench/imap and bench/pop3 share (the servers, the mailbox,
 the clients), on top of benchlib.py (cleanup, /proc readers, logging).
 
   MailPrimary      a tandem primary for example.test on TANDEM_MAIL_ADDR with
-                   [listen] smtp, and imap + pop3 when with_mail is set; its
+                   [listen] smtp and the services asked for (imap, pop3); its
                    users created with `tandem domain add` / `user add`.
   generate_message the deterministic message number i of a seeded mailbox:
                    2-8 KiB, realistic headers, 3 % multipart/mixed with a
@@ -59,15 +59,15 @@ class BenchError(Exception):
 
 class MailPrimary:
     """`tandem -c CONF serve` as the primary for example.test, delivering into
-    data_dir/mail/<domain>/<local>/ and (with_mail) serving IMAP and POP3."""
+    data_dir/mail/<domain>/<local>/ and serving services ("imap", "pop3")."""
 
-    def __init__(self, binary, base, ports, users, with_mail=True):
+    def __init__(self, binary, base, ports, users, services=("imap", "pop3")):
         bl.require_loopback(TANDEM_MAIL_ADDR)
         self.binary = os.path.abspath(binary)
         if not os.access(self.binary, os.X_OK):
             bl.die("tandem binary %s not found or not executable (run make first)" % binary)
         self.ports = ports            # {"smtp": p, "imap": p, "pop3": p}
-        self.with_mail = with_mail
+        self.services = tuple(services)
         self.name = "tandem"
         self.proc = None
         self.wd = bl.Workdir(base, "tandem-mail-")
@@ -77,9 +77,8 @@ class MailPrimary:
         bl.LIVE.append(self)
         os.makedirs(self.data)
         listen = "smtp = %s:%d\n" % (TANDEM_MAIL_ADDR, ports["smtp"])
-        if with_mail:
-            listen += "imap = %s:%d\npop3 = %s:%d\n" % (
-                TANDEM_MAIL_ADDR, ports["imap"], TANDEM_MAIL_ADDR, ports["pop3"])
+        for svc in self.services:
+            listen += "%s = %s:%d\n" % (svc, TANDEM_MAIL_ADDR, ports[svc])
         # No per-client or per-user limits: the benchmark opens 100+ sessions
         # from one address. DNS goes to a loopback address where nothing listens.
         with open(self.conf, "w") as f:
@@ -102,9 +101,9 @@ resolver = {ra}@{rp}
 max_connections = 2000
 """.format(dom=DOMAIN, data=self.data, log=self.logfile, listen=listen,
            ra=bl.DEAD_RESOLVER[0], rp=bl.DEAD_RESOLVER[1]))
-            if with_mail:
-                f.write("\n[imap]\nmax_connections = 2000\nmax_connections_per_user_ip = 1000\n"
-                        "\n[pop3]\nmax_connections = 2000\nmax_connections_per_user_ip = 1000\n")
+            for svc in self.services:
+                f.write("\n[%s]\nmax_connections = 2000\nmax_connections_per_user_ip = 1000\n"
+                        % svc)
         self._cli(["check-config"], what="check-config rejects %s" % self.conf)
         self._cli(["domain", "add", DOMAIN])
         for u in users:
@@ -124,7 +123,7 @@ max_connections = 2000
         return r.stdout
 
     def start(self):
-        for svc in ("smtp",) + (("imap", "pop3") if self.with_mail else ()):
+        for svc in ("smtp",) + self.services:
             bl.ensure_port_free(TANDEM_MAIL_ADDR, self.ports[svc])
         out = open(self.logfile + ".stderr", "a")
         self.proc = subprocess.Popen([self.binary, "-c", self.conf, "serve"],
@@ -136,12 +135,12 @@ max_connections = 2000
             self.show_log()
             bl.die("tandem does not answer SMTP on %s:%d (exit status %s)" % (
                 TANDEM_MAIL_ADDR, self.ports["smtp"], self.proc.poll()))
-        if self.with_mail:
-            for svc, greet in (("imap", b"* OK"), ("pop3", b"+OK")):
-                if not wait_greeting(TANDEM_MAIL_ADDR, self.ports[svc], greet, 30, alive):
-                    self.show_log()
-                    bl.die("tandem does not greet on %s %s:%d" % (
-                        svc, TANDEM_MAIL_ADDR, self.ports[svc]))
+        for svc in self.services:
+            greet = b"* OK" if svc == "imap" else b"+OK"
+            if not wait_greeting(TANDEM_MAIL_ADDR, self.ports[svc], greet, 30, alive):
+                self.show_log()
+                bl.die("tandem does not greet on %s %s:%d" % (
+                    svc, TANDEM_MAIL_ADDR, self.ports[svc]))
         bl.vlog("tandem pid %d on %s, dir %s" % (self.proc.pid, TANDEM_MAIL_ADDR, self.wd.path))
 
     def show_log(self):
@@ -861,9 +860,9 @@ def machine_lines(tmpdir, binary=None):
     except (OSError, subprocess.SubprocessError):
         pass
     if binary:
-        here = os.path.dirname(os.path.realpath(__file__))
         try:
-            rev = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty"],
+            rev = subprocess.run(["git", "-C", os.path.dirname(binary), "describe",
+                                  "--always", "--dirty"],
                                  capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             rev = ""
