@@ -16,7 +16,7 @@ the clients), on top of benchlib.py (cleanup, /proc readers, logging).
   RawImap, RawPop3 socket clients that read every response byte and stop at
                    the tagged line (IMAP) or the final "." (POP3), so no
                    client-side parser is part of what is timed.
-  imap_pass, pop3_pass, login_loop, pop3_login_loop, idle_memory
+  login_check, imap_pass, pop3_pass, login_loop, pop3_login_loop, idle_memory
                    the measurements; each checks what the server answered
                    (counts of FETCH lines, EXISTS, UIDL lines) and raises
                    BenchError when it is wrong, so no row is ever a silent zero.
@@ -658,6 +658,24 @@ class RawPop3:
 
 
 # --- the measurements ----------------------------------------------------------
+
+def login_check(server, addr, port, users):
+    """One IMAP LOGIN + LOGOUT per user before anything is timed: the server
+    must accept the password. LOGIN does not select INBOX, so the first pass
+    after it is still cold. On both servers, so that neither pays for a
+    first password check in a timed row (tandem caches successful checks of
+    its yescrypt hashes; Dovecot's {PLAIN} passwords cost nothing)."""
+    for user in users:
+        c = RawImap(addr, port)
+        try:
+            c.login(user, PASSWORD)
+            c.command(b"LOGOUT")
+        except BenchError as e:
+            server.show_log()
+            bl.die("%s refuses LOGIN of %s: %s" % (server.name, user, e))
+        finally:
+            c.close()
+
 
 def spread(count, n=1000):
     """n message numbers spread evenly over 1..count."""
