@@ -26,6 +26,8 @@ the clients), on top of benchlib.py (cleanup, /proc readers, logging).
 Loopback only; every wait and loop is bounded in count and time.
 """
 
+import base64
+import json
 import multiprocessing
 import os
 import platform
@@ -167,7 +169,6 @@ max_connections = 2000
             r = subprocess.run([self.binary, "-c", self.conf, "queue", "list", "--json"],
                                capture_output=True, text=True, timeout=60)
             if r.returncode == 0:
-                import json
                 doc = json.loads(r.stdout)
                 if isinstance(doc, list):
                     return len(doc)
@@ -405,7 +406,6 @@ def generate_message(seed, i, rcpt):
     """Message number i (0-based) of the mailbox made with seed, as bytes with
     CRLF line ends: 2-8 KiB in all, 3 % multipart/mixed with a base64
     attachment. Same seed and i, same bytes."""
-    import base64
     r = random.Random(seed * 1000003 + i)
     target = r.randint(2048, 8100)     # the last line may overshoot by < 80
     name = r.choice(NAMES)
