@@ -44,15 +44,23 @@ mime_buf_puts(struct mime_buf *b, const char *s)
 void
 mime_buf_printf(struct mime_buf *b, const char *fmt, ...)
 {
-	char tmp[128];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		mime_buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	if (n <= 0)
+		return;
+	mime_buf_add(b, "", 0);
+	if (b->len + (size_t)n + 1 > b->cap) {
+		b->cap = b->len + (size_t)n + 1;
+		b->s = xrealloc(b->s, b->cap);
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }
 
 void
@@ -254,7 +262,9 @@ store_mime_summarize(const char *data, size_t len, struct store_mime_summary *su
 		for (size_t i = 0; i < root->hdr_len; i++) {
 			if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
 				mime_buf_add(&b, "\r", 1);
-			mime_buf_add(&b, data + i, 1);
+			/* a NUL would cut the string: 0x80 instead, as Dovecot
+			 * does, so the length stays what header_len says */
+			mime_buf_add(&b, data[i] != '\0' ? data + i : "\x80", 1);
 		}
 		sum_r->header = mime_buf_take(&b);
 	}

@@ -311,7 +311,11 @@ ext_common(struct mime_buf *b, const struct mime_hdrs *h)
 		else if (n == 1)
 			mime_buf_add(b, l.s, l.len);
 		else
-			mime_buf_printf(b, "(%s)", l.s);
+		{
+			mime_buf_add(b, "(", 1);
+			mime_buf_add(b, l.s, l.len);
+			mime_buf_add(b, ")", 1);
+		}
 		free(l.s);
 		free(lang);
 	}

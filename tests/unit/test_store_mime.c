@@ -762,6 +762,32 @@ test_preview(void **state)
 	store_mime_summary_free(&s);
 }
 
+/* Found by fuzzing: a Content-Language list longer than a printf buffer
+ * came out cut, and a NUL in the header made the header string shorter
+ * than header_len. */
+static void
+test_fuzz_regressions(void **state)
+{
+	struct sbuf b = { 0 };
+	struct store_mime_summary s;
+	static const char nul[] = "Subject: a\0b\n\nbody\n";
+
+	(void)state;
+	sb_add(&b, "Content-Language: en");
+	for (int i = 0; i < 40; i++)
+		sb_add(&b, ", de-CH-1901");
+	sb_add(&b, "\n\nbody\n");
+	summarize(b.s, b.len, &s);
+	assert_non_null(strstr(s.bodystructure, "\"de-CH-1901\") NIL)"));
+	store_mime_summary_free(&s);
+	free(b.s);
+
+	summarize(nul, sizeof(nul) - 1, &s);
+	assert_int_equal(strlen(s.header), s.header_len);
+	assert_memory_equal(s.header, "Subject: a\x80" "b\r\n\r\n", s.header_len);
+	store_mime_summary_free(&s);
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -808,6 +834,7 @@ main(void)
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_section_single_rfc822),
 		cmocka_unit_test(test_preview),
+		cmocka_unit_test(test_fuzz_regressions),
 		cmocka_unit_test(test_bomb_parts),
 		cmocka_unit_test(test_bomb_deep_multipart),
 		cmocka_unit_test(test_bomb_deep_message),
