@@ -30,7 +30,8 @@ mime_buf_add(struct mime_buf *b, const char *p, size_t n)
 		b->s = xrealloc(b->s, cap);
 		b->cap = cap;
 	}
-	memcpy(b->s + b->len, p, n);
+	if (n > 0)
+		memcpy(b->s + b->len, p, n);
 	b->len += n;
 	b->s[b->len] = '\0';
 }

@@ -363,7 +363,8 @@ body_single(struct mime_buf *b, const struct mime_tree *t, const struct mime_par
 		struct mime_ctype def = *ct;
 
 		def.params = xmalloc((ct->nparams + 1) * sizeof(*def.params));
-		memcpy(def.params, ct->params, ct->nparams * sizeof(*def.params));
+		if (ct->nparams > 0)
+			memcpy(def.params, ct->params, ct->nparams * sizeof(*def.params));
 		def.params[def.nparams++] = us_ascii;
 		params_out(b, &def);
 		free(def.params);

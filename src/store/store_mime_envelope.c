@@ -26,7 +26,22 @@ struct tok {
 struct toks {
 	struct tok *v;
 	size_t n, cap;
+	char *arena;       /* every token's text, one allocation for all */
+	size_t used;
 };
+
+/* Copy of p[0..n) in the arena: the texts of all tokens never need more
+ * than twice the value's length (their bytes plus a NUL each). */
+static char *
+arena_add(struct toks *ts, const char *p, size_t n)
+{
+	char *r = ts->arena + ts->used;
+
+	memcpy(r, p, n);
+	r[n] = '\0';
+	ts->used += n + 1;
+	return r;
+}
 
 static void
 tok_push(struct toks *ts, enum tok_type type, char c, char *text, size_t len)
@@ -43,11 +58,12 @@ tok_push(struct toks *ts, enum tok_type type, char c, char *text, size_t len)
 static const char *
 tok_delimited(const char *s, char open, char close, struct toks *ts, enum tok_type type)
 {
-	struct mime_buf b = { 0 };
+	char *text = ts->arena + ts->used;
+	size_t n = 0;
 	int depth = 1;
 
 	if (type == T_DLIT)
-		mime_buf_add(&b, "[", 1);
+		text[n++] = '[';
 	for (s++; *s != '\0'; s++) {
 		if (*s == '\\' && s[1] != '\0') {
 			s++;
@@ -57,17 +73,20 @@ tok_delimited(const char *s, char open, char close, struct toks *ts, enum tok_ty
 		} else if (*s == open && open != close) {
 			depth++; /* comments nest */
 		}
-		mime_buf_add(&b, s, 1);
+		text[n++] = *s;
 	}
 	if (type == T_DLIT)
-		mime_buf_add(&b, "]", 1);
-	tok_push(ts, type, 0, b.s != NULL ? b.s : xstrdup(""), b.len);
+		text[n++] = ']';
+	text[n] = '\0';
+	ts->used += n + 1;
+	tok_push(ts, type, 0, text, n);
 	return s;
 }
 
 static void
 tokenize(const char *s, struct toks *ts)
 {
+	ts->arena = xmalloc(2 * strlen(s) + 2);
 	while (*s != '\0') {
 		const char *a = s;
 
@@ -85,7 +104,7 @@ tokenize(const char *s, struct toks *ts)
 		} else {
 			while (*s != '\0' && strchr(" \t\"()[]<>:;@,.\\", *s) == NULL)
 				s++;
-			tok_push(ts, T_ATOM, 0, xstrndup(a, (size_t)(s - a)), (size_t)(s - a));
+			tok_push(ts, T_ATOM, 0, arena_add(ts, a, (size_t)(s - a)), (size_t)(s - a));
 		}
 	}
 	tok_push(ts, T_END, 0, NULL, 0);
@@ -94,8 +113,7 @@ tokenize(const char *s, struct toks *ts)
 static void
 toks_free(struct toks *ts)
 {
-	for (size_t i = 0; i < ts->n; i++)
-		free(ts->v[i].text);
+	free(ts->arena);
 	free(ts->v);
 }
 
