@@ -3,7 +3,7 @@
  * part structure is a bounded scan of the bytes (store_mime_tree.c), since
  * IMAP needs exact offsets in the file and raw header values, and a MIME
  * bomb must cost no more than the bounds allow; GMime decodes what a
- * preview needs (dates, transfer encodings, charsets). This file holds the
+ * preview needs (dates, transfer encodings; iconv the charsets). This file holds the
  * entry point, the output buffer with IMAP string quoting, and the header
  * field scan the other files share (store_mime_int.h).
  * Public: store_mime_summarize, store_mime_summary_free.

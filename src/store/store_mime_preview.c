@@ -3,12 +3,15 @@
  * client's message list: the first text/plain part that is not an
  * attachment, else the first text/html one with its tags stripped (GMime
  * has no HTML-to-text filter, so a crude strip here: tags, script, style
- * and head dropped, a few entities decoded). The transfer encoding and the
- * charset are undone with GMime, whitespace is collapsed, and the result
+ * and head dropped, a few entities decoded). The transfer encoding is
+ * undone with GMime, the charset with iconv (GMime's charset lookup keeps
+ * every name it sees in a global table), whitespace is collapsed, and the result
  * is valid UTF-8. Only the first PREVIEW_INPUT bytes of the part are read.
  * Public: mime_preview (store_mime_int.h).
  */
+#include <errno.h>
 #include <gmime/gmime.h>
+#include <iconv.h>
 #include <string.h>
 #include <strings.h>
 
@@ -90,6 +93,62 @@ decode_transfer(const struct mime_tree *t, const struct mime_part *p, size_t *le
 	return out;
 }
 
+/* A charset name worth asking iconv about: GMime's own charset lookup
+ * would remember every name it is given, and a preview must not let
+ * messages grow a process-wide table. */
+static int
+charset_name_ok(const char *cs)
+{
+	size_t n = strlen(cs);
+
+	if (n == 0 || n > 40)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!g_ascii_isalnum(cs[i]) && strchr("-_.:+()", cs[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/* s[0..n) from charset cs to UTF-8 (g_malloc'd), a byte iconv cannot
+ * take becoming U+FFFD; NULL when iconv knows no such charset. */
+static char *
+iconv_utf8(const char *s, size_t n, const char *cs)
+{
+	iconv_t cd = iconv_open("UTF-8", cs);
+	size_t cap = 4 * n + 16, left_in = n, left_out;
+	char *in = (char *)s, *r, *out;
+
+	if (cd == (iconv_t)-1)
+		return NULL;
+	r = g_malloc(cap);
+	out = r;
+	left_out = cap - 1;
+	while (left_in > 0) {
+		if (iconv(cd, &in, &left_in, &out, &left_out) != (size_t)-1)
+			break;
+		if (errno == E2BIG || left_out < 4) {
+			size_t used = (size_t)(out - r);
+
+			cap *= 2;
+			r = g_realloc(r, cap);
+			out = r + used;
+			left_out = cap - used - 1;
+			continue;
+		}
+		/* EILSEQ, EINVAL (cut at the end): one byte skipped */
+		memcpy(out, "\xef\xbf\xbd", 3);
+		out += 3;
+		left_out -= 3;
+		in++;
+		left_in--;
+	}
+	iconv_close(cd);
+	*out = '\0';
+	out = g_utf8_make_valid(r, out - r);
+	g_free(r);
+	return out;
+}
+
 /* The decoded bytes in UTF-8 (g_malloc'd). */
 static char *
 to_utf8(const char *s, size_t n, const char *charset)
@@ -97,14 +156,8 @@ to_utf8(const char *s, size_t n, const char *charset)
 	char *r = NULL;
 
 	if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
-	    g_ascii_strcasecmp(charset, "us-ascii") != 0) {
-		iconv_t cd = g_mime_iconv_open("UTF-8", g_mime_charset_iconv_name(charset));
-
-		if (cd != (iconv_t)-1) {
-			r = g_mime_iconv_strndup(cd, s, n);
-			g_mime_iconv_close(cd);
-		}
-	}
+	    g_ascii_strcasecmp(charset, "us-ascii") != 0 && charset_name_ok(charset))
+		r = iconv_utf8(s, n, charset);
 	if (r == NULL)
 		r = g_utf8_make_valid(s, (gssize)n);
 	return r;
