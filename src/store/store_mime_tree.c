@@ -72,8 +72,11 @@ node_new(struct mime_tree *t, size_t off, size_t end)
 static struct mime_part *parse_part(struct mime_tree *t, size_t off, size_t end, int depth,
 				    int digest_child);
 
-/* Whether the line at data[pos..eol) is "--boundary" with optional blanks,
- * or the close "--boundary--": 1 delimiter, 2 close, 0 neither. */
+/* Whether the line at data[pos..eol) starts with "--boundary": 1 a
+ * delimiter, 2 the close "--boundary--", 0 neither. What follows the
+ * boundary is not looked at (RFC 2046 allows only blanks; Dovecot and
+ * most readers match the prefix, and so do we, so that the structure
+ * agrees with what clients find in the body). */
 static int
 boundary_line(const char *data, size_t pos, size_t eol, const char *bnd, size_t blen)
 {
@@ -82,12 +85,7 @@ boundary_line(const char *data, size_t pos, size_t eol, const char *bnd, size_t 
 	if (eol - pos < 2 + blen || data[pos] != '-' || data[pos + 1] != '-' ||
 	    memcmp(data + pos + 2, bnd, blen) != 0)
 		return 0;
-	if (k + 1 < eol && data[k] == '-' && data[k + 1] == '-')
-		return 2;
-	for (; k < eol; k++)
-		if (data[k] != ' ' && data[k] != '\t' && data[k] != '\r')
-			return 0;
-	return 1;
+	return k + 1 < eol && data[k] == '-' && data[k + 1] == '-' ? 2 : 1;
 }
 
 /* Where a part that ends before the delimiter line at pos stops: the line

@@ -286,6 +286,27 @@ static const struct golden goldens[] = {
 	  /* preview */ "unterminated part",
 	  /* message_id */ NULL,
 	  108, 56, 0LL, 0 },
+	{ "bprefix",
+	  "From: a@b\n"
+	  "Content-Type: multipart/mixed; boundary=b\n"
+	  "\n"
+	  "--b\n"
+	  "\n"
+	  "one\n"
+	  "--bX\n"
+	  "\n"
+	  "two\n"
+	  "--b  \n"
+	  "\n"
+	  "three\n"
+	  "--b--x\n",
+	  92,
+	  /* envelope */ "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)",
+	  /* body */ "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 5 0) \"MIXED\")",
+	  /* bodystructure */ "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0 NIL NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0 NIL NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 5 0 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)",
+	  /* preview */ "one",
+	  /* message_id */ NULL,
+	  105, 56, 0LL, 0 },
 	{ "html",
 	  "From: h@example.com\n"
 	  "Content-Type: text/html; charset=iso-8859-1\n"
