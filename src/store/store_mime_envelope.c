@@ -237,8 +237,12 @@ mailbox(const struct toks *ts, size_t i, const char *stop, struct mime_buf *out,
 		k = j;
 		end = find_special(ts, i, stop);
 		glue(ts, i, k < end ? k : end, &local, &comment);
-		if (k < end && ts->v[k].c == '@')
-			glue(ts, k + 1, end, &domain, &comment);
+		if (k < end && ts->v[k].c == '@') {
+			/* the domain ends at a special that has no place in it */
+			size_t dend = find_special(ts, k + 1, ":<>@,;");
+
+			glue(ts, k + 1, dend < end ? dend : end, &domain, &comment);
+		}
 		if (comment != NULL)
 			mime_buf_add(&name, comment->text, comment->len);
 		i = end;

@@ -217,7 +217,7 @@ static const struct golden goldens[] = {
 	  "\n"
 	  "hi\n",
 	  138,
-	  /* envelope */ "(NIL \"groups\" ((NIL NIL \"a\" \"b\")) ((NIL NIL \"nodomain\" \"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"list\" NIL)(NIL NIL NIL NIL)(NIL NIL \"x\" \"y\")) ((NIL NIL \"MISSING_MAILBOX\" \"route1\")(NIL NIL \"MISSING_MAILBOX\" \"route2userhost\")) NIL NIL)",
+	  /* envelope */ "(NIL \"groups\" ((NIL NIL \"a\" \"b\")) ((NIL NIL \"nodomain\" \"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"list\" NIL)(NIL NIL NIL NIL)(NIL NIL \"x\" \"y\")) ((NIL NIL \"MISSING_MAILBOX\" \"route1\")(NIL NIL \"MISSING_MAILBOX\" \"route2\")) NIL NIL)",
 	  /* body */ "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 4 1)",
 	  /* bodystructure */ "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 4 1 NIL NIL NIL NIL)",
 	  /* preview */ "hi",
