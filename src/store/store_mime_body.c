@@ -66,8 +66,8 @@ token_lower(const char **sp)
 	return t;
 }
 
-/* A parameter value: quoted-string (unescaped) or, leniently, everything
- * up to the next ';' or blank. */
+/* A parameter value: quoted-string (unescaped) or a token (RFC 2045 5.1;
+ * what follows a broken one up to the next ';' is skipped, as Dovecot). */
 static char *
 param_value(const char **sp)
 {
@@ -85,7 +85,7 @@ param_value(const char **sp)
 		*sp = s;
 		return b.s != NULL ? b.s : xstrdup("");
 	}
-	for (a = s; *s != '\0' && *s != ';' && *s != ' ' && *s != '\t'; s++)
+	for (a = s; is_tchar(*s) || *s == '/' || *s == '?' || *s == '='; s++)
 		;
 	*sp = s;
 	return xstrndup(a, (size_t)(s - a));
@@ -171,8 +171,10 @@ mime_ctype_parse(const char *value, int with_type, struct mime_ctype *ct_r)
 			ct_r->subtype = token_lower(&s);
 		}
 		if (ct_r->subtype == NULL) {
+			/* RFC 2045 5.2: a broken field is as if absent */
 			free(ct_r->type);
 			ct_r->type = NULL;
+			return;
 		}
 	}
 	while (*s != '\0' && ct_r->nparams < MAX_PARAMS) {

@@ -118,7 +118,7 @@ parse_multipart(struct mime_tree *t, struct mime_part *p, const char *bnd, int d
 	int in_part = 0;
 	struct mime_part **tail = &p->child;
 
-	while (pos < end) {
+	while (blen > 0 && pos < end) {
 		const char *nl = memchr(data + pos, '\n', end - pos);
 		size_t eol = nl != NULL ? (size_t)(nl - data) : end;
 		int kind = boundary_line(data, pos, eol, bnd, blen);
@@ -187,9 +187,9 @@ parse_part(struct mime_tree *t, size_t off, size_t end, int depth, int digest_ch
 		free(v);
 	}
 	if (ct.type != NULL) {
-		multipart = strcmp(ct.type, "multipart") == 0 &&
-			    mime_ctype_param(&ct, "boundary") != NULL &&
-			    mime_ctype_param(&ct, "boundary")[0] != '\0';
+		/* without a boundary still a multipart (of one empty part, as
+		 * Dovecot), since clients take a MULTIPART type for one */
+		multipart = strcmp(ct.type, "multipart") == 0;
 		message = strcmp(ct.type, "message") == 0 && strcmp(ct.subtype, "rfc822") == 0;
 	} else {
 		message = digest_child;
@@ -199,9 +199,10 @@ parse_part(struct mime_tree *t, size_t off, size_t end, int depth, int digest_ch
 		p->opaque = 1;
 		t->truncated = 1;
 	} else if (multipart) {
+		const char *bnd = mime_ctype_param(&ct, "boundary");
+
 		p->kind = MK_MULTIPART;
-		parse_multipart(t, p, mime_ctype_param(&ct, "boundary"), depth,
-				strcmp(ct.subtype, "digest") == 0);
+		parse_multipart(t, p, bnd != NULL ? bnd : "", depth, strcmp(ct.subtype, "digest") == 0);
 	} else if (message) {
 		p->kind = MK_MESSAGE;
 		p->child = parse_part(t, p->body_off, end, depth + 1, 0);

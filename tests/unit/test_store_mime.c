@@ -4,11 +4,12 @@
  * BODYSTRUCTURE strings for a set of messages (plain, alternative, mixed
  * with attachments and RFC 2231 parameters, message/rfc822, digest,
  * groups, quoted names, comments, missing headers, encoded-words, 8-bit
- * headers, broken multiparts); these were checked against what Dovecot
- * 2.3 sends for the same messages, the known differences being case
- * (upper case here), quoted strings with '"' (escaped here, literals
- * there), unfolding (CRLF removed here, CRLF and blanks made one space
- * there) and empty list elements (skipped here). Every message is also fed
+ * headers, broken multiparts, boundaries matched by prefix); these were
+ * checked against what Dovecot 2.3 sends for the same messages, the known
+ * differences being case (upper case here), quoted strings with '"' or
+ * '\\' (escaped here, literals there), unfolding (CRLF removed here, the
+ * line break and its blanks made one space there), TAB (kept here, a
+ * space there) and empty list elements (skipped here). Every message is also fed
  * with CRLF line ends (same summary) and as every prefix from a guarded
  * buffer (no read past the end, balanced output). MIME bombs (100,000
  * parts, 10,000 levels of multipart and of message/rfc822, a 5 MiB header)
@@ -307,6 +308,18 @@ static const struct golden goldens[] = {
 	  /* preview */ "one",
 	  /* message_id */ NULL,
 	  105, 56, 0LL, 0 },
+	{ "noboundaryparam",
+	  "From: a@b\n"
+	  "Content-Type: multipart/mixed\n"
+	  "\n"
+	  "no boundary parameter\n",
+	  63,
+	  /* envelope */ "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)",
+	  /* body */ "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 0 0) \"MIXED\")",
+	  /* bodystructure */ "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL) \"MIXED\" NIL NIL NIL NIL)",
+	  /* preview */ NULL,
+	  /* message_id */ NULL,
+	  67, 44, 0LL, 0 },
 	{ "html",
 	  "From: h@example.com\n"
 	  "Content-Type: text/html; charset=iso-8859-1\n"
