@@ -373,3 +373,174 @@ fail:
 	store_index_rollback(f->a, 0);
 	return -1;
 }
+
+/* RENAME INBOX: its messages move into a new folder; INBOX stays, empty. */
+static int
+store_folder_rename_inbox(struct store_account *a, const char *to, const char **error_r)
+{
+	struct store_folder *f;
+	int rc;
+
+	if ((rc = store_folder_create(a, to, 0, error_r)) != 0)
+		return rc;
+	if ((f = store_folder_open(a, "INBOX", &rc, error_r)) == NULL)
+		return rc;
+	rc = store_copy(f, NULL, to, 1, 0, NULL, NULL, NULL, NULL, error_r);
+	store_folder_close(&f);
+	return rc;
+}
+
+struct rename_ent {
+	int64_t id;
+	char *old_name, *new_name, *old_disk;
+	char new_disk[256];
+};
+
+static void
+store_folder_rename_free(struct rename_ent *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].old_name);
+		free(e[i].new_name);
+		free(e[i].old_disk);
+	}
+	free(e);
+}
+
+/* The folder and its children with their new names; STORE_EXISTS when one
+ * of those is taken, STORE_BAD_NAME when too long. */
+static int
+store_folder_rename_plan(struct store_account *a, const char *from, const char *to,
+			 struct rename_ent **e_r, size_t *n_r, const char **error_r)
+{
+	struct rename_ent *e = NULL;
+	size_t n = 0, fl = strlen(from);
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(a->db,
+			       "SELECT id, name, disk FROM folders WHERE name = ?1 OR"
+			       " substr(name, 1, ?2) = ?1 || '/'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return STORE_ERROR;
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)fl + 1);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		e = xrealloc(e, (n + 1) * sizeof(*e));
+		e[n].id = sqlite3_column_int64(st, 0);
+		e[n].old_name = xstrdup((const char *)sqlite3_column_text(st, 1));
+		e[n].old_disk = xstrdup((const char *)sqlite3_column_text(st, 2));
+		e[n].new_name = xasprintf("%s%s", to, e[n].old_name + fl);
+		n++;
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct store_frow fr;
+		char path[STORE_PATH];
+		struct stat sb;
+
+		if (strlen(e[i].new_name) > 255 ||
+		    store_folder_disk(e[i].new_name, e[i].new_disk, sizeof(e[i].new_disk)) != 0) {
+			*error_r = "folder name too long";
+			rc = STORE_BAD_NAME;
+		} else if (store_index_folder_get(a, e[i].new_name, 0, &fr) != 1) {
+			*error_r = "folder exists already";
+			rc = STORE_EXISTS;
+		} else {
+			store_folder_path(a, e[i].new_disk, path, sizeof(path));
+			if (lstat(path, &sb) == 0) {
+				*error_r = "a directory of that name exists";
+				rc = STORE_EXISTS;
+			}
+		}
+	}
+	*e_r = e;
+	*n_r = n;
+	return rc;
+}
+
+static int
+store_folder_rename_rows(struct store_account *a, struct rename_ent *e, size_t n)
+{
+	sqlite3_stmt *st, *sub;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(a->db,
+			       "UPDATE folders SET name = ?, disk = ?, disk_old = disk WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(a->db, "UPDATE OR REPLACE subscriptions SET name = ? WHERE name = ?",
+			       -1, &sub, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, e[i].new_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, e[i].new_disk, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, e[i].id);
+		sqlite3_reset(sub);
+		sqlite3_bind_text(sub, 1, e[i].new_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(sub, 2, e[i].old_name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE || sqlite3_step(sub) != SQLITE_DONE)
+			rc = -1;
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(sub);
+	return rc;
+}
+
+int
+store_folder_rename(struct store_account *a, const char *from, const char *to,
+		    const char **error_r)
+{
+	char cf[512], ct[512], p1[STORE_PATH], p2[STORE_PATH];
+	struct rename_ent *e = NULL;
+	struct store_frow fr;
+	size_t n = 0;
+	int rc, pending = 0;
+
+	if ((rc = store_folder_canon(from, cf, sizeof(cf), error_r)) != 0 ||
+	    (rc = store_folder_canon(to, ct, sizeof(ct), error_r)) != 0)
+		return rc;
+	if (strcmp(cf, "INBOX") == 0)
+		return store_folder_rename_inbox(a, ct, error_r);
+	if ((rc = store_index_folder_get(a, cf, 0, &fr)) != 0) {
+		*error_r = rc < 0 ? "cannot read the mailbox index" : "no such folder";
+		return rc < 0 ? STORE_ERROR : STORE_NO_FOLDER;
+	}
+	if (strncmp(ct, cf, strlen(cf)) == 0 && (ct[strlen(cf)] == '/' || ct[strlen(cf)] == '\0')) {
+		*error_r = "cannot rename a folder into itself";
+		return strcmp(ct, cf) == 0 ? STORE_EXISTS : STORE_BAD_NAME;
+	}
+	if (store_index_begin(a, 0) != 0) {
+		*error_r = "mailbox index busy";
+		return STORE_ERROR;
+	}
+	if ((rc = store_folder_rename_plan(a, cf, ct, &e, &n, error_r)) != 0 ||
+	    (rc = store_folder_rename_rows(a, e, n)) != 0 || (rc = store_index_commit(a, 0)) != 0) {
+		store_index_rollback(a, 0);
+		store_folder_rename_free(e, n);
+		if (rc == -1)
+			*error_r = "cannot rename the folder";
+		return rc;
+	}
+	/* committed with disk_old: a crash from here on is finished by the
+	 * next account open (store_folder_reconcile) */
+	for (size_t i = 0; i < n; i++) {
+		store_folder_path(a, e[i].old_disk, p1, sizeof(p1));
+		store_folder_path(a, e[i].new_disk, p2, sizeof(p2));
+		if (rename(p1, p2) != 0) {
+			if (errno == ENOENT)   /* a \Noselect parent without a directory */
+				maildir_create(p2);
+			else
+				pending = 1;   /* left for the next account open */
+		}
+	}
+	durable_fsync_dir(a->root);
+	if (!pending)
+		store_index_exec(a, "UPDATE folders SET disk_old = NULL WHERE disk_old IS NOT NULL");
+	store_folder_rename_free(e, n);
+	store_changed(a);
+	return 0;
+}

@@ -78,8 +78,10 @@ store_sync_readdir(struct sync_set *ss, const char *dir, int in_cur)
 	DIR *d;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, in_cur ? "cur" : "new");
+	/* without cur/ the folder's directory is not where the row says (a
+	 * rename in progress, or gone): never expunge everything for that */
 	if ((d = opendir(p)) == NULL)
-		return errno == ENOENT ? 0 : -1;
+		return errno == ENOENT && !in_cur ? 0 : -1;
 	while ((de = readdir(d)) != NULL) {
 		struct sync_file *f;
 		const char *colon;
@@ -336,6 +338,24 @@ store_sync_trust(long long mt)
 	return mt > now - 2000000000LL ? 0 : mt;
 }
 
+/* Is the folder's directory being renamed (by another handle, or left so
+ * by a crash until the next account open)? */
+static int
+store_sync_renaming(struct store_account *a, int64_t folder)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT disk_old IS NOT NULL FROM folders WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return 1;
+	sqlite3_bind_int64(st, 1, folder);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* 0 in sync (now), -1 error. force: scan whatever the mtimes say. */
 int
 store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
@@ -349,6 +369,10 @@ store_sync_folder(struct store_account *a, const struct store_frow *fr, const ch
 		return 0;
 	if (store_index_begin(a, 0) != 0)
 		return -1;
+	if (store_sync_renaming(a, fr->id)) {
+		store_index_rollback(a, 0);
+		return 0;
+	}
 	/* again under the lock: stat before readdir, so a change after the
 	 * stat shows next time */
 	mt_new = store_sync_trust(store_sync_mtime(dir, "new"));

@@ -1013,6 +1013,189 @@ test_account_remove(void **state)
 	fx->a = a;
 }
 
+
+/* --- RENAME, crash leftovers of folder commands, verify ----------------- */
+
+static void
+append_one(struct fx *fx, const char *folder)
+{
+	struct store_append *w;
+	const char *err;
+	int rc;
+
+	assert_non_null(w = store_append_begin(fx->a, folder, &rc, &err));
+	store_append_write(w, "Subject: x\r\n\r\nbody\r\n", 21);
+	assert_int_equal(store_append_commit(&w, 0, NULL, 0, 0, 0, NULL, NULL, &err), STORE_OK);
+}
+
+static void
+reopen(struct fx *fx)
+{
+	const char *err;
+
+	store_account_close(&fx->a);
+	assert_non_null(fx->a = store_account_open(fx->s, ADDR, &err));
+}
+
+static int
+dir_exists(struct fx *fx, const char *disk)
+{
+	char p[STORE_PATH + 300];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/%s", fx->root, disk);
+	return stat(p, &sb) == 0;
+}
+
+static void
+test_rename(void **state)
+{
+	struct fx *fx = *state;
+	struct store_folder_info fi, fi2;
+	struct list_acc l = { 0 };
+	const char *err;
+
+	assert_int_equal(store_folder_create(fx->a, "a", 0, &err), 0);
+	assert_int_equal(store_folder_create(fx->a, "a/b", 0, &err), 0);
+	assert_int_equal(store_folder_subscribe(fx->a, "a/b", 1, &err), 0);
+	append_one(fx, "a/b");
+	status(fx, "a/b", &fi);
+	assert_int_equal(store_folder_rename(fx->a, "a", "Sent", &err), STORE_EXISTS);
+	assert_int_equal(store_folder_rename(fx->a, "nothere", "z", &err), STORE_NO_FOLDER);
+	assert_int_equal(store_folder_rename(fx->a, "a", "a/c", &err), STORE_BAD_NAME);
+	assert_int_equal(store_folder_rename(fx->a, "a", "../z", &err), STORE_BAD_NAME);
+	assert_int_equal(store_folder_rename(fx->a, "a", "x/y", &err), 0);
+	assert_false(dir_exists(fx, ".a"));
+	assert_false(dir_exists(fx, ".a.b"));
+	assert_true(dir_exists(fx, ".x.y/cur"));
+	assert_true(dir_exists(fx, ".x.y.b/cur"));
+	status(fx, "x/y/b", &fi2);
+	assert_int_equal(fi2.messages, 1);
+	assert_int_equal(fi2.uidvalidity, fi.uidvalidity);
+	assert_int_equal(fi2.uidnext, fi.uidnext);
+	assert_int_equal(store_folder_list(fx->a, list_cb, &l), 0);
+	assert_int_equal(l.n, 9);
+	assert_string_equal(l.names[6], "x");
+	assert_true(l.noselect[6]);
+	assert_string_equal(l.names[8], "x/y/b");
+	assert_true(l.sub[8]);
+}
+
+static void
+test_rename_inbox(void **state)
+{
+	struct fx *fx = *state;
+	struct store_folder_info fi;
+	const char *err;
+
+	deliver(fx, "Q1", "a", 0, NULL);
+	deliver(fx, "Q2", "b", 0, NULL);
+	assert_int_equal(store_folder_rename(fx->a, "inbox", "Old", &err), 0);
+	status(fx, "INBOX", &fi);
+	assert_int_equal(fi.messages, 0);
+	assert_int_equal(fi.uidnext, 3);
+	status(fx, "Old", &fi);
+	assert_int_equal(fi.messages, 2);
+	/* the moved message keeps its qid: a repeated delivery is found */
+	assert_int_equal(deliver(fx, "Q1", "a", 0, NULL), STORE_DUPLICATE);
+}
+
+/* RENAME committed, directories not yet renamed: an open in between
+ * expunges nothing, the next account open finishes the rename. */
+static void
+test_rename_crash(void **state)
+{
+	struct fx *fx = *state;
+	struct store_folder_info fi;
+	const char *err;
+
+	assert_int_equal(store_folder_create(fx->a, "r", 0, &err), 0);
+	append_one(fx, "r");
+	sql(fx, "UPDATE folders SET name = 's', disk = '.s', disk_old = '.r' WHERE name = 'r'");
+	status(fx, "s", &fi);
+	assert_int_equal(fi.messages, 1);
+	reopen(fx);
+	assert_false(dir_exists(fx, ".r"));
+	assert_true(dir_exists(fx, ".s/cur"));
+	sql(fx, "UPDATE folders SET sync_new = 0");
+	status(fx, "s", &fi);
+	assert_int_equal(fi.messages, 1);
+}
+
+/* DELETE committed, directory still there: removed at the next account
+ * open, never adopted back as a folder. */
+static void
+test_delete_crash_and_adopt(void **state)
+{
+	struct fx *fx = *state;
+	struct store_folder_info fi;
+	struct list_acc l = { 0 };
+	char p[STORE_PATH + 64];
+	const char *err;
+
+	assert_int_equal(store_folder_create(fx->a, "d", 0, &err), 0);
+	append_one(fx, "d");
+	sql(fx, "DELETE FROM messages WHERE folder = (SELECT id FROM folders WHERE name = 'd');"
+		"DELETE FROM folders WHERE name = 'd'; INSERT INTO trash VALUES('.d', 'all')");
+	/* and a Maildir++ folder another program made */
+	snprintf(p, sizeof(p), "%s/.Foreign.sub", fx->root);
+	assert_int_equal(maildir_create(p), 0);
+	snprintf(p, sizeof(p), "%s/.Foreign.sub/cur/1.M1.x:2,S", fx->root);
+	write_file(p, "Subject: foreign\n\nx\n");
+	reopen(fx);
+	assert_false(dir_exists(fx, ".d"));
+	assert_int_equal(store_folder_list(fx->a, list_cb, &l), 0);
+	assert_int_equal(l.n, 8);
+	assert_string_equal(l.names[1], "Archive");
+	assert_string_equal(l.names[3], "Foreign");
+	assert_true(l.noselect[3]);
+	assert_string_equal(l.names[4], "Foreign/sub");
+	status(fx, "Foreign/sub", &fi);
+	assert_int_equal(fi.messages, 1);
+	assert_int_equal(fi.unseen, 0);
+}
+
+static void
+test_verify(void **state)
+{
+	struct fx *fx = *state;
+	char path[STORE_PATH + 300], p[STORE_PATH + 64];
+	struct store_folder_info fi;
+	const char *err;
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *rep;
+
+	deliver(fx, "Q1", "a", 0, NULL);
+	deliver(fx, "Q2", "b", 0, NULL);
+	deliver(fx, "Q3", "c", 0, NULL);
+	assert_int_equal(store_verify(fx->s, ADDR, 0, NULL, &err), 0);
+	snprintf(path, sizeof(path), "%s/new/Q2.Q.%s", fx->root, fx->s->host);
+	assert_int_equal(unlink(path), 0);
+	snprintf(p, sizeof(p), "%s/new/9.M9.other", fx->root);
+	write_file(p, "Subject: z\n\nz\n");
+	sql(fx, "UPDATE messages SET size = 1 WHERE id & 4294967295 = 3;"
+		"UPDATE folders SET uidnext = 2 WHERE name = 'INBOX'");
+	rep = open_memstream(&buf, &blen);
+	/* and the counters of the folder and the account disagree with the
+	 * wrong size */
+	assert_int_equal(store_verify(fx->s, ADDR, 0, rep, &err), 6);
+	fclose(rep);
+	assert_non_null(strstr(buf, "counters wrong for folder INBOX"));
+	assert_non_null(strstr(buf, "account counters wrong"));
+	assert_non_null(strstr(buf, "9.M9.other has no index row"));
+	assert_non_null(strstr(buf, "UID 2: file"));
+	assert_non_null(strstr(buf, "UID 3: size 1 in the index"));
+	assert_non_null(strstr(buf, "UIDNEXT 2 is not above UID 3"));
+	free(buf);
+	assert_true(store_verify(fx->s, ADDR, 1, NULL, &err) >= 4);
+	assert_int_equal(store_verify(fx->s, ADDR, 0, stderr, &err), 0);
+	status(fx, "INBOX", &fi);
+	assert_int_equal(fi.messages, 3);
+	assert_int_equal(fi.uidnext, 5);   /* the unknown file got UID 4 */
+	assert_int_equal(store_verify(fx->s, "nobody@example.com", 0, NULL, &err), -1);
+}
+
 /* --- size --------------------------------------------------------------- */
 
 static int
@@ -1093,6 +1276,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_crash_and_adopt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 	};
 
