@@ -42,7 +42,7 @@
 #include "directory/directory_int.h"
 #include "util/xalloc.h"
 
-#define DIR_SCHEMA_VERSION	1
+#define DIR_SCHEMA_VERSION	2
 #define DIR_BUSY_MS		5000
 #define DIR_LOCAL_MAX		64
 #define DIR_DOMAIN_MAX		255
@@ -54,7 +54,8 @@ static const char dir_schema[] =
 	"CREATE TABLE IF NOT EXISTS users ("
 	" address TEXT PRIMARY KEY NOT NULL,"
 	" domain TEXT NOT NULL REFERENCES domains(name),"
-	" password TEXT NOT NULL);"
+	" password TEXT NOT NULL,"
+	" quota INTEGER);"
 	"CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
 	"CREATE TABLE IF NOT EXISTS aliases ("
 	" alias TEXT NOT NULL,"
@@ -216,8 +217,16 @@ dir_setup(struct dir_conn *c, int create)
 		return 0;
 	if (dir_exec(c, "BEGIN IMMEDIATE") != 0)
 		return -1;
+	/* another opener may have upgraded it meanwhile */
+	if ((version = dir_int(c, "PRAGMA user_version", 0)) < 0 ||
+	    version == DIR_SCHEMA_VERSION) {
+		dir_rollback(c);
+		return version < 0 ? -1 : 0;
+	}
 	sql = xasprintf("PRAGMA user_version=%d", DIR_SCHEMA_VERSION);
-	rc = dir_exec(c, dir_schema);
+	/* version 1 lacked users.quota (NULL: [mailbox] default_quota) */
+	rc = version == 1 ? dir_exec(c, "ALTER TABLE users ADD COLUMN quota INTEGER")
+			  : dir_exec(c, dir_schema);
 	if (rc == 0)
 		rc = dir_exec(c, sql);
 	if (rc == 0)

@@ -77,6 +77,11 @@ int directory_user_verify(struct directory *d, const char *address, const char *
 /* Store an existing hash as is (e.g. imported from Dovecot: "{SHA512-CRYPT}$6$..."). */
 int directory_user_set_hash(struct directory *d, const char *address, const char *hash);
 
+/* Mailbox quota in bytes: -1 means [mailbox] default_quota applies, 0 no
+ * limit. get: *bytes_r the same way; -1 for an unknown user. */
+int directory_user_quota_set(struct directory *d, const char *address, long long bytes);
+int directory_user_quota_get(struct directory *d, const char *address, long long *bytes_r);
+
 /* alias "a@dom" (or "@dom" for a catch-all) -> one or more targets. The
  * alias's domain must be a local domain. Adding an existing alias adds the
  * new targets to it. Refused when it would make a loop (a -> a, a -> b ->

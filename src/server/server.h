@@ -18,8 +18,10 @@
 struct config;
 struct directory;
 struct event_base;
+struct auth;
 struct queue;
 struct server;
+struct store;
 struct worker_pool;
 
 /* What the services are built from (cmd_serve composes it). */
@@ -30,6 +32,8 @@ struct server_ctx {
 	struct worker_pool *pool;
 	struct directory *dir;
 	SSL_CTX *const *tls;
+	struct store *store;     /* mailboxes (primary): IMAP, POP3 */
+	struct auth *auth;       /* password checks: IMAP, POP3 */
 	/* SMTP: a message was committed; ETRN for a domain; who may ETRN */
 	void (*committed)(void *arg, const char *qid, char *const *rcpt, int nrcpt);
 	int (*etrn)(void *arg, const char *domain);
