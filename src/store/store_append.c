@@ -82,14 +82,17 @@ store_unique_name(struct store *s, char *buf, size_t len)
 		 (long)getpid(), atomic_fetch_add(&counter, 1), s->host);
 }
 
-/* Size and summary of the file at path into m. -1 with errno. */
+/* Size and summary of the file at path into m. -1 with errno. Small
+ * files are read (cheaper than a mapping), larger ones mapped. */
 int
 store_newmsg_fill(struct store_newmsg *m, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	const char *err;
+	const char *err, *data = "";
+	char small[32768];
 	struct stat sb;
 	void *map = NULL;
+	size_t len = 0;
 
 	if (fd < 0)
 		return -1;
@@ -97,15 +100,28 @@ store_newmsg_fill(struct store_newmsg *m, const char *path)
 		close(fd);
 		return -1;
 	}
-	if (sb.st_size > 0 &&
-	    (map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-		close(fd);
-		return -1;
+	if (sb.st_size > 0 && (size_t)sb.st_size < sizeof(small)) {
+		ssize_t n = pread(fd, small, sizeof(small), 0);
+
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		data = small;
+		len = (size_t)n;
+	} else if (sb.st_size > 0) {
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			close(fd);
+			return -1;
+		}
+		data = map;
+		len = (size_t)sb.st_size;
 	}
 	close(fd);
-	m->size = map ? store_crlf_size(map, (size_t)sb.st_size) : 0;
+	m->size = store_crlf_size(data, len);
 	memset(&m->sum, 0, sizeof(m->sum));
-	if (store_mime_summarize(map ? map : "", map ? (size_t)sb.st_size : 0, &m->sum, &err) != 0)
+	if (store_mime_summarize(data, len, &m->sum, &err) != 0)
 		memset(&m->sum, 0, sizeof(m->sum));
 	if (map)
 		munmap(map, (size_t)sb.st_size);
@@ -122,12 +138,18 @@ store_newmsg_free(struct store_newmsg *m)
 /* Link tmp into the folder under base (new/ without flags, else cur/)
  * and fsync the directory. 0, 1 when that name exists already, -1. */
 static int
-store_append_link(const char *dir, const char *tmp, const char *base, unsigned flags)
+store_append_link(struct store_account *a, int64_t folder, const char *dir, const char *tmp,
+		  const char *base, unsigned flags)
 {
 	char dst[STORE_PATH + 300], d[STORE_PATH + 8];
+	struct store_dirmark mark;
+	int rc;
 
 	store_msg_file_name(dir, base, flags, dst, sizeof(dst));
-	if (link(tmp, dst) != 0)
+	store_sync_mark_begin(a, folder, dir, &mark);
+	rc = link(tmp, dst);
+	store_sync_mark_end(a, folder, dir, &mark);
+	if (rc != 0)
 		return errno == EEXIST ? 1 : -1;
 	snprintf(d, sizeof(d), "%s/%s", dir, flags ? "cur" : "new");
 	return durable_fsync_dir(d);
@@ -184,7 +206,7 @@ store_append_index(struct store_account *a, int64_t folder, const char *dir, con
 		store_index_rollback(a, 1);
 		return rc;
 	}
-	if (tmp != NULL && (rc = store_append_link(dir, tmp, m->basename, m->flags)) != 0) {
+	if (tmp != NULL && (rc = store_append_link(a, folder, dir, tmp, m->basename, m->flags)) != 0) {
 		store_index_rollback(a, 1);
 		if (rc > 0)
 			return STORE_DUPLICATE;

@@ -3,16 +3,18 @@
  *
  * Files are hard-linked, never copied, and keep their basename in the
  * destination (a fresh unique one only when the destination has that name
- * already). The steps, under the index's write lock: link each file into
- * the destination, fsync its new/ and cur/, add the destination rows (and
- * for MOVE remove the sources, with tombstones) in one transaction
- * committed with synchronous=FULL, then unlink a MOVE's source files. A
- * kill -9 before the commit leaves destination links that the next sync of
- * the destination recognises (same basename and inode as a message
- * indexed in another folder) and removes; after the commit, source files
- * whose basenames are tombstones, which the next sync of the source
- * removes. Either way each message is in exactly one place for MOVE, and
- * numbered once.
+ * already). The steps, in one transaction under the index's write lock:
+ * link each file into the destination and add its row (for MOVE remove
+ * the source row, leaving a tombstone), fsync the destination's new/ and
+ * cur/, unlink a MOVE's source files, commit with synchronous=FULL.
+ * A kill -9 before the source unlinks leaves destination links the index
+ * does not know; the next sync of the destination recognises them (same
+ * basename and inode as a message indexed in another folder) and removes
+ * them: the COPY or MOVE did not happen. After some source unlinks, the
+ * source rows without files are expunged by the source's next sync and
+ * their destination links, no longer links of an indexed message, get
+ * UIDs there: the MOVE happened. Either way each message is in exactly
+ * one place after a MOVE, and numbered once.
  * Public: store_copy.
  */
 #include <errno.h>
@@ -137,6 +139,7 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	uint64_t dmodseq, smodseq = 0;
 	char ddir[STORE_PATH], base[256];
 	long long total = 0;
+	struct store_dirmark dmark, smark;
 	int rc;
 
 	if ((rc = store_folder_get_open(a, dest, &dr, error_r)) != 0)
@@ -164,6 +167,8 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	if ((dmodseq = store_index_modseq(a, dr.id)) == 0 ||
 	    (move && (smodseq = store_index_modseq(a, f->id)) == 0))
 		goto fail;
+	dmark.in_sync = 0;
+	store_sync_mark_begin(a, dr.id, ddir, &dmark);
 	for (size_t i = 0; i < n; i++) {
 		struct copy_item *it = &items[ni];
 
@@ -173,23 +178,28 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 		if (store_copy_link(a, dr.id, ddir, &rows[i], it->path, base, sizeof(base)) != 0 ||
 		    store_copy_row(a, f->id, rows[i].uid, dr.id, base, dmodseq, move, &it->dst) != 0 ||
 		    (move && store_index_msg_remove(a, f->id, rows[i].uid, rows[i].basename,
-						    smodseq) != 0))
+						    smodseq) != 0)) {
+			store_sync_mark_end(a, dr.id, ddir, &dmark);
 			goto fail;
+		}
 		it->src = rows[i].uid;
 		ni++;
 	}
+	store_sync_mark_end(a, dr.id, ddir, &dmark);
 	if (ni > 0 && store_copy_fsync(ddir) != 0)
 		goto fail;
+	if (move) {
+		store_sync_mark_begin(a, f->id, f->dir, &smark);
+		for (size_t i = 0; i < ni; i++)
+			unlink(items[i].path);
+		store_sync_mark_end(a, f->id, f->dir, &smark);
+	}
 	if (ni == 0)
 		store_index_rollback(a, 1);
 	else if (store_index_commit(a, 1) != 0)
 		goto fail_nolock;
-	for (size_t i = 0; i < ni; i++) {
-		if (move)
-			unlink(items[i].path);
-		if (fn)
-			fn(items[i].src, items[i].dst, arg);
-	}
+	for (size_t i = 0; fn && i < ni; i++)
+		fn(items[i].src, items[i].dst, arg);
 	for (size_t i = 0; move && fn_expunged && i < ni; i++)
 		fn_expunged(items[i].src, arg);
 	if (dest_uidvalidity_r)

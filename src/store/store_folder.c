@@ -280,17 +280,24 @@ store_folder_defaults(struct store_account *a, const char **error_r)
 	if (store_folder_meta_init(a) == 0) {
 		struct store_frow fr;
 
-		if (store_index_folder_get(a, "INBOX", 0, &fr) == 1 &&
-		    store_index_folder_add(a, "INBOX", "", 0) < 0)
-			goto rollback;
+		int64_t id;
+
+		if (store_index_folder_get(a, "INBOX", 0, &fr) == 1) {
+			if ((id = store_index_folder_add(a, "INBOX", "", 0)) < 0)
+				goto rollback;
+			store_sync_mark_fresh(a, id, a->root);
+		}
 		if (store_folder_subscribe_sql(a, "INBOX", 1) != 0)
 			goto rollback;
 		for (size_t i = 0; i < n; i++) {
 			store_folder_disk(store_folder_default[i].name, disk, sizeof(disk));
-			if (store_index_folder_get(a, store_folder_default[i].name, 0, &fr) == 1 &&
-			    store_index_folder_add(a, store_folder_default[i].name, disk,
-						   store_folder_default[i].su) < 0)
-				goto rollback;
+			store_folder_path(a, disk, path, sizeof(path));
+			if (store_index_folder_get(a, store_folder_default[i].name, 0, &fr) == 1) {
+				if ((id = store_index_folder_add(a, store_folder_default[i].name, disk,
+								 store_folder_default[i].su)) < 0)
+					goto rollback;
+				store_sync_mark_fresh(a, id, path);
+			}
 			if (store_folder_subscribe_sql(a, store_folder_default[i].name, 1) != 0)
 				goto rollback;
 		}

@@ -155,7 +155,9 @@ store_folder_create(struct store_account *a, const char *name, unsigned special_
 			 " WHERE id = %lld", special_use, (long long)fr.id);
 		rc = store_index_exec(a, sql);
 	} else {
-		rc = store_index_folder_add(a, canon, disk, special_use) < 0 ? -1 : 0;
+		int64_t id = store_index_folder_add(a, canon, disk, special_use);
+
+		rc = id < 0 ? -1 : store_sync_mark_fresh(a, id, path);
 	}
 	if (rc != 0 || store_index_commit(a, 0) != 0) {
 		store_index_rollback(a, 0);

@@ -32,6 +32,9 @@ enum store_st {
 	ST_MSG_SET_FLAGS,
 	ST_TOMB_INSERT,
 	ST_USAGE,
+	ST_FOLDER_SYNCED,
+	ST_TOMB_BY_BASE,
+	ST_MSG_OTHER_BASE,
 	ST__COUNT
 };
 
@@ -142,6 +145,14 @@ int store_folder_reconcile(struct store_account *a);
 /* store_sync.c */
 int store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
 		      int force);
+struct store_dirmark {
+	int in_sync;
+};
+void store_sync_mark_begin(struct store_account *a, int64_t folder, const char *dir,
+			   struct store_dirmark *m);
+void store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
+			 const struct store_dirmark *m);
+int store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir);
 
 /* store_msg.c: the file of a message (flags tell cur/ NAME:2,FLAGS from
  * new/ NAME), found by its basename when its suffix changed. */

@@ -9,9 +9,12 @@
  *
  * Order of the steps, for crash safety: STORE updates the rows and renames
  * the files under the index's write lock, then commits (a crash leaves a
- * suffix the index overrides). EXPUNGE commits the rows' removal with
- * tombstones naming the files, then unlinks them (the next sync unlinks
- * what a crash left). COPY and MOVE: see store_copy.c.
+ * suffix the index overrides). EXPUNGE removes the rows (tombstones naming
+ * the files), unlinks the files, then commits: a crash before the commit
+ * leaves rows without files, which the next sync expunges all the same;
+ * and should a file outlive its committed expunge, its basename among the
+ * tombstones makes the sync remove it rather than number it again.
+ * COPY and MOVE: see store_copy.c.
  *
  * Public: store_fetch, store_msg_open, store_flags, store_expunge,
  * store_changes, store_flag_names; store_int.h: store_msg_path,
@@ -457,6 +460,7 @@ store_flags(struct store_folder *f, const struct store_uidset *set, enum store_f
 	uint64_t modseq;
 	int nfailed = 0, nchanged = 0;
 	unsigned char *mark;
+	struct store_dirmark dm;
 
 	flags &= STORE_F_ALL;
 	if (store_index_begin(f->a, 0) != 0)
@@ -465,6 +469,7 @@ store_flags(struct store_folder *f, const struct store_uidset *set, enum store_f
 	    (modseq = store_index_modseq(f->a, f->id)) == 0)
 		goto fail;
 	mark = xcalloc(n + 1, 1);
+	store_sync_mark_begin(f->a, f->id, f->dir, &dm);
 	for (size_t i = 0; i < n; i++) {
 		struct store_row *r = &rows[i];
 		unsigned nf = op == STORE_FLAGS_SET ? flags
@@ -482,6 +487,7 @@ store_flags(struct store_folder *f, const struct store_uidset *set, enum store_f
 				free(nk);
 				free(mark);
 				store_msg_rows_free(rows, n);
+				store_sync_mark_end(f->a, f->id, f->dir, &dm);
 				goto fail;
 			}
 			r->flags = nf;
@@ -494,6 +500,7 @@ store_flags(struct store_folder *f, const struct store_uidset *set, enum store_f
 		}
 		free(nk);
 	}
+	store_sync_mark_end(f->a, f->id, f->dir, &dm);
 	if (nchanged == 0) {
 		/* nothing changed: do not spend the MODSEQ */
 		store_index_rollback(f->a, 0);
@@ -539,6 +546,7 @@ store_expunge(struct store_folder *f, const struct store_uidset *set,
 	size_t n;
 	uint64_t modseq;
 	char path[STORE_PATH + 300];
+	struct store_dirmark dm;
 
 	if (store_index_begin(f->a, 0) != 0)
 		goto fail_nolock;
@@ -554,16 +562,17 @@ store_expunge(struct store_folder *f, const struct store_uidset *set,
 	for (size_t i = 0; i < n; i++)
 		if (store_index_msg_remove(f->a, f->id, rows[i].uid, rows[i].basename, modseq) != 0)
 			goto fail_rows;
+	store_sync_mark_begin(f->a, f->id, f->dir, &dm);
+	for (size_t i = 0; i < n; i++)
+		if (store_msg_path(f->dir, rows[i].basename, rows[i].flags, path, sizeof(path)) == 0)
+			unlink(path);
+	store_sync_mark_end(f->a, f->id, f->dir, &dm);
 	if (store_index_commit(f->a, 0) != 0) {
 		store_msg_rows_free(rows, n);
 		goto fail_nolock;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (store_msg_path(f->dir, rows[i].basename, rows[i].flags, path, sizeof(path)) == 0)
-			unlink(path);
-		if (fn)
-			fn(rows[i].uid, arg);
-	}
+	for (size_t i = 0; fn && i < n; i++)
+		fn(rows[i].uid, arg);
 	store_msg_rows_free(rows, n);
 	store_changed(f->a);
 	return 0;

@@ -3,9 +3,12 @@
  * store_folder_open and store_folder_status (and `mailbox repair`).
  *
  * Skipped when neither new/ nor cur/ changed since the last sync (their
- * mtimes are kept in the folder row; a directory changed within the last
- * two seconds is never trusted, as a change in the same clock tick would
- * not move its mtime). Otherwise, holding the index's write lock (every
+ * mtimes, in nanoseconds, are kept in the folder row; after a scan a
+ * directory changed within the last two seconds is not trusted, as a
+ * change in the same clock tick would not move its mtime on kernels
+ * without multigrain timestamps, i.e. before Linux 6.13). The store's own
+ * changes keep the recorded mtimes current (store_sync_mark_*), so
+ * delivering never makes the next open scan. Otherwise, holding the index's write lock (every
  * change the store makes to a folder's directory happens under it, so the
  * scan never sees half of one of ours):
  *   - a file whose basename a row names is that message (its ":2," suffix
@@ -74,7 +77,6 @@ store_sync_readdir(struct sync_set *ss, const char *dir, int in_cur)
 {
 	char p[STORE_PATH + 8];
 	struct dirent *de;
-	struct stat sb;
 	DIR *d;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, in_cur ? "cur" : "new");
@@ -88,8 +90,9 @@ store_sync_readdir(struct sync_set *ss, const char *dir, int in_cur)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(sb.st_mode))
+		/* the common case (a known file) costs no stat: only new
+		 * files are looked at closer (store_sync_stat) */
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 			continue;
 		if (ss->nf == ss->af) {
 			ss->af = ss->af ? ss->af * 2 : 256;
@@ -100,8 +103,8 @@ store_sync_readdir(struct sync_set *ss, const char *dir, int in_cur)
 		colon = strchr(f->name, ':');
 		f->blen = colon ? (size_t)(colon - f->name) : strlen(f->name);
 		f->in_cur = in_cur;
-		f->mtime = sb.st_mtime;
-		f->ino = sb.st_ino;
+		f->mtime = -1;
+		f->ino = 0;
 	}
 	closedir(d);
 	return 0;
@@ -191,22 +194,18 @@ static int
 store_sync_leftover(struct store_account *a, int64_t folder, const char *base,
 		    const char *path, ino_t ino)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_index_stmt(a, ST_TOMB_BY_BASE);
 	int found = 0;
 
-	if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (st == NULL)
 		return 0;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
 	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (found)
 		return 1;
-	if (sqlite3_prepare_v2(a->db,
-			       "SELECT m.flags, f.disk FROM messages m JOIN folders f ON"
-			       " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if ((st = store_index_stmt(a, ST_MSG_OTHER_BASE)) == NULL)
 		return 0;
 	sqlite3_bind_text(st, 1, base, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, folder);
@@ -219,7 +218,7 @@ store_sync_leftover(struct store_account *a, int64_t folder, const char *base,
 		    stat(p, &sb) == 0 && sb.st_ino == ino && strcmp(p, path) != 0)
 			found = 1;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return found;
 }
 
@@ -308,6 +307,18 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 			j++;
 		}
 	}
+	for (size_t k = 0; k < nadd; k++) {
+		char p[STORE_PATH + 600];
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s/%s/%s", dir, add[k]->in_cur ? "cur" : "new", add[k]->name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			add[k]->mtime = sb.st_mtime;
+			add[k]->ino = sb.st_ino;
+		} else {
+			add[k--] = add[--nadd];   /* gone, or not a file */
+		}
+	}
 	qsort(add, nadd, sizeof(*add), store_sync_cmp_new);
 	for (size_t k = 0; rc == 0 && k < nadd; k++) {
 		uint64_t ms = modseq;
@@ -336,6 +347,79 @@ store_sync_trust(long long mt)
 	long long now = (long long)time(NULL) * 1000000000LL;
 
 	return mt > now - 2000000000LL ? 0 : mt;
+}
+
+/* Our own changes to a folder's directories keep the recorded mtimes
+ * current when the index was in sync before (mark_begin under the write
+ * lock, right before the change; mark_end right after it), so an open
+ * after a delivery need not scan. mark_end's stat makes the kernel give
+ * the next change a distinct mtime (multigrain timestamps, Linux 6.13+);
+ * on older kernels a file another program adds in the same clock tick
+ * as ours is missed until the directory changes next (or `mailbox
+ * repair`). */
+void
+store_sync_mark_begin(struct store_account *a, int64_t folder, const char *dir,
+		      struct store_dirmark *m)
+{
+	struct store_frow fr;
+
+	m->in_sync = 0;
+	if (store_index_folder_get(a, NULL, folder, &fr) != 0 || fr.sync_new <= 0 ||
+	    fr.sync_cur <= 0)
+		return;
+	m->in_sync = store_sync_mtime(dir, "new") == fr.sync_new &&
+		     store_sync_mtime(dir, "cur") == fr.sync_cur;
+}
+
+static int
+store_sync_record(struct store_account *a, int64_t folder, const char *dir)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, store_sync_mtime(dir, "new"));
+	sqlite3_bind_int64(st, 2, store_sync_mtime(dir, "cur"));
+	sqlite3_bind_int64(st, 3, folder);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+void
+store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
+		    const struct store_dirmark *m)
+{
+	if (m->in_sync)
+		store_sync_record(a, folder, dir);
+}
+
+static int
+store_sync_empty(const char *dir, const char *sub)
+{
+	char p[STORE_PATH + 8];
+	struct dirent *de;
+	int empty = 1;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	if ((d = opendir(p)) == NULL)
+		return 0;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = de->d_name[0] == '.';
+	closedir(d);
+	return empty;
+}
+
+/* A folder just created (inside its transaction): when its directories
+ * are empty the index, empty too, is in sync with them. */
+int
+store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir)
+{
+	if (!store_sync_empty(dir, "new") || !store_sync_empty(dir, "cur"))
+		return 0;
+	return store_sync_record(a, folder, dir);
 }
 
 /* Is the folder's directory being renamed (by another handle, or left so
