@@ -89,7 +89,8 @@ store_folder_list(struct store_account *a,
 			}
 		}
 	}
-	qsort(e, n, sizeof(*e), store_folder_cmp_ent);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), store_folder_cmp_ent);
 	for (size_t i = 0; i < n; i++) {
 		struct store_folder_entry fe = { e[i].name, e[i].su, e[i].sub, e[i].children,
 						 e[i].noselect };

@@ -261,8 +261,10 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 	sqlite3_stmt *st;
 	int rc = 0;
 
-	qsort(ss->f, ss->nf, sizeof(*ss->f), store_sync_cmp_file);
-	qsort(ss->r, ss->nr, sizeof(*ss->r), store_sync_cmp_row);
+	if (ss->nf > 1)
+		qsort(ss->f, ss->nf, sizeof(*ss->f), store_sync_cmp_file);
+	if (ss->nr > 1)
+		qsort(ss->r, ss->nr, sizeof(*ss->r), store_sync_cmp_row);
 	add = xmalloc((ss->nf + 1) * sizeof(*add));
 	/* the same basename in new/ and cur/ (another program's half-done
 	 * move) is one message: keep the first, cur/ */
@@ -319,7 +321,8 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 			add[k--] = add[--nadd];   /* gone, or not a file */
 		}
 	}
-	qsort(add, nadd, sizeof(*add), store_sync_cmp_new);
+	if (nadd > 1)
+		qsort(add, nadd, sizeof(*add), store_sync_cmp_new);
 	for (size_t k = 0; rc == 0 && k < nadd; k++) {
 		uint64_t ms = modseq;
 
