@@ -4,13 +4,15 @@
  * A message's file is new/NAME until its flags first change, then
  * cur/NAME:2,FLAGS with the Maildir letters D F R S T for \Draft,
  * \Flagged, \Answered, \Seen, \Deleted (keywords live in the index only).
- * The index is authoritative; a file whose suffix another program changed
- * is still found by its NAME (store_msg_path).
+ * Sessions see the index; a file whose suffix another program changed is
+ * still found by its NAME (store_msg_path), and the folder's next sync
+ * takes the suffix's flags into the index.
  *
  * Order of the steps, for crash safety: STORE updates the rows and renames
- * the files under the index's write lock, then commits (a crash leaves a
- * suffix the index overrides). EXPUNGE removes the rows (tombstones naming
- * the files), unlinks the files, then commits: a crash before the commit
+ * the files under the index's write lock, then commits (a crash in
+ * between leaves suffixes the next sync takes in: the STORE happened).
+ * EXPUNGE removes the rows (tombstones naming the files), unlinks the
+ * files, then commits: a crash before the commit
  * leaves rows without files, which the next sync expunges all the same;
  * and should a file outlive its committed expunge, its basename among the
  * tombstones makes the sync remove it rather than number it again.
@@ -443,8 +445,10 @@ store_msg_set_flags(struct store_folder *f, struct store_row *r, unsigned nf, co
 		store_msg_file_name(f->dir, r->basename, nf, to, sizeof(to));
 		if (nf == 0)   /* seen by a client: cur/, even without flags */
 			snprintf(to, sizeof(to), "%s/cur/%s:2,", f->dir, r->basename);
-		if (strcmp(from, to) != 0)
-			rename(from, to);   /* the index is authoritative if this fails */
+		/* a failed rename fails the STORE: the old suffix must not be
+		 * taken in by a sync as newer than the row */
+		if (strcmp(from, to) != 0 && rename(from, to) != 0 && errno != ENOENT)
+			rc = -1;
 	}
 	return rc;
 }

@@ -11,8 +11,9 @@
  * delivering never makes the next open scan. Otherwise, holding the index's write lock (every
  * change the store makes to a folder's directory happens under it, so the
  * scan never sees half of one of ours):
- *   - a file whose basename a row names is that message (its ":2," suffix
- *     may differ: the index is authoritative for flags);
+ *   - a file whose basename a row names is that message; when it is in
+ *     cur/ and its ":2," suffix disagrees with the row, the suffix wins
+ *     (store_sync_import_flags says why);
  *   - a file whose basename is in the folder's tombstones is the leftover
  *     of an expunge interrupted after its commit: it is removed;
  *   - a file that is a hard link of a message indexed in another folder
@@ -51,6 +52,7 @@ struct sync_file {
 struct sync_row {
 	char *basename;
 	uint32_t uid;
+	unsigned flags;
 };
 
 struct sync_set {
@@ -147,7 +149,7 @@ store_sync_load(struct store_account *a, int64_t folder, struct sync_set *ss)
 {
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(a->db, "SELECT id, basename FROM messages WHERE id BETWEEN ? AND ?",
+	if (sqlite3_prepare_v2(a->db, "SELECT id, basename, flags FROM messages WHERE id BETWEEN ? AND ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(st, 1, STORE_MID(folder, 0));
@@ -159,6 +161,7 @@ store_sync_load(struct store_account *a, int64_t folder, struct sync_set *ss)
 		}
 		ss->r[ss->nr].uid = (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffffff);
 		ss->r[ss->nr].basename = xstrdup((const char *)sqlite3_column_text(st, 1));
+		ss->r[ss->nr].flags = (unsigned)sqlite3_column_int(st, 2);
 		ss->nr++;
 	}
 	sqlite3_finalize(st);
@@ -251,6 +254,30 @@ store_sync_add(struct store_account *a, int64_t folder, const char *dir,
 	return rc;
 }
 
+/* A file in cur/ whose suffix disagrees with its row: another program
+ * changed the flags, or a STORE renamed it and died before its commit
+ * (STORE renames under the write lock, so never one in progress). The
+ * file's flags win: either way that is the newer state. */
+static int
+store_sync_import_flags(struct store_account *a, int64_t folder, const struct sync_row *r,
+			unsigned flags, uint64_t *modseq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (*modseq == 0 && (*modseq = store_index_modseq(a, folder)) == 0)
+		return -1;
+	if (sqlite3_prepare_v2(a->db, "UPDATE messages SET flags = ?, modseq = ? WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)flags);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)*modseq);
+	sqlite3_bind_int64(st, 3, STORE_MID(folder, r->uid));
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int
 store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struct sync_set *ss,
 		 long long mt_new, long long mt_cur)
@@ -305,6 +332,10 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 							    modseq);
 			j++;
 		} else {
+			if (ss->f[i].in_cur && store_msg_suffix_flags(ss->f[i].name) != ss->r[j].flags)
+				rc = store_sync_import_flags(a, folder, &ss->r[j],
+							     store_msg_suffix_flags(ss->f[i].name),
+							     &modseq);
 			i++;
 			j++;
 		}

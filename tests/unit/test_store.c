@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -248,6 +250,20 @@ test_name_check(void **state)
 	many[255] = '\0';
 	many[0] = 'x';
 	assert_int_equal(store_folder_disk(many, disk, sizeof(disk)), -1);
+}
+
+static void
+test_flag_names(void **state)
+{
+	char buf[128];
+
+	assert_string_equal(store_flag_names(0, "", buf, sizeof(buf)), "");
+	assert_string_equal(store_flag_names(STORE_F_ALL, "$Junk a", buf, sizeof(buf)),
+			    "\\Seen \\Answered \\Flagged \\Deleted \\Draft $Junk a");
+	assert_string_equal(store_flag_names(STORE_F_FLAGGED, NULL, buf, sizeof(buf)), "\\Flagged");
+	assert_string_equal(store_flag_names(0, "kw", buf, sizeof(buf)), "kw");
+	store_flag_names(STORE_F_ALL, "x", buf, 8);
+	assert_true(strlen(buf) < 8);
 }
 
 /* Hostile names never make a directory outside the account. */
@@ -633,12 +649,30 @@ test_sync_foreign(void **state)
 	hm = fi.highestmodseq;
 	store_folder_close(&f);
 
+	/* flags another program changed in a suffix are taken in */
+	{
+		char q[STORE_PATH + 64];
+		struct fetch_acc fb = { 0 };
+
+		snprintf(q, sizeof(q), "%s/cur/100.M1.other:2,RS", fx->root);
+		snprintf(p, sizeof(p), "%s/cur/100.M1.other:2,SF", fx->root);
+		assert_int_equal(rename(p, q), 0);
+		assert_non_null(f = store_folder_open(fx->a, "INBOX", NULL, &err));
+		store_fetch(f, 1, 1, 0, 0, fetch_cb, &fb);
+		assert_int_equal(fb.flags[0], STORE_F_SEEN | STORE_F_ANSWERED);
+		store_folder_info(f, &fi);
+		assert_true(fi.highestmodseq > hm);
+		hm = fi.highestmodseq;
+		store_folder_close(&f);
+		snprintf(p, sizeof(p), "%s", q);
+	}
 	/* a file removed by another program: expunged at the next open */
 	unlink(p);
 	assert_non_null(f = store_folder_open(fx->a, "INBOX", NULL, &err));
 	store_folder_info(f, &fi);
 	assert_int_equal(fi.messages, 1);
 	assert_int_equal(fi.uidnext, 3);
+	assert_int_equal(fi.unseen, 1);
 	assert_true(fi.highestmodseq > hm);
 	store_folder_close(&f);
 	/* reopening changes nothing more */
@@ -1254,6 +1288,129 @@ test_verify(void **state)
 	assert_int_equal(store_verify(fx->s, "nobody@example.com", 0, NULL, &err), -1);
 }
 
+/* --- kill -9 at any moment ------------------------------------------------ */
+
+/* The child delivers, flags, moves back and forth, copies and expunges
+ * copies, appends, renames a folder to and fro; it reports each qid whose
+ * delivery returned. */
+static void
+crash_child(const char *dir, int out, int round)
+{
+	struct store_settings set = { dir, 86400 };
+	const char *err;
+	struct store *s = store_new(&set, NULL, &err);
+	struct store_account *a = store_account_open(s, ADDR, &err);
+
+	if (a == NULL)
+		_exit(1);
+	for (int i = 0;; i++) {
+		struct fx fx = { .s = s, .a = a };
+		struct store_folder *f;
+		struct store_append *w;
+		char qid[32];
+		uint32_t uid;
+		int rc;
+
+		snprintf(qid, sizeof(qid), "R%dN%d", round, i);
+		if (deliver(&fx, qid, "crash", 0, &uid) == STORE_OK &&
+		    write(out, qid, sizeof(qid)) != sizeof(qid))
+			_exit(1);
+		if ((f = store_folder_open(a, i % 2 ? "INBOX" : "Archive", NULL, &err)) != NULL) {
+			store_flags(f, uids(1, 0xffffffff), i % 3 ? STORE_FLAGS_ADD : STORE_FLAGS_REMOVE,
+				    STORE_F_SEEN | STORE_F_FLAGGED, "k", 0, NULL, NULL, NULL, &err);
+			store_copy(f, uids(1, 0xffffffff), i % 2 ? "Archive" : "INBOX", 1, 0, NULL,
+				   NULL, NULL, NULL, &err);
+			store_folder_close(&f);
+		}
+		if ((f = store_folder_open(a, "Archive", NULL, &err)) != NULL) {
+			store_copy(f, uids(1, 0xffffffff), "Trash", 0, 0, NULL, NULL, NULL, NULL, &err);
+			store_folder_close(&f);
+		}
+		if ((f = store_folder_open(a, "Trash", NULL, &err)) != NULL) {
+			store_flags(f, uids(1, 0xffffffff), STORE_FLAGS_ADD, STORE_F_DELETED, NULL, 0,
+				    NULL, NULL, NULL, &err);
+			store_expunge(f, NULL, NULL, NULL, &err);
+			store_folder_close(&f);
+		}
+		if ((w = store_append_begin(a, "Drafts", &rc, &err)) != NULL) {
+			store_append_write(w, "Subject: d\r\n\r\nx\r\n", 17);
+			store_append_commit(&w, STORE_F_DRAFT, NULL, 0, 0, 0, NULL, NULL, &err);
+		}
+		store_folder_rename(a, i % 2 ? "Junk2" : "Junk", i % 2 ? "Junk" : "Junk2", &err);
+	}
+}
+
+static int
+crash_qid_count(struct fx *fx, const char *qid)
+{
+	char q[128];
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM messages WHERE qid = '%s'", qid);
+	return (int)sql_int(fx, q);
+}
+
+static int
+crash_open_all(const struct store_folder_entry *e, void *arg)
+{
+	struct fx *fx = arg;
+	struct store_folder *f;
+	const char *err;
+
+	if (!e->noselect) {
+		f = store_folder_open(fx->a, e->name, NULL, &err);
+		assert_non_null(f);
+		store_folder_close(&f);
+	}
+	return 0;
+}
+
+static void
+test_kill9(void **state)
+{
+	struct fx *fx = *state;
+	const char *env = getenv("TANDEM_STORE_KILLS");
+	int rounds = env ? atoi(env) : 12;
+	static char qids[4096][32];
+	int nq = 0;
+	const char *err;
+
+	srand((unsigned)getpid());
+	store_account_close(&fx->a);
+	for (int r = 0; r < rounds; r++) {
+		int p[2];
+		pid_t pid;
+		char q[32];
+
+		assert_int_equal(pipe(p), 0);
+		if ((pid = fork()) == 0) {
+			close(p[0]);
+			crash_child(fx->dir, p[1], r);
+		}
+		close(p[1]);
+		/* let it get somewhere (one delivery at least), then kill it at a
+		 * moment nobody chose */
+		if (read(p[0], q, sizeof(q)) == sizeof(q) && nq < 4096)
+			memcpy(qids[nq++], q, sizeof(q));
+		usleep((useconds_t)(rand() % 200000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		while (read(p[0], q, sizeof(q)) == sizeof(q))
+			if (nq < 4096)
+				memcpy(qids[nq++], q, sizeof(q));
+		close(p[0]);
+		/* what the next process sees: every open reconciles */
+		assert_non_null(fx->a = store_account_open(fx->s, ADDR, &err));
+		assert_int_equal(store_folder_list(fx->a, crash_open_all, fx), 0);
+		assert_int_equal(store_verify(fx->s, ADDR, 0, stderr, &err), 0);
+		for (int i = 0; i < nq; i++)
+			assert_int_equal(crash_qid_count(fx, qids[i]), 1);
+		store_account_close(&fx->a);
+	}
+	assert_non_null(fx->a = store_account_open(fx->s, ADDR, &err));
+	fprintf(stderr, "kill -9: %d rounds, %d deliveries confirmed, none lost or doubled\n",
+		rounds, nq);
+}
+
 /* --- size --------------------------------------------------------------- */
 
 static int
@@ -1331,6 +1488,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_name_check),
+		cmocka_unit_test(test_flag_names),
 		cmocka_unit_test_setup_teardown(test_name_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_list_delete, setup, teardown),
@@ -1353,6 +1511,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rename_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_crash_and_adopt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 	};
 
