@@ -11,6 +11,11 @@
  * connection per watched address (it changes when another connection
  * commits).
  *
+ * Elsewhere (workers, the CLI) a closed handle is kept, up to
+ * STORE_IDLE of them, and given to the next open of that address on any
+ * thread: a delivery then costs no SQLite open (whose WAL recovery reads
+ * the whole log when no other connection has it open).
+ *
  * Public: store_new, store_free, store_account_open, store_account_close,
  * store_account_address, store_usage, store_account_remove, store_watch,
  * store_unwatch, store_notify; store_int.h: store_changed.
@@ -29,6 +34,8 @@
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+
+#define STORE_IDLE 16
 
 struct store_watch {
 	struct store *s;
@@ -176,6 +183,11 @@ store_free(struct store **sp)
 		s->shared = a->next;
 		store_account_free(a);
 	}
+	while (s->idle != NULL) {
+		struct store_account *a = s->idle;
+		s->idle = a->next;
+		store_account_free(a);
+	}
 	while (s->watches != NULL) {
 		struct store_watch *w = s->watches;
 		s->watches = w->next;
@@ -205,6 +217,58 @@ store_on_loop(struct store *s)
 	return s->base != NULL && pthread_equal(pthread_self(), s->loop);
 }
 
+static int
+store_account_exists(const char *root)
+{
+	char p[STORE_PATH + 8];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/cur", root);
+	return stat(p, &sb) == 0;
+}
+
+static struct store_account *
+store_account_idle_take(struct store *s, const char *address)
+{
+	struct store_account *a = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct store_account **pp = &s->idle; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->address, address) == 0) {
+			a = *pp;
+			*pp = a->next;
+			a->next = NULL;
+			s->nidle--;
+			a->refs = 1;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return a;
+}
+
+/* Keep a closed handle; the oldest goes when there are too many. */
+static void
+store_account_idle_put(struct store *s, struct store_account *a)
+{
+	struct store_account *drop = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	a->next = s->idle;
+	s->idle = a;
+	if (++s->nidle > STORE_IDLE) {
+		struct store_account **pp = &s->idle;
+
+		while ((*pp)->next != NULL)
+			pp = &(*pp)->next;
+		drop = *pp;
+		*pp = NULL;
+		s->nidle--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (drop != NULL)
+		store_account_free(drop);
+}
+
 struct store_account *
 store_account_open(struct store *s, const char *address, const char **error_r)
 {
@@ -217,12 +281,18 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 				a->refs++;
 				return a;
 			}
+	/* a kept handle still reconciles (cheap reads, unless another process
+	 * left something to finish) */
+	if (!shared && (a = store_account_idle_take(s, address)) != NULL) {
+		store_folder_reconcile(a);
+		return a;
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->s = s;
 	a->address = xstrdup(address);
 	a->refs = 1;
 	maildir_path(s->data_dir, address, a->root, sizeof(a->root));
-	if (maildir_create(a->root) != 0) {
+	if (!store_account_exists(a->root) && maildir_create(a->root) != 0) {
 		*error_r = "cannot create the mailbox directory";
 		store_account_free(a);
 		return NULL;
@@ -256,8 +326,10 @@ store_account_close(struct store_account **ap)
 				*pp = a->next;
 				break;
 			}
+		store_account_free(a);
+		return;
 	}
-	store_account_free(a);
+	store_account_idle_put(a->s, a);
 }
 
 const char *
@@ -277,6 +349,7 @@ store_account_remove(struct store *s, const char *address, char *moved_r, size_t
 {
 	char root[STORE_PATH], dst[STORE_PATH + 64], parent[STORE_PATH + 64];
 	const char *local, *domain;
+	struct store_account *a;
 	struct stat sb;
 	size_t rl;
 
@@ -284,11 +357,14 @@ store_account_remove(struct store *s, const char *address, char *moved_r, size_t
 	maildir_path(s->data_dir, address, root, sizeof(root));
 	if (lstat(root, &sb) != 0)
 		return errno == ENOENT ? 0 : -1;
-	for (struct store_account *a = s->shared; a != NULL; a = a->next)
+	for (a = s->shared; a != NULL; a = a->next)
 		if (strcmp(a->address, address) == 0) {
 			errno = EBUSY;
 			return -1;
 		}
+	/* kept handles hold the index open: they go first */
+	while ((a = store_account_idle_take(s, address)) != NULL)
+		store_account_free(a);
 	/* root is data_dir/mail/<domain>/<local>: keep those two names */
 	rl = strlen(root);
 	local = strrchr(root, '/') + 1;

@@ -24,7 +24,7 @@
  * store_folder_delete, store_folder_rename, store_folder_subscribe,
  * store_folder_status; store_int.h: store_folder_canon, store_folder_disk,
  * store_folder_undisk, store_folder_path, store_folder_defaults,
- * store_folder_reconcile.
+ * store_folder_reconcile, store_folder_adopt, store_folder_purge.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -410,7 +410,7 @@ store_folder_known_disk(struct store_account *a, const char *disk)
 
 /* Maildir++ folders made by another program (or whose row a crash lost
  * between mkdir and commit) become folders of the index. */
-static void
+void
 store_folder_adopt(struct store_account *a)
 {
 	DIR *d = opendir(a->root);
@@ -448,7 +448,6 @@ int
 store_folder_reconcile(struct store_account *a)
 {
 	sqlite3_stmt *st;
-	char sql[128];
 	struct {
 		char disk[256], what[8];
 	} t[32];
@@ -467,7 +466,20 @@ store_folder_reconcile(struct store_account *a)
 		store_folder_trash_finish(a, t[i].disk, t[i].what);
 	store_folder_reconcile_renames(a);
 	store_folder_adopt(a);
+	return store_folder_purge(a);
+}
+
+/* Tombstones past [mailbox] expunged_retention go, at most hourly. */
+int
+store_folder_purge(struct store_account *a)
+{
+	long long now = (long long)time(NULL);
+	char sql[128];
+
+	if (a->purged > now - 3600)
+		return 0;
+	a->purged = now;
 	snprintf(sql, sizeof(sql), "DELETE FROM tombstones WHERE time < %lld",
-		 (long long)time(NULL) - a->s->retention);
+		 now - a->s->retention);
 	return store_index_exec(a, sql);
 }

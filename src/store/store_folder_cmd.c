@@ -53,6 +53,7 @@ store_folder_list(struct store_account *a,
 	sqlite3_stmt *st;
 	int rc = 0;
 
+	store_folder_adopt(a);   /* folders another program made meanwhile */
 	if (sqlite3_prepare_v2(a->db,
 			       "SELECT f.name, f.special_use, f.noselect, s.name IS NOT NULL FROM"
 			       " folders f LEFT JOIN subscriptions s ON s.name = f.name",
@@ -300,6 +301,7 @@ store_folder_open(struct store_account *a, const char *name, int *rc_r, const ch
 		return NULL;
 	}
 	maildir_clean_tmp(f->dir, 36 * 3600);
+	store_folder_purge(a);
 	*rc_r = STORE_OK;
 	return f;
 }

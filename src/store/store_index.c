@@ -114,6 +114,23 @@ static const char *const store_index_sql[ST__COUNT] = {
 			      " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",
 };
 
+#define STORE_INDEX_VERSION 1
+
+/* PRAGMA user_version: the schema's version once it is complete. */
+static int
+store_index_version(struct store_account *a)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(a->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 int
 store_index_open(struct store_account *a, const char **error_r)
 {
@@ -128,14 +145,25 @@ store_index_open(struct store_account *a, const char **error_r)
 		return -1;
 	}
 	sqlite3_busy_timeout(a->db, 15000);
-	if (store_index_exec(a, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-				"PRAGMA foreign_keys=OFF") != 0 ||
+	/* a delivery opens and closes the index each time: closing must not
+	 * checkpoint (and fsync) the WAL, the automatic checkpoints do that */
+	sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if (store_index_exec(a, "PRAGMA synchronous=NORMAL") != 0) {
+		*error_r = "cannot set up the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	if (store_index_version(a) == STORE_INDEX_VERSION)
+		return 0;
+	if (store_index_exec(a, "PRAGMA journal_mode=WAL") != 0 ||
 	    store_index_exec(a, "BEGIN IMMEDIATE") != 0) {
 		*error_r = "cannot set up the mailbox index";
 		store_index_close(a);
 		return -1;
 	}
-	if (store_index_exec(a, store_index_schema) != 0 || store_index_exec(a, "COMMIT") != 0) {
+	if (store_index_exec(a, store_index_schema) != 0 ||
+	    store_index_exec(a, "PRAGMA user_version = 1") != 0 ||
+	    store_index_exec(a, "COMMIT") != 0) {
 		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),
 			log_q(sqlite3_errmsg(a->db)));
 		*error_r = "cannot create the mailbox index";

@@ -48,6 +48,8 @@ struct store {
 	pthread_t loop;
 	char host[64];                    /* for Maildir file names */
 	struct store_account *shared;     /* the loop's handles (loop thread only) */
+	struct store_account *idle;       /* closed handles kept for reuse (lock) */
+	int nidle;
 	pthread_mutex_t lock;             /* watches and wacct */
 	struct store_watch *watches;
 	struct store_wacct *waccts;       /* one per watched address: data_version poll */
@@ -63,6 +65,7 @@ struct store_account {
 	sqlite3_stmt *fetch_st[32];
 	int refs;
 	int is_shared;
+	long long purged;                 /* when tombstones were last purged */
 	struct store_account *next;
 };
 
@@ -141,6 +144,8 @@ int store_folder_undisk(const char *disk, char *out, size_t len);
 void store_folder_path(struct store_account *a, const char *disk, char *buf, size_t len);
 int store_folder_defaults(struct store_account *a, const char **error_r);
 int store_folder_reconcile(struct store_account *a);
+void store_folder_adopt(struct store_account *a);
+int store_folder_purge(struct store_account *a);
 
 /* store_sync.c */
 int store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
