@@ -5,16 +5,15 @@
  * destination (a fresh unique one only when the destination has that name
  * already). The steps, in one transaction under the index's write lock:
  * link each file into the destination and add its row (for MOVE remove
- * the source row, leaving a tombstone), fsync the destination's new/ and
- * cur/, unlink a MOVE's source files, commit with synchronous=FULL.
- * A kill -9 before the source unlinks leaves destination links the index
- * does not know; the next sync of the destination recognises them (same
- * basename and inode as a message indexed in another folder) and removes
- * them: the COPY or MOVE did not happen. After some source unlinks, the
- * source rows without files are expunged by the source's next sync and
- * their destination links, no longer links of an indexed message, get
- * UIDs there: the MOVE happened. Either way each message is in exactly
- * one place after a MOVE, and numbered once.
+ * the source row, leaving a tombstone naming the file), fsync the
+ * destination's new/ and cur/, commit with synchronous=FULL; then a
+ * MOVE unlinks its sources. A kill -9 before the commit leaves
+ * destination links the index does not know; the next sync of the
+ * destination recognises them (same basename and inode as a message
+ * indexed in another folder) and removes them: the COPY or MOVE did not
+ * happen. After the commit, source files whose basenames are tombstones,
+ * which the source's next sync removes: the MOVE happened. Either way
+ * each message is in exactly one place after a MOVE, and numbered once.
  * Public: store_copy.
  */
 #include <errno.h>
@@ -125,6 +124,24 @@ store_copy_fsync(const char *ddir)
 	return durable_fsync_dir(p);
 }
 
+/* After a MOVE's commit: the sources go, under the lock again so the
+ * source's recorded mtimes stay current. Never before the commit: a
+ * destination link is only known to be a leftover while its source is
+ * still there (a committed COPY elsewhere has the same inode too). */
+static void
+store_copy_unlink_sources(struct store_folder *f, const struct copy_item *items, size_t n,
+			  const struct store_dirmark *smark)
+{
+	int locked = store_index_begin(f->a, 0) == 0;
+
+	for (size_t i = 0; i < n; i++)
+		unlink(items[i].path);
+	if (locked) {
+		store_sync_mark_end(f->a, f->id, f->dir, smark);
+		store_index_commit(f->a, 0);
+	}
+}
+
 int
 store_copy(struct store_folder *f, const struct store_uidset *set, const char *dest, int move,
 	   long long quota, uint32_t *dest_uidvalidity_r,
@@ -139,7 +156,7 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	uint64_t dmodseq, smodseq = 0;
 	char ddir[STORE_PATH], base[256];
 	long long total = 0;
-	struct store_dirmark dmark, smark;
+	struct store_dirmark dmark, smark = { 0 };
 	int rc;
 
 	if ((rc = store_folder_get_open(a, dest, &dr, error_r)) != 0)
@@ -188,16 +205,19 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	store_sync_mark_end(a, dr.id, ddir, &dmark);
 	if (ni > 0 && store_copy_fsync(ddir) != 0)
 		goto fail;
-	if (move) {
+	/* until its files are gone the source is out of sync with its rows:
+	 * an open in between (or after a crash) must scan it */
+	if (move && ni > 0) {
 		store_sync_mark_begin(a, f->id, f->dir, &smark);
-		for (size_t i = 0; i < ni; i++)
-			unlink(items[i].path);
-		store_sync_mark_end(a, f->id, f->dir, &smark);
+		if (store_sync_invalidate(a, f->id) != 0)
+			goto fail;
 	}
 	if (ni == 0)
 		store_index_rollback(a, 1);
 	else if (store_index_commit(a, 1) != 0)
 		goto fail_nolock;
+	if (move && ni > 0)
+		store_copy_unlink_sources(f, items, ni, &smark);
 	for (size_t i = 0; fn && i < ni; i++)
 		fn(items[i].src, items[i].dst, arg);
 	for (size_t i = 0; move && fn_expunged && i < ni; i++)

@@ -148,7 +148,9 @@ store_index_open(struct store_account *a, const char **error_r)
 	/* a delivery opens and closes the index each time: closing must not
 	 * checkpoint (and fsync) the WAL, the automatic checkpoints do that */
 	sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	if (store_index_exec(a, "PRAGMA synchronous=NORMAL") != 0) {
+	/* reads through a mapping: a FETCH 1:* of 50,000 rows is no
+	 * 10,000 pread calls; the pages are the kernel's cache, not ours */
+	if (store_index_exec(a, "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456") != 0) {
 		*error_r = "cannot set up the mailbox index";
 		store_index_close(a);
 		return -1;

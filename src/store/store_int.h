@@ -158,6 +158,7 @@ void store_sync_mark_begin(struct store_account *a, int64_t folder, const char *
 void store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 			 const struct store_dirmark *m);
 int store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir);
+int store_sync_invalidate(struct store_account *a, int64_t folder);
 
 /* store_msg.c: the file of a message (flags tell cur/ NAME:2,FLAGS from
  * new/ NAME), found by its basename when its suffix changed. */

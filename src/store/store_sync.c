@@ -429,6 +429,23 @@ store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 		store_sync_record(a, folder, dir);
 }
 
+/* The folder's next open scans (its rows changed before its files). */
+int
+store_sync_invalidate(struct store_account *a, int64_t folder)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, 0);
+	sqlite3_bind_int64(st, 2, 0);
+	sqlite3_bind_int64(st, 3, folder);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int
 store_sync_empty(const char *dir, const char *sub)
 {
