@@ -124,6 +124,37 @@ store_copy_fsync(const char *ddir)
 	return durable_fsync_dir(p);
 }
 
+/* Link each message into the destination and index it there (for MOVE
+ * remove the source row); items gets those done, *ni_r their number. */
+static int
+store_copy_items(struct store_folder *f, const struct store_row *rows, size_t n,
+		 const struct store_frow *dr, const char *ddir, int move, uint64_t dmodseq,
+		 uint64_t smodseq, struct copy_item *items, size_t *ni_r)
+{
+	char base[256];
+	size_t ni = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct copy_item *it = &items[ni];
+
+		if (store_msg_path(f->dir, rows[i].basename, rows[i].flags, it->path,
+				   sizeof(it->path)) != 0)
+			continue;   /* vanished: the next sync expunges it */
+		if (store_copy_link(f->a, dr->id, ddir, &rows[i], it->path, base, sizeof(base)) != 0 ||
+		    store_copy_row(f->a, f->id, rows[i].uid, dr->id, base, dmodseq, move,
+				   &it->dst) != 0 ||
+		    (move && store_index_msg_remove(f->a, f->id, rows[i].uid, rows[i].basename,
+						    smodseq) != 0)) {
+			*ni_r = ni;
+			return -1;
+		}
+		it->src = rows[i].uid;
+		ni++;
+	}
+	*ni_r = ni;
+	return 0;
+}
+
 /* After a MOVE's commit: the sources go, under the lock again so the
  * source's recorded mtimes stay current. Never before the commit: a
  * destination link is only known to be a leftover while its source is
@@ -154,7 +185,7 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	struct copy_item *items = NULL;
 	size_t n = 0, ni = 0;
 	uint64_t dmodseq, smodseq = 0;
-	char ddir[STORE_PATH], base[256];
+	char ddir[STORE_PATH];
 	long long total = 0;
 	struct store_dirmark dmark, smark = { 0 };
 	int rc;
@@ -184,25 +215,11 @@ store_copy(struct store_folder *f, const struct store_uidset *set, const char *d
 	if ((dmodseq = store_index_modseq(a, dr.id)) == 0 ||
 	    (move && (smodseq = store_index_modseq(a, f->id)) == 0))
 		goto fail;
-	dmark.in_sync = 0;
 	store_sync_mark_begin(a, dr.id, ddir, &dmark);
-	for (size_t i = 0; i < n; i++) {
-		struct copy_item *it = &items[ni];
-
-		if (store_msg_path(f->dir, rows[i].basename, rows[i].flags, it->path,
-				   sizeof(it->path)) != 0)
-			continue;   /* vanished: the next sync expunges it */
-		if (store_copy_link(a, dr.id, ddir, &rows[i], it->path, base, sizeof(base)) != 0 ||
-		    store_copy_row(a, f->id, rows[i].uid, dr.id, base, dmodseq, move, &it->dst) != 0 ||
-		    (move && store_index_msg_remove(a, f->id, rows[i].uid, rows[i].basename,
-						    smodseq) != 0)) {
-			store_sync_mark_end(a, dr.id, ddir, &dmark);
-			goto fail;
-		}
-		it->src = rows[i].uid;
-		ni++;
-	}
+	rc = store_copy_items(f, rows, n, &dr, ddir, move, dmodseq, smodseq, items, &ni);
 	store_sync_mark_end(a, dr.id, ddir, &dmark);
+	if (rc != 0)
+		goto fail;
 	if (ni > 0 && store_copy_fsync(ddir) != 0)
 		goto fail;
 	/* until its files are gone the source is out of sync with its rows:

@@ -453,6 +453,36 @@ store_msg_set_flags(struct store_folder *f, struct store_row *r, unsigned nf, co
 	return rc;
 }
 
+/* One message of a STORE: 0 unchanged, 1 changed (r updated), 2 left
+ * alone by UNCHANGEDSINCE, -1 error. */
+static int
+store_flags_row(struct store_folder *f, struct store_row *r, enum store_flag_op op,
+		unsigned flags, const char *keywords, uint64_t unchangedsince, uint64_t modseq)
+{
+	unsigned nf = op == STORE_FLAGS_SET ? flags
+		      : op == STORE_FLAGS_ADD ? r->flags | flags
+					      : r->flags & ~flags;
+	char *nk;
+
+	if (unchangedsince && r->modseq > unchangedsince)
+		return 2;
+	nk = keywords || op == STORE_FLAGS_SET ? store_msg_keywords(r->keywords, op, keywords)
+					       : xstrdup(r->keywords);
+	if (nf == r->flags && strcmp(nk, r->keywords) == 0) {
+		free(nk);
+		return 0;
+	}
+	if (store_msg_set_flags(f, r, nf, nk, modseq) != 0) {
+		free(nk);
+		return -1;
+	}
+	r->flags = nf;
+	free(r->keywords);
+	r->keywords = nk;
+	r->modseq = modseq;
+	return 1;
+}
+
 int
 store_flags(struct store_folder *f, const struct store_uidset *set, enum store_flag_op op,
 	    unsigned flags, const char *keywords, uint64_t unchangedsince,
@@ -475,34 +505,17 @@ store_flags(struct store_folder *f, const struct store_uidset *set, enum store_f
 	mark = xcalloc(n + 1, 1);
 	store_sync_mark_begin(f->a, f->id, f->dir, &dm);
 	for (size_t i = 0; i < n; i++) {
-		struct store_row *r = &rows[i];
-		unsigned nf = op == STORE_FLAGS_SET ? flags
-			      : op == STORE_FLAGS_ADD ? r->flags | flags
-						      : r->flags & ~flags;
-		char *nk = keywords || op == STORE_FLAGS_SET
-				   ? store_msg_keywords(r->keywords, op, keywords)
-				   : xstrdup(r->keywords);
+		int r = store_flags_row(f, &rows[i], op, flags, keywords, unchangedsince, modseq);
 
-		if (unchangedsince && r->modseq > unchangedsince) {
-			mark[i] = 2;
-			nfailed++;
-		} else if (nf != r->flags || strcmp(nk, r->keywords) != 0) {
-			if (store_msg_set_flags(f, r, nf, nk, modseq) != 0) {
-				free(nk);
-				free(mark);
-				store_msg_rows_free(rows, n);
-				store_sync_mark_end(f->a, f->id, f->dir, &dm);
-				goto fail;
-			}
-			r->flags = nf;
-			free(r->keywords);
-			r->keywords = nk;
-			nk = NULL;
-			r->modseq = modseq;
-			mark[i] = 1;
-			nchanged++;
+		if (r < 0) {
+			free(mark);
+			store_msg_rows_free(rows, n);
+			store_sync_mark_end(f->a, f->id, f->dir, &dm);
+			goto fail;
 		}
-		free(nk);
+		mark[i] = (unsigned char)r;
+		nfailed += r == 2;
+		nchanged += r == 1;
 	}
 	store_sync_mark_end(f->a, f->id, f->dir, &dm);
 	if (nchanged == 0) {

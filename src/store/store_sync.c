@@ -278,6 +278,46 @@ store_sync_import_flags(struct store_account *a, int64_t folder, const struct sy
 	return rc;
 }
 
+/* The same basename in new/ and cur/ (another program's half-done move)
+ * is one message: keep the first of the sorted files, cur/. */
+static void
+store_sync_dedupe(struct sync_set *ss)
+{
+	size_t k = 0;
+
+	if (ss->nf < 2)
+		return;
+	for (size_t x = 1; x < ss->nf; x++) {
+		if (ss->f[x].blen == ss->f[k].blen &&
+		    memcmp(ss->f[x].name, ss->f[k].name, ss->f[k].blen) == 0)
+			free(ss->f[x].name);
+		else
+			ss->f[++k] = ss->f[x];
+	}
+	ss->nf = k + 1;
+}
+
+/* mtime and inode of the new files; those gone or not regular files
+ * drop out. Returns how many are left. */
+static size_t
+store_sync_stat_new(const char *dir, struct sync_file **add, size_t nadd)
+{
+	size_t k = 0;
+
+	for (size_t x = 0; x < nadd; x++) {
+		char p[STORE_PATH + 600];
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s/%s/%s", dir, add[x]->in_cur ? "cur" : "new", add[x]->name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			add[x]->mtime = sb.st_mtime;
+			add[x]->ino = sb.st_ino;
+			add[k++] = add[x];
+		}
+	}
+	return k;
+}
+
 static int
 store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struct sync_set *ss,
 		 long long mt_new, long long mt_cur)
@@ -293,20 +333,7 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 	if (ss->nr > 1)
 		qsort(ss->r, ss->nr, sizeof(*ss->r), store_sync_cmp_row);
 	add = xmalloc((ss->nf + 1) * sizeof(*add));
-	/* the same basename in new/ and cur/ (another program's half-done
-	 * move) is one message: keep the first, cur/ */
-	if (ss->nf > 1) {
-		size_t k = 0;
-
-		for (size_t x = 1; x < ss->nf; x++) {
-			if (ss->f[x].blen == ss->f[k].blen &&
-			    memcmp(ss->f[x].name, ss->f[k].name, ss->f[k].blen) == 0)
-				free(ss->f[x].name);
-			else
-				ss->f[++k] = ss->f[x];
-		}
-		ss->nf = k + 1;
-	}
+	store_sync_dedupe(ss);
 	while (rc == 0 && (i < ss->nf || j < ss->nr)) {
 		int c;
 
@@ -340,18 +367,7 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 			j++;
 		}
 	}
-	for (size_t k = 0; k < nadd; k++) {
-		char p[STORE_PATH + 600];
-		struct stat sb;
-
-		snprintf(p, sizeof(p), "%s/%s/%s", dir, add[k]->in_cur ? "cur" : "new", add[k]->name);
-		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
-			add[k]->mtime = sb.st_mtime;
-			add[k]->ino = sb.st_ino;
-		} else {
-			add[k--] = add[--nadd];   /* gone, or not a file */
-		}
-	}
+	nadd = store_sync_stat_new(dir, add, nadd);
 	if (nadd > 1)
 		qsort(add, nadd, sizeof(*add), store_sync_cmp_new);
 	for (size_t k = 0; rc == 0 && k < nadd; k++) {
