@@ -407,7 +407,7 @@ struct fetch_acc {
 	uint32_t uid[64];
 	unsigned flags[64];
 	long long size[64];
-	char env[64][64];
+	char env[64][256];
 	char kw[64][64];
 	int n;
 };
@@ -421,7 +421,7 @@ fetch_cb(const struct store_msg *m, void *arg)
 		fa->uid[fa->n] = m->uid;
 		fa->flags[fa->n] = m->flags;
 		fa->size[fa->n] = m->size;
-		snprintf(fa->env[fa->n], 64, "%s", m->envelope ? m->envelope : "(null)");
+		snprintf(fa->env[fa->n], 256, "%s", m->envelope ? m->envelope : "(null)");
 		snprintf(fa->kw[fa->n], 64, "%s", m->keywords);
 	}
 	fa->n++;
@@ -451,7 +451,7 @@ test_deliver(void **state)
 	assert_non_null(f = store_folder_open(fx->a, "INBOX", NULL, &err));
 	assert_int_equal(store_fetch(f, 1, 0xffffffff, 0, STORE_W_ENVELOPE, fetch_cb, &fa), 2);
 	assert_int_equal(fa.uid[0], 1);
-	assert_string_equal(fa.env[0], "hello");
+	assert_non_null(strstr(fa.env[0], "hello"));
 	/* Return-Path LF + 5 lines: stored with LF, counted with CRLF */
 	assert_int_equal(fa.size[0], strlen("Return-Path: <bob@example.org>\r\n") +
 					     strlen("From: bob@example.org\r\nSubject: hello\r\n"
@@ -637,7 +637,7 @@ test_sync_foreign(void **state)
 	assert_non_null(f = store_folder_open(fx->a, "INBOX", NULL, &err));
 	assert_int_equal(store_fetch(f, 1, 100, 0, STORE_W_ENVELOPE, fetch_cb, &fa), 2);
 	assert_int_equal(fa.uid[0], 1);
-	assert_string_equal(fa.env[0], "old");   /* older mtime first */
+	assert_non_null(strstr(fa.env[0], "old"));   /* older mtime first */
 	assert_int_equal(fa.flags[0], STORE_F_SEEN | STORE_F_FLAGGED);
 	assert_int_equal(fa.flags[1], 0);
 	assert_int_equal(fa.size[1], strlen("Subject: newer\r\n\r\nnew\r\n"));
@@ -835,7 +835,7 @@ test_copy_move(void **state)
 	for (int i = 0; i < 3; i++) {
 		char q[8];
 		snprintf(q, sizeof(q), "Q%d", i);
-		assert_int_equal(deliver(fx, q, "m", 0, NULL), STORE_OK);
+		assert_int_equal(deliver(fx, q, "moved-msg", 0, NULL), STORE_OK);
 	}
 	assert_non_null(f = store_folder_open(fx->a, "INBOX", NULL, &err));
 	store_flags(f, uids(2, 2), STORE_FLAGS_ADD, STORE_F_SEEN, "kw", 0, NULL, NULL, NULL, &err);
@@ -871,7 +871,7 @@ test_copy_move(void **state)
 	assert_int_equal(store_fetch(g, 1, 10, 0, STORE_W_ENVELOPE, fetch_cb, &fa), 2);
 	assert_int_equal(fa.flags[0], STORE_F_SEEN);
 	assert_string_equal(fa.kw[0], "kw");
-	assert_string_equal(fa.env[0], "m");
+	assert_non_null(strstr(fa.env[0], "moved-msg"));
 	folder_dir(fx, ".Trash", dir, sizeof(dir));
 	assert_int_equal(count_files(dir, "new") + count_files(dir, "cur"), 2);
 	store_folder_close(&g);
