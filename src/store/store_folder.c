@@ -24,10 +24,12 @@
  * store_folder_delete, store_folder_rename, store_folder_subscribe,
  * store_folder_status; store_int.h: store_folder_canon, store_folder_disk,
  * store_folder_undisk, store_folder_path, store_folder_defaults,
- * store_folder_reconcile, store_folder_adopt, store_folder_purge.
+ * store_folder_reconcile, store_folder_adopt, store_folder_purge,
+ * store_folder_mkdir.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,22 @@ store_folder_path(struct store_account *a, const char *disk, char *buf, size_t l
 		snprintf(buf, len, "%s/%s", a->root, disk);
 }
 
+/* A folder's Maildir, with the empty "maildirfolder" file Maildir++
+ * tools (Courier, maildrop) look for. */
+int
+store_folder_mkdir(const char *path)
+{
+	char p[STORE_PATH + 16];
+	int fd;
+
+	if (maildir_create(path) != 0)
+		return -1;
+	snprintf(p, sizeof(p), "%s/maildirfolder", path);
+	if ((fd = open(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
+	return 0;
+}
+
 static int
 store_folder_subscribe_sql(struct store_account *a, const char *name, int on)
 {
@@ -272,7 +290,7 @@ store_folder_defaults(struct store_account *a, const char **error_r)
 	for (size_t i = 0; i < n; i++) {
 		store_folder_disk(store_folder_default[i].name, disk, sizeof(disk));
 		store_folder_path(a, disk, path, sizeof(path));
-		if (maildir_create(path) != 0)
+		if (store_folder_mkdir(path) != 0)
 			goto fail;
 	}
 	if (store_index_begin(a, 0) != 0)

@@ -146,7 +146,7 @@ store_folder_create(struct store_account *a, const char *name, unsigned special_
 		return STORE_EXISTS;
 	}
 	store_folder_path(a, disk, path, sizeof(path));
-	if (rc < 0 || maildir_create(path) != 0 || store_index_begin(a, 0) != 0) {
+	if (rc < 0 || store_folder_mkdir(path) != 0 || store_index_begin(a, 0) != 0) {
 		*error_r = "cannot create the folder";
 		return STORE_ERROR;
 	}

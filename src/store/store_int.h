@@ -146,6 +146,7 @@ int store_folder_defaults(struct store_account *a, const char **error_r);
 int store_folder_reconcile(struct store_account *a);
 void store_folder_adopt(struct store_account *a);
 int store_folder_purge(struct store_account *a);
+int store_folder_mkdir(const char *path);
 
 /* store_sync.c */
 int store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,

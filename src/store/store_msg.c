@@ -273,9 +273,8 @@ store_msg_walk(sqlite3_stmt *st, int (*fn)(const struct store_msg *m, void *arg)
 		m.body = (const char *)sqlite3_column_text(st, 9);
 		m.bodystructure = (const char *)sqlite3_column_text(st, 10);
 		m.header = sqlite3_column_blob(st, 11);
+		/* the length even when the block was too large to keep */
 		m.header_len = (size_t)sqlite3_column_int64(st, 12);
-		if (m.header == NULL)
-			m.header_len = 0;
 		m.preview = (const char *)sqlite3_column_text(st, 13);
 		n++;
 		if (fn(&m, arg) != 0) {

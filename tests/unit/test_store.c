@@ -337,6 +337,8 @@ test_defaults(void **state)
 	assert_int_equal(l.su[5], STORE_SU_TRASH);
 	snprintf(p, sizeof(p), "%s/.Sent/cur", fx->root);
 	assert_int_equal(stat(p, &sb), 0);
+	snprintf(p, sizeof(p), "%s/.Sent/maildirfolder", fx->root);
+	assert_int_equal(stat(p, &sb), 0);
 	snprintf(p, sizeof(p), "%s/index.db", fx->root);
 	assert_int_equal(stat(p, &sb), 0);
 	assert_string_equal(store_account_address(fx->a), ADDR);
