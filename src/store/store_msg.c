@@ -313,9 +313,13 @@ store_changes(struct store_folder *f, uint64_t modseq, unsigned want,
 	sqlite3_stmt *st;
 	struct store_frow fr;
 
-	/* one read transaction: rows, tombstones and HIGHESTMODSEQ agree */
-	if (store_index_exec(f->a, "BEGIN") != 0)
+	/* HIGHESTMODSEQ first, without a transaction (so callbacks may change
+	 * things): whatever changes meanwhile is either reported now and
+	 * again next time, or next time; never lost */
+	if (store_index_folder_get(f->a, NULL, f->id, &fr) != 0)
 		goto fail;
+	if (highest_r)
+		*highest_r = fr.highestmodseq;
 	if (changed != NULL) {
 		if ((st = store_msg_fetch_stmt(f->a, want, 1)) == NULL)
 			goto fail;
@@ -337,14 +341,8 @@ store_changes(struct store_folder *f, uint64_t modseq, unsigned want,
 			expunged((uint32_t)sqlite3_column_int64(st, 0), arg);
 		sqlite3_finalize(st);
 	}
-	if (store_index_folder_get(f->a, NULL, f->id, &fr) != 0)
-		goto fail;
-	if (highest_r)
-		*highest_r = fr.highestmodseq;
-	store_index_exec(f->a, "COMMIT");
 	return 0;
 fail:
-	store_index_rollback(f->a, 0);
 	*error_r = "cannot read the mailbox index";
 	return -1;
 }

@@ -782,6 +782,51 @@ test_flags_expunge(void **state)
 	store_folder_close(&f);
 }
 
+struct nested {
+	struct store_folder *f;
+	int n, rc;
+};
+
+static int
+nested_cb(const struct store_msg *m, void *arg)
+{
+	struct nested *ns = arg;
+	const char *err;
+	off_t len;
+	int fd = store_msg_open(ns->f, m->uid, &len, &err);
+
+	assert_true(fd >= 0);
+	close(fd);
+	/* FETCH BODY[] sets \Seen while the walk goes on */
+	ns->rc |= store_flags(ns->f, uids(m->uid, m->uid), STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0,
+			      NULL, NULL, NULL, &err);
+	ns->n++;
+	return 0;
+}
+
+/* A session may open and flag messages from inside a store_fetch walk. */
+static void
+test_fetch_nested(void **state)
+{
+	struct fx *fx = *state;
+	struct nested ns = { 0 };
+	struct store_folder_info fi;
+	const char *err;
+
+	for (int i = 0; i < 5; i++) {
+		char q[8];
+		snprintf(q, sizeof(q), "Q%d", i);
+		assert_int_equal(deliver(fx, q, "n", 0, NULL), STORE_OK);
+	}
+	assert_non_null(ns.f = store_folder_open(fx->a, "INBOX", NULL, &err));
+	assert_int_equal(store_fetch(ns.f, 1, 0xffffffff, 0, STORE_W_ENVELOPE, nested_cb, &ns), 5);
+	assert_int_equal(ns.n, 5);
+	assert_int_equal(ns.rc, 0);
+	store_folder_info(ns.f, &fi);
+	assert_int_equal(fi.unseen, 0);
+	store_folder_close(&ns.f);
+}
+
 /* Crash between EXPUNGE's commit and its unlink: the file comes back on
  * disk, and the next open removes it rather than giving it a new UID. */
 static void
@@ -1531,6 +1576,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_after_own_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_crash_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_crash_after_commit, setup, teardown),
