@@ -2,7 +2,8 @@
  * store_folder_cmd: the folder commands (LIST, CREATE, DELETE, RENAME,
  * SUBSCRIBE, STATUS, SELECT) on top of store_folder.c's names.
  * Public: store_folder_list, store_folder_create, store_folder_delete,
- * store_folder_rename, store_folder_subscribe, store_folder_status,
+ * store_folder_rename, store_folder_subscribe, store_folder_subscriptions,
+ * store_folder_status,
  * store_folder_open, store_folder_close, store_folder_info,
  * store_folder_take_recent; store_int.h: store_folder_get_open.
  */
@@ -257,6 +258,33 @@ store_folder_subscribe(struct store_account *a, const char *name, int on, const 
 	sqlite3_finalize(st);
 	if (rc != 0)
 		*error_r = "cannot update the subscriptions";
+	return rc;
+}
+
+int
+store_folder_subscriptions(struct store_account *a, int (*fn)(const char *name, void *arg),
+			   void *arg)
+{
+	char **names = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	/* collected first: fn may call the store */
+	if (sqlite3_prepare_v2(a->db, "SELECT name FROM subscriptions ORDER BY name", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = fn(names[i], arg);
+		free(names[i]);
+	}
+	free(names);
 	return rc;
 }
 

@@ -314,6 +314,15 @@ list_cb(const struct store_folder_entry *e, void *arg)
 	return 0;
 }
 
+static int
+sub_cb(const char *name, void *arg)
+{
+	struct list_acc *l = arg;
+
+	snprintf(l->names[l->n++], sizeof(l->names[0]), "%s", name);
+	return 0;
+}
+
 static void
 test_defaults(void **state)
 {
@@ -397,6 +406,16 @@ test_create_list_delete(void **state)
 	/* subscriptions may name what does not exist */
 	assert_int_equal(store_folder_subscribe(fx->a, "nothere", 1, &err), 0);
 	assert_int_equal(store_folder_subscribe(fx->a, "Sent", 0, &err), 0);
+	assert_int_equal(store_folder_subscribe(fx->a, "../x", 1, &err), STORE_BAD_NAME);
+	{
+		struct list_acc sl = { 0 };
+
+		assert_int_equal(store_folder_subscriptions(fx->a, sub_cb, &sl), 0);
+		assert_int_equal(sl.n, 6);
+		assert_string_equal(sl.names[0], "Archive");
+		assert_string_equal(sl.names[4], "Trash");
+		assert_string_equal(sl.names[5], "nothere");
+	}
 	memset(&l, 0, sizeof(l));
 	store_folder_list(fx->a, list_cb, &l);
 	assert_string_equal(l.names[4], "Sent");
