@@ -227,6 +227,18 @@ store_account_exists(const char *root)
 	return stat(p, &sb) == 0;
 }
 
+/* Is a's index still the file at its path (`tandem user del` in another
+ * process moves the account away)? */
+static int
+store_account_current(const struct store_account *a)
+{
+	char p[STORE_PATH + 16];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/index.db", a->root);
+	return stat(p, &sb) == 0 && sb.st_dev == a->db_dev && sb.st_ino == a->db_ino;
+}
+
 static struct store_account *
 store_account_idle_take(struct store *s, const char *address)
 {
@@ -284,8 +296,11 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	/* a kept handle still reconciles (cheap reads, unless another process
 	 * left something to finish) */
 	if (!shared && (a = store_account_idle_take(s, address)) != NULL) {
-		store_folder_reconcile(a);
-		return a;
+		if (store_account_current(a)) {
+			store_folder_reconcile(a);
+			return a;
+		}
+		store_account_free(a);
 	}
 	a = xcalloc(1, sizeof(*a));
 	a->s = s;
@@ -301,6 +316,16 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	    store_folder_reconcile(a) != 0) {
 		store_account_free(a);
 		return NULL;
+	}
+	{
+		char p[STORE_PATH + 16];
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s/index.db", a->root);
+		if (stat(p, &sb) == 0) {
+			a->db_dev = sb.st_dev;
+			a->db_ino = sb.st_ino;
+		}
 	}
 	if (shared) {
 		a->is_shared = 1;
@@ -373,8 +398,25 @@ store_account_remove(struct store *s, const char *address, char *moved_r, size_t
 	root[local - root - 1] = '/';
 	snprintf(parent, sizeof(parent), "%s/mail/.removed/%.*s", s->data_dir,
 		 (int)(local - domain - 1), domain);
-	snprintf(dst, sizeof(dst), "%s/%s.%lld", parent, local, (long long)time(NULL));
-	if (rl == 0 || durable_mkdirs(parent, 0700) != 0 || durable_rename(root, dst) != 0)
+	if (rl == 0 || durable_mkdirs(parent, 0700) != 0)
+		return -1;
+	/* removed twice within a second: "<local>.<time>.<n>" */
+	for (int n = 0;; n++) {
+		struct stat ds;
+
+		if (n == 0)
+			snprintf(dst, sizeof(dst), "%s/%s.%lld", parent, local, (long long)time(NULL));
+		else
+			snprintf(dst, sizeof(dst), "%s/%s.%lld.%d", parent, local,
+				 (long long)time(NULL), n);
+		if (lstat(dst, &ds) != 0)
+			break;
+		if (n >= 1000) {
+			errno = EEXIST;
+			return -1;
+		}
+	}
+	if (durable_rename(root, dst) != 0)
 		return -1;
 	snprintf(moved_r, len, "%s", dst);
 	return 0;

@@ -66,6 +66,8 @@ struct store_account {
 	int refs;
 	int is_shared;
 	long long purged;                 /* when tombstones were last purged */
+	dev_t db_dev;                     /* index.db as opened: a kept handle */
+	ino_t db_ino;                     /* whose file moved is not reused */
 	struct store_account *next;
 };
 

@@ -1168,6 +1168,24 @@ test_account_remove(void **state)
 	assert_int_equal(stat(fx->root, &sb), -1);
 	assert_int_equal(store_account_remove(fx->s, ADDR, moved, sizeof(moved)), 0);
 	assert_string_equal(moved, "");
+	/* another process removed it while this one kept a handle */
+	{
+		struct store_settings set2 = { fx->dir, 86400 };
+		struct store *s2 = store_new(&set2, NULL, &err);
+
+		assert_non_null(a = store_account_open(fx->s, ADDR, &err));
+		deliver(fx, "Q2", "b", 0, NULL);
+		store_account_close(&a);   /* kept by fx->s */
+		assert_int_equal(store_account_remove(s2, ADDR, moved, sizeof(moved)), 0);
+		assert_non_null(strstr(moved, "/mail/.removed/"));
+		store_free(&s2);
+		assert_int_equal(deliver(fx, "Q3", "c", 0, NULL), STORE_OK);
+		assert_non_null(a = store_account_open(fx->s, ADDR, &err));
+		assert_int_equal(store_folder_status(a, "INBOX", &fi, &err), 0);
+		assert_int_equal(fi.messages, 1);
+		store_account_close(&a);
+		assert_int_equal(store_account_remove(fx->s, ADDR, moved, sizeof(moved)), 0);
+	}
 	/* a new user of that name starts empty */
 	assert_non_null(a = store_account_open(fx->s, ADDR, &err));
 	assert_int_equal(store_folder_status(a, "INBOX", &fi, &err), 0);
