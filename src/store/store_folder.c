@@ -444,6 +444,10 @@ store_folder_adopt(struct store_account *a)
 		    store_folder_undisk(de->d_name, name, sizeof(name)) != 0 ||
 		    store_folder_canon(name, canon, sizeof(canon), &err) != 0)
 			continue;
+		/* the directory itself, not through a link someone planted */
+		snprintf(sub, sizeof(sub), "%s/%s", a->root, de->d_name);
+		if (!store_folder_exists_dir(sub))
+			continue;
 		snprintf(sub, sizeof(sub), "%s/%s/cur", a->root, de->d_name);
 		if (!store_folder_exists_dir(sub) || store_folder_known_disk(a, de->d_name))
 			continue;

@@ -1322,6 +1322,15 @@ test_delete_crash_and_adopt(void **state)
 	assert_int_equal(maildir_create(p), 0);
 	snprintf(p, sizeof(p), "%s/.Foreign.sub/cur/1.M1.x:2,S", fx->root);
 	write_file(p, "Subject: foreign\n\nx\n");
+	/* a link to another account's Maildir is never adopted */
+	{
+		char bob[STORE_PATH], ln[STORE_PATH + 16];
+
+		maildir_path(fx->dir, "bob@example.com", bob, sizeof(bob));
+		assert_int_equal(maildir_create(bob), 0);
+		snprintf(ln, sizeof(ln), "%s/.Bob", fx->root);
+		assert_int_equal(symlink(bob, ln), 0);
+	}
 	reopen(fx);
 	assert_false(dir_exists(fx, ".d"));
 	assert_int_equal(store_folder_list(fx->a, list_cb, &l), 0);
