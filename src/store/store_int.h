@@ -1,9 +1,11 @@
 /*
  * store_int: what the store's files share (not for other modules).
- * store_index.c owns the SQLite schema and the statement cache,
- * store_folder.c names and folders, store_sync.c reconciles files with the
- * index, store_msg.c and store_append.c the messages, store_verify.c the
- * administration checks.
+ * store.c owns the handles and notification, store_index.c the SQLite
+ * schema and the statement cache, store_folder.c names, directories and
+ * the reconcile at account open, store_folder_cmd.c the folder commands,
+ * store_sync.c reconciles files with the index, store_msg.c reads and
+ * changes messages, store_append.c adds them (delivery, APPEND),
+ * store_copy.c COPY and MOVE, store_verify.c the administration checks.
  */
 #ifndef TANDEM_STORE_INT_H
 #define TANDEM_STORE_INT_H

@@ -25,7 +25,8 @@
  *   - a row without a file is expunged (tombstone).
  * New files in new/ stay there: \Recent is the index's (first_recent),
  * and a file moves to cur/ when its flags first change.
- * Public (store_int.h): store_sync_folder.
+ * Public (store_int.h): store_sync_folder, store_sync_mark_begin,
+ * store_sync_mark_end, store_sync_mark_fresh, store_sync_invalidate.
  */
 #include <dirent.h>
 #include <errno.h>
