@@ -26,7 +26,7 @@ def send(s, rcpt, body=b"hello\r\n", size=None):
         return c.data(b"Subject: quota\r\n\r\n" + body)
 
 
-def test_quota_enforced_at_rcpt_and_shown():
+def test_quota_enforced_at_rcpt_and_delivery():
     s = Server(role="primary", ip=IP)
     s.setup_domain(users=("alice", "bob"))
     s.cli("user", "quota", ALICE, "20k")
@@ -36,23 +36,28 @@ def test_quota_enforced_at_rcpt_and_shown():
     # SIZE larger than the whole quota: it can never fit.
     code, text = send(s, ALICE, size=30000)
     assert code == 552 and text.startswith(b"5.2.2"), (code, text)
-    # Fill the mailbox past the quota (a message that fits is taken).
     code, _ = send(s, ALICE, body=b"x" * 15000 + b"\r\n")
     assert code == 250
+    wait_for(lambda: s.messages(ALICE), what="the first delivery")
+    # SIZE that would take the mailbox over: refused for now, not for ever.
+    code, text = send(s, ALICE, size=8000)
+    assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+    # Without SIZE it is taken, and delivery defers it (4.2.2) rather than
+    # store it over the quota.
     code, _ = send(s, ALICE, body=b"y" * 8000 + b"\r\n")
     assert code == 250
-    wait_for(lambda: "event=over_quota to=alice@example.test" in s.log() or
-             len(s.messages(ALICE)) >= 2, what="the second delivery decided")
-    s.settle()
-    # Now over it (or at it): refused for now, not for ever; bob is not affected.
-    n = len(s.messages(ALICE))
-    if n >= 2:
-        code, text = send(s, ALICE)
-        assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+    wait_for(lambda: "event=over_quota to=alice@example.test" in s.log(),
+             what="the delivery over the quota deferred")
+    assert len(s.messages(ALICE)) == 1
+    # An admin lowers the quota under the usage: every RCPT gets 452 now;
+    # bob is not affected.
+    s.cli("user", "quota", ALICE, "10k")
+    code, text = send(s, ALICE)
+    assert code == 452 and text.startswith(b"4.2.2"), (code, text)
     assert send(s, "bob@example.test")[0] == 250
     out = s.cli("user", "show", ALICE).stdout
-    assert "usage:" in out and "INBOX" in out, out
-    # Raising the quota lets mail in again.
+    assert "in 1 messages" in out and "INBOX" in out, out
+    # No quota: mail flows again.
     s.cli("user", "quota", ALICE, "0")
     assert send(s, ALICE)[0] == 250
     assert "quota:  none" in s.cli("user", "show", ALICE).stdout
