@@ -197,7 +197,8 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 		return 1;
 	}
 	if (store_usage(sh.a, &bytes, &msgs) == 0) {
-		printf("usage:  %s in %lld messages", cmd_user_size(bytes, b, sizeof(b)), msgs);
+		printf("usage:  %s in %lld message%s", cmd_user_size(bytes, b, sizeof(b)), msgs,
+		       msgs == 1 ? "" : "s");
 		if (eff > 0)
 			printf(" (%.0f%% of the quota)", 100.0 * (double)bytes / (double)eff);
 		printf("\n");

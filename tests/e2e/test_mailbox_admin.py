@@ -56,7 +56,7 @@ def test_quota_enforced_at_rcpt_and_delivery():
     assert code == 452 and text.startswith(b"4.2.2"), (code, text)
     assert send(s, "bob@example.test")[0] == 250
     out = s.cli("user", "show", ALICE).stdout
-    assert "in 1 messages" in out and "INBOX" in out, out
+    assert "in 1 message " in out and "INBOX" in out, out
     # No quota: mail flows again.
     s.cli("user", "quota", ALICE, "0")
     assert send(s, ALICE)[0] == 250
