@@ -254,6 +254,22 @@ store_deliver_write(const char *tmp, const char *prefix, int src_fd, off_t off, 
 	return 0;
 }
 
+/* A file an earlier try of this delivery linked before a crash, never
+ * indexed: it went into new/ under its exact name, and nothing knew of it to
+ * rename it. Exact names only: store_msg_path's fallback scans cur/ and new/,
+ * a readdir of the whole folder for every message delivered. */
+static int
+store_deliver_leftover(const char *dir, const char *base, char *buf, size_t len)
+{
+	struct stat sb;
+
+	snprintf(buf, len, "%s/new/%s", dir, base);
+	if (lstat(buf, &sb) == 0)
+		return 0;
+	snprintf(buf, len, "%s/cur/%s:2,", dir, base);
+	return lstat(buf, &sb);
+}
+
 static int
 store_deliver_into(struct store_account *a, const struct store_frow *fr, const char *qid,
 		   const char *prefix, int src_fd, off_t off, long long len, long long quota,
@@ -277,7 +293,7 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	m.qid = qid;
 	m.internaldate = (long long)time(NULL);
 	m.tz = store_local_tz(m.internaldate);
-	if (store_msg_path(dir, base, 0, path, sizeof(path)) == 0) {
+	if (store_deliver_leftover(dir, base, path, sizeof(path)) == 0) {
 		/* linked before a crash, never indexed: index it now */
 		m.flags = strstr(path, "/cur/") ? store_msg_suffix_flags(path) : 0;
 		if (store_newmsg_fill(&m, path) != 0)
