@@ -99,7 +99,9 @@ static const char *const store_index_sql[ST__COUNT] = {
 			  " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[ST_DATA_INSERT] = "INSERT OR REPLACE INTO msg_data(id, envelope, body, bodystructure,"
 			   " header, header_len, preview) VALUES(?, ?, ?, ?, ?, ?, ?)",
-	[ST_MSG_BY_QID] = "SELECT id FROM messages WHERE qid = ? LIMIT 1",
+	/* "qid != ''" lets SQLite use the partial index msg_qid (it cannot
+	 * prove that of a bound value): without it, a scan per delivery */
+	[ST_MSG_BY_QID] = "SELECT id FROM messages WHERE qid = ? AND qid != '' LIMIT 1",
 	[ST_MSG_BY_UID] = "SELECT basename, flags, keywords, size, qid, internaldate, tz, modseq,"
 			  " has_attachment FROM messages WHERE id = ?",
 	[ST_MSG_DELETE] = "DELETE FROM messages WHERE id = ?",
