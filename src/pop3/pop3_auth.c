@@ -41,7 +41,7 @@ pop3_auth_user(struct pop3_session *s, const char *arg)
 		pop3_error(s, POP3_NO_PLAINTEXT);
 		return;
 	}
-	if (*arg == '\0' || strlen(arg) > POP3_USER_MAX || strchr(arg, ' ') != NULL) {
+	if (*arg == '\0' || strlen(arg) > POP3_USER_MAX) {
 		pop3_error(s, "Syntax: USER name");
 		return;
 	}

@@ -28,6 +28,7 @@
 struct pop3_session;
 struct pop3_maildrop;
 struct sasl;
+struct event;
 
 struct pop3_server {
 	struct pop3_deps d;
@@ -45,6 +46,7 @@ enum pop3_state {
 /* A RETR or TOP on its way out. */
 struct pop3_out {
 	int fd;                          /* -1: none */
+	struct event *more;              /* the next step, when the socket took it all */
 	off_t left;                      /* file bytes still to read */
 	struct pop3_stream st;
 };

@@ -15,6 +15,7 @@
  * pop3_session_forget_login.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 static void pop3_session_input(struct conn *c, void *arg);
 static void pop3_session_end(struct conn *c, enum conn_end why, void *arg);
 static void pop3_session_process(struct pop3_session *s);
+static void pop3_session_more(evutil_socket_t fd, short what, void *arg);
 
 static const struct conn_cbs pop3_session_cbs = {
 	.input = pop3_session_input,
@@ -95,6 +97,8 @@ pop3_session_free(struct pop3_session *s)
 			s->nexpunged, s->state == POP3_TRANSACTION ? " quit=no" : "");
 	log_msg(s->id, "event=disconnect service=pop3 client=[%s] errors=%u", s->client, s->errors);
 	pop3_out_stop(s);
+	if (s->out.more)
+		event_free(s->out.more);
 	pop3_maildrop_close(&s->md);
 	pop3_session_forget_login(s);
 	conn_free(&s->c);
@@ -211,6 +215,8 @@ pop3_session_send_file(struct pop3_session *s, int fd, off_t len, long body_line
 {
 	s->out.fd = fd;
 	s->out.left = len;
+	if (s->out.more == NULL)
+		s->out.more = evtimer_new(s->srv->d.base, pop3_session_more, s);
 	pop3_stream_init(&s->out.st, body_lines);
 }
 
@@ -289,12 +295,27 @@ pop3_session_run(struct pop3_session *s)
 	}
 }
 
+/* The connection calls back once output that was above its watermark
+ * has drained; a flush that the socket took whole leaves nothing above
+ * it, so a RETR under way schedules its own next step (after the other
+ * sessions have had their turn). */
 static void
 pop3_session_process(struct pop3_session *s)
 {
+	struct timeval now = { 0, 0 };
+
 	pop3_session_run(s);
-	if (!s->closing && !s->dead)
-		conn_flush(s->c);
+	if (s->closing || s->dead)
+		return;
+	conn_flush(s->c);
+	if (s->out.fd >= 0 && !s->busy && !conn_blocked(s->c))
+		evtimer_add(s->out.more, &now);
+}
+
+static void
+pop3_session_more(evutil_socket_t fd, short what, void *arg)
+{
+	pop3_session_process(arg);
 }
 
 static void
