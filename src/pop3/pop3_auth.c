@@ -14,6 +14,7 @@
  * Public (module-internal): pop3_auth_user, pop3_auth_pass,
  * pop3_auth_auth, pop3_auth_sasl_line, pop3_auth_plaintext_ok.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,7 @@
 #include "pop3/pop3_int.h"
 #include "util/conn.h"
 #include "util/log.h"
+#include "util/worker.h"
 #include "util/xalloc.h"
 
 #define POP3_NO_PLAINTEXT "[AUTH] Plaintext authentication disallowed on non-secure connections"
@@ -51,38 +53,83 @@ pop3_auth_user(struct pop3_session *s, const char *arg)
 	pop3_reply(s, "+OK");
 }
 
-/* The check said yes: lock the maildrop and open it. */
+struct pop3_load {
+	struct pop3_session *s;
+	struct store *st;
+	char *user;
+	struct pop3_maildrop *md;
+	char err[256];
+};
+
 static void
+pop3_auth_load_run(void *arg)
+{
+	struct pop3_load *l = arg;
+	const char *e = NULL;
+
+	if ((l->md = pop3_maildrop_open(l->st, l->user, &e)) == NULL)
+		snprintf(l->err, sizeof(l->err), "%s", e ? e : "failed");
+}
+
+static void
+pop3_auth_load_done(void *arg)
+{
+	struct pop3_load *l = arg;
+	struct pop3_session *s = l->s;
+	struct pop3_maildrop *md = l->md;
+	long long octets = 0;
+
+	s->loading = 0;
+	if (pop3_session_resume(s)) {
+		pop3_maildrop_close(&md);
+		goto out;
+	}
+	if (md == NULL) {
+		log_err(s->id, "event=maildrop_failed service=pop3 user=%s session=%s error=%s",
+			log_q(s->user), s->id, log_q(l->err));
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
+		pop3_session_forget_login(s);
+		pop3_session_continue(s);
+		goto out;
+	}
+	s->md = md;
+	pop3_session_logged_in(s);
+	for (size_t i = 0; i < md->n; i++)
+		octets += md->msgs[i].size;
+	log_msg(s->id, "event=login service=pop3 user=%s client=[%s] session=%s method=%s tls=%s "
+		"messages=%zu", log_q(s->user), s->client, s->id, s->method ? s->method : "USER",
+		s->tls ? "yes" : "no", md->n);
+	pop3_reply(s, "+OK Logged in, %zu messages (%lld octets)", md->n, octets);
+	pop3_session_continue(s);
+out:
+	free(l->user);
+	free(l);
+}
+
+/* The check said yes: lock the maildrop (the session counts as holding
+ * it from now on) and open it on a worker. 1 when a job was started. */
+static int
 pop3_auth_login(struct pop3_session *s, const char *user)
 {
-	struct pop3_maildrop *md;
-	long long octets = 0;
-	const char *e;
+	struct pop3_load *l;
 
 	if (pop3_server_locked(s->srv, s, user)) {
 		log_msg(s->id, "event=reject service=pop3 user=%s client=[%s] session=%s "
 			"reason=maildrop_in_use", log_q(user), s->client, s->id);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 session");
 		pop3_session_forget_login(s);
-		return;
+		return 0;
 	}
-	if ((md = pop3_maildrop_open(s->srv->d.store, user, &e)) == NULL) {
-		log_err(s->id, "event=maildrop_failed service=pop3 user=%s session=%s error=%s",
-			log_q(user), s->id, log_q(e));
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try again later");
-		pop3_session_forget_login(s);
-		return;
-	}
-	s->md = md;
 	free(s->user);
 	s->user = xstrdup(user);
-	pop3_session_logged_in(s);
-	for (size_t i = 0; i < md->n; i++)
-		octets += md->msgs[i].size;
-	log_msg(s->id, "event=login service=pop3 user=%s client=[%s] session=%s method=%s tls=%s "
-		"messages=%zu", log_q(user), s->client, s->id, s->method ? s->method : "USER",
-		s->tls ? "yes" : "no", md->n);
-	pop3_reply(s, "+OK Logged in, %zu messages (%lld octets)", md->n, octets);
+	s->loading = 1;
+	l = xcalloc(1, sizeof(*l));
+	l->s = s;
+	l->st = s->srv->d.store;
+	l->user = xstrdup(user);
+	pop3_session_pause(s);
+	worker_submit(s->srv->d.pool, pop3_auth_load_run, pop3_auth_load_done, l);
+	return 1;
 }
 
 static void
@@ -95,7 +142,8 @@ pop3_auth_done(void *arg, enum auth_result res, const char *user)
 		return;
 	switch (res) {
 	case AUTH_OK:
-		pop3_auth_login(s, user);
+		if (pop3_auth_login(s, user))
+			return;   /* pop3_auth_load_done goes on */
 		break;
 	case AUTH_FAILED:
 		pop3_error(s, "[AUTH] Authentication failed");

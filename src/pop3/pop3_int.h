@@ -60,6 +60,7 @@ struct pop3_session {
 	enum pop3_state state;
 	unsigned tls : 1, busy : 1, closing : 1, dead : 1;
 	unsigned authing : 1;            /* a password check in flight */
+	unsigned loading : 1;            /* the maildrop is being opened for user */
 	char *user;                      /* USER's name; the canonical address once logged in */
 	char *login;                     /* the name of the login in flight or done */
 	const char *method;              /* "USER", "PLAIN", "LOGIN": for the log */
@@ -140,23 +141,19 @@ struct pop3_maildrop {
 	size_t n;
 };
 
-/* On the loop: the INBOX of user. NULL with *error_r. */
+/* Blocking (a worker's job): the INBOX of user, with a store handle of
+ * the session's own. NULL with *error_r. */
 struct pop3_maildrop *pop3_maildrop_open(struct store *st, const char *user,
 					 const char **error_r);
 void pop3_maildrop_close(struct pop3_maildrop **mdp);
-/* The message file (LF line ends), or -1 with *error_r. */
+/* The message file (LF line ends), or -1 with *error_r (errno ENOENT:
+ * expunged meanwhile). */
 int pop3_maildrop_msg_open(struct pop3_maildrop *md, uint32_t uid, off_t *len_r,
 			   const char **error_r);
-/* What QUIT changes: a copy of the UIDs to delete and to mark \Seen, for
- * the worker (pop3_maildrop_update_run), which uses its own store handles. */
-struct pop3_update;
-struct pop3_update *pop3_maildrop_update_new(const struct pop3_maildrop *md, struct store *st,
-					     const char *user);
-size_t pop3_maildrop_update_changes(const struct pop3_update *u);
-void pop3_maildrop_update_run(void *arg);
-/* After the run: 0 with *expunged_r, or -1 with *error_r (valid until free). */
-int pop3_maildrop_update_result(const struct pop3_update *u, unsigned *expunged_r,
-				const char **error_r);
-void pop3_maildrop_update_free(struct pop3_update **up);
+/* Messages QUIT has to change (deleted or retrieved). */
+size_t pop3_maildrop_changes(const struct pop3_maildrop *md);
+/* Blocking (a worker's job, the session paused): QUIT's changes. 0, or -1
+ * with *error_r; *expunged_r: messages removed. */
+int pop3_maildrop_update(struct pop3_maildrop *md, unsigned *expunged_r, const char **error_r);
 
 #endif

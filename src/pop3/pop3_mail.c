@@ -14,6 +14,7 @@
  * pop3_mail_rset, pop3_mail_quit.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,15 +223,20 @@ pop3_mail_rset(struct pop3_session *s, const char *arg)
 
 struct pop3_quit {
 	struct pop3_session *s;
-	struct pop3_update *u;
+	struct pop3_maildrop *md;
+	int rc;
+	unsigned expunged;
+	char err[256];
 };
 
 static void
 pop3_mail_quit_run(void *arg)
 {
 	struct pop3_quit *q = arg;
+	const char *e = NULL;
 
-	pop3_maildrop_update_run(q->u);
+	if ((q->rc = pop3_maildrop_update(q->md, &q->expunged, &e)) != 0)
+		snprintf(q->err, sizeof(q->err), "%s", e ? e : "failed");
 }
 
 static void
@@ -238,15 +244,12 @@ pop3_mail_quit_done(void *arg)
 {
 	struct pop3_quit *q = arg;
 	struct pop3_session *s = q->s;
-	unsigned expunged;
-	const char *e;
-	int rc = pop3_maildrop_update_result(q->u, &expunged, &e);
+	int rc = q->rc;
 
 	if (rc != 0)
 		log_err(s->id, "event=update_failed service=pop3 user=%s session=%s error=%s",
-			log_q(s->user), s->id, log_q(e));
-	s->nexpunged = expunged;
-	pop3_maildrop_update_free(&q->u);
+			log_q(s->user), s->id, log_q(q->err));
+	s->nexpunged = q->expunged;
 	free(q);
 	if (pop3_session_resume(s))
 		return;
@@ -264,15 +267,13 @@ pop3_mail_quit(struct pop3_session *s)
 	struct pop3_quit *q;
 
 	s->state = POP3_UPDATE;
-	q = xcalloc(1, sizeof(*q));
-	q->s = s;
-	q->u = pop3_maildrop_update_new(s->md, s->srv->d.store, s->user);
-	if (pop3_maildrop_update_changes(q->u) == 0) {
-		pop3_maildrop_update_free(&q->u);
-		free(q);
+	if (pop3_maildrop_changes(s->md) == 0) {
 		pop3_session_kill(s, "+OK Bye\r\n");
 		return;
 	}
+	q = xcalloc(1, sizeof(*q));
+	q->s = s;
+	q->md = s->md;
 	pop3_session_pause(s);
 	worker_submit(s->srv->d.pool, pop3_mail_quit_run, pop3_mail_quit_done, q);
 }

@@ -2,17 +2,17 @@
  * pop3_maildrop: the user's INBOX as a POP3 session sees it — the list of
  * messages (UID, size) fixed at login, as RFC 1939 wants (message numbers
  * do not change during a session; mail delivered meanwhile waits for the
- * next one) — and QUIT's changes, made by a worker with its own store
- * handles: \Seen on the messages retrieved (as Dovecot does by default),
- * then \Deleted and an expunge of exactly the messages the client
- * deleted, so a message another client flagged \Deleted over IMAP stays
- * where it is.
- * The session's handle is the loop's shared one (store.h); only the
- * update runs elsewhere.
+ * next one) — and QUIT's changes: \Seen on the messages retrieved (as
+ * Dovecot does by default), then \Deleted and an expunge of exactly the
+ * messages the client deleted, so a message another client flagged
+ * \Deleted over IMAP stays where it is.
+ * Opening (which syncs the folder with files that appeared from
+ * elsewhere, and reads every row) and the update run on a worker. The
+ * handle opened there is the session's own, not the loop's shared one
+ * (store.h), so the session may use it on the loop between those jobs:
+ * one thread at a time, as the store asks.
  * Public (module-internal): pop3_maildrop_open, pop3_maildrop_close,
- * pop3_maildrop_msg_open, pop3_maildrop_update_new,
- * pop3_maildrop_update_changes, pop3_maildrop_update_run,
- * pop3_maildrop_update_result, pop3_maildrop_update_free.
+ * pop3_maildrop_msg_open, pop3_maildrop_changes, pop3_maildrop_update.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,115 +84,60 @@ pop3_maildrop_msg_open(struct pop3_maildrop *md, uint32_t uid, off_t *len_r,
 
 /* --- QUIT's update (on a worker) ------------------------------------------ */
 
-struct pop3_update {
-	struct store *st;
-	char *user;
-	uint32_t (*del)[2];
-	size_t ndel;
-	uint32_t (*seen)[2];
-	size_t nseen;
-	int rc;
-	unsigned expunged;
-	char err[256];
-};
-
-struct pop3_update *
-pop3_maildrop_update_new(const struct pop3_maildrop *md, struct store *st, const char *user)
+/* The UIDs of the messages with the given mark (deleted, or retrieved and
+ * not deleted), as single-UID ranges. */
+static size_t
+pop3_maildrop_set(const struct pop3_maildrop *md, int deleted, uint32_t (*r)[2])
 {
-	struct pop3_update *u = xcalloc(1, sizeof(*u));
+	size_t n = 0;
 
-	u->st = st;
-	u->user = xstrdup(user);
-	u->del = xcalloc(md->n + 1, sizeof(*u->del));
-	u->seen = xcalloc(md->n + 1, sizeof(*u->seen));
 	for (size_t i = 0; i < md->n; i++) {
 		const struct pop3_msg *m = &md->msgs[i];
 
-		if (m->deleted) {
-			u->del[u->ndel][0] = u->del[u->ndel][1] = m->uid;
-			u->ndel++;
-		} else if (m->retrieved) {
-			u->seen[u->nseen][0] = u->seen[u->nseen][1] = m->uid;
-			u->nseen++;
+		if (deleted ? m->deleted : (m->retrieved && !m->deleted)) {
+			r[n][0] = r[n][1] = m->uid;
+			n++;
 		}
 	}
-	return u;
+	return n;
 }
 
 size_t
-pop3_maildrop_update_changes(const struct pop3_update *u)
+pop3_maildrop_changes(const struct pop3_maildrop *md)
 {
-	return u->ndel + u->nseen;
+	size_t n = 0;
+
+	for (size_t i = 0; i < md->n; i++)
+		n += md->msgs[i].deleted || md->msgs[i].retrieved;
+	return n;
 }
 
 static void
-pop3_maildrop_update_count(uint32_t uid, void *arg)
+pop3_maildrop_count(uint32_t uid, void *arg)
 {
-	struct pop3_update *u = arg;
-
-	u->expunged++;
-}
-
-static void
-pop3_maildrop_update_fail(struct pop3_update *u, const char *what, const char *e)
-{
-	if (u->rc == 0)
-		snprintf(u->err, sizeof(u->err), "%s: %s", what, e ? e : "failed");
-	u->rc = -1;
-}
-
-void
-pop3_maildrop_update_run(void *arg)
-{
-	struct pop3_update *u = arg;
-	struct store_uidset seen = { (const uint32_t(*)[2])u->seen, u->nseen };
-	struct store_uidset del = { (const uint32_t(*)[2])u->del, u->ndel };
-	struct store_account *a;
-	struct store_folder *f;
-	const char *e = NULL;
-
-	if ((a = store_account_open(u->st, u->user, &e)) == NULL) {
-		pop3_maildrop_update_fail(u, "open", e);
-		return;
-	}
-	if ((f = store_folder_open(a, "INBOX", NULL, &e)) == NULL) {
-		pop3_maildrop_update_fail(u, "open INBOX", e);
-		store_account_close(&a);
-		return;
-	}
-	if (u->nseen > 0 &&
-	    store_flags(f, &seen, STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, NULL, NULL, NULL, &e) < 0)
-		pop3_maildrop_update_fail(u, "\\Seen", e);
-	if (u->ndel > 0) {
-		if (store_flags(f, &del, STORE_FLAGS_ADD, STORE_F_DELETED, NULL, 0, NULL, NULL, NULL,
-				&e) < 0)
-			pop3_maildrop_update_fail(u, "\\Deleted", e);
-		else if (store_expunge(f, &del, pop3_maildrop_update_count, u, &e) < 0)
-			pop3_maildrop_update_fail(u, "expunge", e);
-	}
-	store_folder_close(&f);
-	store_account_close(&a);
+	(*(unsigned *)arg)++;
 }
 
 int
-pop3_maildrop_update_result(const struct pop3_update *u, unsigned *expunged_r,
-			    const char **error_r)
+pop3_maildrop_update(struct pop3_maildrop *md, unsigned *expunged_r, const char **error_r)
 {
-	*expunged_r = u->expunged;
-	*error_r = u->rc == 0 ? NULL : u->err;
-	return u->rc;
-}
+	uint32_t(*r)[2] = xcalloc(md->n + 1, sizeof(*r));
+	struct store_uidset set = { (const uint32_t(*)[2])r, 0 };
+	int rc = 0;
 
-void
-pop3_maildrop_update_free(struct pop3_update **up)
-{
-	struct pop3_update *u = *up;
-
-	if (u == NULL)
-		return;
-	free(u->user);
-	free(u->del);
-	free(u->seen);
-	free(u);
-	*up = NULL;
+	*expunged_r = 0;
+	/* \Seen first: a failure there loses no mail, so the deletions
+	 * still happen */
+	if ((set.n = pop3_maildrop_set(md, 0, r)) > 0 &&
+	    store_flags(md->f, &set, STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, NULL, NULL, NULL,
+			error_r) < 0)
+		rc = -1;
+	if ((set.n = pop3_maildrop_set(md, 1, r)) > 0) {
+		if (store_flags(md->f, &set, STORE_FLAGS_ADD, STORE_F_DELETED, NULL, 0, NULL, NULL,
+				NULL, error_r) < 0 ||
+		    store_expunge(md->f, &set, pop3_maildrop_count, expunged_r, error_r) < 0)
+			rc = -1;
+	}
+	free(r);
+	return rc;
 }

@@ -45,7 +45,7 @@ int
 pop3_server_locked(struct pop3_server *srv, const struct pop3_session *self, const char *user)
 {
 	for (const struct pop3_session *s = srv->sessions; s != NULL; s = s->next)
-		if (s != self && s->state != POP3_AUTHORIZATION && s->user != NULL &&
+		if (s != self && (s->state != POP3_AUTHORIZATION || s->loading) && s->user != NULL &&
 		    strcasecmp(s->user, user) == 0)
 			return 1;
 	return 0;
@@ -60,7 +60,8 @@ pop3_server_user_ip(struct pop3_server *srv, const struct pop3_session *self, co
 	unsigned n = 0;
 
 	for (const struct pop3_session *s = srv->sessions; s != NULL; s = s->next)
-		if (s != self && s->login != NULL && (s->authing || s->state != POP3_AUTHORIZATION) &&
+		if (s != self && s->login != NULL &&
+		    (s->authing || s->loading || s->state != POP3_AUTHORIZATION) &&
 		    strcmp(s->client, self->client) == 0 && strcasecmp(s->login, login) == 0)
 			n++;
 	return n;
