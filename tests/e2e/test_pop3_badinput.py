@@ -268,3 +268,34 @@ def test_shutdown_ends_sessions_without_their_deletions():
             pass
     assert "quit=no" in p.log()
     assert len(mailbox_files(p, ALICE)) == 1
+
+
+def test_connections_over_pop3_max_connections_get_sys_temp():
+    p = pop3_server(extra={"pop3": {"max_connections": "1"}})
+    first = Raw(p)
+    second = Raw(p, greet=False)
+    assert second.line() == b"-ERR [SYS/TEMP] Too many connections, try again later"
+    assert second.closed()
+    assert first.cmd("USER " + ALICE) == b"+OK"
+    first.cmd("QUIT")
+    assert "reason=too_many_connections" in p.log()
+    p.stop()
+
+
+def test_a_message_file_removed_under_a_session_is_an_err_not_a_crash():
+    p = pop3_server()
+    deliver(p, ALICE, "Subject: a\r\n\r\nx\r\n")
+    deliver(p, ALICE, "Subject: b\r\n\r\ny\r\n")
+    r = raw_login(p)
+    for f in mailbox_files(p, ALICE):
+        os.unlink(f)
+    assert r.cmd("RETR 1").startswith(b"-ERR")
+    assert r.cmd("TOP 2 0").startswith(b"-ERR")
+    assert r.cmd("DELE 1").startswith(b"+OK")
+    assert r.cmd("QUIT") == b"+OK Bye"
+    assert r.closed()
+    assert p.proc.poll() is None
+    c = login(p)
+    assert c.stat()[0] == 0
+    c.quit()
+    p.stop()
