@@ -28,6 +28,8 @@
 struct pop3_session;
 struct pop3_maildrop;
 struct sasl;
+struct store_account;
+struct store_folder;
 struct event;
 
 struct pop3_server {
