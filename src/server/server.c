@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "imap/imap.h"
 #include "smtpd/smtpd.h"
 #include "conf/config.h"
 #include "util/conn.h"
@@ -103,6 +104,57 @@ smtp_max_sessions(const struct config *cf)
 	return cf->max_connections;
 }
 
+/* --- the IMAP service (imap: STARTTLS, imaps: implicit TLS) ------------ */
+
+static void
+imap_shutdown(void *arg)
+{
+	imap_server_shutdown(arg);
+}
+
+static unsigned
+imap_sessions(void *arg)
+{
+	return imap_server_sessions(arg);
+}
+
+static void
+imap_destroy(void *arg)
+{
+	struct imap_server *s = arg;
+
+	imap_server_free(&s);
+}
+
+static int
+imap_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	struct imap_deps d;
+
+	if (ctx->store == NULL || ctx->auth == NULL)
+		return -1;
+	memset(&d, 0, sizeof(d));
+	d.base = ctx->base;
+	d.cf = ctx->cf;
+	d.pool = ctx->pool;
+	d.dir = ctx->dir;
+	d.tls = ctx->tls;
+	d.store = ctx->store;
+	d.auth = ctx->auth;
+	inst->arg = imap_server_new(&d);
+	inst->accept = imap_server_accept;
+	inst->shutdown = imap_shutdown;
+	inst->sessions = imap_sessions;
+	inst->destroy = imap_destroy;
+	return 0;
+}
+
+static unsigned
+imap_max_sessions(const struct config *cf)
+{
+	return cf->imap_max_connections;
+}
+
 /* --- the table --------------------------------------------------------- */
 
 #define L(field) offsetof(struct config, field)
@@ -111,8 +163,8 @@ static const struct service_row service_rows[] = {
 	{ "smtp", L(listen_smtp), CONN_PLAIN, "0.0.0.0:25", smtp_start, smtp_max_sessions },
 	{ "submission", L(listen_submission), CONN_PLAIN, NULL, NULL, NULL },
 	{ "submissions", L(listen_submissions), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
-	{ "imap", L(listen_imap), CONN_PLAIN, NULL, NULL, NULL },
-	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "imap", L(listen_imap), CONN_PLAIN, NULL, imap_start, imap_max_sessions },
+	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, imap_start, imap_max_sessions },
 	{ "pop3", L(listen_pop3), CONN_PLAIN, NULL, NULL, NULL },
 	{ "pop3s", L(listen_pop3s), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
 	{ "http", L(listen_http), CONN_PLAIN, NULL, NULL, NULL },
