@@ -39,23 +39,15 @@ imap_store_code(int rc)
 	}
 }
 
+/* After the worker's open: the loop's own, now cheap, and the responses. */
 static void
-imap_select(struct imap_session *s, const struct imap_arg *args, size_t n, int readonly)
+imap_select_finish(struct imap_session *s, char *name, int readonly)
 {
 	struct store_folder_info info;
 	const char *err = NULL;
 	uint32_t unseen = 0, recent;
-	char *name;
 	int rc = STORE_ERROR;
 
-	if (n != 1) {
-		imap_done(s, "BAD", "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
-		return;
-	}
-	if ((name = imap_mailbox_arg(s, &args[0])) == NULL)
-		return;
-	/* a SELECT that fails leaves nothing selected (RFC 3501 §6.3.1) */
-	imap_unselect(s);
 	if ((s->folder = store_folder_open(s->acct, name, &rc, &err)) == NULL) {
 		free(name);
 		imap_done(s, "NO", "%s%s", imap_store_code(rc),
@@ -93,6 +85,69 @@ imap_select(struct imap_session *s, const struct imap_arg *args, size_t n, int r
 	imap_printf(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", info.uidnext);
 	imap_done(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		  readonly ? "EXAMINE" : "SELECT");
+}
+
+/* The first open of a folder reconciles its files with the index (a
+ * directory scan, new UIDs): a worker does it with a handle of its own, so
+ * the loop's open finds the folder in sync. */
+struct imap_select_job {
+	struct imap_session *s;
+	struct store *store;
+	char *user, *name;
+	int readonly;
+};
+
+static void
+imap_select_work(void *arg)
+{
+	struct imap_select_job *j = arg;
+	const char *err = NULL;
+	struct store_account *a = store_account_open(j->store, j->user, &err);
+	struct store_folder *f = a ? store_folder_open(a, j->name, NULL, &err) : NULL;
+
+	store_folder_close(&f);
+	store_account_close(&a);
+}
+
+static void
+imap_select_done(void *arg)
+{
+	struct imap_select_job *j = arg;
+	struct imap_session *s = j->s;
+	char *name = j->name;
+	int readonly = j->readonly;
+
+	free(j->user);
+	free(j);
+	if (imap_job_resume(s)) {
+		free(name);
+		return;
+	}
+	imap_select_finish(s, name, readonly);
+	imap_session_process(s);
+}
+
+static void
+imap_select(struct imap_session *s, const struct imap_arg *args, size_t n, int readonly)
+{
+	struct imap_select_job *j;
+	char *name;
+
+	if (n != 1) {
+		imap_done(s, "BAD", "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
+		return;
+	}
+	if ((name = imap_mailbox_arg(s, &args[0])) == NULL)
+		return;
+	/* a SELECT that fails leaves nothing selected (RFC 3501 §6.3.1) */
+	imap_unselect(s);
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->store = s->srv->d.store;
+	j->user = xstrdup(s->user);
+	j->name = name;
+	j->readonly = readonly;
+	imap_job(s, imap_select_work, imap_select_done, j);
 }
 
 void

@@ -4,6 +4,7 @@ every item from the index and from the file, SEARCH, STORE, COPY/MOVE with
 UIDPLUS, EXPUNGE, APPEND, QUOTA, IDLE pushed by a delivery, TLS both ways,
 and curl's imap:// URLs. The clients are Python's imaplib and curl."""
 import base64
+import os
 import imaplib
 import re
 import ssl
@@ -320,3 +321,45 @@ def test_shutdown_says_bye():
     assert r.until("* BYE")[-1].startswith("* BYE")
     assert s.proc.wait(timeout=30) == 0
     s.proc = None
+
+
+def test_a_long_fetch_streams_and_never_blocks_another_session():
+    s = imap_server()
+    # files that appear in the Maildir from elsewhere get UIDs at the next open
+    new = os.path.join(s.data_dir, "mail", "example.test", "alice", "new")
+    login(s).logout()          # the account exists now
+    n = 1500
+    body = ("Line of text number %d, long enough to fill the output.\n" * 40)
+    for i in range(n):
+        with open(os.path.join(new, "1700000000.M%dP1.test" % i), "w") as f:
+            f.write("From: x@example.org\nSubject: bulk %d\n\n%s" % (i, body % tuple([i] * 40)))
+    a = raw_login(s)
+    out = a.cmd("s", "SELECT INBOX")
+    assert "* %d EXISTS" % n in out, out[:5]
+    # a's answer is megabytes: a does not read it yet
+    a.send("f FETCH 1:* (UID RFC822.SIZE BODY.PEEK[])\r\n")
+    b = raw_login(s)
+    assert b.cmd("n", "NOOP")[-1].startswith("n OK")       # served meanwhile
+    b.cmd("s", "EXAMINE INBOX")
+    out = b.cmd("u", "UID FETCH 1:* (UID FLAGS)")
+    assert len(out) == n + 1 and out[-1].startswith("u OK"), out[-3:]
+    b.close()
+    got = 0
+    while True:
+        ln = a.line()
+        if ln.startswith("f "):
+            assert ln.startswith("f OK"), ln
+            break
+        m = re.match(r"\* \d+ FETCH .*BODY\[\] \{(\d+)\}$", ln)
+        if m:
+            size = int(m.group(1))
+            while len(a.buf) < size:
+                a.buf += a.s.recv(65536)
+            data, a.buf = a.buf[:size], a.buf[size:]
+            assert data.count(b"\r\n") == data.count(b"\n")
+            got += 1
+    assert got == n
+    out = a.cmd("x", "SEARCH SUBJECT \"bulk 1499\"")
+    assert out[0] == "* SEARCH %d" % n, out
+    a.close()
+    s.stop()
