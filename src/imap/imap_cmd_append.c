@@ -7,7 +7,7 @@
  * into store_append_write (never buffered whole); the commit, which
  * fsyncs, is a worker's job.
  * Public (module-internal): imap_append_literal, imap_append_stream,
- * imap_append_free, imap_cmd_append, imap_date_parse.
+ * imap_append_free, imap_cmd_append.
  */
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -18,46 +18,12 @@
 
 #include "conf/config.h"
 #include "imap/imap_int.h"
+#include "imap/imap_text.h"
 #include "imap/imap_utf7.h"
 #include "store/store.h"
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/xalloc.h"
-
-static const char *const imap_months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-
-/* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time): 0, or -1. */
-int
-imap_date_parse(const char *str, long long *t_r, int *tz_r)
-{
-	struct tm tm;
-	char mon[4], sign;
-	int d, y, h, mi, sec, z, len = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	while (*str == ' ')
-		str++;
-	if (sscanf(str, "%2d-%3c-%4d %2d:%2d:%2d %c%4d%n", &d, mon, &y, &h, &mi, &sec, &sign, &z,
-		   &len) != 8 || str[len] != '\0' || (sign != '+' && sign != '-'))
-		return -1;
-	mon[3] = '\0';
-	tm.tm_mon = -1;
-	for (int i = 0; i < 12; i++)
-		if (strcasecmp(mon, imap_months[i]) == 0)
-			tm.tm_mon = i;
-	if (tm.tm_mon < 0 || d < 1 || d > 31 || y < 1900 || h > 23 || mi > 59 || sec > 60 ||
-	    z % 100 > 59 || z > 2359)
-		return -1;
-	tm.tm_mday = d;
-	tm.tm_year = y - 1900;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	*tz_r = (z / 100 * 60 + z % 100) * (sign == '-' ? -1 : 1);
-	*t_r = (long long)timegm(&tm) - (long long)*tz_r * 60;
-	return 0;
-}
 
 void
 imap_append_free(struct imap_session *s)

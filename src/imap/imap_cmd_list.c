@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "imap/imap_int.h"
+#include "imap/imap_text.h"
 #include "imap/imap_utf7.h"
 #include "store/store.h"
 #include "util/conn.h"
@@ -52,31 +53,6 @@ imap_list_collect(const struct store_folder_entry *e, void *arg)
 	x->has_children = e->has_children;
 	x->noselect = e->noselect;
 	return 0;
-}
-
-static int
-imap_list_match(const char *p, const char *n)
-{
-	for (;;) {
-		if (*p == '\0')
-			return *n == '\0';
-		if (*p == '*' || *p == '%') {
-			int any = *p == '*';
-
-			p++;
-			for (;;) {
-				if (imap_list_match(p, n))
-					return 1;
-				if (*n == '\0' || (!any && *n == '/'))
-					return 0;
-				n++;
-			}
-		}
-		if (*p != *n)
-			return 0;
-		p++;
-		n++;
-	}
 }
 
 /* reference + pattern, from mUTF-7, with INBOX in one spelling; NULL when
@@ -159,7 +135,7 @@ imap_list_run(struct imap_session *s, const char *ref, const char *const *pats, 
 		int match = 0, childinfo = 0;
 
 		for (size_t k = 0; k < np && !match; k++)
-			match = imap_list_match(p[k], e->name);
+			match = imap_text_match(p[k], e->name);
 		if (!match)
 			continue;
 		if ((opt & SEL_SPECIAL) && e->special_use == 0)

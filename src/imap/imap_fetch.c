@@ -9,7 +9,7 @@
  * \Seen in a read-write folder. A long FETCH answers IMAP_CHUNK messages
  * per turn of the loop and waits while the client's output is above the
  * watermark, so no other session waits for it.
- * Public (module-internal): imap_cmd_fetch, imap_crlf, imap_header_each.
+ * Public (module-internal): imap_cmd_fetch.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "imap/imap_int.h"
-#include "imap/imap_fetch.h"
+#include "imap/imap_text.h"
 #include "store/store.h"
 #include "store/store_mime.h"
 #include "util/conn.h"
@@ -72,59 +72,6 @@ imap_fetch_free(void *arg)
 	free(op->set.r);
 	free(op->seen);
 	free(op);
-}
-
-/* --- shared helpers -------------------------------------------------------- */
-
-char *
-imap_crlf(const char *in, size_t len, size_t *len_r)
-{
-	size_t n = len;
-	char *out, *o;
-
-	for (size_t i = 0; i < len; i++)
-		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
-			n++;
-	o = out = xmalloc(n + 1);
-	for (size_t i = 0; i < len; i++) {
-		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
-			*o++ = '\r';
-		*o++ = in[i];
-	}
-	*o = '\0';
-	*len_r = n;
-	return out;
-}
-
-int
-imap_header_each(const char *h, size_t len,
-		 int (*fn)(const char *name, size_t nlen, const char *field, size_t flen, void *arg),
-		 void *arg)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t start = i, colon;
-		int rc;
-
-		if (h[i] == '\n' || (h[i] == '\r' && i + 1 < len && h[i + 1] == '\n'))
-			break;   /* the blank line */
-		/* a field runs through its continuation lines */
-		for (;;) {
-			const char *nl = memchr(h + i, '\n', len - i);
-
-			i = nl ? (size_t)(nl - h) + 1 : len;
-			if (i >= len || (h[i] != ' ' && h[i] != '\t'))
-				break;
-		}
-		for (colon = start; colon < i && h[colon] != ':' && h[colon] != '\n'; colon++)
-			;
-		if (colon >= i || h[colon] != ':')
-			continue;
-		if ((rc = fn(h + start, colon - start, h + start, i - start, arg)) != 0)
-			return rc;
-	}
-	return 0;
 }
 
 /* --- parsing the items ------------------------------------------------------ */

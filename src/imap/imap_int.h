@@ -163,8 +163,6 @@ void imap_sync(struct imap_session *s, int allow_expunge,
 int imap_set_arg(struct imap_session *s, const struct imap_arg *a, struct imap_seqset *uids_r);
 int imap_set_parse(struct imap_session *s, const char *str, int uid, int clamp,
 		   struct imap_seqset *uids_r);
-/* imap_cmd_append.c: RFC 3501 date-time */
-int imap_date_parse(const char *str, long long *t_r, int *tz_r);
 
 /* imap_cmd.c */
 void imap_cmd_dispatch(struct imap_session *s);

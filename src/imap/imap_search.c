@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "imap/imap_fetch.h"
+#include "imap/imap_text.h"
 #include "imap/imap_int.h"
 #include "store/store.h"
 #include "util/conn.h"
