@@ -114,6 +114,7 @@ imap_cmd_dispatch(struct imap_session *s)
 		log_debug(s->id, "event=unknown_command service=imap client=[%s] command=%s",
 			  s->client, log_q(name ? name : ""));
 		imap_done(s, "BAD", "Unknown command");
+		imap_session_bad(s);
 		return;
 	}
 	if (!imap_cmd_allowed(s, c)) {
@@ -121,8 +122,10 @@ imap_cmd_dispatch(struct imap_session *s)
 			  s->state == IMAP_NOAUTH ? "before login" :
 			  s->state == IMAP_AUTH && (c->flags & IMAP_F_SELECTED) ? "without a selected mailbox" :
 			  "now");
+		imap_session_bad(s);
 		return;
 	}
+	s->bad_in_row = 0;
 	s->cmd = c;
 	c->fn(s, args, n);
 }

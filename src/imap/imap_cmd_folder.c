@@ -293,6 +293,21 @@ imap_cmd_rename(struct imap_session *s, const struct imap_arg *args, size_t n)
 		return;
 	}
 	rc = store_folder_rename(s->acct, from, to, &err);
+	/* the selected folder (or one below the renamed one) has a new name:
+	 * the worker jobs open it by name */
+	if (rc == 0 && s->folder_name != NULL && strcmp(from, "INBOX") != 0) {
+		size_t fl = strlen(from);
+
+		if (strncmp(s->folder_name, from, fl) == 0 &&
+		    (s->folder_name[fl] == '\0' || s->folder_name[fl] == '/')) {
+			char *nn = xmalloc(strlen(to) + strlen(s->folder_name + fl) + 1);
+
+			strcpy(nn, to);
+			strcat(nn, s->folder_name + fl);
+			free(s->folder_name);
+			s->folder_name = nn;
+		}
+	}
 	free(from);
 	free(to);
 	if (rc != 0)

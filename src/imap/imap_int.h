@@ -27,6 +27,7 @@ struct imap_session;
 #define IMAP_MAX_ARGS 10000
 #define IMAP_MAX_DEPTH 32            /* parenthesis nesting */
 #define IMAP_LITERAL_BUFFERED (1024 * 1024)   /* a literal that is not an APPENDed message */
+#define IMAP_LITERAL_PREAUTH 8192       /* any literal before login */
 #define IMAP_PREAUTH_TIMEOUT 60
 #define IMAP_IDLE_KEEPALIVE 120
 #define IMAP_CHUNK 500               /* messages per loop turn in FETCH, SEARCH */
@@ -106,6 +107,7 @@ struct imap_session {
 	uint32_t *pexp;           /* expunges seen but not yet announced */
 	size_t npexp;
 	/* counts for the logout line */
+	unsigned bad_in_row;
 	unsigned ncommands, nfetched, nappended, nexpunged, nstored, ncopied;
 };
 
@@ -125,6 +127,7 @@ imap_tls(const struct imap_session *s)
 void imap_session_start(struct imap_server *srv, struct conn *c, int over);
 void imap_session_kill(struct imap_session *s, const char *last);
 void imap_session_process(struct imap_session *s);
+void imap_session_bad(struct imap_session *s);
 void imap_printf(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The tagged answer that ends the command (OK and NO first send what
  * changed in the selected folder). */

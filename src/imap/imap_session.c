@@ -193,6 +193,17 @@ imap_session_end(struct conn *c, enum conn_end why, void *arg)
 	imap_session_kill(s, NULL);
 }
 
+/* A command that was BAD: too many in a row and the client is not
+ * speaking IMAP (or is probing); the session ends. */
+void
+imap_session_bad(struct imap_session *s)
+{
+	if (++s->bad_in_row < IMAP_MAX_ERRORS)
+		return;
+	log_msg(s->id, "event=reject service=imap client=[%s] reason=too_many_errors", s->client);
+	imap_session_kill(s, "* BYE Too many invalid commands\r\n");
+}
+
 /* --- literals ------------------------------------------------------------- */
 
 /* Refuse the pending literal before any "+" (a synchronising one: the
@@ -238,7 +249,9 @@ imap_session_literal(struct imap_session *s)
 		imap_literal_refuse(s, size, sync, "BAD Only one message per APPEND");
 		return;
 	}
-	if (size > IMAP_LITERAL_BUFFERED || size > imap_cf(s)->imap_max_literal) {
+	/* before login a literal is a user name or a password */
+	if (size > (s->state == IMAP_NOAUTH ? IMAP_LITERAL_PREAUTH : IMAP_LITERAL_BUFFERED) ||
+	    size > imap_cf(s)->imap_max_literal) {
 		imap_literal_refuse(s, size, sync, "NO [TOOBIG] Literal too large");
 		return;
 	}
@@ -285,6 +298,7 @@ imap_session_parse(struct imap_session *s)
 		log_debug(s->id, "event=bad_command service=imap client=[%s] error=%s", s->client,
 			  log_q(imap_parser_error(s->parser)));
 		imap_printf(s, "%s BAD %s\r\n", tag ? tag : "*", imap_parser_error(s->parser));
+		imap_session_bad(s);
 		return 1;
 	}
 	}
