@@ -174,3 +174,24 @@ def test_memory_of_idle_logged_in_sessions():
     for r in conns + warm:
         r.close()
     s.stop()
+
+
+def test_too_many_bad_commands_and_too_many_connections_end_the_session():
+    s = imap_server(extra={"imap": {"max_connections": "2"}})
+    r = Raw(s.ip)
+    r.line()
+    for i in range(19):
+        assert r.cmd("t%d" % i, "BOGUS")[-1].startswith("t%d BAD" % i)
+    r.send("last BOGUS\r\n")
+    assert r.until("* BYE")[-1] == "* BYE Too many invalid commands"
+    assert r.closed()
+    r.close()
+    a = Raw(s.ip)
+    b = Raw(s.ip)
+    assert a.line().startswith("* OK") and b.line().startswith("* OK")
+    c = Raw(s.ip)
+    assert c.line().startswith("* BYE [UNAVAILABLE]")
+    assert c.closed()
+    for x in (a, b, c):
+        x.close()
+    s.stop()

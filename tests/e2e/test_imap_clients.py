@@ -1,13 +1,15 @@
 """Real IMAP clients (issue 8, item 6): mbsync (isync) syncing both ways —
 new mail, flags, a new folder, a deletion — plain on loopback and over
 implicit TLS with the generated certificate; offlineimap3 pulling a
-mailbox."""
+mailbox over TLS; neomutt in tmux reading, flagging, saving to another
+folder and deleting."""
 import glob
 import os
+import re
 import subprocess
 import tempfile
 
-from imap_util import ALICE, IMAP_PORT, IMAPS_PORT, PASSWORD, deliver, imap_server, login
+from imap_util import ALICE, IMAP_PORT, IMAPS_PORT, PASSWORD, deliver, imap_server, login, wait_for
 
 
 def mbsync_config(s, d, tls):
@@ -115,4 +117,77 @@ def test_offlineimap_pulls_the_mailbox():
                        text=True, timeout=180)
     got = glob.glob(os.path.join(d, "mail", "INBOX", "*", "*"))
     assert p.returncode == 0 and len(got) == 1, (p.stdout[-2000:], p.stderr[-2000:], got)
+    s.stop()
+
+
+# A tmux server of our own (-L): one already running elsewhere would start
+# neomutt outside this scenario's network namespace.
+TMUX = ["tmux", "-L", "tandem-e2e-%d" % os.getpid()]
+
+
+def tmux(*args):
+    return subprocess.run(TMUX + list(args), capture_output=True, text=True, timeout=30)
+
+
+def pane(name):
+    return tmux("capture-pane", "-t", name, "-p").stdout
+
+
+def test_neomutt_reads_flags_moves_and_deletes():
+    s = imap_server()
+    deliver(s, subject="read me", body="The first message.\r\n")
+    deliver(s, subject="delete me", body="The second message.\r\n")
+    d = tempfile.mkdtemp(prefix="tandem-neomutt-")
+    rc = os.path.join(d, "muttrc")
+    with open(rc, "w") as f:
+        f.write('set imap_user = "%s"\nset imap_pass = "%s"\nset folder = "imap://%s:%d/"\n'
+                'set spoolfile = "+INBOX"\nset ssl_starttls = no\nset ssl_force_tls = no\n'
+                'set confirmappend = no\nset delete = yes\nset move = no\nset sort = reverse-subject\n'
+                'set header_cache = ""\nset message_cachedir = ""\nset pager_stop = yes\n'
+                'set wait_key = no\nset resolve = no\n' % (ALICE, PASSWORD, s.ip, IMAP_PORT))
+    name = "tandem-nm-%d" % os.getpid()
+    tmux("kill-session", "-t", name)
+    env = dict(os.environ, TERM="xterm")
+    subprocess.run(TMUX + ["new-session", "-d", "-s", name, "-x", "160", "-y", "40",
+                           "neomutt -n -F %s" % rc], env=env, check=True, timeout=30)
+    try:
+        try:
+            wait_for(lambda: "delete me" in pane(name) and "read me" in pane(name), timeout=30,
+                     what="neomutt's index")
+        except AssertionError:
+            raise AssertionError("neomutt did not show the index: %r" % [
+                ln for ln in pane(name).splitlines() if ln.strip()])
+        # read the first ("read me": reverse subject order), back to the index
+        tmux("send-keys", "-t", name, "Enter")
+        wait_for(lambda: "The first message." in pane(name), timeout=30, what="the pager")
+        tmux("send-keys", "-t", name, "i")
+        wait_for(lambda: "read me" in pane(name) and "The first message." not in pane(name),
+                 timeout=30, what="the index again")
+        # flag it and save it to Archive (neomutt marks it deleted here)
+        tmux("send-keys", "-t", name, "F")
+        tmux("send-keys", "-t", name, "s")
+        wait_for(lambda: "Save to mailbox" in pane(name) or "Move to mailbox" in pane(name),
+                 timeout=30, what="the save prompt")
+        tmux("send-keys", "-t", name, "C-u", "=Archive", "Enter")
+        wait_for(lambda: re.search(r"saved|moved|Archive", pane(name)) is not None, timeout=30,
+                 what="the save")
+        # the other one ($resolve is off: the cursor stays): delete it, sync
+        # (expunge), quit
+        tmux("send-keys", "-t", name, "j")
+        tmux("send-keys", "-t", name, "d")
+        tmux("send-keys", "-t", name, "$")
+        tmux("send-keys", "-t", name, "q")
+        wait_for(lambda: tmux("has-session", "-t", name).returncode != 0, timeout=30,
+                 what="neomutt to quit")
+    finally:
+        tmux("kill-session", "-t", name)
+        tmux("kill-server")
+    m = login(s)
+    n = m.select("INBOX")[1]
+    assert n == [b"0"], m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert m.select("Archive")[1] == [b"1"]
+    typ, data = m.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: read me" in data[0][1] and b"\\Flagged" in data[0][0] and \
+        b"\\Seen" in data[0][0], data
+    m.logout()
     s.stop()
