@@ -102,16 +102,18 @@ imap_plaintext_ok(struct imap_session *s)
 	return auth_plaintext_ok(s->srv->d.auth, s->tls, conn_sockaddr(s->c, &len));
 }
 
-/* Sessions of user from this client address already logged in. */
+/* Sessions of user from this client address already logged in, on the
+ * imap and the imaps listeners together. */
 static unsigned
 imap_user_ip_sessions(struct imap_session *s, const char *user)
 {
 	unsigned n = 0;
 
-	for (struct imap_session *o = s->srv->sessions; o != NULL; o = o->next)
-		if (o != s && o->user != NULL && !o->closing && strcasecmp(o->user, user) == 0 &&
-		    strcmp(o->client, s->client) == 0)
-			n++;
+	for (struct imap_server *srv = imap_server_first(); srv != NULL; srv = srv->next)
+		for (struct imap_session *o = srv->sessions; o != NULL; o = o->next)
+			if (o != s && o->user != NULL && !o->closing && strcasecmp(o->user, user) == 0 &&
+			    strcmp(o->client, s->client) == 0)
+				n++;
 	return n;
 }
 

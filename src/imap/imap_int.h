@@ -55,6 +55,7 @@ struct imap_cmd {
 
 struct imap_server {
 	struct imap_deps d;
+	struct imap_server *next;         /* every IMAP server of the process */
 	struct imap_session *sessions;
 	unsigned nsessions;
 	int stopping;
@@ -122,6 +123,9 @@ imap_tls(const struct imap_session *s)
 {
 	return *s->srv->d.tls;
 }
+
+/* imap_server.c: the first of the process's IMAP servers (imap, imaps) */
+struct imap_server *imap_server_first(void);
 
 /* imap_session.c */
 void imap_session_start(struct imap_server *srv, struct conn *c, int over);

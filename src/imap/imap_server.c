@@ -1,5 +1,7 @@
 /*
- * imap_server: the sessions of one IMAP service (see imap.h).
+ * imap_server: the sessions of one IMAP service (see imap.h), and the list
+ * of every IMAP server of the process (imap_server_first) that the
+ * per-user limit counts over.
  */
 #include <gmime/gmime.h>
 #include <stdlib.h>
@@ -8,12 +10,24 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+/* The service table starts one server per row (imap, imaps); a user's
+ * sessions are counted across all of them. Loop thread only. */
+static struct imap_server *imap_servers;
+
+struct imap_server *
+imap_server_first(void)
+{
+	return imap_servers;
+}
+
 struct imap_server *
 imap_server_new(const struct imap_deps *d)
 {
 	struct imap_server *s = xcalloc(1, sizeof(*s));
 
 	s->d = *d;
+	s->next = imap_servers;
+	imap_servers = s;
 	/* SEARCH decodes header words and dates with GMime (counted init) */
 	g_mime_init();
 	return s;
@@ -66,6 +80,11 @@ imap_server_free(struct imap_server **sp)
 	 * the caller drains the pool first */
 	if (s->sessions != NULL)
 		log_panic(NULL, "event=bug reason=\"IMAP server freed with a session busy\"");
+	for (struct imap_server **pp = &imap_servers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
 	free(s);
 	g_mime_shutdown();
 	*sp = NULL;

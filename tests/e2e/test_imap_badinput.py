@@ -4,12 +4,12 @@ size, an over-long line, 1000-deep parentheses, NUL in a quoted string,
 commands pipelined after STARTTLS, the per-user-per-address session limit,
 and folder names that try to leave the account. The memory of idle
 sessions is measured too."""
+import imaplib
 import os
 import socket
-import ssl
 
 import lib
-from imap_util import ALICE, BOB, PASSWORD, IMAP_PORT, Raw, imap_server, login, raw_login, tls_context
+from imap_util import ALICE, BOB, PASSWORD, IMAP_PORT, IMAPS_PORT, Raw, imap_server, login, raw_login, tls_context
 
 
 def rss_kib(pid):
@@ -91,7 +91,10 @@ def test_commands_pipelined_after_starttls_are_discarded():
 
 def test_sessions_per_user_and_address_are_limited():
     s = imap_server(extra={"imap": {"max_connections_per_user_ip": "2"}})
-    a, b = login(s), login(s)
+    a = login(s)
+    # imap and imaps count together
+    b = imaplib.IMAP4_SSL(s.ip, IMAPS_PORT, ssl_context=tls_context(s))
+    assert b.login(ALICE, PASSWORD)[0] == "OK"
     r = Raw(s.ip)
     r.line()
     out = r.cmd("x", "LOGIN %s %s" % (ALICE, PASSWORD))
