@@ -363,3 +363,28 @@ def test_a_long_fetch_streams_and_never_blocks_another_session():
     assert out[0] == "* SEARCH %d" % n, out
     a.close()
     s.stop()
+
+
+def test_idle_sees_another_sessions_flags_and_expunge():
+    s = imap_server()
+    deliver(s, subject="a")
+    deliver(s, subject="b")
+    r = raw_login(s)
+    r.cmd("s", "SELECT INBOX")
+    r.send("i IDLE\r\n")
+    assert r.line().startswith("+ ")
+    m = login(s)
+    m.select("INBOX")
+    m.store("2", "+FLAGS", "(\\Flagged)")
+    ln = r.until("* 2 FETCH")[-1]
+    assert "\\Flagged" in ln, ln
+    m.store("1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    assert r.until("* 1 EXPUNGE")[-1] == "* 1 EXPUNGE"
+    r.send("DONE\r\n")
+    assert r.until("i ")[-1].startswith("i OK")
+    out = r.cmd("f", "FETCH 1 (UID FLAGS)")
+    assert out[0].startswith("* 1 FETCH (UID 2 FLAGS (") and "\\Flagged" in out[0], out
+    m.logout()
+    r.close()
+    s.stop()
