@@ -52,6 +52,12 @@ struct fetch_op {
 	struct imap_seqset set;
 	size_t ri;
 	uint32_t next, last;
+	int stream_sec;          /* the one whole-message section, or -1 */
+	struct {                 /* a large message going out a piece at a time */
+		int fd;
+		unsigned long long skip, left;
+		char last;           /* the byte before the next one read */
+	} st;
 	uint32_t *seen;          /* UIDs we set \Seen on, ascending */
 	size_t nseen, capseen, seen_applied;
 	struct imap_session *s;
@@ -69,6 +75,8 @@ imap_fetch_free(void *arg)
 		free(op->secs[i].fields);
 	}
 	free(op->secs);
+	if (op->st.fd >= 0)
+		close(op->st.fd);
 	free(op->set.r);
 	free(op->seen);
 	free(op);
@@ -348,18 +356,13 @@ imap_fetch_section_data(const struct fetch_sec *sec, const struct store_msg *m, 
 	return crlf;
 }
 
+/* The message file whole, from fd (closed here). */
 static char *
-imap_fetch_read_file(struct imap_session *s, uint32_t uid, size_t *len_r)
+imap_fetch_read_fd(int fd, off_t len, size_t *len_r)
 {
-	const char *err = NULL;
-	off_t len = 0;
 	size_t got = 0;
-	char *data;
-	int fd = store_msg_open(s->folder, uid, &len, &err);
+	char *data = xmalloc((size_t)len + 1);
 
-	if (fd < 0)
-		return NULL;
-	data = xmalloc((size_t)len + 1);
 	while (got < (size_t)len) {
 		ssize_t n = read(fd, data + got, (size_t)len - got);
 
@@ -371,6 +374,98 @@ imap_fetch_read_file(struct imap_session *s, uint32_t uid, size_t *len_r)
 	data[got] = '\0';
 	*len_r = got;
 	return data;
+}
+
+static char *
+imap_fetch_read_file(struct imap_session *s, uint32_t uid, size_t *len_r)
+{
+	const char *err = NULL;
+	off_t len = 0;
+	int fd = store_msg_open(s->folder, uid, &len, &err);
+
+	return fd < 0 ? NULL : imap_fetch_read_fd(fd, len, len_r);
+}
+
+/* --- a large message, streamed --------------------------------------------- */
+
+/* Bytes of fd with every bare LF as CRLF (one pass over the page cache). */
+static unsigned long long
+imap_fetch_crlf_size(int fd)
+{
+	char in[65536], last = '\0';
+	unsigned long long n = 0;
+	ssize_t r;
+
+	while ((r = read(fd, in, sizeof(in))) > 0) {
+		for (ssize_t i = 0; i < r; i++) {
+			n += in[i] == '\n' && last != '\r' ? 2 : 1;
+			last = in[i];
+		}
+	}
+	lseek(fd, 0, SEEK_SET);
+	return n;
+}
+
+/* Send the section's header and keep fd for imap_fetch_pump. */
+static void
+imap_fetch_stream_start(struct fetch_op *op, const char *sep, int fd)
+{
+	const struct fetch_sec *sec = &op->secs[op->stream_sec];
+	unsigned long long len = imap_fetch_crlf_size(fd), from = 0, n = len;
+
+	if (sec->partial) {
+		from = sec->pstart < len ? sec->pstart : len;
+		n = len - from < sec->plen ? len - from : sec->plen;
+	}
+	imap_printf(op->s, "%s%s {%llu}\r\n", sep, sec->name, n);
+	op->st.fd = fd;
+	op->st.skip = from;
+	op->st.left = n;
+	op->st.last = '\0';
+}
+
+/* More of the streamed message while the client takes it: 1 when it is
+ * all out (and the FETCH response closed), 0 when the output is full. */
+static int
+imap_fetch_pump(struct imap_session *s, struct fetch_op *op)
+{
+	char in[32768], out[65536];
+
+	while (op->st.left > 0) {
+		ssize_t r;
+		size_t o = 0, from = 0, n;
+
+		if (conn_blocked(s->c)) {
+			imap_yield(s);
+			return 0;
+		}
+		if ((r = read(op->st.fd, in, sizeof(in))) <= 0) {
+			/* the file shrank under us: keep the literal's promised size */
+			memset(out, ' ', sizeof(out));
+			n = op->st.left < sizeof(out) ? (size_t)op->st.left : sizeof(out);
+			conn_write(s->c, out, n);
+			op->st.left -= n;
+			continue;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			if (in[i] == '\n' && op->st.last != '\r')
+				out[o++] = '\r';
+			out[o++] = in[i];
+			op->st.last = in[i];
+		}
+		if (op->st.skip > 0) {
+			from = op->st.skip < o ? (size_t)op->st.skip : o;
+			op->st.skip -= from;
+		}
+		n = o - from < op->st.left ? o - from : (size_t)op->st.left;
+		conn_write(s->c, out + from, n);
+		op->st.left -= n;
+		conn_progress(s->c);
+	}
+	close(op->st.fd);
+	op->st.fd = -1;
+	imap_printf(s, ")\r\n");
+	return 1;
 }
 
 static void
@@ -398,39 +493,14 @@ imap_fetch_seen_add(struct fetch_op *op, uint32_t uid)
 	op->seen[op->nseen++] = uid;
 }
 
-static int
-imap_fetch_one(const struct store_msg *m, void *arg)
+/* The items served from the index row. */
+static const char *
+imap_fetch_index_items(struct fetch_op *op, const struct store_msg *m, unsigned flags,
+		       const struct store_mime_summary *sum)
 {
-	struct fetch_op *op = arg;
 	struct imap_session *s = op->s;
-	uint32_t seq = imap_seq_of(s, m->uid);
 	const char *sep = "";
-	char *file = NULL;
-	size_t flen = 0;
-	unsigned flags = m->flags;
-	struct store_mime_summary sum;
-	int have_sum = 0;
 
-	op->last = m->uid;
-	if (seq == 0 || seq > s->announced)
-		return 0;   /* not announced yet: the next command tells of it */
-	if (op->need_file)
-		file = imap_fetch_read_file(s, m->uid, &flen);
-	if ((((op->items & FI_ENVELOPE) && m->envelope == NULL) ||
-	     ((op->items & FI_BODY) && m->body == NULL) ||
-	     ((op->items & FI_BODYSTRUCTURE) && m->bodystructure == NULL))) {
-		const char *err;
-
-		if (file == NULL)
-			file = imap_fetch_read_file(s, m->uid, &flen);
-		if (file != NULL && store_mime_summarize(file, flen, &sum, &err) == 0)
-			have_sum = 1;
-	}
-	if (op->set_seen && !(flags & STORE_F_SEEN)) {
-		flags |= STORE_F_SEEN;
-		imap_fetch_seen_add(op, m->uid);
-	}
-	imap_printf(s, "* %u FETCH (", seq);
 	if (op->items & FI_UID) {
 		imap_printf(s, "UID %u", m->uid);
 		sep = " ";
@@ -455,25 +525,84 @@ imap_fetch_one(const struct store_msg *m, void *arg)
 	}
 	if (op->items & FI_ENVELOPE) {
 		imap_printf(s, "%sENVELOPE %s", sep, m->envelope ? m->envelope :
-			    have_sum ? sum.envelope : "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+			    sum ? sum->envelope : "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
 		sep = " ";
 	}
 	if (op->items & FI_BODY) {
-		imap_printf(s, "%sBODY %s", sep, m->body ? m->body : have_sum ? sum.body :
+		imap_printf(s, "%sBODY %s", sep, m->body ? m->body : sum ? sum->body :
 			    "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		sep = " ";
 	}
 	if (op->items & FI_BODYSTRUCTURE) {
 		imap_printf(s, "%sBODYSTRUCTURE %s", sep, m->bodystructure ? m->bodystructure :
-			    have_sum ? sum.bodystructure : "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+			    sum ? sum->bodystructure : "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		sep = " ";
 	}
+	return sep;
+}
+
+/* The file, read whole, or (for the one whole-message section of a large
+ * message) left open in *stream_fd_r to go out in pieces. */
+static char *
+imap_fetch_file(struct fetch_op *op, uint32_t uid, size_t *len_r, int *stream_fd_r)
+{
+	const char *err = NULL;
+	off_t len = 0;
+	int fd = store_msg_open(op->s->folder, uid, &len, &err);
+
+	*stream_fd_r = -1;
+	if (fd < 0)
+		return NULL;
+	if (op->stream_sec >= 0 && len > IMAP_STREAM_MIN) {
+		*stream_fd_r = fd;
+		return NULL;
+	}
+	return imap_fetch_read_fd(fd, len, len_r);
+}
+
+static int
+imap_fetch_one(const struct store_msg *m, void *arg)
+{
+	struct fetch_op *op = arg;
+	struct imap_session *s = op->s;
+	uint32_t seq = imap_seq_of(s, m->uid);
+	const char *sep;
+	char *file = NULL;
+	size_t flen = 0;
+	unsigned flags = m->flags;
+	struct store_mime_summary sum;
+	int have_sum = 0, sfd = -1;
+
+	op->last = m->uid;
+	if (seq == 0 || seq > s->announced)
+		return 0;   /* not announced yet: the next command tells of it */
+	if (op->need_file)
+		file = imap_fetch_file(op, m->uid, &flen, &sfd);
+	if (sfd < 0 && (((op->items & FI_ENVELOPE) && m->envelope == NULL) ||
+			((op->items & FI_BODY) && m->body == NULL) ||
+			((op->items & FI_BODYSTRUCTURE) && m->bodystructure == NULL))) {
+		const char *err;
+
+		if (file == NULL)
+			file = imap_fetch_read_file(s, m->uid, &flen);
+		if (file != NULL && store_mime_summarize(file, flen, &sum, &err) == 0)
+			have_sum = 1;
+	}
+	if (op->set_seen && !(flags & STORE_F_SEEN)) {
+		flags |= STORE_F_SEEN;
+		imap_fetch_seen_add(op, m->uid);
+	}
+	imap_printf(s, "* %u FETCH (", seq);
+	sep = imap_fetch_index_items(op, m, flags, have_sum ? &sum : NULL);
 	for (size_t i = 0; i < op->nsecs; i++) {
 		const struct fetch_sec *sec = &op->secs[i];
-		size_t len;
-		char *data = imap_fetch_section_data(sec, m, file, flen, &len);
-		size_t from = 0, n = len;
+		size_t len, from = 0, n;
+		char *data;
 
+		if (sfd >= 0 && (int)i == op->stream_sec)
+			continue;   /* last: it goes out in pieces */
+		data = imap_fetch_section_data(sec, m, file, flen, &len);
+		n = len;
 		if (sec->partial) {
 			from = sec->pstart < len ? (size_t)sec->pstart : len;
 			n = len - from < sec->plen ? len - from : (size_t)sec->plen;
@@ -483,11 +612,15 @@ imap_fetch_one(const struct store_msg *m, void *arg)
 		free(data);
 		sep = " ";
 	}
-	imap_printf(s, ")\r\n");
 	if (have_sum)
 		store_mime_summary_free(&sum);
 	free(file);
 	s->nfetched++;
+	if (sfd >= 0) {
+		imap_fetch_stream_start(op, sep, sfd);
+		return 1;   /* the walk stops here until the message is out */
+	}
+	imap_printf(s, ")\r\n");
 	return 0;
 }
 
@@ -542,7 +675,9 @@ imap_fetch_step(struct imap_session *s)
 	struct fetch_op *op = s->op;
 	size_t done = 0;
 
-	while (op->ri < op->set.n && done < IMAP_CHUNK) {
+	if (op->st.fd >= 0 && !imap_fetch_pump(s, op))
+		return 0;   /* the output drains first: input() brings us back */
+	while (op->ri < op->set.n && done < IMAP_CHUNK && op->st.fd < 0) {
 		uint32_t lo = op->next > op->set.r[op->ri][0] ? op->next : op->set.r[op->ri][0];
 		uint32_t hi = op->set.r[op->ri][1];
 		size_t limit = IMAP_CHUNK - done;
@@ -554,7 +689,9 @@ imap_fetch_step(struct imap_session *s)
 			return 1;
 		}
 		done += (size_t)got;
-		if ((size_t)got < limit || op->last >= hi || op->last == UINT32_MAX) {
+		if (op->st.fd >= 0 && op->last < hi) {
+			op->next = op->last + 1;   /* a large message stopped the walk */
+		} else if ((size_t)got < limit || op->last >= hi || op->last == UINT32_MAX) {
 			op->ri++;
 			op->next = 0;
 		} else {
@@ -562,10 +699,12 @@ imap_fetch_step(struct imap_session *s)
 		}
 	}
 	imap_fetch_apply_seen(s, op);
-	if (op->ri < op->set.n) {
+	if (op->ri < op->set.n || op->st.fd >= 0) {
+		/* on the next turn; if the output is still above the watermark
+		 * then, the run waits for it to drain (a flush that sent it all
+		 * at once would leave nothing to call us back) */
 		conn_progress(s->c);
-		if (!conn_blocked(s->c))
-			imap_yield(s);
+		imap_yield(s);
 		return 0;
 	}
 	imap_sync(s, s->uid, imap_fetch_seen_skip, op);
@@ -576,6 +715,23 @@ imap_fetch_step(struct imap_session *s)
 static void
 imap_fetch_plan(struct fetch_op *op, int readonly)
 {
+	int files = 0;
+
+	op->stream_sec = -1;
+	for (size_t i = 0; i < op->nsecs; i++) {
+		const struct fetch_sec *sec = &op->secs[i];
+
+		if (sec->kind != K_HEADER && sec->kind != K_FIELDS && sec->kind != K_FIELDS_NOT) {
+			files++;
+			if (sec->kind == K_ALL && sec->part[0] == '\0')
+				op->stream_sec = (int)i;
+		} else if (sec->part[0]) {
+			files++;
+		}
+	}
+	/* only a message that is the one file section can go out in pieces */
+	if (files != 1)
+		op->stream_sec = -1;
 	for (size_t i = 0; i < op->nsecs; i++) {
 		const struct fetch_sec *sec = &op->secs[i];
 
@@ -609,6 +765,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t n)
 	}
 	op = xcalloc(1, sizeof(*op));
 	op->s = s;
+	op->st.fd = -1;
 	if (imap_set_arg(s, &args[0], &op->set) != 0) {
 		imap_fetch_free(op);
 		return;

@@ -30,6 +30,7 @@ struct imap_session;
 #define IMAP_LITERAL_PREAUTH 8192       /* any literal before login */
 #define IMAP_PREAUTH_TIMEOUT 60
 #define IMAP_IDLE_KEEPALIVE 120
+#define IMAP_STREAM_MIN (256 * 1024)    /* a message larger goes out in pieces */
 #define IMAP_CHUNK 500               /* messages per loop turn in FETCH, SEARCH */
 
 enum imap_state { IMAP_NOAUTH, IMAP_AUTH, IMAP_SELECTED, IMAP_LOGOUT };

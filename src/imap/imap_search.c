@@ -562,9 +562,11 @@ imap_search_step(struct imap_session *s)
 		return 1;
 	}
 	if (got == IMAP_CHUNK && op->next != UINT32_MAX) {
+		/* on the next turn; if the output is still above the watermark
+		 * then, the run waits for it to drain (a flush that sent it all
+		 * at once would leave nothing to call us back) */
 		conn_progress(s->c);
-		if (!conn_blocked(s->c))
-			imap_yield(s);
+		imap_yield(s);
 		return 0;
 	}
 	imap_printf(s, "\r\n");
