@@ -85,6 +85,7 @@ smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
 	d.queue = ctx->queue;
 	d.pool = ctx->pool;
 	d.dir = ctx->dir;
+	d.store = ctx->store;
 	d.tls = ctx->tls;
 	d.committed = ctx->committed;
 	d.etrn = ctx->etrn;
