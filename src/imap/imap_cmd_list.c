@@ -31,7 +31,7 @@ enum {
 struct imap_list_entry {
 	char *name;
 	unsigned special_use;
-	int subscribed, has_children, noselect;
+	int subscribed, has_children, noselect, nonexistent;
 };
 
 struct imap_list {
@@ -52,7 +52,38 @@ imap_list_collect(const struct store_folder_entry *e, void *arg)
 	x->subscribed = e->subscribed;
 	x->has_children = e->has_children;
 	x->noselect = e->noselect;
+	x->nonexistent = 0;
 	return 0;
+}
+
+/* A subscription to a name that is no folder (RFC 3501 §6.3.6 allows it):
+ * listed as \NonExistent (LIST) or \Noselect (LSUB). */
+static int
+imap_list_subscription(const char *name, void *arg)
+{
+	struct imap_list *l = arg;
+	struct imap_list_entry *x;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, name) == 0)
+			return 0;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	x = &l->v[l->n++];
+	memset(x, 0, sizeof(*x));
+	x->name = xstrdup(name);
+	x->subscribed = x->noselect = x->nonexistent = 1;
+	return 0;
+}
+
+static int
+imap_list_cmp(const void *a, const void *b)
+{
+	const struct imap_list_entry *x = a, *y = b;
+	int xi = strcmp(x->name, "INBOX") == 0, yi = strcmp(y->name, "INBOX") == 0;
+
+	if (xi != yi)
+		return yi - xi;
+	return strcmp(x->name, y->name);
 }
 
 /* reference + pattern, from mUTF-7, with INBOX in one spelling; NULL when
@@ -104,6 +135,7 @@ imap_list_reply(struct imap_session *s, const struct imap_list_entry *e, unsigne
 
 	imap_special_use_names(e->special_use, su, sizeof(su));
 	imap_printf(s, "* %s (%s%s%s%s)%s \"/\" ", opt & LIST_LSUB ? "LSUB" : "LIST",
+		    e->nonexistent && !(opt & LIST_LSUB) ? "\\NonExistent " :
 		    e->noselect ? "\\Noselect " : "",
 		    e->has_children ? "\\HasChildren" : "\\HasNoChildren",
 		    (opt & RET_SUBSCRIBED) && e->subscribed ? " \\Subscribed" : "", su, "");
@@ -129,6 +161,11 @@ imap_list_run(struct imap_session *s, const char *ref, const char *const *pats, 
 			free(p[i]);
 		imap_done(s, "NO", "[SERVERBUG] Cannot list the folders");
 		return;
+	}
+	if (np > 0 && (opt & SEL_SUBSCRIBED)) {
+		store_folder_subscriptions(s->acct, imap_list_subscription, &l);
+		if (l.n > 1)
+			qsort(l.v, l.n, sizeof(*l.v), imap_list_cmp);
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		const struct imap_list_entry *e = &l.v[i];

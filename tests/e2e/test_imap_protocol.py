@@ -124,6 +124,16 @@ def test_folders_list_extended_special_use_and_mutf7():
     m._simple_command("LIST", '""', '("INBOX" "Sent")', "RETURN", "(SUBSCRIBED SPECIAL-USE)")
     got = [d.decode() for d in m.untagged_responses.pop("LIST", [])]
     assert len(got) == 2 and any("\\Sent" in d and "\\Subscribed" in d for d in got), got
+    # a subscription may name no folder (RFC 3501 §6.3.6)
+    assert m.subscribe("Gone/Deep")[0] == "OK"
+    lsub = [d.decode() for d in m.lsub('""', "*")[1]]
+    assert any("\\Noselect" in d and d.endswith('"Gone/Deep"') for d in lsub), lsub
+    m._simple_command("LIST", "(SUBSCRIBED)", '""', '"*"')
+    got = [d.decode() for d in m.untagged_responses.pop("LIST", [])]
+    assert any("\\NonExistent" in d and "\\Subscribed" in d and d.endswith('"Gone/Deep"')
+               for d in got), got
+    assert got[0].endswith('"INBOX"'), got
+    assert m.unsubscribe("Gone/Deep")[0] == "OK"
     assert m.unsubscribe("Work/Projects")[0] == "OK"
     # RENAME and DELETE
     assert m.rename("Work/Projects", "Work/Done")[0] == "OK"
