@@ -163,43 +163,15 @@ static const struct {
 	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
 };
 
+/* The keys with arguments of their own: HEADER, LARGER, SMALLER, NOT, OR,
+ * UID, and a bare sequence set. */
 static struct skey *
-search_key_atom(struct search_parse *p, const char *w, const struct imap_arg *a, size_t n,
-		size_t *i, unsigned depth)
+search_key_other(struct search_parse *p, const char *w, const struct imap_arg *a, size_t n,
+		 size_t *i, unsigned depth)
 {
 	const char *v, *v2;
 	struct skey *k;
 
-	for (size_t t = 0; t < sizeof(search_simple) / sizeof(search_simple[0]); t++)
-		if (strcasecmp(w, search_simple[t].name) == 0) {
-			k = skey_new(search_simple[t].type);
-			k->flag = search_simple[t].flag;
-			return k;
-		}
-	for (size_t t = 0; t < sizeof(search_str) / sizeof(search_str[0]); t++)
-		if (strcasecmp(w, search_str[t].name) == 0) {
-			if (*i >= n || !imap_arg_astring(&a[(*i)++], &v))
-				return NULL;
-			k = skey_new(search_str[t].type);
-			k->field = search_str[t].field ? xstrdup(search_str[t].field) : NULL;
-			k->str = xstrdup(v);
-			if (k->type == SK_HEADER || k->type == SK_BODY || k->type == SK_TEXT)
-				p->op->want |= STORE_W_HEADER;
-			if (k->type == SK_BODY || k->type == SK_TEXT)
-				p->op->need_file = 1;
-			return k;
-		}
-	for (size_t t = 0; t < sizeof(search_date) / sizeof(search_date[0]); t++)
-		if (strcasecmp(w, search_date[t].name) == 0) {
-			k = skey_new(search_date[t].type);
-			if (*i >= n || !imap_arg_astring(&a[(*i)++], &v) || search_date_arg(v, &k->num) != 0) {
-				skey_free(k);
-				return NULL;
-			}
-			if (k->type >= SK_SENTBEFORE)
-				p->op->want |= STORE_W_HEADER;
-			return k;
-		}
 	if (strcasecmp(w, "HEADER") == 0) {
 		if (*i + 1 >= n || !imap_arg_astring(&a[*i], &v) || !imap_arg_astring(&a[*i + 1], &v2))
 			return NULL;
@@ -265,6 +237,46 @@ search_key_atom(struct search_parse *p, const char *w, const struct imap_arg *a,
 		return k;
 	}
 	return NULL;
+}
+
+static struct skey *
+search_key_atom(struct search_parse *p, const char *w, const struct imap_arg *a, size_t n,
+		size_t *i, unsigned depth)
+{
+	const char *v;
+	struct skey *k;
+
+	for (size_t t = 0; t < sizeof(search_simple) / sizeof(search_simple[0]); t++)
+		if (strcasecmp(w, search_simple[t].name) == 0) {
+			k = skey_new(search_simple[t].type);
+			k->flag = search_simple[t].flag;
+			return k;
+		}
+	for (size_t t = 0; t < sizeof(search_str) / sizeof(search_str[0]); t++)
+		if (strcasecmp(w, search_str[t].name) == 0) {
+			if (*i >= n || !imap_arg_astring(&a[(*i)++], &v))
+				return NULL;
+			k = skey_new(search_str[t].type);
+			k->field = search_str[t].field ? xstrdup(search_str[t].field) : NULL;
+			k->str = xstrdup(v);
+			if (k->type == SK_HEADER || k->type == SK_BODY || k->type == SK_TEXT)
+				p->op->want |= STORE_W_HEADER;
+			if (k->type == SK_BODY || k->type == SK_TEXT)
+				p->op->need_file = 1;
+			return k;
+		}
+	for (size_t t = 0; t < sizeof(search_date) / sizeof(search_date[0]); t++)
+		if (strcasecmp(w, search_date[t].name) == 0) {
+			k = skey_new(search_date[t].type);
+			if (*i >= n || !imap_arg_astring(&a[(*i)++], &v) || search_date_arg(v, &k->num) != 0) {
+				skey_free(k);
+				return NULL;
+			}
+			if (k->type >= SK_SENTBEFORE)
+				p->op->want |= STORE_W_HEADER;
+			return k;
+		}
+	return search_key_other(p, w, a, n, i, depth);
 }
 
 static struct skey *
