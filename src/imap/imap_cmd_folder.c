@@ -349,58 +349,112 @@ imap_cmd_unsubscribe(struct imap_session *s, const struct imap_arg *args, size_t
 	imap_subscribe(s, args, n, 0);
 }
 
-void
-imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t n)
-{
-	struct store_folder_info info;
-	const struct imap_arg *items;
-	const char *err = NULL, *it;
-	char *name;
-	size_t ni;
-	int rc;
+/* STATUS reads a folder that may have changed on disk (a scan): a worker
+ * does it with a handle of its own. */
+static const char *const imap_status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
+						 "UNSEEN", "SIZE" };
+#define IMAP_STATUS_MAX 16
 
-	if (n != 2 || !imap_arg_list(&args[1], &items, &ni) || ni == 0) {
-		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
-		return;
-	}
-	for (size_t i = 0; i < ni; i++)
-		if (!imap_arg_atom(&items[i], &it) ||
-		    (strcasecmp(it, "MESSAGES") && strcasecmp(it, "RECENT") && strcasecmp(it, "UIDNEXT") &&
-		     strcasecmp(it, "UIDVALIDITY") && strcasecmp(it, "UNSEEN") && strcasecmp(it, "SIZE"))) {
-			imap_done(s, "BAD", "Unknown STATUS item");
-			return;
+struct imap_status_job {
+	struct imap_session *s;
+	struct store *store;
+	char *user, *name;
+	unsigned char items[IMAP_STATUS_MAX];
+	size_t nitems;
+	struct store_folder_info info;
+	int rc;
+};
+
+static void
+imap_status_work(void *arg)
+{
+	struct imap_status_job *j = arg;
+	const char *err = NULL;
+	struct store_account *a = store_account_open(j->store, j->user, &err);
+
+	j->rc = a ? store_folder_status(a, j->name, &j->info, &err) : STORE_ERROR;
+	/* store_folder_status is -1 for a folder that is not there too */
+	if (j->rc != 0 && a != NULL) {
+		struct store_folder *f = store_folder_open(a, j->name, &j->rc, &err);
+
+		if (f != NULL) {
+			store_folder_close(&f);
+			j->rc = STORE_ERROR;
 		}
-	if ((name = imap_mailbox_arg(s, &args[0])) == NULL)
-		return;
-	if ((rc = store_folder_status(s->acct, name, &info, &err)) != 0) {
-		free(name);
-		imap_done(s, "NO", "%s%s", imap_store_code(rc),
-			  rc == STORE_NO_FOLDER ? "Mailbox does not exist" : err ? err : "Cannot read");
-		return;
+	}
+	store_account_close(&a);
+}
+
+static void
+imap_status_done(void *arg)
+{
+	struct imap_status_job *j = arg;
+	struct imap_session *s = j->s;
+	const struct store_folder_info *in = &j->info;
+
+	if (imap_job_resume(s))
+		goto out;
+	if (j->rc != 0) {
+		imap_done(s, "NO", "%s%s", imap_store_code(j->rc),
+			  j->rc == STORE_NO_FOLDER ? "Mailbox does not exist" : "Cannot read the mailbox");
+		imap_session_process(s);
+		goto out;
 	}
 	imap_printf(s, "* STATUS ");
-	imap_write_mailbox(s, name);
-	free(name);
+	imap_write_mailbox(s, j->name);
 	imap_printf(s, " (");
-	for (size_t i = 0; i < ni; i++) {
-		const char *sp = i ? " " : "";
+	for (size_t i = 0; i < j->nitems; i++) {
+		const unsigned it = j->items[i];
+		long long v = it == 0 ? in->messages : it == 1 ? in->recent : it == 2 ? in->uidnext :
+			      it == 3 ? in->uidvalidity : it == 4 ? in->unseen : in->size;
 
-		imap_arg_atom(&items[i], &it);
-		if (strcasecmp(it, "MESSAGES") == 0)
-			imap_printf(s, "%sMESSAGES %u", sp, info.messages);
-		else if (strcasecmp(it, "RECENT") == 0)
-			imap_printf(s, "%sRECENT %u", sp, info.recent);
-		else if (strcasecmp(it, "UIDNEXT") == 0)
-			imap_printf(s, "%sUIDNEXT %u", sp, info.uidnext);
-		else if (strcasecmp(it, "UIDVALIDITY") == 0)
-			imap_printf(s, "%sUIDVALIDITY %u", sp, info.uidvalidity);
-		else if (strcasecmp(it, "UNSEEN") == 0)
-			imap_printf(s, "%sUNSEEN %u", sp, info.unseen);
-		else
-			imap_printf(s, "%sSIZE %lld", sp, info.size);
+		imap_printf(s, "%s%s %lld", i ? " " : "", imap_status_items[it], v);
 	}
 	imap_printf(s, ")\r\n");
 	imap_done(s, "OK", "STATUS completed");
+	imap_session_process(s);
+out:
+	free(j->user);
+	free(j->name);
+	free(j);
+}
+
+void
+imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	struct imap_status_job *j;
+	const struct imap_arg *items;
+	unsigned char codes[IMAP_STATUS_MAX];
+	const char *it;
+	char *name;
+	size_t ni;
+
+	if (n != 2 || !imap_arg_list(&args[1], &items, &ni) || ni == 0 || ni > IMAP_STATUS_MAX) {
+		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	for (size_t i = 0; i < ni; i++) {
+		size_t k = 6;
+
+		if (imap_arg_atom(&items[i], &it))
+			for (k = 0; k < 6 && strcasecmp(it, imap_status_items[k]) != 0; k++)
+				;
+		if (k == 6) {
+			imap_done(s, "BAD", "Unknown STATUS item");
+			return;
+		}
+		codes[i] = (unsigned char)k;
+	}
+	if ((name = imap_mailbox_arg(s, &args[0])) == NULL)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->store = s->srv->d.store;
+	j->user = xstrdup(s->user);
+	j->name = name;
+	memcpy(j->items, codes, ni);
+	j->nitems = ni;
+	imap_job(s, imap_status_work, imap_status_done, j);
 }
 
 /* --- QUOTA (RFC 9208): one root "" for the whole account ---------------- */
@@ -439,7 +493,7 @@ imap_cmd_getquota(struct imap_session *s, const struct imap_arg *args, size_t n)
 void
 imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *args, size_t n)
 {
-	struct store_folder_info info;
+	struct store_folder *f;
 	const char *err = NULL;
 	char *name;
 	int rc;
@@ -450,12 +504,13 @@ imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *args, size_
 	}
 	if ((name = imap_mailbox_arg(s, &args[0])) == NULL)
 		return;
-	if ((rc = store_folder_status(s->acct, name, &info, &err)) != 0) {
+	if ((f = store_folder_open(s->acct, name, &rc, &err)) == NULL) {
 		free(name);
 		imap_done(s, "NO", "%s%s", imap_store_code(rc),
 			  rc == STORE_NO_FOLDER ? "Mailbox does not exist" : err ? err : "Cannot read");
 		return;
 	}
+	store_folder_close(&f);
 	imap_printf(s, "* QUOTAROOT ");
 	imap_write_mailbox(s, name);
 	imap_printf(s, " \"\"\r\n");

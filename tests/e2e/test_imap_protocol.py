@@ -140,6 +140,10 @@ def test_folders_list_extended_special_use_and_mutf7():
     assert m.delete("Work/Done")[0] == "OK"
     assert m.delete("INBOX")[0] == "NO"
     assert m.delete("Nope")[0] == "NO"
+    typ, data = m.status("Nope", "(MESSAGES)")
+    assert typ == "NO" and data[0].startswith(b"[NONEXISTENT]"), data
+    typ, data = m._simple_command("GETQUOTAROOT", "Nope")
+    assert typ == "NO" and data[0].startswith(b"[NONEXISTENT]"), data
     # NAMESPACE
     typ, data = m.namespace()
     assert data == [b'(("" "/")) NIL NIL'], data
