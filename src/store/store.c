@@ -138,6 +138,8 @@ store_new(const struct store_settings *set, struct event_base *base, const char 
 	s->base = base;
 	s->loop = pthread_self();
 	pthread_mutex_init(&s->lock, NULL);
+	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
+		pthread_mutex_init(&s->write_lock[i], NULL);
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
 	size_t o = 0;
@@ -207,6 +209,8 @@ store_free(struct store **sp)
 	if (s->poll_ev)
 		event_free(s->poll_ev);
 	pthread_mutex_destroy(&s->lock);
+	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
+		pthread_mutex_destroy(&s->write_lock[i]);
 	free(s->data_dir);
 	free(s);
 }

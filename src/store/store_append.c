@@ -254,31 +254,108 @@ store_deliver_write(const char *tmp, const char *prefix, int src_fd, off_t off, 
 	return 0;
 }
 
-/* A file an earlier try of this delivery linked before a crash, never
- * indexed: it went into new/ under its exact name, and nothing knew of it to
- * rename it. Exact names only: store_msg_path's fallback scans cur/ and new/,
- * a readdir of the whole folder for every message delivered. */
+/* fsync the index's WAL: every transaction committed before it (with
+ * synchronous=NORMAL, so without an fsync of its own) is then durable.
+ * When the WAL is gone its frames were checkpointed, which syncs the
+ * database file. Run outside the write lock, so the fsyncs of concurrent
+ * deliveries overlap and the journal batches them. */
 static int
-store_deliver_leftover(const char *dir, const char *base, char *buf, size_t len)
+store_deliver_sync_wal(struct store_account *a)
 {
-	struct stat sb;
+	char p[STORE_PATH + 32];
+	int fd, rc;
 
-	snprintf(buf, len, "%s/new/%s", dir, base);
-	if (lstat(buf, &sb) == 0)
-		return 0;
-	snprintf(buf, len, "%s/cur/%s:2,", dir, base);
-	return lstat(buf, &sb);
+	snprintf(p, sizeof(p), "%s/index.db-wal", a->root);
+	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		snprintf(p, sizeof(p), "%s/index.db", a->root);
+		if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			return -1;
+	}
+	rc = fsync(fd);
+	close(fd);
+	return rc;
 }
 
+/* Deliveries of a's stripe between their link and their row: add delta,
+ * return the count after it. */
+static int
+store_deliver_inflight(struct store_account *a, int delta)
+{
+	int *n = &a->s->inflight[store_index_stripe(a)];
+
+	return __atomic_add_fetch(n, delta, __ATOMIC_ACQ_REL);
+}
+
+/* The locked half of a delivery whose file is already linked and
+ * durable: quota, row, commit (no fsync under the lock). A concurrent
+ * folder sync may have indexed the file meanwhile (it reads the qid from
+ * the name): then it is there once, as it should be. */
+static int
+store_deliver_row(struct store_account *a, int64_t folder, const char *dir, const char *dst,
+		  struct store_newmsg *m, const struct store_dirmark *mark, int alone,
+		  long long quota, uint32_t *uid_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_index_begin(a, 0) != 0) {
+		*error_r = "mailbox index busy";
+		return STORE_ERROR;
+	}
+	if ((st = store_index_stmt(a, ST_MSG_BY_QID)) == NULL)
+		goto fail;
+	sqlite3_bind_text(st, 1, m->qid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		store_index_rollback(a, 0);
+		return STORE_DUPLICATE;
+	}
+	if ((rc = store_append_quota(a, m->size, quota, error_r)) != 0) {
+		store_index_rollback(a, 0);
+		unlink(dst);
+		return rc;
+	}
+	if (store_index_msg_add(a, folder, m, uid_r, NULL) != 0)
+		goto fail;
+	/* in the same transaction: an autocommit write here would contend for
+	 * SQLite's lock outside the write mutex */
+	if (alone && store_deliver_inflight(a, 0) == 1)
+		store_sync_mark_end(a, folder, dir, mark);
+	if (store_index_commit(a, 0) != 0)
+		goto fail;
+	return STORE_OK;
+fail:
+	store_index_rollback(a, 0);
+	*error_r = "cannot update the mailbox index";
+	return STORE_ERROR;
+}
+
+/*
+ * A delivery: write tmp/, fsync, link into new/, fsync new/ — all outside
+ * the index's write lock, so concurrent deliveries into one mailbox (a
+ * busy inbox, a catch-all) overlap their fsyncs — then add the row under
+ * the lock and make it durable by an fsync of the WAL after the lock.
+ * The file is durable before the row can be, so a row never names a file
+ * a power cut could take away; a file without its row (a crash between)
+ * is indexed by the retry (found by name) or by the next sync (qid from
+ * the name), so it is neither lost nor doubled.
+ */
 static int
 store_deliver_into(struct store_account *a, const struct store_frow *fr, const char *qid,
 		   const char *prefix, int src_fd, off_t off, long long len, long long quota,
 		   uint32_t *uid_r, const char **error_r)
 {
 	char dir[STORE_PATH], path[STORE_PATH + 300], tmp[STORE_PATH + 300], base[256];
+	char nd[STORE_PATH + 8];
 	struct store_newmsg m = { 0 };
 	sqlite3_stmt *st = store_index_stmt(a, ST_MSG_BY_QID);
-	int rc;
+	struct store_dirmark mark;
+	struct stat sb;
+	long long bytes = 0;
+	int rc, inflight;
 
 	if (st == NULL)
 		return STORE_ERROR;
@@ -293,14 +370,22 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	m.qid = qid;
 	m.internaldate = (long long)time(NULL);
 	m.tz = store_local_tz(m.internaldate);
-	if (store_deliver_leftover(dir, base, path, sizeof(path)) == 0) {
-		/* linked before a crash, never indexed: index it now */
-		m.flags = strstr(path, "/cur/") ? store_msg_suffix_flags(path) : 0;
+	/* Linked before a crash, never indexed: index it now. Only new/ can
+	 * hold it (no flags without a row), and an exact lstat keeps a
+	 * delivery O(1) in the size of the folder. */
+	store_msg_file_name(dir, base, 0, path, sizeof(path));
+	if (lstat(path, &sb) == 0) {
 		if (store_newmsg_fill(&m, path) != 0)
 			return STORE_ERROR;
 		rc = store_append_index(a, fr->id, dir, NULL, &m, 0, uid_r, error_r);
 		store_newmsg_free(&m);
 		return rc == STORE_OK ? STORE_DUPLICATE : rc;
+	}
+	/* the cheap refusals before any writing (checked again under the lock) */
+	if (quota > 0 && (len > quota || (store_index_usage(a, &bytes, NULL) == 0 &&
+					  bytes + len > quota))) {
+		*error_r = len > quota ? "message larger than the mailbox quota" : "mailbox over quota";
+		return len > quota ? STORE_TOO_BIG : STORE_OVER_QUOTA;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
 	if (store_deliver_write(tmp, prefix, src_fd, off, len) != 0) {
@@ -312,9 +397,41 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		unlink(tmp);
 		return STORE_ERROR;
 	}
-	rc = store_append_index(a, fr->id, dir, tmp, &m, quota, uid_r, error_r);
-	store_newmsg_free(&m);
+	store_msg_file_name(dir, base, 0, path, sizeof(path));
+	snprintf(nd, sizeof(nd), "%s/new", dir);
+	/* The folder's "directories seen" mark may move past our link only
+	 * once our row is in, and only when no other delivery of the account
+	 * is between its link and its row: a file that a crash leaves without
+	 * a row must make the next open rescan. */
+	inflight = store_deliver_inflight(a, 1);
+	store_sync_mark_begin(a, fr->id, dir, &mark);
+	rc = link(tmp, path);
+	if (rc != 0 && errno == EEXIST) {
+		/* another attempt of ours got there first: index what is there */
+		store_deliver_inflight(a, -1);
+		unlink(tmp);
+		rc = store_append_index(a, fr->id, dir, NULL, &m, 0, uid_r, error_r);
+		store_newmsg_free(&m);
+		return rc == STORE_OK ? STORE_DUPLICATE : rc;
+	}
+	if (rc != 0 || durable_fsync_dir(nd) != 0) {
+		store_deliver_inflight(a, -1);
+		*error_r = "cannot write the message into the mailbox";
+		if (rc == 0)
+			unlink(path);
+		unlink(tmp);
+		store_newmsg_free(&m);
+		return STORE_ERROR;
+	}
 	unlink(tmp);
+	rc = store_deliver_row(a, fr->id, dir, path, &m, &mark, inflight == 1, quota, uid_r,
+			       error_r);
+	store_newmsg_free(&m);
+	store_deliver_inflight(a, -1);
+	if (rc == STORE_OK && store_deliver_sync_wal(a) != 0) {
+		*error_r = "cannot sync the mailbox index";
+		return STORE_ERROR;   /* the retry finds the row: a duplicate, avoided */
+	}
 	return rc;
 }
 

@@ -43,6 +43,8 @@ enum store_st {
 struct store_watch;
 struct store_wacct;
 
+#define STORE_WRITE_LOCKS 64
+
 struct store {
 	char *data_dir;
 	long long retention;
@@ -56,6 +58,8 @@ struct store {
 	struct store_watch *watches;
 	struct store_wacct *waccts;       /* one per watched address: data_version poll */
 	struct event *notify_ev, *poll_ev;
+	pthread_mutex_t write_lock[STORE_WRITE_LOCKS];   /* see store_index_begin */
+	int inflight[STORE_WRITE_LOCKS];   /* deliveries between link and row (atomic) */
 };
 
 struct store_account {
@@ -67,6 +71,7 @@ struct store_account {
 	sqlite3_stmt *fetch_st[32];
 	int refs;
 	int is_shared;
+	int write_locked;                 /* holds its s->write_lock (store_index_begin) */
 	long long purged;                 /* when tombstones were last purged */
 	dev_t db_dev;                     /* index.db as opened: a kept handle */
 	ino_t db_ino;                     /* whose file moved is not reused */
@@ -125,6 +130,8 @@ int store_index_open(struct store_account *a, const char **error_r);
 void store_index_close(struct store_account *a);
 sqlite3_stmt *store_index_stmt(struct store_account *a, enum store_st id);
 int store_index_exec(struct store_account *a, const char *sql);
+/* Which of the write locks (and delivery counters) an account uses. */
+unsigned store_index_stripe(const struct store_account *a);
 int store_index_begin(struct store_account *a, int durable);
 int store_index_commit(struct store_account *a, int durable);
 void store_index_rollback(struct store_account *a, int durable);
