@@ -54,9 +54,9 @@ const struct config_key config_table[] = {
 	{ "listen", "imaps", CT_LISTEN, F(listen_imaps), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
 	  "IMAP over implicit TLS (993)" },
 	{ "listen", "pop3", CT_LISTEN, F(listen_pop3), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
-	  "POP3 (110): not built yet, an error" },
+	  "POP3 (110), STLS offered; the maildrop is INBOX" },
 	{ "listen", "pop3s", CT_LISTEN, F(listen_pop3s), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
-	  "POP3 over implicit TLS (995): not built yet, an error" },
+	  "POP3 over implicit TLS (995)" },
 	{ "listen", "http", CT_LISTEN, F(listen_http), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
 	  "webmail and API: not built yet, an error" },
 

@@ -147,50 +147,6 @@ store_index_busy(void *arg, int n)
 	return 1;
 }
 
-int
-store_index_open(struct store_account *a, const char **error_r)
-{
-	char path[STORE_PATH + 16];
-
-	snprintf(path, sizeof(path), "%s/index.db", a->root);
-	if (sqlite3_open_v2(path, &a->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		*error_r = "cannot open the mailbox index";
-		store_index_close(a);
-		return -1;
-	}
-	sqlite3_busy_handler(a->db, store_index_busy, NULL);
-	/* a delivery opens and closes the index each time: closing must not
-	 * checkpoint (and fsync) the WAL, the automatic checkpoints do that */
-	sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	/* reads through a mapping: a FETCH 1:* of 50,000 rows is no
-	 * 10,000 pread calls; the pages are the kernel's cache, not ours */
-	if (store_index_exec(a, "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456") != 0) {
-		*error_r = "cannot set up the mailbox index";
-		store_index_close(a);
-		return -1;
-	}
-	if (store_index_version(a) == STORE_INDEX_VERSION)
-		return 0;
-	if (store_index_exec(a, "PRAGMA journal_mode=WAL") != 0 ||
-	    store_index_exec(a, "BEGIN IMMEDIATE") != 0) {
-		*error_r = "cannot set up the mailbox index";
-		store_index_close(a);
-		return -1;
-	}
-	if (store_index_exec(a, store_index_schema) != 0 ||
-	    store_index_exec(a, "PRAGMA user_version = 1") != 0 ||
-	    store_index_exec(a, "COMMIT") != 0) {
-		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),
-			log_q(sqlite3_errmsg(a->db)));
-		*error_r = "cannot create the mailbox index";
-		store_index_close(a);
-		return -1;
-	}
-	return 0;
-}
-
 void
 store_index_close(struct store_account *a)
 {
@@ -277,6 +233,65 @@ store_index_write_unlock(struct store_account *a)
 		a->write_locked = 0;
 		pthread_mutex_unlock(store_index_write_lock(a));
 	}
+}
+
+static int
+store_index_open_locked(struct store_account *a, const char **error_r)
+{
+	char path[STORE_PATH + 16];
+
+	snprintf(path, sizeof(path), "%s/index.db", a->root);
+	if (sqlite3_open_v2(path, &a->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		*error_r = "cannot open the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	sqlite3_busy_handler(a->db, store_index_busy, NULL);
+	/* a delivery opens and closes the index each time: closing must not
+	 * checkpoint (and fsync) the WAL, the automatic checkpoints do that */
+	sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/* reads through a mapping: a FETCH 1:* of 50,000 rows is no
+	 * 10,000 pread calls; the pages are the kernel's cache, not ours */
+	if (store_index_exec(a, "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456") != 0) {
+		*error_r = "cannot set up the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	if (store_index_version(a) == STORE_INDEX_VERSION)
+		return 0;
+	if (store_index_exec(a, "PRAGMA journal_mode=WAL") != 0 ||
+	    store_index_exec(a, "BEGIN IMMEDIATE") != 0) {
+		*error_r = "cannot set up the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	if (store_index_exec(a, store_index_schema) != 0 ||
+	    store_index_exec(a, "PRAGMA user_version = 1") != 0 ||
+	    store_index_exec(a, "COMMIT") != 0) {
+		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),
+			log_q(sqlite3_errmsg(a->db)));
+		*error_r = "cannot create the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	return 0;
+}
+
+/* Two threads opening an account for the first time (two deliveries to a
+ * new user) would race to create its schema and switch it to WAL, which
+ * SQLite may refuse with BUSY without waiting: one at a time. */
+int
+store_index_open(struct store_account *a, const char **error_r)
+{
+	pthread_mutex_t *m = store_index_write_lock(a);
+	int rc;
+
+	pthread_mutex_lock(m);
+	rc = store_index_open_locked(a, error_r);
+	pthread_mutex_unlock(m);
+	return rc;
 }
 
 /* durable: this transaction adds mail someone was told is safe. */
