@@ -15,7 +15,7 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit e2e asan run install clean fuzz fuzz-smoke
+.PHONY: all deps test unit e2e asan run install clean fuzz fuzz-smoke bench bench-smoke
 all: $(B)/tandem
 
 deps:
@@ -75,6 +75,17 @@ $(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 fuzz-smoke: fuzz
 	@./scripts/run-fuzz $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
+# Benchmarks against the peers (as root): Dovecot is installed here, not
+# by `make test`. bench-smoke is a quick check that every row runs.
+BENCH_PKGS = dovecot-imapd dovecot-pop3d
+bench-deps: deps
+	@for p in $(BENCH_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	 [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
+bench: bench-deps all
+	bench/imap
+bench-smoke: bench-deps all
+	bench/imap --count 300 --pop3-count 100
 
 run: deps all
 	@./scripts/demo
