@@ -47,16 +47,6 @@ imap_seq_of(const struct imap_session *s, uint32_t uid)
 	return 0;
 }
 
-static int
-imap_load_one(const struct store_msg *m, void *arg)
-{
-	struct imap_session *s = arg;
-
-	if (s->nuids == 0 || m->uid > s->uids[s->nuids - 1])
-		imap_map_add(s, m->uid);
-	return 0;
-}
-
 int
 imap_select_load(struct imap_session *s, const char **error_r)
 {
@@ -68,8 +58,10 @@ imap_select_load(struct imap_session *s, const char **error_r)
 	}
 	s->uidvalidity = info.uidvalidity;
 	s->modseq = info.highestmodseq;
-	s->nuids = 0;
-	if (store_fetch(s->folder, 1, UINT32_MAX, 0, 0, imap_load_one, s) < 0) {
+	free(s->uids);
+	s->uids = NULL;
+	s->nuids = s->cap = 0;
+	if (store_uids(s->folder, &s->uids, &s->nuids, &s->cap) != 0) {
 		*error_r = "cannot read the folder's index";
 		return -1;
 	}
