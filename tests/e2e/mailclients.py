@@ -425,7 +425,8 @@ class Tmux:
     """A terminal for a full-screen client: a private tmux server (its own
     socket) running one command in a window of a fixed size."""
 
-    def __init__(self, argv, env=None, width=160, height=45):
+    def __init__(self, argv, env=None, width=160, height=45, log=None):
+        self.logfile = log  # the client's own log, shown when a scenario fails
         self.dir = tempfile.mkdtemp(prefix="tandem-e2e-tmux-")
         self.sock = os.path.join(self.dir, "sock")
         e = dict(os.environ)
@@ -468,6 +469,16 @@ class Tmux:
         except AssertionError as e:
             raise AssertionError("%s; the screen:\n%s" % (e, last[0])) from None
         return last[0]
+
+    def log(self):
+        """The client's log (the e2e runner shows it when a scenario fails)."""
+        if not self.logfile:
+            return ""
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def dead(self):
         out = self.tmux("list-panes", "-t", "t", "-F", "#{pane_dead}", check=False)

@@ -39,6 +39,15 @@ def client_dir():
     return d
 
 
+def local_tree(d):
+    """Every message file under d/mail (its name carries its flags)."""
+    out = []
+    for top, dirs, files in os.walk(os.path.join(d, "mail")):
+        if os.path.basename(top) in ("cur", "new"):
+            out += [os.path.join(top, f) for f in files]
+    return sorted(out)
+
+
 @pytest.fixture
 def peer():
     return mc.make_peer(users=("alice",))
@@ -174,20 +183,30 @@ def test_mbsync_syncs_both_ways(peer, mode):
     assert "\\Flagged" in flags_of(peer, a, "INBOX", "mbsync one"), log
     assert "S" in maildir_find(inbox, "mbsync two")[1], log
 
-    # a folder made here appears on the server, with its message
+    # folders made here (one inside the other: the '/' hierarchy) appear on
+    # the server with their messages; a message deleted here is expunged
+    # there; one expunged there goes here
     mc.maildir_make(os.path.join(d, "mail", "Projects"), [("mbsync local", "made here\n")])
-    # a message deleted here is expunged on the server
+    mc.maildir_make(os.path.join(d, "mail", "Projects", "Q4"), [("mbsync nested", "deeper\n")])
     os.unlink(maildir_find(inbox, "mbsync three")[0])
+    with mc.imap_session(peer, a) as m:
+        m.select("INBOX")
+        uid2 = next(u for u, s, _ in mc.messages(peer, a) if s == "mbsync two")
+        assert m.uid("STORE", str(uid2), "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert m.expunge()[0] == "OK"
     out = mbsync(rc)
     log = out.stdout[-6000:]
-    assert "Projects" in mc.folders(peer, a), log
+    names = mc.folders(peer, a)
+    assert "Projects" in names and "Projects/Q4" in names, (names, log)
     assert subjects(peer, a, "Projects") == ["mbsync local"], log
-    assert sorted(subjects(peer, a, "INBOX")) == ["mbsync one", "mbsync two"], log
+    assert subjects(peer, a, "Projects/Q4") == ["mbsync nested"], log
+    assert subjects(peer, a, "INBOX") == ["mbsync one"], log
+    assert [s for _, s, _ in maildir_files(inbox)] == ["mbsync one"], log
 
     # a second sync changes nothing, here or there
-    before = (state(peer, a), sorted(p for p, _, _ in maildir_files(inbox)))
+    before = (state(peer, a), local_tree(d))
     out = mbsync(rc)
-    after = (state(peer, a), sorted(p for p, _, _ in maildir_files(inbox)))
+    after = (state(peer, a), local_tree(d))
     assert before == after, out.stdout[-6000:]
     assert (peer.tls_sessions() > 0) == (mode != "plain")
     peer.stop()
@@ -262,6 +281,10 @@ def test_offlineimap_full_sync_then_local_changes_go_up(peer, mode):
     log = (out.stdout + out.stderr)[-8000:]
     assert {"\\Flagged", "\\Seen"} <= flags_of(peer, a, "INBOX", "offlineimap one"), log
     assert sorted(subjects(peer, a, "INBOX")) == ["offlineimap one", "offlineimap three"], log
+    # and once more: nothing changes
+    before = (state(peer, a), local_tree(d))
+    out = offlineimap(rc)
+    assert (state(peer, a), local_tree(d)) == before, (out.stdout + out.stderr)[-8000:]
     assert (peer.tls_sessions() > 0) == (mode != "plain")
     peer.stop()
 
@@ -321,7 +344,9 @@ def test_neomutt_reads_flags_moves_and_deletes(peer, mode):
     peer.deliver(a, "neomutt alpha", "the text of alpha, to be read\r\n")
     peer.deliver(a, "neomutt bravo", "bravo goes to Projects\r\n")
     peer.deliver(a, "neomutt charlie", "charlie is deleted\r\n")
-    t = mc.Tmux(["neomutt", "-n", "-F", rc, "-f", folder + "INBOX"], env={"HOME": d})
+    # -d 3 -l FILE: neomutt's log with the IMAP exchange, shown on a failure
+    t = mc.Tmux(["neomutt", "-n", "-F", rc, "-d", "3", "-l", os.path.join(d, "neomutt.log"),
+                 "-f", folder + "INBOX"], env={"HOME": d}, log=os.path.join(d, "neomutt.log0"))
     t.wait(r"neomutt charlie", what="the INBOX on screen")
     screen = t.screen()
     assert screen.index("neomutt alpha") < screen.index("neomutt bravo"), screen
@@ -348,11 +373,11 @@ def test_neomutt_reads_flags_moves_and_deletes(peer, mode):
     t.wait(r"neomutt alpha(?![\s\S]*neomutt charlie)", what="the INBOX synced")
     t.keys("q")
     lib.wait_for(t.dead, timeout=30, what="neomutt to quit")
-    t.stop()
 
     inbox = mc.messages(peer, a, "INBOX")
     assert [s for _, s, _ in inbox] == ["neomutt alpha"], inbox
     assert {"\\Seen", "\\Flagged"} <= inbox[0][2], inbox
     assert subjects(peer, a, "Projects") == ["neomutt bravo"]
     assert (peer.tls_sessions() > 0) == (mode != "plain")
+    t.stop()
     peer.stop()
