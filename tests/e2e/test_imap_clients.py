@@ -1,11 +1,17 @@
 """Real IMAP clients nobody here wrote read, flag, move and delete mail on
 tandem (issue 8, item 6): mbsync (isync), offlineimap3, neomutt (driven in
 tmux) and curl. Each runs plain on loopback (allowed by [auth] plaintext =
-loopback, the default), with STARTTLS on the imap port where the client
-has it, and with implicit TLS on the imaps port, trusting the certificate
-tandem makes in data_dir/tls/ (hostname checks on where the client can
-be given the certificate's name). Every effect is checked on the server
-through imaplib, never by the client's own word.
+loopback, the default), with STARTTLS on the imap port, and with implicit
+TLS on the imaps port, trusting the certificate tandem makes in
+data_dir/tls/: curl checks it and its name (--cacert, and --resolve of the
+name to the address); mbsync takes it as a host certificate (matched
+exactly, no name check); offlineimap pins its SHA-256 on imaps (its
+STARTTLS checks no certificate at all); neomutt trusts it as a CA without
+the name check (the clients connect to an address). Every effect is
+checked on the server through imaplib, never by the client's own word.
+
+neomutt runs with -n (no system rc), not -R: a read-only folder could not
+be flagged or expunged.
 
 TANDEM_E2E_PEER=dovecot runs the same scenarios against a private
 Dovecot 2.3 instead (dovecot-imapd, not installed by `make test`): it
