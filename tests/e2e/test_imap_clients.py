@@ -1,14 +1,14 @@
 """Real IMAP clients nobody here wrote read, flag, move and delete mail on
 tandem (issue 8, item 6): mbsync (isync), offlineimap3, neomutt (driven in
 tmux) and curl. Each runs plain on loopback (allowed by [auth] plaintext =
-loopback, the default), with STARTTLS on the imap port, and with implicit
-TLS on the imaps port, trusting the certificate tandem makes in
-data_dir/tls/: curl checks it and its name (--cacert, and --resolve of the
-name to the address); mbsync takes it as a host certificate (matched
-exactly, no name check); offlineimap pins its SHA-256 on imaps (its
-STARTTLS checks no certificate at all); neomutt trusts it as a CA without
-the name check (the clients connect to an address). Every effect is
-checked on the server through imaplib, never by the client's own word.
+loopback, the default), with STARTTLS on the imap port (not offlineimap:
+see there), and with implicit TLS on the imaps port, trusting the
+certificate tandem makes in data_dir/tls/: curl checks it and its name
+(--cacert, and --resolve of the name to the address); mbsync takes it as a
+host certificate (matched exactly, no name check); offlineimap pins its
+SHA-256; neomutt trusts it as a CA without the name check (the clients
+connect to an address). Every effect is checked on the server through
+imaplib, never by the client's own word.
 
 neomutt runs with -n (no system rc), not -R: a read-only folder could not
 be flagged or expunged.
@@ -225,8 +225,7 @@ def offlineimap_rc(peer, mode, d):
     rc = os.path.join(d, "offlineimaprc")
     port = peer.imaps_port if mode == "imaps" else peer.imap_port
     # offlineimap matches a CA's certificate against remotehost, here an
-    # address: the certificate is pinned by its fingerprint instead. (Its
-    # STARTTLS checks no certificate at all.)
+    # address: the certificate is pinned by its fingerprint instead
     with open(peer.cafile) as f:
         der = ssl.PEM_cert_to_DER_cert(f.read())
     pin = "cert_fingerprint = " + hashlib.sha256(der).hexdigest()
@@ -258,7 +257,7 @@ holdconnectionopen = no
 maxconnections = 1
 """.format(d=d, ip=peer.ip, port=port, user=a.address, pw=a.password, pin=pin,
            ssl="yes" if mode == "imaps" else "no",
-           starttls="yes" if mode == "starttls" else "no"))
+           starttls="no"))
     return rc
 
 
@@ -266,7 +265,12 @@ def offlineimap(rc):
     return mc.run(["offlineimap", "-c", rc, "-o", "-u", "basic", "-d", "imap"], timeout=120)
 
 
-@pytest.mark.parametrize("mode", MODES)
+# Not STARTTLS: offlineimap's (imaplib2 3.05's) hangs now and then on its
+# first command after the handshake, with no reply read, against Dovecot as
+# against tandem (8 and 14 sessions in 300 of imaplib2's own starttls() here;
+# offlineimap3 issue 253): its reader thread polls the socket while the reply
+# waits in the TLS layer. Nor does it check the certificate there at all.
+@pytest.mark.parametrize("mode", ("plain", "imaps"))
 def test_offlineimap_full_sync_then_local_changes_go_up(peer, mode):
     a = peer.accounts[0]
     d = client_dir()
@@ -276,8 +280,6 @@ def test_offlineimap_full_sync_then_local_changes_go_up(peer, mode):
         peer.deliver(a, "offlineimap " + n, "body %s\r\n" % n)
     out = offlineimap(rc)
     log = (out.stdout + out.stderr)[-8000:]
-    if mode == "starttls":
-        assert "STARTTLS" in out.stdout + out.stderr, log
     assert sorted(s for _, s, _ in maildir_files(inbox)) == [
         "offlineimap one", "offlineimap three", "offlineimap two"], log
     p, _ = maildir_find(inbox, "offlineimap one")
