@@ -441,6 +441,9 @@ hostname = {helo}
 role = backup
 data_dir = {data}
 log_file = {logfile}
+# the load comes from one address: no per-client limit
+max_connections_per_client = 0
+max_connections_per_net = 0
 
 [listen]
 smtp = {addr}:{port}
@@ -737,6 +740,8 @@ hostname = mx1.example.test
 role = primary
 data_dir = {data}
 log_file = {log}
+max_connections_per_client = 0
+max_connections_per_net = 0
 
 [listen]
 smtp = {addr}:{port}

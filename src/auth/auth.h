@@ -18,7 +18,7 @@
  *
  * Plaintext rule ([auth] plaintext): a password may cross only over TLS,
  * or from loopback (default), or always, or never without TLS.
- * Public: auth_new, auth_free, auth_plaintext_ok, auth_check, auth_reload.
+ * Public: auth_new, auth_free, auth_plaintext_ok, auth_check.
  */
 #ifndef TANDEM_AUTH_H
 #define TANDEM_AUTH_H

@@ -25,6 +25,20 @@ int cmd_recipients(struct config *cf, int argc, char **argv);
 int cmd_queue(struct config *cf, int argc, char **argv);
 int cmd_sendmail(struct config *cf, int argc, char **argv);
 
+/* A verb of a directory command returns 0, -1 for a directory error (the
+ * runner reports it), or an exit status it has already explained. */
+struct cmd_verb {
+	const char *name;
+	int min, max;		/* arguments after the verb; max -1: no limit */
+	int (*fn)(struct config *cf, struct directory *d, int argc, char **argv);
+};
+/* Find the verb in argv[1], check its argument count (else usage to
+ * stderr, 2), open the directory and run it. */
+int cmd_dir_run(struct config *cf, int argc, char **argv, const struct cmd_verb *verbs,
+		const char *usage);
+void cmd_print(const char *s, void *arg);
+int cmd_mailbox(struct config *cf, int argc, char **argv);
+
 /* Shared by the directory commands: open data_dir/directory.db or print
  * the error and return NULL. */
 struct directory *cmd_directory_open(struct config *cf);

@@ -1,11 +1,11 @@
 /*
- * cmd_directory: the `tandem domain|user|alias|recipients` subcommands,
+ * cmd_directory: the `tandem domain|alias|recipients` subcommands,
  * thin wrappers around the directory module. Each subcommand is a table of
  * verbs with their argument counts; the shared runner checks the usage,
  * opens data_dir/directory.db (as [server] user when run by root) and
  * turns errors into exit statuses.
- * Public: cmd_domain, cmd_user, cmd_alias, cmd_recipients,
- * cmd_directory_open, cmd_read_password.
+ * Public: cmd_domain, cmd_alias, cmd_recipients, cmd_dir_run,
+ * cmd_directory_open, cmd_read_password, cmd_print.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +20,6 @@
 #include "util/durable.h"
 #include "util/xalloc.h"
 
-/* A verb returns 0, -1 for a directory error (the runner reports it), or
- * an exit status it has already explained on stderr. */
-struct cmd_verb {
-	const char *name;
-	int min, max;		/* arguments after the verb; max -1: no limit */
-	int (*fn)(struct directory *d, int argc, char **argv);
-};
 
 struct directory *
 cmd_directory_open(struct config *cf)
@@ -90,13 +83,13 @@ cmd_read_password(void)
 	return line;
 }
 
-static void
+void
 cmd_print(const char *s, void *arg)
 {
 	printf("%s\n", s);
 }
 
-static int
+int
 cmd_dir_run(struct config *cf, int argc, char **argv,
 	    const struct cmd_verb *verbs, const char *usage)
 {
@@ -112,7 +105,7 @@ cmd_dir_run(struct config *cf, int argc, char **argv,
 	}
 	if ((d = cmd_directory_open(cf)) == NULL)
 		return 1;
-	rc = v->fn(d, nargs, argv + 2);
+	rc = v->fn(cf, d, nargs, argv + 2);
 	if (rc < 0) {
 		fprintf(stderr, "tandem: %s\n", directory_error(d));
 		rc = directory_error_is_temp(d) ? EX_TEMPFAIL : 1;
@@ -128,19 +121,19 @@ cmd_dir_run(struct config *cf, int argc, char **argv,
 /* ---- domain ---- */
 
 static int
-cmd_domain_add(struct directory *d, int argc, char **argv)
+cmd_domain_add(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_domain_add(d, argv[0]);
 }
 
 static int
-cmd_domain_del(struct directory *d, int argc, char **argv)
+cmd_domain_del(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_domain_del(d, argv[0]);
 }
 
 static int
-cmd_domain_list(struct directory *d, int argc, char **argv)
+cmd_domain_list(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_domain_list(d, cmd_print, NULL);
 }
@@ -173,91 +166,16 @@ cmd_domain(struct config *cf, int argc, char **argv)
 			   "       tandem domain list\n");
 }
 
-/* ---- user ---- */
-
-/* Set (or create, when add) the user's password from stdin. */
-static int
-cmd_user_password(struct directory *d, const char *address, int add)
-{
-	char *pw;
-	int rc;
-
-	/* Complain before asking for a password that would be thrown away. */
-	switch (directory_user_exists(d, address)) {
-	case -1:
-		return -1;
-	case 0:
-		if (!add) {
-			fprintf(stderr, "tandem: no such user %s\n", address);
-			return 1;
-		}
-		break;
-	default:
-		if (add) {
-			fprintf(stderr, "tandem: user %s already exists\n", address);
-			return 1;
-		}
-	}
-	if ((pw = cmd_read_password()) == NULL) {
-		fprintf(stderr, "tandem: empty password refused (give it on the first line of stdin)\n");
-		return 1;
-	}
-	rc = add ? directory_user_add(d, address, pw) : directory_user_passwd(d, address, pw);
-	explicit_bzero(pw, strlen(pw));
-	free(pw);
-	return rc;
-}
-
-static int
-cmd_user_add(struct directory *d, int argc, char **argv)
-{
-	return cmd_user_password(d, argv[0], 1);
-}
-
-static int
-cmd_user_passwd(struct directory *d, int argc, char **argv)
-{
-	return cmd_user_password(d, argv[0], 0);
-}
-
-static int
-cmd_user_del(struct directory *d, int argc, char **argv)
-{
-	return directory_user_del(d, argv[0]);
-}
-
-static int
-cmd_user_list(struct directory *d, int argc, char **argv)
-{
-	return directory_user_list(d, cmd_print, NULL);
-}
-
-static const struct cmd_verb cmd_user_verbs[] = {
-	{ "add", 1, 1, cmd_user_add },
-	{ "del", 1, 1, cmd_user_del },
-	{ "passwd", 1, 1, cmd_user_passwd },
-	{ "list", 0, 0, cmd_user_list },
-	{ NULL, 0, 0, NULL }
-};
-
-int
-cmd_user(struct config *cf, int argc, char **argv)
-{
-	return cmd_dir_run(cf, argc, argv, cmd_user_verbs,
-			   "usage: tandem user add|del|passwd ADDRESS   (password on stdin)\n"
-			   "       tandem user list\n");
-}
-
 /* ---- alias ---- */
 
 static int
-cmd_alias_add(struct directory *d, int argc, char **argv)
+cmd_alias_add(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_alias_add(d, argv[0], (const char *const *)argv + 1, argc - 1);
 }
 
 static int
-cmd_alias_del(struct directory *d, int argc, char **argv)
+cmd_alias_del(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_alias_del(d, argv[0]);
 }
@@ -280,7 +198,7 @@ cmd_alias_print(const char *alias, const char *target, void *arg)
 }
 
 static int
-cmd_alias_list(struct directory *d, int argc, char **argv)
+cmd_alias_list(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	char *cur = NULL;
 	int rc = directory_alias_list(d, cmd_alias_print, &cur);
@@ -310,7 +228,7 @@ cmd_alias(struct config *cf, int argc, char **argv)
 /* ---- recipients (backup role) ---- */
 
 static int
-cmd_recipients_load(struct directory *d, int argc, char **argv)
+cmd_recipients_load(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	int n = directory_recipients_load(d, argv[0], argv[1]);
 
@@ -321,7 +239,7 @@ cmd_recipients_load(struct directory *d, int argc, char **argv)
 }
 
 static int
-cmd_recipients_clear(struct directory *d, int argc, char **argv)
+cmd_recipients_clear(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	if (directory_recipients_clear(d, argv[0]) != 0)
 		return -1;
@@ -330,7 +248,7 @@ cmd_recipients_clear(struct directory *d, int argc, char **argv)
 }
 
 static int
-cmd_recipients_list(struct directory *d, int argc, char **argv)
+cmd_recipients_list(struct config *cf, struct directory *d, int argc, char **argv)
 {
 	return directory_recipients_list(d, argv[0], cmd_print, NULL);
 }

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "cmd/cmd.h"
 #include "deliver/deliver.h"
 #include "outbound/outbound.h"
@@ -26,6 +27,7 @@
 #include "server/server.h"
 #include "server/server_priv.h"
 #include "store/maildir.h"
+#include "store/store.h"
 #include "util/durable.h"
 #include "util/log.h"
 #include "util/pidfile.h"
@@ -39,6 +41,8 @@ struct serve {
 	struct worker_pool *pool;
 	struct queue *queue;
 	struct directory *dir;
+	struct store *store;
+	struct auth *auth;
 	struct deliver *deliver;
 	struct outbound *outbound;
 	struct sched *sched;
@@ -303,6 +307,8 @@ serve_ctx(struct serve *sv, struct server_ctx *ctx)
 	ctx->pool = sv->pool;
 	ctx->dir = sv->dir;
 	ctx->tls = &sv->tls;
+	ctx->store = sv->store;
+	ctx->auth = sv->auth;
 	ctx->committed = serve_committed;
 	ctx->etrn = serve_etrn;
 	ctx->etrn_allowed = serve_etrn_allowed;
@@ -339,6 +345,8 @@ static int
 serve_open(struct serve *sv)
 {
 	struct config *cf = sv->cf;
+	struct store_settings store_set;
+	struct auth_deps auth_deps;
 	struct server_ctx ctx;
 	char err[512];
 	const char *e;
@@ -353,7 +361,18 @@ serve_open(struct serve *sv)
 		return -1;
 	}
 	sv->pool = worker_pool_new(sv->base, cf->workers);
-	sv->deliver = deliver_new(cf, sv->queue, sv->dir);
+	store_set.data_dir = cf->data_dir;
+	store_set.expunged_retention = cf->expunged_retention;
+	if ((sv->store = store_new(&store_set, sv->base, &e)) == NULL) {
+		fprintf(stderr, "tandem: mailbox store: %s\n", e);
+		return -1;
+	}
+	auth_deps.base = sv->base;
+	auth_deps.pool = sv->pool;
+	auth_deps.dir = sv->dir;
+	auth_deps.cf = (const struct config *const *)&sv->cf;
+	sv->auth = auth_new(&auth_deps);
+	sv->deliver = deliver_new(cf, sv->queue, sv->dir, sv->store);
 	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
 	if ((sv->outbound = outbound_new(sv->base, cf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);
@@ -378,10 +397,13 @@ serve_teardown(struct serve *sv)
 {
 	server_free(&sv->server);
 	pair_free(&sv->pair);
+	/* the workers first: a job in flight may still use auth or the store */
 	worker_pool_free(&sv->pool);
+	auth_free(&sv->auth);
 	sched_free(&sv->sched);
 	outbound_free(&sv->outbound);
 	deliver_free(&sv->deliver);
+	store_free(&sv->store);
 	directory_close(&sv->dir);
 	queue_close(&sv->queue);
 	for (int i = 0; i < 5; i++)

@@ -1,8 +1,9 @@
 /*
- * deliver: local Maildir delivery through the directory (see deliver.h).
+ * deliver: local delivery into the store through the directory (see deliver.h).
  * Runs on worker threads; the directory gives each its own connection.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #include "directory/directory.h"
 #include "mail/addr.h"
 #include "queue/queue.h"
-#include "store/maildir.h"
+#include "store/store.h"
 #include "conf/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -23,16 +24,18 @@ struct deliver {
 	const struct config *cf;
 	struct queue *q;
 	struct directory *dir;   /* one handle, a connection per thread inside */
+	struct store *store;
 };
 
 struct deliver *
-deliver_new(const struct config *cf, struct queue *q, struct directory *dir)
+deliver_new(const struct config *cf, struct queue *q, struct directory *dir, struct store *store)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
 
 	d->cf = cf;
 	d->q = q;
 	d->dir = dir;
+	d->store = store;
 	return d;
 }
 
@@ -57,6 +60,8 @@ struct deliver_rcpt {
 	char **fwd;             /* alias targets elsewhere, for this recipient */
 	int nfwd;
 	int nfail, fwd_failed;  /* fwd_failed: the forward copy could not be queued */
+	int nperm;              /* failures that are permanent (larger than the quota) */
+	char code[8];           /* the enhanced status of the last failure */
 	char error[256];
 };
 
@@ -68,7 +73,10 @@ deliver_dest(const char *dest, const char *rcpt, int is_local, void *arg)
 {
 	struct deliver_rcpt *r = arg;
 	const struct config *cf = r->d->cf;
-	char dir[4096], name[256], *prefix;
+	const char *err = "";
+	long long quota;
+	uint32_t uid = 0;
+	char *prefix;
 	int rc;
 
 	if (!is_local) {
@@ -82,21 +90,40 @@ deliver_dest(const char *dest, const char *rcpt, int is_local, void *arg)
 	for (int i = 0; i < r->nseen; i++)
 		if (strcmp(r->seen[i], dest) == 0)
 			return;
-	maildir_path(cf->data_dir, dest, dir, sizeof(dir));
-	snprintf(name, sizeof(name), "%lld.%s.%s", r->env->arrival, r->env->qid, cf->hostname);
-	for (char *p = name; *p; p++)
-		if (*p == '/' || *p == ':')
-			*p = '_';
+	if (directory_user_quota_get(r->d->dir, dest, &quota) != 0)
+		quota = -1;
+	if (quota < 0)
+		quota = (long long)cf->default_quota;
 	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", r->env->sender, rcpt);
-	rc = maildir_deliver(dir, name, prefix, r->fd, r->body_off, r->env->size);
+	rc = store_deliver(r->d->store, dest, NULL, r->env->qid, prefix, r->fd, r->body_off,
+			   r->env->size, quota, &uid, &err);
 	free(prefix);
-	if (rc < 0) {
+	switch (rc) {
+	case STORE_OK:
+	case STORE_DUPLICATE:
+		break;
+	case STORE_OVER_QUOTA:
 		r->nfail++;
-		snprintf(r->error, sizeof(r->error), "4.3.0 mailbox %s: %s", dest, strerror(errno));
+		snprintf(r->code, sizeof(r->code), "4.2.2");
+		snprintf(r->error, sizeof(r->error), "4.2.2 mailbox %s is full (quota %lld bytes)",
+			 dest, quota);
+		log_msg(r->env->qid, "event=over_quota to=%s quota=%lld", log_addr(dest), quota);
+		return;
+	case STORE_TOO_BIG:
+		r->nfail++;
+		r->nperm++;
+		snprintf(r->code, sizeof(r->code), "5.2.2");
+		snprintf(r->error, sizeof(r->error), "5.2.2 the message is larger than the quota of "
+			 "mailbox %s (%lld bytes)", dest, quota);
+		return;
+	default:
+		r->nfail++;
+		snprintf(r->code, sizeof(r->code), "4.3.0");
+		snprintf(r->error, sizeof(r->error), "4.3.0 mailbox %s: %s", dest, err);
 		return;
 	}
-	log_msg(r->env->qid, "event=maildir to=%s mailbox=%s%s", log_addr(dest), log_q(dir),
-		rc == 1 ? " duplicate=avoided" : "");
+	log_msg(r->env->qid, "event=stored to=%s uid=%" PRIu32 "%s", log_addr(dest), uid,
+		rc == STORE_DUPLICATE ? " duplicate=avoided" : "");
 	r->seen = xrealloc(r->seen, (r->nseen + 1) * sizeof(char *));
 	r->seen[r->nseen++] = xstrdup(dest);
 }
@@ -173,12 +200,13 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 			sched_result_set(&res[i], RCPT_REMOTE, "4.4.0", "4.4.0 waiting for outbound delivery");
 			continue;
 		}
-		r.nfail = r.fwd_failed = 0;
+		r.nfail = r.fwd_failed = r.nperm = 0;
 		r.error[0] = '\0';
 		n = directory_resolve(dir, env->rcpt[i], deliver_dest, &r, &derr);
 		if (n > 0 && r.nfail == 0 && r.nfwd > 0 &&
 		    deliver_forward(&r, env->rcpt[i], res[i].fwd_qid) != 0) {
 			r.fwd_failed++;
+			snprintf(r.code, sizeof(r.code), "4.3.0");
 			snprintf(r.error, sizeof(r.error), "4.3.0 forwarding to %s: %s", r.fwd[0],
 				 strerror(errno));
 		}
@@ -193,8 +221,11 @@ deliver_local(void *arg, const struct queue_env *env, int fd, off_t body_off,
 		else if (n == 0)
 			sched_result_set(&res[i], RCPT_PERM, "5.1.1", "5.1.1 <%s>: user unknown",
 					 env->rcpt[i]);
+		else if (r.nfail > 0 && r.nfail == r.nperm && r.fwd_failed == 0 && n == r.nfail)
+			/* every destination refuses for good: bounce rather than retry */
+			sched_result_set(&res[i], RCPT_PERM, "5.2.2", "%s", r.error);
 		else if (r.nfail > 0 || r.fwd_failed > 0)
-			sched_result_set(&res[i], RCPT_TEMP, "4.3.0", "%s", r.error);
+			sched_result_set(&res[i], RCPT_TEMP, r.code, "%s", r.error);
 		else
 			sched_result_set(&res[i], RCPT_DONE, "2.0.0", "delivered to the mailbox%s",
 					 r.nseen > 1 ? "es" : "");

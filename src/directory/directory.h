@@ -74,6 +74,11 @@ int directory_user_exists(struct directory *d, const char *address); /* 1, 0, -1
  * Understands Dovecot-style "{SCHEME}" prefixes: {CRYPT}, {YESCRYPT},
  * {SHA512-CRYPT}, {BLF-CRYPT}, and bare crypt(3) hashes. */
 int directory_user_verify(struct directory *d, const char *address, const char *password);
+/* The stored hash of a user, for a caller that keys a cache on it (auth):
+ * 1 with address_r (the canonical, stored spelling) and hash_r filled, 0
+ * when there is no such user, -1 on error (a buffer too small included). */
+int directory_user_hash(struct directory *d, const char *address, char *address_r,
+			size_t address_len, char *hash_r, size_t hash_len);
 /* Store an existing hash as is (e.g. imported from Dovecot: "{SHA512-CRYPT}$6$..."). */
 int directory_user_set_hash(struct directory *d, const char *address, const char *hash);
 

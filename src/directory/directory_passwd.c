@@ -4,7 +4,7 @@
  * Dovecot-style "{SCHEME}" prefix, and are compared in constant time.
  *
  * Public: directory_user_passwd, directory_user_set_hash,
- * directory_user_verify. Module-internal: dir_hash.
+ * directory_user_verify, directory_user_hash. Module-internal: dir_hash.
  */
 #include <crypt.h>
 #include <errno.h>
@@ -189,4 +189,35 @@ directory_user_verify(struct directory *d, const char *address, const char *pass
 	}
 	dir_strings_free(hash);
 	return ok;
+}
+
+int
+directory_user_hash(struct directory *d, const char *address, char *address_r,
+		    size_t address_len, char *hash_r, size_t hash_len)
+{
+	struct dir_conn *c = dir_conn(d);
+	char *a, **hash;
+	int n, rc = 0;
+
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(address);
+	n = dir_strings(c, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
+	if (n < 0) {
+		free(a);
+		return -1;
+	}
+	if (n > 0) {
+		if (strlen(a) >= address_len || strlen(hash[0]) >= hash_len) {
+			dir_seterr(c, "password hash or address longer than the buffer");
+			rc = -1;
+		} else {
+			strcpy(address_r, a);
+			strcpy(hash_r, hash[0]);
+			rc = 1;
+		}
+	}
+	dir_strings_free(hash);
+	free(a);
+	return rc;
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "imap/imap.h"
 #include "smtpd/smtpd.h"
+#include "pop3/pop3.h"
 #include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
@@ -84,6 +86,7 @@ smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
 	d.queue = ctx->queue;
 	d.pool = ctx->pool;
 	d.dir = ctx->dir;
+	d.store = ctx->store;
 	d.tls = ctx->tls;
 	d.committed = ctx->committed;
 	d.etrn = ctx->etrn;
@@ -103,6 +106,130 @@ smtp_max_sessions(const struct config *cf)
 	return cf->max_connections;
 }
 
+/* --- the POP3 service (pop3 with STLS, pop3s) ------------------------------- */
+
+static void
+pop3_shutdown(void *arg)
+{
+	pop3_server_shutdown(arg);
+}
+
+static unsigned
+pop3_sessions(void *arg)
+{
+	return pop3_server_sessions(arg);
+}
+
+static void
+pop3_destroy(void *arg)
+{
+	struct pop3_server *s = arg;
+
+	pop3_server_free(&s);
+}
+
+/* pop3 and pop3s are two rows of one service: one server, one set of
+ * sessions (the maildrop lock holds across both), counted once. */
+static struct pop3_server *pop3_shared;
+static int pop3_refs;
+
+static unsigned
+pop3_sessions_counted(void *arg)
+{
+	return 0;
+}
+
+static void
+pop3_destroy_shared(void *arg)
+{
+	if (--pop3_refs == 0) {
+		pop3_destroy(arg);
+		pop3_shared = NULL;
+	}
+}
+
+static int
+pop3_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	struct pop3_deps d;
+
+	if (ctx->store == NULL || ctx->auth == NULL)
+		return -1;
+	if (pop3_shared == NULL) {
+		memset(&d, 0, sizeof(d));
+		d.base = ctx->base;
+		d.cf = ctx->cf;
+		d.pool = ctx->pool;
+		d.tls = ctx->tls;
+		d.store = ctx->store;
+		d.auth = ctx->auth;
+		pop3_shared = pop3_server_new(&d);
+	}
+	inst->arg = pop3_shared;
+	inst->accept = pop3_server_accept;
+	inst->shutdown = pop3_shutdown;
+	inst->sessions = pop3_refs++ == 0 ? pop3_sessions : pop3_sessions_counted;
+	inst->destroy = pop3_destroy_shared;
+	return 0;
+}
+
+/* --- the IMAP service (imap: STARTTLS, imaps: implicit TLS) ------------ */
+
+static void
+imap_shutdown(void *arg)
+{
+	imap_server_shutdown(arg);
+}
+
+static unsigned
+imap_sessions(void *arg)
+{
+	return imap_server_sessions(arg);
+}
+
+static void
+imap_destroy(void *arg)
+{
+	struct imap_server *s = arg;
+
+	imap_server_free(&s);
+}
+
+static int
+imap_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	struct imap_deps d;
+
+	if (ctx->store == NULL || ctx->auth == NULL)
+		return -1;
+	memset(&d, 0, sizeof(d));
+	d.base = ctx->base;
+	d.cf = ctx->cf;
+	d.pool = ctx->pool;
+	d.dir = ctx->dir;
+	d.tls = ctx->tls;
+	d.store = ctx->store;
+	d.auth = ctx->auth;
+	inst->arg = imap_server_new(&d);
+	inst->accept = imap_server_accept;
+	inst->shutdown = imap_shutdown;
+	inst->sessions = imap_sessions;
+	inst->destroy = imap_destroy;
+	return 0;
+}
+
+static unsigned
+pop3_max_sessions(const struct config *cf)
+{
+	return cf->pop3_max_connections;
+}
+
+static unsigned
+imap_max_sessions(const struct config *cf)
+{
+	return cf->imap_max_connections;
+}
+
 /* --- the table --------------------------------------------------------- */
 
 #define L(field) offsetof(struct config, field)
@@ -111,10 +238,10 @@ static const struct service_row service_rows[] = {
 	{ "smtp", L(listen_smtp), CONN_PLAIN, "0.0.0.0:25", smtp_start, smtp_max_sessions },
 	{ "submission", L(listen_submission), CONN_PLAIN, NULL, NULL, NULL },
 	{ "submissions", L(listen_submissions), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
-	{ "imap", L(listen_imap), CONN_PLAIN, NULL, NULL, NULL },
-	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
-	{ "pop3", L(listen_pop3), CONN_PLAIN, NULL, NULL, NULL },
-	{ "pop3s", L(listen_pop3s), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "imap", L(listen_imap), CONN_PLAIN, NULL, imap_start, imap_max_sessions },
+	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, imap_start, imap_max_sessions },
+	{ "pop3", L(listen_pop3), CONN_PLAIN, NULL, pop3_start, pop3_max_sessions },
+	{ "pop3s", L(listen_pop3s), CONN_IMPLICIT_TLS, NULL, pop3_start, pop3_max_sessions },
 	{ "http", L(listen_http), CONN_PLAIN, NULL, NULL, NULL },
 };
 #define NROWS ((int)(sizeof(service_rows) / sizeof(service_rows[0])))

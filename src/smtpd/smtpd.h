@@ -15,6 +15,7 @@
 
 struct config;
 struct directory;
+struct store;
 struct event_base;
 struct queue;
 struct worker_pool;
@@ -27,6 +28,7 @@ struct smtpd_deps {
 	struct queue *queue;
 	struct worker_pool *pool;
 	struct directory *dir;     /* used on the loop thread only */
+	struct store *store;       /* the mailboxes (quota at RCPT), or NULL */
 	SSL_CTX *const *tls;       /* *tls NULL: no STARTTLS; a reload swaps it */
 	void (*committed)(void *arg, const char *qid, char *const *rcpt, int nrcpt);
 	/* ETRN (RFC 1985) for one of the [relay] domains: attempt what waits

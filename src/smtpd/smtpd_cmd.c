@@ -228,6 +228,7 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		return;
 	}
 	s->sender = xstrdup(mr.addr);
+	s->mail_size = size;
 	s->in_mail = 1;
 	s->junk = 0;
 	smtpd_reply(s, "250 2.1.0 Ok");
@@ -312,6 +313,9 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 	j->q.relay_domain = !mr.postmaster && config_is_relay_domain(cf, addr_domain(mr.addr));
 	j->q.hostname = cf->hostname;
 	j->q.first_relay = cf->relay_domains.n > 0 ? cf->relay_domains.v[0] : NULL;
+	j->q.store = s->srv->d.store;
+	j->q.size = s->mail_size;
+	j->q.default_quota = (long long)cf->default_quota;
 	smtpd_session_pause(s);
 	worker_submit(s->srv->d.pool, smtpd_rcpt_work, smtpd_rcpt_done, j);
 }

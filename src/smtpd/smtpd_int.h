@@ -45,6 +45,7 @@ struct smtpd_session {
 	unsigned in_data : 1, smtputf8 : 1, body8 : 1;
 	unsigned in_mail : 1;
 	char *sender;
+	unsigned long long mail_size;   /* MAIL's SIZE=, 0 when not given */
 	char **rcpt;
 	int nrcpt;
 	unsigned errors;

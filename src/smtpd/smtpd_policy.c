@@ -13,6 +13,7 @@
 #include "mail/header.h"
 #include "smtpd/smtpd_int.h"
 #include "smtpd/smtpd_policy.h"
+#include "store/store.h"
 #include "conf/config.h"
 
 static void
@@ -22,6 +23,39 @@ verdict(struct smtpd_verdict *v, const char *code, const char *text, const char 
 	snprintf(v->code, sizeof(v->code), "%s", code);
 	snprintf(v->text, sizeof(v->text), "%s", text);
 	snprintf(v->detail, sizeof(v->detail), "%s", detail ? detail : "");
+}
+
+/* A local user's quota: over it already (or by the declared SIZE) 452
+ * 4.2.2, the client retries later; a message larger than the whole quota
+ * 552 5.2.2, it never fits. 0 when the recipient may go on. */
+static int
+mx_quota(struct directory *dir, const struct smtpd_rcpt_query *q, const char *mailbox,
+	 struct smtpd_verdict *v)
+{
+	struct store_account *a;
+	long long quota, bytes, msgs;
+	const char *err;
+	int rc;
+
+	if (q->store == NULL || directory_user_quota_get(dir, mailbox, &quota) != 0)
+		return 0;   /* delivery checks again; a lookup error is no reason to refuse */
+	if (quota < 0)
+		quota = q->default_quota;
+	if (quota == 0)
+		return 0;
+	if (q->size > (unsigned long long)quota) {
+		verdict(v, "552 5.2.2", "Message larger than the recipient's mailbox quota", mailbox);
+		return -1;
+	}
+	if ((a = store_account_open(q->store, mailbox, &err)) == NULL)
+		return 0;
+	rc = store_usage(a, &bytes, &msgs);
+	store_account_close(&a);
+	if (rc == 0 && (bytes >= quota || bytes + (long long)q->size > quota)) {
+		verdict(v, "452 4.2.2", "Mailbox full: over its quota, try again later", mailbox);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -49,6 +83,8 @@ mx_rcpt(struct directory *dir, const struct smtpd_rcpt_query *q, struct smtpd_ve
 	}
 	switch (directory_rcpt_lookup(dir, v->addr, q->relay_domain || q->postmaster, &r, &err)) {
 	case DIR_LOOKUP_USER:
+		mx_quota(dir, q, r.mailbox, v);
+		return;
 	case DIR_LOOKUP_ALIAS:
 	case DIR_LOOKUP_CATCHALL:
 	case DIR_LOOKUP_RELAY:

@@ -21,6 +21,9 @@ struct smtpd_rcpt_query {
 	int relay_domain;         /* the domain is one of [relay] domains */
 	const char *hostname;     /* [server] hostname (restart-only: stable) */
 	const char *first_relay;  /* the first relay domain, or NULL */
+	struct store *store;      /* for the quota of a local user (NULL: not checked) */
+	unsigned long long size;  /* MAIL's SIZE=, 0 when not given */
+	long long default_quota;  /* [mailbox] default_quota */
 };
 
 struct smtpd_verdict {

@@ -1,5 +1,7 @@
 /*
- * maildir: crash-safe Maildir delivery (see maildir.h).
+ * maildir: crash-safe Maildir delivery (see maildir.h). Public:
+ * maildir_path, maildir_create, maildir_copy_lf, maildir_deliver,
+ * maildir_clean_tmp, maildir_clean_all.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,8 +61,8 @@ maildir_create(const char *dir)
 }
 
 /* Copy with CRLF -> LF. A CR at a buffer's end waits for the next read. */
-static int
-maildir_copy(int out, int in, off_t off, long long len)
+int
+maildir_copy_lf(int out, int in, off_t off, long long len)
 {
 	char ib[65536], ob[65536];
 	int pending_cr = 0;
@@ -115,7 +117,7 @@ maildir_deliver(const char *dir, const char *name, const char *prefix, int src_f
 	if (fd < 0)
 		return -1;
 	if (durable_write_all(fd, prefix, strlen(prefix)) != 0 ||
-	    maildir_copy(fd, src_fd, off, len) != 0 || fsync(fd) != 0)
+	    maildir_copy_lf(fd, src_fd, off, len) != 0 || fsync(fd) != 0)
 		goto fail;
 	if (close(fd) != 0) {
 		fd = -1;

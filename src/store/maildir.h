@@ -4,7 +4,7 @@
  * Maildir protocol with fsyncs: write tmp/NAME, fsync, link into new/NAME,
  * fsync new/, unlink tmp/NAME. NAME is chosen by the caller; delivering the
  * same NAME twice is a no-op, which makes a retried delivery idempotent.
- * Public: maildir_path, maildir_create, maildir_deliver, maildir_clean_tmp,
+ * Public: maildir_path, maildir_create, maildir_copy_lf, maildir_deliver, maildir_clean_tmp,
  * maildir_clean_all.
  */
 #ifndef TANDEM_MAILDIR_H
@@ -17,6 +17,9 @@
 void maildir_path(const char *data_dir, const char *address, char *buf, size_t len);
 /* mkdir -p the Maildir and its tmp/new/cur. */
 int maildir_create(const char *dir);
+/* Copy len bytes of in from offset off to out, CRLF turned into LF. 0 or
+ * -1 (errno; EIO when in is shorter). */
+int maildir_copy_lf(int out, int in, off_t off, long long len);
 /* Copy len bytes from src_fd at offset off (CRLF turned into LF), after the
  * header text prefix (already LF). Returns 0 delivered, 1 already
  * delivered earlier, -1 error (errno set). */

@@ -39,6 +39,7 @@
  * store_account_address, store_usage, store_account_remove, store_deliver,
  * store_folder_name_check, store_folder_list, store_folder_create,
  * store_folder_delete, store_folder_rename, store_folder_subscribe,
+ * store_folder_subscriptions,
  * store_folder_status, store_folder_open, store_folder_close,
  * store_folder_info, store_folder_take_recent, store_fetch,
  * store_msg_open, store_flags, store_expunge, store_copy, store_changes,
@@ -175,6 +176,10 @@ int store_folder_rename(struct store_account *a, const char *from, const char *t
 /* Subscriptions may name folders that do not exist (RFC 3501 §6.3.6). */
 int store_folder_subscribe(struct store_account *a, const char *name, int on,
 			   const char **error_r);
+/* Every subscribed name, existing or not, in name order (LSUB, LIST
+ * (SUBSCRIBED) with \NonExistent), or -1; fn's non-zero return stops. */
+int store_folder_subscriptions(struct store_account *a, int (*fn)(const char *name, void *arg),
+			       void *arg);
 
 struct store_folder_info {
 	uint32_t uidvalidity;

@@ -208,8 +208,9 @@ class Server:
             return []
 
     def messages(self, address):
+        """Every message of the address's INBOX (new/ and cur/)."""
         out = []
-        for p in self.maildir(address):
+        for p in self.maildir(address) + self.maildir(address, "cur"):
             with open(p, "rb") as f:
                 out.append(f.read())
         return out

@@ -310,8 +310,8 @@ def read_maildir(s, address):
             torn.append(path)
             continue
         seq = int(sm.group(1))
-        # file name: <arrival>.<QID>.<hostname>
-        copies[seq].append((int(am.group(1)), os.path.basename(path).split(".")[1]))
+        # file name: <QID>.Q.<hostname>[:2,FLAGS]
+        copies[seq].append((int(am.group(1)), os.path.basename(path).split(".")[0]))
         if not check_copy(data, seq):
             torn.append(path)
     return copies, torn

@@ -133,7 +133,7 @@ def by_id(srv, address):
         with open(path, "rb") as f:
             data = f.read()
         m = ID_RE.search(data)
-        out[m.group(1).decode() if m else None].append((os.path.basename(path).split(".")[1], data))
+        out[m.group(1).decode() if m else None].append((os.path.basename(path).split(".")[0], data))
     return out
 
 

@@ -236,6 +236,30 @@ test_user_verify(void **state)
 	assert_int_equal(directory_user_verify(d, "alice@example.test", "battery staple"), 1);
 }
 
+/* directory_user_hash gives auth the stored spelling and hash (its cache
+ * key), and a new password a new hash. */
+static void
+test_user_hash(void **state)
+{
+	struct directory *d = ((struct fx *)*state)->d;
+	char addr[DIR_ADDRESS_MAX], hash[512], first[512], tiny[8];
+
+	assert_int_equal(directory_user_add(d, "alice@example.test", "correct horse"), 0);
+	assert_int_equal(directory_user_hash(d, "ALICE@Example.TEST", addr, sizeof(addr), hash,
+					     sizeof(hash)), 1);
+	assert_string_equal(addr, "alice@example.test");
+	assert_true(strncmp(hash, "$y$", 3) == 0);
+	strcpy(first, hash);
+	assert_int_equal(directory_user_hash(d, "nobody@example.test", addr, sizeof(addr), hash,
+					     sizeof(hash)), 0);
+	assert_int_equal(directory_user_hash(d, "alice@example.test", addr, sizeof(addr), tiny,
+					     sizeof(tiny)), -1);
+	assert_int_equal(directory_user_passwd(d, "alice@example.test", "battery staple"), 0);
+	assert_int_equal(directory_user_hash(d, "alice@example.test", addr, sizeof(addr), hash,
+					     sizeof(hash)), 1);
+	assert_string_not_equal(hash, first);
+}
+
 static void
 test_user_verify_schemes(void **state)
 {
@@ -1173,6 +1197,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_domain_del_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_add_del_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify_schemes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alias_add_del_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rcpt_check, setup, teardown),

@@ -1,0 +1,544 @@
+/*
+ * store_sync: reconciles a folder's files with its index rows, at
+ * store_folder_open and store_folder_status (and `mailbox repair`).
+ *
+ * Skipped when neither new/ nor cur/ changed since the last sync (their
+ * mtimes, in nanoseconds, are kept in the folder row; after a scan a
+ * directory changed within the last two seconds is not trusted, as a
+ * change in the same clock tick would not move its mtime on kernels
+ * without multigrain timestamps, i.e. before Linux 6.13). The store's own
+ * changes keep the recorded mtimes current (store_sync_mark_*), so
+ * delivering never makes the next open scan. Otherwise, holding the index's write lock (every
+ * change the store makes to a folder's directory happens under it, so the
+ * scan never sees half of one of ours):
+ *   - a file whose basename a row names is that message; when it is in
+ *     cur/ and its ":2," suffix disagrees with the row, the suffix wins
+ *     (store_sync_import_flags says why);
+ *   - a file whose basename is in the folder's tombstones is the leftover
+ *     of an expunge interrupted after its commit: it is removed;
+ *   - a file that is a hard link of a message indexed in another folder
+ *     under the same basename is the leftover of a COPY or MOVE
+ *     interrupted before its commit: it is removed (the source keeps it);
+ *   - any other file is new: it gets the next UID, in (mtime, name)
+ *     order, its flags from its suffix, its qid from a name store_deliver
+ *     gave it;
+ *   - a row without a file is expunged (tombstone).
+ * New files in new/ stay there: \Recent is the index's (first_recent),
+ * and a file moves to cur/ when its flags first change.
+ * Public (store_int.h): store_sync_folder, store_sync_mark_begin,
+ * store_sync_mark_end, store_sync_mark_fresh, store_sync_invalidate.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct sync_file {
+	char *name;          /* as in the directory */
+	size_t blen;         /* basename length: up to ':' */
+	int in_cur;
+	long long mtime;
+	ino_t ino;
+};
+
+struct sync_row {
+	char *basename;
+	uint32_t uid;
+	unsigned flags;
+};
+
+struct sync_set {
+	struct sync_file *f;
+	size_t nf, af;
+	struct sync_row *r;
+	size_t nr, ar;
+};
+
+static long long
+store_sync_mtime(const char *dir, const char *sub)
+{
+	char p[STORE_PATH + 8];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	if (stat(p, &sb) != 0)
+		return -1;
+	return (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+}
+
+static int
+store_sync_readdir(struct sync_set *ss, const char *dir, int in_cur)
+{
+	char p[STORE_PATH + 8];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, in_cur ? "cur" : "new");
+	/* without cur/ the folder's directory is not where the row says (a
+	 * rename in progress, or gone): never expunge everything for that */
+	if ((d = opendir(p)) == NULL)
+		return errno == ENOENT && !in_cur ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		struct sync_file *f;
+		const char *colon;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* the common case (a known file) costs no stat: only new
+		 * files are looked at closer (store_sync_stat) */
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (ss->nf == ss->af) {
+			ss->af = ss->af ? ss->af * 2 : 256;
+			ss->f = xrealloc(ss->f, ss->af * sizeof(*ss->f));
+		}
+		f = &ss->f[ss->nf++];
+		f->name = xstrdup(de->d_name);
+		colon = strchr(f->name, ':');
+		f->blen = colon ? (size_t)(colon - f->name) : strlen(f->name);
+		f->in_cur = in_cur;
+		f->mtime = -1;
+		f->ino = 0;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+store_sync_cmp_file(const void *x, const void *y)
+{
+	const struct sync_file *a = x, *b = y;
+	size_t n = a->blen < b->blen ? a->blen : b->blen;
+	int c = memcmp(a->name, b->name, n);
+
+	if (c != 0)
+		return c;
+	if (a->blen != b->blen)
+		return a->blen < b->blen ? -1 : 1;
+	return b->in_cur - a->in_cur;   /* cur/ first: the one kept */
+}
+
+static int
+store_sync_cmp_row(const void *x, const void *y)
+{
+	const struct sync_row *a = x, *b = y;
+
+	return strcmp(a->basename, b->basename);
+}
+
+static int
+store_sync_cmp_new(const void *x, const void *y)
+{
+	const struct sync_file *a = *(struct sync_file *const *)x, *b = *(struct sync_file *const *)y;
+
+	if (a->mtime != b->mtime)
+		return a->mtime < b->mtime ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+static int
+store_sync_load(struct store_account *a, int64_t folder, struct sync_set *ss)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT id, basename, flags FROM messages WHERE id BETWEEN ? AND ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, STORE_MID(folder, 0));
+	sqlite3_bind_int64(st, 2, STORE_MID(folder, 0xffffffffu));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (ss->nr == ss->ar) {
+			ss->ar = ss->ar ? ss->ar * 2 : 256;
+			ss->r = xrealloc(ss->r, ss->ar * sizeof(*ss->r));
+		}
+		ss->r[ss->nr].uid = (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffffff);
+		ss->r[ss->nr].basename = xstrdup((const char *)sqlite3_column_text(st, 1));
+		ss->r[ss->nr].flags = (unsigned)sqlite3_column_int(st, 2);
+		ss->nr++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static void
+store_sync_set_free(struct sync_set *ss)
+{
+	for (size_t i = 0; i < ss->nf; i++)
+		free(ss->f[i].name);
+	for (size_t i = 0; i < ss->nr; i++)
+		free(ss->r[i].basename);
+	free(ss->f);
+	free(ss->r);
+}
+
+/* The qid of a name store_deliver gave ("<qid>.Q.<host>"), into qid. */
+static void
+store_sync_qid(const char *base, size_t blen, char *qid, size_t len)
+{
+	const char *q = memchr(base, '.', blen);
+
+	qid[0] = '\0';
+	if (q != NULL && (size_t)(q - base) < len && q + 3 <= base + blen &&
+	    strncmp(q, ".Q.", 3) == 0)
+		snprintf(qid, len, "%.*s", (int)(q - base), base);
+}
+
+/* Is basename (of file f in dir) a tombstone of the folder, or a link of
+ * a message indexed elsewhere (an interrupted COPY or MOVE)? */
+static int
+store_sync_leftover(struct store_account *a, int64_t folder, const char *base,
+		    const char *path, ino_t ino)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_TOMB_BY_BASE);
+	int found = 0;
+
+	if (st == NULL)
+		return 0;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (found)
+		return 1;
+	if ((st = store_index_stmt(a, ST_MSG_OTHER_BASE)) == NULL)
+		return 0;
+	sqlite3_bind_text(st, 1, base, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, folder);
+	while (!found && sqlite3_step(st) == SQLITE_ROW) {
+		char dir[STORE_PATH], p[STORE_PATH];
+		struct stat sb;
+
+		store_folder_path(a, (const char *)sqlite3_column_text(st, 1), dir, sizeof(dir));
+		if (store_msg_path(dir, base, (unsigned)sqlite3_column_int(st, 0), p, sizeof(p)) == 0 &&
+		    stat(p, &sb) == 0 && sb.st_ino == ino && strcmp(p, path) != 0)
+			found = 1;
+	}
+	sqlite3_reset(st);
+	return found;
+}
+
+static int
+store_sync_add(struct store_account *a, int64_t folder, const char *dir,
+	       const struct sync_file *f, uint64_t *modseq)
+{
+	struct store_newmsg m = { 0 };
+	char base[512], path[STORE_PATH + 600], qid[128];
+	int rc;
+
+	snprintf(base, sizeof(base), "%.*s", (int)f->blen, f->name);
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, f->in_cur ? "cur" : "new", f->name);
+	if (store_sync_leftover(a, folder, base, path, f->ino)) {
+		log_msg(NULL, "event=store_recovery account=%s removed=%s", log_addr(a->address),
+			log_q(path));
+		unlink(path);
+		return 0;
+	}
+	store_sync_qid(base, f->blen, qid, sizeof(qid));
+	m.basename = base;
+	m.flags = f->in_cur ? store_msg_suffix_flags(f->name) : 0;
+	m.qid = qid;
+	m.internaldate = f->mtime;
+	m.tz = store_local_tz(f->mtime);
+	if (store_newmsg_fill(&m, path) != 0)
+		return errno == ENOENT ? 0 : -1;
+	rc = store_index_msg_add(a, folder, &m, NULL, modseq);
+	store_newmsg_free(&m);
+	return rc;
+}
+
+/* A file in cur/ whose suffix disagrees with its row: another program
+ * changed the flags, or a STORE renamed it and died before its commit
+ * (STORE renames under the write lock, so never one in progress). The
+ * file's flags win: either way that is the newer state. */
+static int
+store_sync_import_flags(struct store_account *a, int64_t folder, const struct sync_row *r,
+			unsigned flags, uint64_t *modseq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (*modseq == 0 && (*modseq = store_index_modseq(a, folder)) == 0)
+		return -1;
+	if (sqlite3_prepare_v2(a->db, "UPDATE messages SET flags = ?, modseq = ? WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int(st, 1, (int)flags);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)*modseq);
+	sqlite3_bind_int64(st, 3, STORE_MID(folder, r->uid));
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The same basename in new/ and cur/ (another program's half-done move)
+ * is one message: keep the first of the sorted files, cur/. */
+static void
+store_sync_dedupe(struct sync_set *ss)
+{
+	size_t k = 0;
+
+	if (ss->nf < 2)
+		return;
+	for (size_t x = 1; x < ss->nf; x++) {
+		if (ss->f[x].blen == ss->f[k].blen &&
+		    memcmp(ss->f[x].name, ss->f[k].name, ss->f[k].blen) == 0)
+			free(ss->f[x].name);
+		else
+			ss->f[++k] = ss->f[x];
+	}
+	ss->nf = k + 1;
+}
+
+/* mtime and inode of the new files; those gone or not regular files
+ * drop out. Returns how many are left. */
+static size_t
+store_sync_stat_new(const char *dir, struct sync_file **add, size_t nadd)
+{
+	size_t k = 0;
+
+	for (size_t x = 0; x < nadd; x++) {
+		char p[STORE_PATH + 600];
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s/%s/%s", dir, add[x]->in_cur ? "cur" : "new", add[x]->name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			add[x]->mtime = sb.st_mtime;
+			add[x]->ino = sb.st_ino;
+			add[k++] = add[x];
+		}
+	}
+	return k;
+}
+
+static int
+store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struct sync_set *ss,
+		 long long mt_new, long long mt_cur)
+{
+	struct sync_file **add = NULL;
+	size_t nadd = 0, i = 0, j = 0;
+	uint64_t modseq = 0;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (ss->nf > 1)
+		qsort(ss->f, ss->nf, sizeof(*ss->f), store_sync_cmp_file);
+	if (ss->nr > 1)
+		qsort(ss->r, ss->nr, sizeof(*ss->r), store_sync_cmp_row);
+	add = xmalloc((ss->nf + 1) * sizeof(*add));
+	store_sync_dedupe(ss);
+	while (rc == 0 && (i < ss->nf || j < ss->nr)) {
+		int c;
+
+		if (i == ss->nf)
+			c = 1;
+		else if (j == ss->nr)
+			c = -1;
+		else {
+			size_t bl = strlen(ss->r[j].basename);
+			size_t n = ss->f[i].blen < bl ? ss->f[i].blen : bl;
+
+			c = memcmp(ss->f[i].name, ss->r[j].basename, n);
+			if (c == 0 && ss->f[i].blen != bl)
+				c = ss->f[i].blen < bl ? -1 : 1;
+		}
+		if (c < 0) {
+			add[nadd++] = &ss->f[i++];
+		} else if (c > 0) {
+			if (modseq == 0 && (modseq = store_index_modseq(a, folder)) == 0)
+				rc = -1;
+			else
+				rc = store_index_msg_remove(a, folder, ss->r[j].uid, ss->r[j].basename,
+							    modseq);
+			j++;
+		} else {
+			if (ss->f[i].in_cur && store_msg_suffix_flags(ss->f[i].name) != ss->r[j].flags)
+				rc = store_sync_import_flags(a, folder, &ss->r[j],
+							     store_msg_suffix_flags(ss->f[i].name),
+							     &modseq);
+			i++;
+			j++;
+		}
+	}
+	nadd = store_sync_stat_new(dir, add, nadd);
+	if (nadd > 1)
+		qsort(add, nadd, sizeof(*add), store_sync_cmp_new);
+	for (size_t k = 0; rc == 0 && k < nadd; k++) {
+		uint64_t ms = modseq;
+
+		rc = store_sync_add(a, folder, dir, add[k], &ms);
+		modseq = ms;
+	}
+	free(add);
+	if (rc == 0 && sqlite3_prepare_v2(a->db,
+					  "UPDATE folders SET sync_new = ?, sync_cur = ? WHERE id = ?",
+					  -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, mt_new);
+		sqlite3_bind_int64(st, 2, mt_cur);
+		sqlite3_bind_int64(st, 3, folder);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(st);
+	}
+	return rc;
+}
+
+/* A directory mtime to record: 0 (scan again next time) when it is so
+ * recent that a change in the same tick would not show. */
+static long long
+store_sync_trust(long long mt)
+{
+	long long now = (long long)time(NULL) * 1000000000LL;
+
+	return mt > now - 2000000000LL ? 0 : mt;
+}
+
+/* Our own changes to a folder's directories keep the recorded mtimes
+ * current when the index was in sync before (mark_begin under the write
+ * lock, right before the change; mark_end right after it), so an open
+ * after a delivery need not scan. mark_end's stat makes the kernel give
+ * the next change a distinct mtime (multigrain timestamps, Linux 6.13+);
+ * on older kernels a file another program adds in the same clock tick
+ * as ours is missed until the directory changes next (or `mailbox
+ * repair`). */
+void
+store_sync_mark_begin(struct store_account *a, int64_t folder, const char *dir,
+		      struct store_dirmark *m)
+{
+	struct store_frow fr;
+
+	m->in_sync = 0;
+	if (store_index_folder_get(a, NULL, folder, &fr) != 0 || fr.sync_new <= 0 ||
+	    fr.sync_cur <= 0)
+		return;
+	m->in_sync = store_sync_mtime(dir, "new") == fr.sync_new &&
+		     store_sync_mtime(dir, "cur") == fr.sync_cur;
+}
+
+static int
+store_sync_record(struct store_account *a, int64_t folder, const char *dir)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, store_sync_mtime(dir, "new"));
+	sqlite3_bind_int64(st, 2, store_sync_mtime(dir, "cur"));
+	sqlite3_bind_int64(st, 3, folder);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+void
+store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
+		    const struct store_dirmark *m)
+{
+	if (m->in_sync)
+		store_sync_record(a, folder, dir);
+}
+
+/* The folder's next open scans (its rows changed before its files). */
+int
+store_sync_invalidate(struct store_account *a, int64_t folder)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, 0);
+	sqlite3_bind_int64(st, 2, 0);
+	sqlite3_bind_int64(st, 3, folder);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+store_sync_empty(const char *dir, const char *sub)
+{
+	char p[STORE_PATH + 8];
+	struct dirent *de;
+	int empty = 1;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	if ((d = opendir(p)) == NULL)
+		return 0;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = de->d_name[0] == '.';
+	closedir(d);
+	return empty;
+}
+
+/* A folder just created (inside its transaction): when its directories
+ * are empty the index, empty too, is in sync with them. */
+int
+store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir)
+{
+	if (!store_sync_empty(dir, "new") || !store_sync_empty(dir, "cur"))
+		return 0;
+	return store_sync_record(a, folder, dir);
+}
+
+/* Is the folder's directory being renamed (by another handle, or left so
+ * by a crash until the next account open)? */
+static int
+store_sync_renaming(struct store_account *a, int64_t folder)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT disk_old IS NOT NULL FROM folders WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return 1;
+	sqlite3_bind_int64(st, 1, folder);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* 0 in sync (now), -1 error. force: scan whatever the mtimes say. */
+int
+store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
+		  int force)
+{
+	long long mt_new = store_sync_mtime(dir, "new"), mt_cur = store_sync_mtime(dir, "cur");
+	struct sync_set ss = { 0 };
+	int rc;
+
+	if (!force && mt_new > 0 && mt_new == fr->sync_new && mt_cur > 0 && mt_cur == fr->sync_cur)
+		return 0;
+	if (store_index_begin(a, 0) != 0)
+		return -1;
+	if (store_sync_renaming(a, fr->id)) {
+		store_index_rollback(a, 0);
+		return 0;
+	}
+	/* again under the lock: stat before readdir, so a change after the
+	 * stat shows next time */
+	mt_new = store_sync_trust(store_sync_mtime(dir, "new"));
+	mt_cur = store_sync_trust(store_sync_mtime(dir, "cur"));
+	if (store_sync_readdir(&ss, dir, 0) != 0 || store_sync_readdir(&ss, dir, 1) != 0 ||
+	    store_sync_load(a, fr->id, &ss) != 0 ||
+	    store_sync_apply(a, fr->id, dir, &ss, mt_new, mt_cur) != 0) {
+		store_index_rollback(a, 0);
+		store_sync_set_free(&ss);
+		return -1;
+	}
+	store_sync_set_free(&ss);
+	rc = store_index_commit(a, 0);
+	if (rc == 0)
+		store_changed(a);
+	return rc;
+}
