@@ -171,7 +171,9 @@ def test_kill_during_data_partial_removed():
     assert queued_anywhere(p) == []
 
     restart(p)
-    wait_for(lambda: "event=queue_loaded messages=0" in p.log(), what="queue load after restart")
+    # the first process logged a queue load too: wait for the second one's
+    wait_for(lambda: p.log().count("event=queue_loaded messages=0") >= 2,
+             what="queue load after restart")
     assert "event=recovery removed_partials=%d" % partials in p.log(), p.log()
     assert tmp_files(p) == []
     assert queued_anywhere(p) == []
@@ -203,7 +205,7 @@ def test_kill_before_final_dot_never_delivered():
         assert c.closed(timeout=5) and c.buf == b"", c.buf
         c.close()
     restart(p)
-    wait_for(lambda: "event=queue_loaded" in p.log(), what="restart")
+    wait_for(lambda: p.log().count("event=queue_loaded") >= 2, what="the restarted queue load")
     assert tmp_files(p) == [] and queued_anywhere(p) == []
     p.settle()   # (it never queued anything: no 250 was given)
     assert p.messages(ALICE) == []
