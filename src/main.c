@@ -18,7 +18,7 @@ static const struct {
 	int (*fn)(struct config *cf, int argc, char **argv);
 	const char *usage;
 } commands[] = {
-	{ "serve", cmd_serve, "serve                         run the server (SMTP, queue, delivery)" },
+	{ "serve", cmd_serve, "serve [-v]                    run the server (SMTP, IMAP, POP3, queue, delivery)" },
 	{ "check-config", cmd_check_config, "check-config [-v] [--doc]     check the config; -v every key's value, --doc the key table" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN | list" },
 	{ "user", cmd_user, "user add|del|passwd ADDRESS | quota ADDRESS SIZE | show ADDRESS | list" },
