@@ -90,10 +90,7 @@ deliver_dest(const char *dest, const char *rcpt, int is_local, void *arg)
 	for (int i = 0; i < r->nseen; i++)
 		if (strcmp(r->seen[i], dest) == 0)
 			return;
-	if (directory_user_quota_get(r->d->dir, dest, &quota) != 0)
-		quota = -1;
-	if (quota < 0)
-		quota = (long long)cf->default_quota;
+	quota = directory_user_quota(r->d->dir, dest, (long long)cf->default_quota);
 	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", r->env->sender, rcpt);
 	rc = store_deliver(r->d->store, dest, NULL, r->env->qid, prefix, r->fd, r->body_off,
 			   r->env->size, quota, &uid, &err);

@@ -86,6 +86,9 @@ int directory_user_set_hash(struct directory *d, const char *address, const char
  * limit. get: *bytes_r the same way; -1 for an unknown user. */
 int directory_user_quota_set(struct directory *d, const char *address, long long bytes);
 int directory_user_quota_get(struct directory *d, const char *address, long long *bytes_r);
+/* The quota that applies to address: its own, or default_quota when it has
+ * none or the lookup fails (delivery and IMAP's GETQUOTA; 0: no limit). */
+long long directory_user_quota(struct directory *d, const char *address, long long default_quota);
 
 /* alias "a@dom" (or "@dom" for a catch-all) -> one or more targets. The
  * alias's domain must be a local domain. Adding an existing alias adds the

@@ -1,7 +1,7 @@
 /*
  * directory_quota: each user's mailbox quota (users.quota: NULL means
  * [mailbox] default_quota applies, 0 no limit, else bytes).
- * Public: directory_user_quota_set, directory_user_quota_get.
+ * Public: directory_user_quota_set, directory_user_quota_get, directory_user_quota.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -77,4 +77,14 @@ directory_user_quota_get(struct directory *d, const char *address, long long *by
 	sqlite3_finalize(st);
 	free(addr);
 	return rc;
+}
+
+long long
+directory_user_quota(struct directory *d, const char *address, long long default_quota)
+{
+	long long q;
+
+	if (directory_user_quota_get(d, address, &q) != 0 || q < 0)
+		return default_quota;
+	return q;
 }

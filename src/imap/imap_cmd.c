@@ -262,13 +262,7 @@ bad:
 long long
 imap_quota(struct imap_session *s)
 {
-	long long q = -1;
-
-	if (directory_user_quota_get(s->srv->d.dir, s->user, &q) != 0)
-		q = -1;
-	if (q < 0)
-		q = (long long)imap_cf(s)->default_quota;
-	return q;
+	return directory_user_quota(s->srv->d.dir, s->user, (long long)imap_cf(s)->default_quota);
 }
 
 const char *

@@ -354,7 +354,6 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	sqlite3_stmt *st = store_index_stmt(a, ST_MSG_BY_QID);
 	struct store_dirmark mark;
 	struct stat sb;
-	long long bytes = 0;
 	int rc, inflight;
 
 	if (st == NULL)
@@ -382,11 +381,8 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		return rc == STORE_OK ? STORE_DUPLICATE : rc;
 	}
 	/* the cheap refusals before any writing (checked again under the lock) */
-	if (quota > 0 && (len > quota || (store_index_usage(a, &bytes, NULL) == 0 &&
-					  bytes + len > quota))) {
-		*error_r = len > quota ? "message larger than the mailbox quota" : "mailbox over quota";
-		return len > quota ? STORE_TOO_BIG : STORE_OVER_QUOTA;
-	}
+	if ((rc = store_append_quota(a, len, quota, error_r)) != 0)
+		return rc;
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
 	if (store_deliver_write(tmp, prefix, src_fd, off, len) != 0) {
 		*error_r = strerror(errno);
