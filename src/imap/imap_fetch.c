@@ -52,6 +52,7 @@ struct fetch_op {
 	struct imap_seqset set;
 	size_t ri;
 	uint32_t next, last;
+	uint32_t seq_hint;       /* the sequence number after the last one sent */
 	int stream_sec;          /* the one whole-message section, or -1 */
 	struct {                 /* a large message going out a piece at a time */
 		int fd;
@@ -468,19 +469,70 @@ imap_fetch_pump(struct imap_session *s, struct fetch_op *op)
 	return 1;
 }
 
+/* A FETCH response line built in place: one conn_write per line rather
+ * than a printf per item (a FETCH 1:* of 50,000 lines spent a third of
+ * its time in the printf machinery). */
+struct fetch_line {
+	struct conn *c;
+	size_t n;
+	char b[1024];
+};
+
 static void
-imap_fetch_date(struct imap_session *s, long long t, int tz)
+fl_flush(struct fetch_line *l)
+{
+	if (l->n > 0)
+		conn_write(l->c, l->b, l->n);
+	l->n = 0;
+}
+
+static void
+fl_mem(struct fetch_line *l, const char *p, size_t len)
+{
+	if (len > sizeof(l->b) - l->n)
+		fl_flush(l);
+	if (len >= sizeof(l->b)) {
+		conn_write(l->c, p, len);
+		return;
+	}
+	memcpy(l->b + l->n, p, len);
+	l->n += len;
+}
+
+static void
+fl_str(struct fetch_line *l, const char *str)
+{
+	fl_mem(l, str, strlen(str));
+}
+
+static void
+fl_num(struct fetch_line *l, unsigned long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	fl_mem(l, d + i, sizeof(d) - i);
+}
+
+static void
+imap_fetch_date(struct fetch_line *l, long long t, int tz)
 {
 	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	time_t local = (time_t)(t + (long long)tz * 60);
 	struct tm tm;
 	int a = tz < 0 ? -tz : tz;
+	char buf[64];
 
 	gmtime_r(&local, &tm);
-	imap_printf(s, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", tm.tm_mday,
-		    mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    tz < 0 ? '-' : '+', a / 60, a % 60);
+	snprintf(buf, sizeof(buf), "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
+		 tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 tz < 0 ? '-' : '+', a / 60, a % 60);
+	fl_str(l, buf);
 }
 
 static void
@@ -495,14 +547,15 @@ imap_fetch_seen_add(struct fetch_op *op, uint32_t uid)
 
 /* The items served from the index row. */
 static const char *
-imap_fetch_index_items(struct fetch_op *op, const struct store_msg *m, unsigned flags,
-		       const struct store_mime_summary *sum)
+imap_fetch_index_items(struct fetch_op *op, struct fetch_line *l, const struct store_msg *m,
+		       unsigned flags, const struct store_mime_summary *sum)
 {
 	struct imap_session *s = op->s;
 	const char *sep = "";
 
 	if (op->items & FI_UID) {
-		imap_printf(s, "UID %u", m->uid);
+		fl_str(l, "UID ");
+		fl_num(l, m->uid);
 		sep = " ";
 	}
 	if ((op->items & FI_FLAGS) || flags != m->flags) {
@@ -510,32 +563,43 @@ imap_fetch_index_items(struct fetch_op *op, const struct store_msg *m, unsigned 
 		int recent = s->recent_lo && m->uid >= s->recent_lo;
 
 		store_flag_names(flags, m->keywords, names, sizeof(names));
-		imap_printf(s, "%sFLAGS (%s%s%s)", sep, names, recent && names[0] ? " " : "",
-			    recent ? "\\Recent" : "");
+		fl_str(l, sep);
+		fl_str(l, "FLAGS (");
+		fl_str(l, names);
+		fl_str(l, recent && names[0] ? " " : "");
+		fl_str(l, recent ? "\\Recent)" : ")");
 		sep = " ";
 	}
 	if (op->items & FI_INTERNALDATE) {
-		imap_printf(s, "%s", sep);
-		imap_fetch_date(s, m->internaldate, m->internaldate_tz);
+		fl_str(l, sep);
+		imap_fetch_date(l, m->internaldate, m->internaldate_tz);
 		sep = " ";
 	}
 	if (op->items & FI_SIZE) {
-		imap_printf(s, "%sRFC822.SIZE %lld", sep, m->size);
+		fl_str(l, sep);
+		fl_str(l, "RFC822.SIZE ");
+		fl_num(l, m->size > 0 ? (unsigned long long)m->size : 0);
 		sep = " ";
 	}
 	if (op->items & FI_ENVELOPE) {
-		imap_printf(s, "%sENVELOPE %s", sep, m->envelope ? m->envelope :
-			    sum ? sum->envelope : "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+		fl_str(l, sep);
+		fl_str(l, "ENVELOPE ");
+		fl_str(l, m->envelope ? m->envelope : sum ? sum->envelope :
+			  "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
 		sep = " ";
 	}
 	if (op->items & FI_BODY) {
-		imap_printf(s, "%sBODY %s", sep, m->body ? m->body : sum ? sum->body :
-			    "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+		fl_str(l, sep);
+		fl_str(l, "BODY ");
+		fl_str(l, m->body ? m->body : sum ? sum->body :
+			  "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		sep = " ";
 	}
 	if (op->items & FI_BODYSTRUCTURE) {
-		imap_printf(s, "%sBODYSTRUCTURE %s", sep, m->bodystructure ? m->bodystructure :
-			    sum ? sum->bodystructure : "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+		fl_str(l, sep);
+		fl_str(l, "BODYSTRUCTURE ");
+		fl_str(l, m->bodystructure ? m->bodystructure : sum ? sum->bodystructure :
+			  "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
 		sep = " ";
 	}
 	return sep;
@@ -565,15 +629,22 @@ imap_fetch_one(const struct store_msg *m, void *arg)
 {
 	struct fetch_op *op = arg;
 	struct imap_session *s = op->s;
-	uint32_t seq = imap_seq_of(s, m->uid);
+	uint32_t seq;
 	const char *sep;
 	char *file = NULL;
 	size_t flen = 0;
 	unsigned flags = m->flags;
 	struct store_mime_summary sum;
+	struct fetch_line l;
 	int have_sum = 0, sfd = -1;
 
 	op->last = m->uid;
+	/* a walk in UID order mostly meets the next sequence number */
+	if (op->seq_hint < s->nuids && s->uids[op->seq_hint] == m->uid)
+		seq = op->seq_hint + 1;
+	else
+		seq = imap_seq_of(s, m->uid);
+	op->seq_hint = seq;
 	if (seq == 0 || seq > s->announced)
 		return 0;   /* not announced yet: the next command tells of it */
 	if (op->need_file)
@@ -592,8 +663,14 @@ imap_fetch_one(const struct store_msg *m, void *arg)
 		flags |= STORE_F_SEEN;
 		imap_fetch_seen_add(op, m->uid);
 	}
-	imap_printf(s, "* %u FETCH (", seq);
-	sep = imap_fetch_index_items(op, m, flags, have_sum ? &sum : NULL);
+	l.c = s->c;
+	l.n = 0;
+	fl_str(&l, "* ");
+	fl_num(&l, seq);
+	fl_str(&l, " FETCH (");
+	sep = imap_fetch_index_items(op, &l, m, flags, have_sum ? &sum : NULL);
+	if (op->nsecs > 0)
+		fl_flush(&l);
 	for (size_t i = 0; i < op->nsecs; i++) {
 		const struct fetch_sec *sec = &op->secs[i];
 		size_t len, from = 0, n;
@@ -620,7 +697,8 @@ imap_fetch_one(const struct store_msg *m, void *arg)
 		imap_fetch_stream_start(op, sep, sfd);
 		return 1;   /* the walk stops here until the message is out */
 	}
-	imap_printf(s, ")\r\n");
+	fl_str(&l, ")\r\n");
+	fl_flush(&l);
 	return 0;
 }
 

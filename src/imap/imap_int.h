@@ -100,14 +100,14 @@ struct imap_session {
 	/* selected */
 	struct store_folder *folder;
 	char *folder_name;        /* UTF-8 */
-	uint32_t *uids;           /* sequence number n is uids[n - 1] */
-	uint32_t nuids, cap;
+	const struct store_uidmap *map;   /* the view: shared with other sessions */
+	const uint32_t *uids;     /* map's: sequence number n is uids[n - 1] */
+	uint32_t nuids;
 	uint32_t announced;       /* EXISTS the client has heard */
+	int view_stale;           /* expunges wait for a command that may tell them */
 	uint32_t uidvalidity;
 	uint32_t recent_lo;       /* UIDs from here on are \Recent to us (0: none) */
 	uint64_t modseq;          /* the folder's MODSEQ we have reported up to */
-	uint32_t *pexp;           /* expunges seen but not yet announced */
-	size_t npexp;
 	/* counts for the logout line */
 	unsigned bad_in_row;
 	unsigned ncommands, nfetched, nappended, nexpunged, nstored, ncopied;

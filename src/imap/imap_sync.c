@@ -1,11 +1,14 @@
 /*
  * imap_sync: the session's view of its selected folder — the map from
- * sequence numbers to UIDs, loaded at SELECT, and its synchronisation with
- * the store at each command: new messages become EXISTS (and RECENT),
- * flag changes made elsewhere untagged FETCH FLAGS, expunges EXPUNGE —
- * except while FETCH, STORE or SEARCH answer (RFC 3501 §7.4.1), when they
- * wait for the next command that may announce them. What changed is what
- * store_changes reports since the last MODSEQ the session saw.
+ * sequence numbers to UIDs, the store's shared map of the folder
+ * (store_uidmap) as of the session's last sync — and its synchronisation
+ * with the store at each command: flag changes made elsewhere become
+ * untagged FETCH FLAGS (from store_changes since the last MODSEQ the
+ * session saw), and when the folder changed the session moves to the
+ * folder's current map and tells the difference: EXPUNGE for each UID
+ * gone, then EXISTS (and RECENT) for the new ones. While FETCH, STORE or
+ * SEARCH answer (RFC 3501 §7.4.1) an expunge must not be told: the
+ * session then keeps its map whole until a command that may.
  * Public (module-internal): imap_select_load, imap_unselect, imap_seq_of,
  * imap_sync, imap_set_arg.
  */
@@ -20,13 +23,13 @@
 #include "util/xalloc.h"
 
 static void
-imap_map_add(struct imap_session *s, uint32_t uid)
+imap_view_set(struct imap_session *s, const struct store_uidmap *m)
 {
-	if (s->nuids == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->uids = xrealloc(s->uids, s->cap * sizeof(*s->uids));
-	}
-	s->uids[s->nuids++] = uid;
+	store_uidmap_release(&s->map);
+	s->map = m;
+	s->uids = m ? m->uids : NULL;
+	s->nuids = m ? m->n : 0;
+	s->view_stale = 0;
 }
 
 uint32_t
@@ -51,20 +54,19 @@ int
 imap_select_load(struct imap_session *s, const char **error_r)
 {
 	struct store_folder_info info;
+	const struct store_uidmap *m;
 
 	if (store_folder_info(s->folder, &info) != 0) {
 		*error_r = "cannot read the folder";
 		return -1;
 	}
-	s->uidvalidity = info.uidvalidity;
-	s->modseq = info.highestmodseq;
-	free(s->uids);
-	s->uids = NULL;
-	s->nuids = s->cap = 0;
-	if (store_uids(s->folder, &s->uids, &s->nuids, &s->cap) != 0) {
+	if ((m = store_uidmap(s->folder)) == NULL) {
 		*error_r = "cannot read the folder's index";
 		return -1;
 	}
+	s->uidvalidity = info.uidvalidity;
+	imap_view_set(s, m);
+	s->modseq = m->modseq;
 	s->announced = s->nuids;
 	return 0;
 }
@@ -72,54 +74,22 @@ imap_select_load(struct imap_session *s, const char **error_r)
 void
 imap_unselect(struct imap_session *s)
 {
+	imap_view_set(s, NULL);
 	store_folder_close(&s->folder);
 	free(s->folder_name);
 	s->folder_name = NULL;
-	free(s->uids);
-	s->uids = NULL;
-	s->nuids = s->cap = s->announced = 0;
-	free(s->pexp);
-	s->pexp = NULL;
-	s->npexp = 0;
+	s->announced = 0;
 	s->recent_lo = 0;
 	s->readonly = 0;
 	if (s->state == IMAP_SELECTED)
 		s->state = IMAP_AUTH;
 }
 
-/* Take uid out of the map; EXPUNGE n when the client knew it. */
-static void
-imap_expunge_one(struct imap_session *s, uint32_t uid)
-{
-	uint32_t seq = imap_seq_of(s, uid);
-
-	if (seq == 0)
-		return;
-	memmove(&s->uids[seq - 1], &s->uids[seq], (s->nuids - seq) * sizeof(*s->uids));
-	s->nuids--;
-	if (seq <= s->announced) {
-		conn_printf(s->c, "* %u EXPUNGE\r\n", seq);
-		s->announced--;
-	}
-	s->nexpunged++;
-}
-
 struct imap_sync_ctx {
 	struct imap_session *s;
-	int allow_expunge;
 	int (*skip)(uint32_t uid, void *arg);
 	void *skip_arg;
-	int new_mail;
 };
-
-static int
-imap_pexp_has(const struct imap_session *s, uint32_t uid)
-{
-	for (size_t i = 0; i < s->npexp; i++)
-		if (s->pexp[i] == uid)
-			return 1;
-	return 0;
-}
 
 static int
 imap_sync_changed(const struct store_msg *m, void *arg)
@@ -127,15 +97,9 @@ imap_sync_changed(const struct store_msg *m, void *arg)
 	struct imap_sync_ctx *x = arg;
 	struct imap_session *s = x->s;
 	char flags[4096];
-	uint32_t seq;
+	uint32_t seq = imap_seq_of(s, m->uid);
 
-	if (s->nuids == 0 || m->uid > s->uids[s->nuids - 1]) {
-		imap_map_add(s, m->uid);
-		x->new_mail = 1;
-		return 0;
-	}
-	seq = imap_seq_of(s, m->uid);
-	if (seq == 0 || seq > s->announced || imap_pexp_has(s, m->uid))
+	if (seq == 0 || seq > s->announced)
 		return 0;
 	if (x->skip != NULL && x->skip(m->uid, x->skip_arg))
 		return 0;
@@ -144,24 +108,6 @@ imap_sync_changed(const struct store_msg *m, void *arg)
 		    s->recent_lo && m->uid >= s->recent_lo && flags[0] ? " " : "",
 		    s->recent_lo && m->uid >= s->recent_lo ? "\\Recent" : "");
 	return 0;
-}
-
-static void
-imap_sync_expunged(uint32_t uid, void *arg)
-{
-	struct imap_sync_ctx *x = arg;
-	struct imap_session *s = x->s;
-
-	if (imap_seq_of(s, uid) == 0)
-		return;
-	if (x->allow_expunge) {
-		imap_expunge_one(s, uid);
-		return;
-	}
-	if (!imap_pexp_has(s, uid)) {
-		s->pexp = xrealloc(s->pexp, (s->npexp + 1) * sizeof(*s->pexp));
-		s->pexp[s->npexp++] = uid;
-	}
 }
 
 static uint32_t
@@ -176,40 +122,93 @@ imap_recent_count(const struct imap_session *s)
 	return n;
 }
 
+/* How many of the view's UIDs m no longer has. */
+static uint32_t
+imap_view_gone(const struct imap_session *s, const struct store_uidmap *m)
+{
+	uint32_t gone = 0, j = 0;
+
+	for (uint32_t i = 0; i < s->nuids; i++) {
+		while (j < m->n && m->uids[j] < s->uids[i])
+			j++;
+		if (j == m->n || m->uids[j] != s->uids[i])
+			gone++;
+	}
+	return gone;
+}
+
+/* EXPUNGE for each UID of the view that m lacks, in ascending order (each
+ * number as it is once the ones before are gone), then m is the view. */
+static void
+imap_view_move(struct imap_session *s, const struct store_uidmap *m)
+{
+	uint32_t gone = 0, j = 0;
+
+	for (uint32_t i = 0; i < s->nuids; i++) {
+		while (j < m->n && m->uids[j] < s->uids[i])
+			j++;
+		if (j < m->n && m->uids[j] == s->uids[i])
+			continue;
+		if (i + 1 - gone <= s->announced) {
+			conn_printf(s->c, "* %u EXPUNGE\r\n", i + 1 - gone);
+			s->announced--;
+		}
+		gone++;
+		s->nexpunged++;
+	}
+	imap_view_set(s, m);
+}
+
 void
 imap_sync(struct imap_session *s, int allow_expunge, int (*skip)(uint32_t uid, void *arg),
 	  void *skip_arg)
 {
-	struct imap_sync_ctx x = { s, allow_expunge, skip, skip_arg, 0 };
+	struct imap_sync_ctx x = { s, skip, skip_arg };
+	const struct store_uidmap *m;
 	uint64_t highest = s->modseq;
 	const char *err = NULL;
+	uint32_t before, gone;
 
 	if (s->folder == NULL)
 		return;
-	if (allow_expunge && s->npexp > 0) {
-		for (size_t i = 0; i < s->npexp; i++)
-			imap_expunge_one(s, s->pexp[i]);
-		free(s->pexp);
-		s->pexp = NULL;
-		s->npexp = 0;
-	}
-	if (store_changes(s->folder, s->modseq, 0, imap_sync_changed, imap_sync_expunged, &x,
-			  &highest, &err) != 0) {
+	/* flags first, by the numbers the client knows now */
+	if (store_changes(s->folder, s->modseq, 0, imap_sync_changed, NULL, &x, &highest,
+			  &err) != 0) {
 		log_debug(s->id, "event=sync_failed service=imap user=%s error=%s", log_addr(s->user),
 			  log_q(err ? err : "unknown"));
 		return;
 	}
+	if (highest == s->modseq && !(s->view_stale && allow_expunge))
+		return;
 	s->modseq = highest;
-	if (s->nuids != s->announced) {
-		if (x.new_mail && !s->readonly) {
-			uint32_t first = 0;
+	if ((m = store_uidmap(s->folder)) == NULL) {
+		log_debug(s->id, "event=sync_failed service=imap user=%s error=%s", log_addr(s->user),
+			  log_q("cannot read the folder's index"));
+		return;
+	}
+	if (m == s->map) {
+		store_uidmap_release(&m);
+		return;
+	}
+	gone = imap_view_gone(s, m);
+	if (!allow_expunge && gone > 0) {
+		/* the new messages wait with the expunges */
+		store_uidmap_release(&m);
+		s->view_stale = 1;
+		return;
+	}
+	before = s->nuids - gone;
+	imap_view_move(s, m);
+	if (s->nuids > before && !s->readonly) {
+		uint32_t first = 0;
 
-			if (store_folder_take_recent(s->folder, &first) == 0 && first > 0 &&
-			    (s->recent_lo == 0 || first < s->recent_lo))
-				s->recent_lo = first;
-		}
+		if (store_folder_take_recent(s->folder, &first) == 0 && first > 0 &&
+		    (s->recent_lo == 0 || first < s->recent_lo))
+			s->recent_lo = first;
+	}
+	if (s->nuids != s->announced) {
 		conn_printf(s->c, "* %u EXISTS\r\n", s->nuids);
-		if (x.new_mail)
+		if (s->nuids > before)
 			conn_printf(s->c, "* %u RECENT\r\n", imap_recent_count(s));
 		s->announced = s->nuids;
 	}

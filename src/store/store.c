@@ -167,6 +167,7 @@ store_new(const struct store_settings *set, struct event_base *base, const char 
 static void
 store_account_free(struct store_account *a)
 {
+	store_uidmap_drop_all(a);
 	store_index_close(a);
 	free(a->address);
 	free(a);

@@ -42,7 +42,7 @@
  * store_folder_subscriptions,
  * store_folder_status, store_folder_open, store_folder_close,
  * store_folder_info, store_folder_take_recent, store_fetch,
- * store_uids, store_msg_open, store_flags, store_expunge, store_copy, store_changes,
+ * store_uidmap, store_uidmap_release, store_msg_open, store_flags, store_expunge, store_copy, store_changes,
  * store_append_begin, store_append_write, store_append_commit,
  * store_append_abort, store_watch, store_unwatch, store_notify,
  * store_verify, store_flag_names.
@@ -244,10 +244,18 @@ struct store_msg {
  * A caller streaming a large range calls again from the last UID + 1. */
 int store_fetch(struct store_folder *f, uint32_t lo, uint32_t hi, size_t limit, unsigned want,
 		int (*fn)(const struct store_msg *m, void *arg), void *arg);
-/* Every UID of the folder in ascending order (a SELECT's sequence map):
- * n_r of them in *uids_r (malloc'd, NULL when none; capacity *cap_r). 0 or
- * -1. Reads the row ids alone, far cheaper than store_fetch. */
-int store_uids(struct store_folder *f, uint32_t **uids_r, uint32_t *n_r, uint32_t *cap_r);
+/* Every UID of the folder in ascending order, as of HIGHESTMODSEQ
+ * modseq (a SELECT's sequence map). The handle shares one map among its
+ * callers until the folder changes; a map never changes once made.
+ * Release each with store_uidmap_release (before the folder's handle is
+ * closed) on the thread that got it. NULL on a database error. */
+struct store_uidmap {
+	uint64_t modseq;
+	uint32_t n;
+	const uint32_t *uids;
+};
+const struct store_uidmap *store_uidmap(struct store_folder *f);
+void store_uidmap_release(const struct store_uidmap **mp);
 /* The message file (LF line ends; the IMAP and POP3 layers add the CRs),
  * opened read-only, or -1 (an expunged UID: STORE_NO_FOLDER-free errno
  * ENOENT). *len_r: its size in bytes. */

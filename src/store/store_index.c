@@ -113,6 +113,8 @@ static const char *const store_index_sql[ST__COUNT] = {
 	[ST_USAGE] = "SELECT (SELECT value FROM meta WHERE key = 'bytes'),"
 		     " (SELECT value FROM meta WHERE key = 'messages')",
 	[ST_FOLDER_SYNCED] = "UPDATE folders SET sync_new = ?, sync_cur = ? WHERE id = ?",
+	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
+	[ST_MSG_UIDS] = "SELECT id FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
 	[ST_TOMB_BY_BASE] = "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
 	[ST_MSG_OTHER_BASE] = "SELECT m.flags, f.disk FROM messages m JOIN folders f ON"
 			      " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",

@@ -5,7 +5,8 @@
  * the reconcile at account open, store_folder_cmd.c the folder commands,
  * store_sync.c reconciles files with the index, store_msg.c reads and
  * changes messages, store_append.c adds them (delivery, APPEND),
- * store_copy.c COPY and MOVE, store_verify.c the administration checks.
+ * store_copy.c COPY and MOVE, store_uidmap.c the shared sequence maps,
+ * store_verify.c the administration checks.
  */
 #ifndef TANDEM_STORE_INT_H
 #define TANDEM_STORE_INT_H
@@ -37,11 +38,14 @@ enum store_st {
 	ST_FOLDER_SYNCED,
 	ST_TOMB_BY_BASE,
 	ST_MSG_OTHER_BASE,
+	ST_TOMB_SINCE,
+	ST_MSG_UIDS,
 	ST__COUNT
 };
 
 struct store_watch;
 struct store_wacct;
+struct store_map;
 
 #define STORE_WRITE_LOCKS 64
 
@@ -75,6 +79,7 @@ struct store_account {
 	long long purged;                 /* when tombstones were last purged */
 	dev_t db_dev;                     /* index.db as opened: a kept handle */
 	ino_t db_ino;                     /* whose file moved is not reused */
+	struct store_map *maps;           /* the newest UID map per folder (store_uidmap.c) */
 	struct store_account *next;
 };
 
@@ -189,6 +194,9 @@ void store_newmsg_free(struct store_newmsg *m);
 void store_unique_name(struct store *s, char *buf, size_t len);
 long long store_crlf_size(const char *data, size_t len);
 int store_local_tz(long long t);
+
+/* store_uidmap.c */
+void store_uidmap_drop_all(struct store_account *a);
 
 /* store.c */
 void store_changed(struct store_account *a);

@@ -305,36 +305,6 @@ store_fetch(struct store_folder *f, uint32_t lo, uint32_t hi, size_t limit, unsi
 }
 
 int
-store_uids(struct store_folder *f, uint32_t **uids_r, uint32_t *n_r, uint32_t *cap_r)
-{
-	sqlite3_stmt *st;
-	uint32_t n = 0, cap = 0, *v = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(f->a->db, "SELECT id FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, STORE_MID(f->id, 1));
-	sqlite3_bind_int64(st, 2, STORE_MID(f->id, UINT32_MAX));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			v = xrealloc(v, cap * sizeof(*v));
-		}
-		v[n++] = (uint32_t)(sqlite3_column_int64(st, 0) & 0xffffffff);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
-		return -1;
-	}
-	*uids_r = v;
-	*n_r = n;
-	*cap_r = cap;
-	return 0;
-}
-
-int
 store_changes(struct store_folder *f, uint64_t modseq, unsigned want,
 	      int (*changed)(const struct store_msg *m, void *arg),
 	      void (*expunged)(uint32_t uid, void *arg), void *arg, uint64_t *highest_r,
@@ -350,6 +320,10 @@ store_changes(struct store_folder *f, uint64_t modseq, unsigned want,
 		goto fail;
 	if (highest_r)
 		*highest_r = fr.highestmodseq;
+	/* every change (a flag, a new message, an expunge) takes a new
+	 * MODSEQ: the common case, nothing since, costs this one row */
+	if (fr.highestmodseq <= modseq)
+		return 0;
 	if (changed != NULL) {
 		if ((st = store_msg_fetch_stmt(f->a, want, 1)) == NULL)
 			goto fail;
@@ -360,16 +334,13 @@ store_changes(struct store_folder *f, uint64_t modseq, unsigned want,
 			goto fail;
 	}
 	if (expunged != NULL) {
-		if (sqlite3_prepare_v2(f->a->db,
-				       "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ?"
-				       " ORDER BY uid",
-				       -1, &st, NULL) != SQLITE_OK)
+		if ((st = store_index_stmt(f->a, ST_TOMB_SINCE)) == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, f->id);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
 		while (sqlite3_step(st) == SQLITE_ROW)
 			expunged((uint32_t)sqlite3_column_int64(st, 0), arg);
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 	}
 	return 0;
 fail:

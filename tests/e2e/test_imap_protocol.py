@@ -426,3 +426,46 @@ def test_a_large_message_goes_out_in_pieces_with_its_exact_size():
     assert b"\\Seen" in m.fetch("1", "FLAGS")[1][0]
     m.logout()
     s.stop()
+
+
+def test_scattered_expunges_are_told_in_order_and_wait_out_a_fetch():
+    """Sessions share one map of a folder's UIDs; each still hears every
+    change as RFC 3501 wants it: expunges by the number the message has when
+    the response is read, never while a FETCH answers (the new mail waits
+    with them), new mail alone during a FETCH as EXISTS."""
+    s = imap_server()
+    for i in range(10):
+        deliver(s, subject="n%d" % i)
+    r = raw_login(s)
+    out = r.cmd("s", "SELECT INBOX")
+    assert "* 10 EXISTS" in out, out
+    m = login(s)
+    m.select("INBOX")
+    m.store("2,3,5,9", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    deliver(s, subject="late")
+    # a FETCH by sequence number: neither the expunges nor the new message
+    out = r.cmd("f", "FETCH 1:* (UID)")
+    assert not [x for x in out if "EXPUNGE" in x or "EXISTS" in x], out
+    assert len([x for x in out if " FETCH (" in x]) == 6, out
+    # the next NOOP: 2, 2, 3, 6 (each number after the ones before), then 7
+    out = r.cmd("n", "NOOP")
+    assert [x for x in out if "EXPUNGE" in x] == ["* 2 EXPUNGE", "* 2 EXPUNGE", "* 3 EXPUNGE",
+                                                  "* 6 EXPUNGE"], out
+    assert "* 7 EXISTS" in out, out
+    out = r.cmd("u", "FETCH 1:* (UID)")
+    uids = [int(re.search(r"UID (\d+)", x).group(1)) for x in out if " FETCH (" in x]
+    assert uids == [1, 4, 6, 7, 8, 10, 11], out
+    # new mail alone may be told during a FETCH
+    deliver(s, subject="later")
+    out = r.cmd("g", "FETCH 1 (UID)")
+    assert "* 8 EXISTS" in out, out
+    # the other session's view moved too, and its own EXPUNGE numbers agree
+    m.store("1", "+FLAGS", "(\\Deleted)")
+    typ, data = m.expunge()
+    assert data == [b"1"], data
+    out = r.cmd("z", "NOOP")
+    assert "* 1 EXPUNGE" in out, out
+    m.logout()
+    r.close()
+    s.stop()
