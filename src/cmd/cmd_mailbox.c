@@ -15,7 +15,7 @@
 static int
 cmd_mailbox_check(struct config *cf, struct directory *d, int argc, char **argv, int repair)
 {
-	struct store_settings set = { cf->data_dir, cf->expunged_retention };
+	struct store_settings set = { cf->data_dir, cf->expunged_retention, NULL };
 	struct store *s;
 	const char *e;
 	int n;

@@ -363,6 +363,7 @@ serve_open(struct serve *sv)
 	sv->pool = worker_pool_new(sv->base, cf->workers);
 	store_set.data_dir = cf->data_dir;
 	store_set.expunged_retention = cf->expunged_retention;
+	store_set.pool = sv->pool;
 	if ((sv->store = store_new(&store_set, sv->base, &e)) == NULL) {
 		fprintf(stderr, "tandem: mailbox store: %s\n", e);
 		return -1;

@@ -64,7 +64,7 @@ cmd_user_passwd(struct config *cf, struct directory *d, int argc, char **argv)
 static struct store *
 cmd_user_store(const struct config *cf)
 {
-	struct store_settings set = { cf->data_dir, cf->expunged_retention };
+	struct store_settings set = { cf->data_dir, cf->expunged_retention, NULL };
 	struct store *s;
 	const char *e;
 

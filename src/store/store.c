@@ -11,6 +11,12 @@
  * connection per watched address (it changes when another connection
  * commits).
  *
+ * The loop keeps a shared handle nobody holds for STORE_LINGER seconds
+ * (at most STORE_IDLE such): a client that logs in again, or another
+ * session a moment later, finds the index open, its pages mapped and its
+ * folders' UID maps made (store_uidmap.c), and the loop never unmaps a
+ * large index on every logout.
+ *
  * Elsewhere (workers, the CLI) a closed handle is kept, up to
  * STORE_IDLE of them, and given to the next open of that address on any
  * thread: a delivery then costs no SQLite open (whose WAL recovery reads
@@ -36,6 +42,7 @@
 #include "util/xalloc.h"
 
 #define STORE_IDLE 16
+#define STORE_LINGER 120
 
 struct store_watch {
 	struct store *s;
@@ -101,10 +108,35 @@ store_wacct_open(struct store *s, struct store_wacct *wa)
 	sqlite3_reset(wa->st);
 }
 
+static void store_account_free(struct store_account *a);
+
+/* The loop's handles nobody holds: those let go more than STORE_LINGER
+ * seconds ago go, and beyond STORE_IDLE the oldest. */
+static void
+store_shared_expire(struct store *s)
+{
+	long long now = (long long)time(NULL);
+	int kept = 0;
+
+	for (struct store_account **pp = &s->shared; *pp != NULL;) {
+		struct store_account *a = *pp;
+
+		if (a->refs == 0 && (now - a->unused_since > STORE_LINGER || kept >= STORE_IDLE)) {
+			*pp = a->next;
+			store_account_free(a);
+			continue;
+		}
+		kept += a->refs == 0;
+		pp = &a->next;
+	}
+}
+
 static void
 store_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct store *s = arg;
+
+	store_shared_expire(s);
 
 	/* waccts change on the loop thread only (store_watch/unwatch) */
 	for (struct store_wacct *wa = s->waccts; wa != NULL; wa = wa->next) {
@@ -138,6 +170,8 @@ store_new(const struct store_settings *set, struct event_base *base, const char 
 	s->base = base;
 	s->loop = pthread_self();
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->burst_lock, NULL);
+	s->pool = set->pool;
 	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
 		pthread_mutex_init(&s->write_lock[i], NULL);
 	gethostname(host, sizeof(host) - 1);
@@ -210,6 +244,7 @@ store_free(struct store **sp)
 	if (s->poll_ev)
 		event_free(s->poll_ev);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->burst_lock);
 	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
 		pthread_mutex_destroy(&s->write_lock[i]);
 	free(s->data_dir);
@@ -293,11 +328,24 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	int shared = store_on_loop(s);
 
 	if (shared)
-		for (a = s->shared; a != NULL; a = a->next)
-			if (strcmp(a->address, address) == 0) {
+		for (struct store_account **pp = &s->shared; (a = *pp) != NULL; pp = &a->next) {
+			if (strcmp(a->address, address) != 0)
+				continue;
+			if (a->refs > 0) {
 				a->refs++;
 				return a;
 			}
+			/* let go a while ago: as a kept worker's handle */
+			*pp = a->next;
+			if (store_account_current(a) && store_folder_reconcile(a) == 0) {
+				a->refs = 1;
+				a->next = s->shared;
+				s->shared = a;
+				return a;
+			}
+			store_account_free(a);
+			break;
+		}
 	/* a kept handle still reconciles (cheap reads, unless another process
 	 * left something to finish) */
 	if (!shared && (a = store_account_idle_take(s, address)) != NULL) {
@@ -351,12 +399,16 @@ store_account_close(struct store_account **ap)
 	if (--a->refs > 0)
 		return;
 	if (a->is_shared) {
+		/* the newest first: the list is also the eviction order */
 		for (struct store_account **pp = &a->s->shared; *pp; pp = &(*pp)->next)
 			if (*pp == a) {
 				*pp = a->next;
 				break;
 			}
-		store_account_free(a);
+		a->next = a->s->shared;
+		a->s->shared = a;
+		a->unused_since = (long long)time(NULL);
+		store_shared_expire(a->s);
 		return;
 	}
 	store_account_idle_put(a->s, a);
@@ -387,10 +439,15 @@ store_account_remove(struct store *s, const char *address, char *moved_r, size_t
 	maildir_path(s->data_dir, address, root, sizeof(root));
 	if (lstat(root, &sb) != 0)
 		return errno == ENOENT ? 0 : -1;
-	for (a = s->shared; a != NULL; a = a->next)
+	for (struct store_account **pp = &s->shared; (a = *pp) != NULL; pp = &a->next)
 		if (strcmp(a->address, address) == 0) {
-			errno = EBUSY;
-			return -1;
+			if (a->refs > 0) {
+				errno = EBUSY;
+				return -1;
+			}
+			*pp = a->next;
+			store_account_free(a);
+			break;
 		}
 	/* kept handles hold the index open: they go first */
 	while ((a = store_account_idle_take(s, address)) != NULL)

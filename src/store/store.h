@@ -55,6 +55,7 @@
 #include <sys/types.h>
 
 struct event_base;
+struct worker_pool;
 struct store;
 struct store_account;
 struct store_folder;
@@ -99,6 +100,9 @@ enum {
 struct store_settings {
 	const char *data_dir;
 	long long expunged_retention;   /* seconds; tombstones older are purged */
+	/* where a folder whose files may hold what its index lacks is
+	 * checked in the background (NULL: at once, by whoever opens it) */
+	struct worker_pool *pool;
 };
 
 /* base: the loop that store_watch callbacks run on (NULL for the CLI:

@@ -278,29 +278,113 @@ store_deliver_sync_wal(struct store_account *a)
 	return rc;
 }
 
-/* Deliveries of a's stripe between their link and their row: add delta,
- * return the count after it. */
-static int
-store_deliver_inflight(struct store_account *a, int delta)
+/*
+ * The deliveries of a stripe between their link and their row form a
+ * burst. The folder's "directories seen" marks (store_sync.c) may move
+ * past the burst's links only once the last of them has its row, and only
+ * when the marks were true as the burst began and every delivery in it
+ * went to that one folder: a file a crash leaves without a row must make
+ * the next open rescan. A burst of one moves them as it always did; after
+ * several overlapping deliveries they are inferred (sync_checked = 0),
+ * and the next open has a worker confirm them with a scan while the
+ * client is already served from the index.
+ */
+static struct store_burst *
+store_burst_of(struct store_account *a)
 {
-	int *n = &a->s->inflight[store_index_stripe(a)];
-
-	return __atomic_add_fetch(n, delta, __ATOMIC_ACQ_REL);
+	return &a->s->burst[store_index_stripe(a)];
 }
+
+static void
+store_burst_join(struct store_account *a, int64_t folder, const char *dir)
+{
+	struct store *s = a->s;
+	struct store_burst *b = store_burst_of(a);
+
+	pthread_mutex_lock(&s->burst_lock);
+	/* while the last one's marks wait for its commit, a newcomer
+	 * continues that burst: read now, the marks would look old */
+	if (b->inflight++ == 0 && !b->recording) {
+		struct store_dirmark mark;
+
+		/* the first: are the marks true now, before any link of the
+		 * burst (the others wait for the lock before theirs)? */
+		store_sync_mark_begin(a, folder, dir, &mark);
+		b->folder = folder;
+		b->many = 0;
+		b->valid = mark.in_sync && strlen(a->address) < sizeof(b->address);
+		snprintf(b->address, sizeof(b->address), "%s", a->address);
+	} else {
+		b->many = 1;
+		if (b->folder != folder || strcmp(b->address, a->address) != 0)
+			b->valid = 0;
+	}
+	pthread_mutex_unlock(&s->burst_lock);
+}
+
+/* Under the write lock, in the transaction that adds a delivery's row:
+ * it is out of the burst, and when it was the last the marks move (in
+ * the same transaction). Holding burst_lock, so no delivery links
+ * between the count and the stat that records the marks. */
+static int
+store_burst_end(struct store_account *a, int64_t folder, const char *dir)
+{
+	struct store *s = a->s;
+	struct store_burst *b = store_burst_of(a);
+	int recorded = 0;
+
+	pthread_mutex_lock(&s->burst_lock);
+	if (--b->inflight == 0 && b->valid == 1) {
+		store_sync_mark_moved(a, folder, dir, !b->many);
+		b->recording = recorded = 1;
+	}
+	pthread_mutex_unlock(&s->burst_lock);
+	return recorded;
+}
+
+/* After the commit of a row counted out by store_burst_end. */
+static void
+store_burst_committed(struct store_account *a, int recorded, int ok)
+{
+	struct store_burst *b = store_burst_of(a);
+
+	pthread_mutex_lock(&a->s->burst_lock);
+	if (recorded)
+		b->recording = 0;
+	if (!ok)
+		b->valid = 0;
+	pthread_mutex_unlock(&a->s->burst_lock);
+}
+
+/* Out of the burst without a row; left_file: its file may be there. */
+static void
+store_burst_leave(struct store_account *a, int left_file)
+{
+	struct store *s = a->s;
+	struct store_burst *b = store_burst_of(a);
+
+	pthread_mutex_lock(&s->burst_lock);
+	if (left_file)
+		b->valid = 0;
+	b->inflight--;
+	pthread_mutex_unlock(&s->burst_lock);
+}
+
 
 /* The locked half of a delivery whose file is already linked and
  * durable: quota, row, commit (no fsync under the lock). A concurrent
  * folder sync may have indexed the file meanwhile (it reads the qid from
- * the name): then it is there once, as it should be. */
+ * the name): then it is there once, as it should be. Counts the delivery
+ * out of its burst on every path, before the lock goes. */
 static int
 store_deliver_row(struct store_account *a, int64_t folder, const char *dir, const char *dst,
-		  struct store_newmsg *m, const struct store_dirmark *mark, int alone,
-		  long long quota, uint32_t *uid_r, const char **error_r)
+		  struct store_newmsg *m, long long quota, uint32_t *uid_r, const char **error_r)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, recorded;
 
 	if (store_index_begin(a, 0) != 0) {
+		store_burst_leave(a, 1);
 		*error_r = "mailbox index busy";
 		return STORE_ERROR;
 	}
@@ -310,24 +394,31 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
+		store_burst_leave(a, 0);
 		store_index_rollback(a, 0);
 		return STORE_DUPLICATE;
 	}
 	if ((rc = store_append_quota(a, m->size, quota, error_r)) != 0) {
-		store_index_rollback(a, 0);
 		unlink(dst);
+		store_burst_leave(a, 0);
+		store_index_rollback(a, 0);
 		return rc;
 	}
 	if (store_index_msg_add(a, folder, m, uid_r, NULL) != 0)
 		goto fail;
 	/* in the same transaction: an autocommit write here would contend for
 	 * SQLite's lock outside the write mutex */
-	if (alone && store_deliver_inflight(a, 0) == 1)
-		store_sync_mark_end(a, folder, dir, mark);
-	if (store_index_commit(a, 0) != 0)
-		goto fail;
+	recorded = store_burst_end(a, folder, dir);
+	rc = store_index_commit(a, 0);
+	store_burst_committed(a, recorded, rc == 0);
+	if (rc != 0) {
+		/* the retry of this delivery finds the file by its name */
+		*error_r = "cannot update the mailbox index";
+		return STORE_ERROR;
+	}
 	return STORE_OK;
 fail:
+	store_burst_leave(a, 1);
 	store_index_rollback(a, 0);
 	*error_r = "cannot update the mailbox index";
 	return STORE_ERROR;
@@ -352,9 +443,8 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	char nd[STORE_PATH + 8];
 	struct store_newmsg m = { 0 };
 	sqlite3_stmt *st = store_index_stmt(a, ST_MSG_BY_QID);
-	struct store_dirmark mark;
 	struct stat sb;
-	int rc, inflight;
+	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
@@ -395,23 +485,18 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	}
 	store_msg_file_name(dir, base, 0, path, sizeof(path));
 	snprintf(nd, sizeof(nd), "%s/new", dir);
-	/* The folder's "directories seen" mark may move past our link only
-	 * once our row is in, and only when no other delivery of the account
-	 * is between its link and its row: a file that a crash leaves without
-	 * a row must make the next open rescan. */
-	inflight = store_deliver_inflight(a, 1);
-	store_sync_mark_begin(a, fr->id, dir, &mark);
+	store_burst_join(a, fr->id, dir);
 	rc = link(tmp, path);
 	if (rc != 0 && errno == EEXIST) {
 		/* another attempt of ours got there first: index what is there */
-		store_deliver_inflight(a, -1);
+		store_burst_leave(a, 0);
 		unlink(tmp);
 		rc = store_append_index(a, fr->id, dir, NULL, &m, 0, uid_r, error_r);
 		store_newmsg_free(&m);
 		return rc == STORE_OK ? STORE_DUPLICATE : rc;
 	}
 	if (rc != 0 || durable_fsync_dir(nd) != 0) {
-		store_deliver_inflight(a, -1);
+		store_burst_leave(a, rc == 0);
 		*error_r = "cannot write the message into the mailbox";
 		if (rc == 0)
 			unlink(path);
@@ -420,10 +505,8 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		return STORE_ERROR;
 	}
 	unlink(tmp);
-	rc = store_deliver_row(a, fr->id, dir, path, &m, &mark, inflight == 1, quota, uid_r,
-			       error_r);
+	rc = store_deliver_row(a, fr->id, dir, path, &m, quota, uid_r, error_r);
 	store_newmsg_free(&m);
-	store_deliver_inflight(a, -1);
 	if (rc == STORE_OK && store_deliver_sync_wal(a) != 0) {
 		*error_r = "cannot sync the mailbox index";
 		return STORE_ERROR;   /* the retry finds the row: a duplicate, avoided */

@@ -46,7 +46,8 @@ static const char *const store_index_schema =
 	"  first_recent INTEGER NOT NULL, special_use INTEGER NOT NULL DEFAULT 0,"
 	"  noselect INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,"
 	"  unseen INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,"
-	"  sync_new INTEGER NOT NULL DEFAULT 0, sync_cur INTEGER NOT NULL DEFAULT 0);"
+	"  sync_new INTEGER NOT NULL DEFAULT 0, sync_cur INTEGER NOT NULL DEFAULT 0,"
+	"  sync_checked INTEGER NOT NULL DEFAULT 1);"
 	"CREATE TABLE IF NOT EXISTS subscriptions(name TEXT PRIMARY KEY);"
 	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY, folder INTEGER NOT NULL,"
 	"  basename TEXT NOT NULL, flags INTEGER NOT NULL, keywords TEXT NOT NULL,"
@@ -85,7 +86,8 @@ static const char *const store_index_schema =
 
 #define FOLDER_COLS                                                                     \
 	"SELECT id, name, disk, uidvalidity, uidnext, highestmodseq, first_recent, "     \
-	"special_use, noselect, messages, unseen, size, sync_new, sync_cur FROM folders "
+	"special_use, noselect, messages, unseen, size, sync_new, sync_cur, sync_checked "   \
+	"FROM folders "
 
 static const char *const store_index_sql[ST__COUNT] = {
 	[ST_FOLDER_BY_NAME] = FOLDER_COLS "WHERE name = ?",
@@ -113,6 +115,8 @@ static const char *const store_index_sql[ST__COUNT] = {
 	[ST_USAGE] = "SELECT (SELECT value FROM meta WHERE key = 'bytes'),"
 		     " (SELECT value FROM meta WHERE key = 'messages')",
 	[ST_FOLDER_SYNCED] = "UPDATE folders SET sync_new = ?, sync_cur = ? WHERE id = ?",
+	[ST_FOLDER_SYNCED_INFERRED] = "UPDATE folders SET sync_new = ?, sync_cur = ?,"
+				      " sync_checked = 0 WHERE id = ?",
 	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
 	[ST_MSG_UIDS] = "SELECT id FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
 	[ST_TOMB_BY_BASE] = "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
@@ -120,7 +124,8 @@ static const char *const store_index_sql[ST__COUNT] = {
 			      " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",
 };
 
-#define STORE_INDEX_VERSION 1
+/* 1: the first; 2: folders.sync_checked */
+#define STORE_INDEX_VERSION 2
 
 /* PRAGMA user_version: the schema's version once it is complete. */
 static int
@@ -241,6 +246,7 @@ static int
 store_index_open_locked(struct store_account *a, const char **error_r)
 {
 	char path[STORE_PATH + 16];
+	int v;
 
 	snprintf(path, sizeof(path), "%s/index.db", a->root);
 	if (sqlite3_open_v2(path, &a->db,
@@ -261,7 +267,7 @@ store_index_open_locked(struct store_account *a, const char **error_r)
 		store_index_close(a);
 		return -1;
 	}
-	if (store_index_version(a) == STORE_INDEX_VERSION)
+	if ((v = store_index_version(a)) == STORE_INDEX_VERSION)
 		return 0;
 	if (store_index_exec(a, "PRAGMA journal_mode=WAL") != 0 ||
 	    store_index_exec(a, "BEGIN IMMEDIATE") != 0) {
@@ -269,8 +275,18 @@ store_index_open_locked(struct store_account *a, const char **error_r)
 		store_index_close(a);
 		return -1;
 	}
-	if (store_index_exec(a, store_index_schema) != 0 ||
-	    store_index_exec(a, "PRAGMA user_version = 1") != 0 ||
+	/* again under the lock: another process may have been first */
+	if ((v = store_index_version(a)) == STORE_INDEX_VERSION) {
+		if (store_index_exec(a, "COMMIT") == 0)
+			return 0;
+		*error_r = "cannot set up the mailbox index";
+		store_index_close(a);
+		return -1;
+	}
+	if ((v == 1 ? store_index_exec(a, "ALTER TABLE folders ADD COLUMN sync_checked INTEGER"
+					  " NOT NULL DEFAULT 1")
+		    : store_index_exec(a, store_index_schema)) != 0 ||
+	    store_index_exec(a, "PRAGMA user_version = 2") != 0 ||
 	    store_index_exec(a, "COMMIT") != 0) {
 		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),
 			log_q(sqlite3_errmsg(a->db)));
@@ -374,6 +390,7 @@ store_index_folder_get(struct store_account *a, const char *name, int64_t id,
 	r->size = sqlite3_column_int64(st, 11);
 	r->sync_new = sqlite3_column_int64(st, 12);
 	r->sync_cur = sqlite3_column_int64(st, 13);
+	r->sync_checked = sqlite3_column_int(st, 14);
 	sqlite3_reset(st);
 	return 0;
 }

@@ -36,6 +36,7 @@ enum store_st {
 	ST_TOMB_INSERT,
 	ST_USAGE,
 	ST_FOLDER_SYNCED,
+	ST_FOLDER_SYNCED_INFERRED,
 	ST_TOMB_BY_BASE,
 	ST_MSG_OTHER_BASE,
 	ST_TOMB_SINCE,
@@ -46,6 +47,7 @@ enum store_st {
 struct store_watch;
 struct store_wacct;
 struct store_map;
+struct store_check;
 
 #define STORE_WRITE_LOCKS 64
 
@@ -63,7 +65,19 @@ struct store {
 	struct store_wacct *waccts;       /* one per watched address: data_version poll */
 	struct event *notify_ev, *poll_ev;
 	pthread_mutex_t write_lock[STORE_WRITE_LOCKS];   /* see store_index_begin */
-	int inflight[STORE_WRITE_LOCKS];   /* deliveries between link and row (atomic) */
+	/* deliveries between their link and their row, per stripe (see
+	 * store_append.c), under burst_lock */
+	pthread_mutex_t burst_lock;
+	struct store_burst {
+		int inflight;
+		int valid;            /* the marks may move when the last is in */
+		int many;             /* more than one delivery overlapped */
+		int recording;        /* the last one's marks are not committed yet */
+		int64_t folder;
+		char address[256];
+	} burst[STORE_WRITE_LOCKS];
+	struct worker_pool *pool;         /* background folder checks (may be NULL) */
+	struct store_check *checking;     /* those queued or running (lock) */
 };
 
 struct store_account {
@@ -80,6 +94,7 @@ struct store_account {
 	dev_t db_dev;                     /* index.db as opened: a kept handle */
 	ino_t db_ino;                     /* whose file moved is not reused */
 	struct store_map *maps;           /* the newest UID map per folder (store_uidmap.c) */
+	long long unused_since;           /* a shared handle nobody holds: when it was let go */
 	struct store_account *next;
 };
 
@@ -102,6 +117,8 @@ struct store_frow {
 	uint32_t messages, unseen;
 	long long size;
 	long long sync_new, sync_cur;
+	int sync_checked;          /* 0: the marks were inferred over overlapping
+				    * deliveries, a scan still has to confirm them */
 };
 
 /* A message to index. */
@@ -174,6 +191,7 @@ void store_sync_mark_begin(struct store_account *a, int64_t folder, const char *
 			   struct store_dirmark *m);
 void store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 			 const struct store_dirmark *m);
+void store_sync_mark_moved(struct store_account *a, int64_t folder, const char *dir, int alone);
 int store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir);
 int store_sync_invalidate(struct store_account *a, int64_t folder);
 

@@ -3,12 +3,16 @@
  * store_folder_open and store_folder_status (and `mailbox repair`).
  *
  * Skipped when neither new/ nor cur/ changed since the last sync (their
- * mtimes, in nanoseconds, are kept in the folder row; after a scan a
- * directory changed within the last two seconds is not trusted, as a
- * change in the same clock tick would not move its mtime on kernels
- * without multigrain timestamps, i.e. before Linux 6.13). The store's own
+ * mtimes, in nanoseconds, are kept in the folder row). The store's own
  * changes keep the recorded mtimes current (store_sync_mark_*), so
- * delivering never makes the next open scan. Otherwise, holding the index's write lock (every
+ * delivering never makes the next open scan. Marks that are only
+ * inferred (sync_checked = 0: several deliveries overlapped, see
+ * store_append.c, or a scan saw a directory changed within the last two
+ * seconds, when a change in the same clock tick would not move its mtime
+ * on kernels without multigrain timestamps, i.e. before Linux 6.13) are
+ * trusted by the open, which has a worker scan the folder behind it
+ * (store_sync_later; what the scan finds reaches sessions as any change
+ * does). Otherwise the open scans, holding the index's write lock (every
  * change the store makes to a folder's directory happens under it, so the
  * scan never sees half of one of ours):
  *   - a file whose basename a row names is that message; when it is in
@@ -26,7 +30,8 @@
  * New files in new/ stay there: \Recent is the index's (first_recent),
  * and a file moves to cur/ when its flags first change.
  * Public (store_int.h): store_sync_folder, store_sync_mark_begin,
- * store_sync_mark_end, store_sync_mark_fresh, store_sync_invalidate.
+ * store_sync_mark_end, store_sync_mark_moved, store_sync_mark_fresh,
+ * store_sync_invalidate.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +45,7 @@
 
 #include "store/store_int.h"
 #include "util/log.h"
+#include "util/worker.h"
 #include "util/xalloc.h"
 
 struct sync_file {
@@ -320,13 +326,11 @@ store_sync_stat_new(const char *dir, struct sync_file **add, size_t nadd)
 }
 
 static int
-store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struct sync_set *ss,
-		 long long mt_new, long long mt_cur)
+store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struct sync_set *ss)
 {
 	struct sync_file **add = NULL;
 	size_t nadd = 0, i = 0, j = 0;
 	uint64_t modseq = 0;
-	sqlite3_stmt *st;
 	int rc = 0;
 
 	if (ss->nf > 1)
@@ -378,26 +382,19 @@ store_sync_apply(struct store_account *a, int64_t folder, const char *dir, struc
 		modseq = ms;
 	}
 	free(add);
-	if (rc == 0 && sqlite3_prepare_v2(a->db,
-					  "UPDATE folders SET sync_new = ?, sync_cur = ? WHERE id = ?",
-					  -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, mt_new);
-		sqlite3_bind_int64(st, 2, mt_cur);
-		sqlite3_bind_int64(st, 3, folder);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-		sqlite3_finalize(st);
-	}
 	return rc;
 }
 
-/* A directory mtime to record: 0 (scan again next time) when it is so
- * recent that a change in the same tick would not show. */
-static long long
+/* Can a scan's marks be taken as checked? Not when a directory changed
+ * so recently that a change in the same clock tick would not show: they
+ * are then recorded as inferred, and the next open has them checked
+ * again in the background. */
+static int
 store_sync_trust(long long mt)
 {
 	long long now = (long long)time(NULL) * 1000000000LL;
 
-	return mt > now - 2000000000LL ? 0 : mt;
+	return mt <= now - 2000000000LL;
 }
 
 /* Our own changes to a folder's directories keep the recorded mtimes
@@ -423,9 +420,9 @@ store_sync_mark_begin(struct store_account *a, int64_t folder, const char *dir,
 }
 
 static int
-store_sync_record(struct store_account *a, int64_t folder, const char *dir)
+store_sync_record(struct store_account *a, int64_t folder, const char *dir, int checked)
 {
-	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
+	sqlite3_stmt *st = store_index_stmt(a, checked ? ST_FOLDER_SYNCED : ST_FOLDER_SYNCED_INFERRED);
 	int rc;
 
 	if (st == NULL)
@@ -443,7 +440,16 @@ store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 		    const struct store_dirmark *m)
 {
 	if (m->in_sync)
-		store_sync_record(a, folder, dir);
+		store_sync_record(a, folder, dir, 1);
+}
+
+/* After deliveries whose files all have their rows (store_append.c):
+ * alone, one delivery, as mark_end; else the marks are inferred over
+ * several and a scan is still to confirm them (sync_checked = 0). */
+void
+store_sync_mark_moved(struct store_account *a, int64_t folder, const char *dir, int alone)
+{
+	store_sync_record(a, folder, dir, alone);
 }
 
 /* The folder's next open scans (its rows changed before its files). */
@@ -487,7 +493,7 @@ store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir)
 {
 	if (!store_sync_empty(dir, "new") || !store_sync_empty(dir, "cur"))
 		return 0;
-	return store_sync_record(a, folder, dir);
+	return store_sync_record(a, folder, dir, 1);
 }
 
 /* Is the folder's directory being renamed (by another handle, or left so
@@ -508,7 +514,147 @@ store_sync_renaming(struct store_account *a, int64_t folder)
 	return r;
 }
 
-/* 0 in sync (now), -1 error. force: scan whatever the mtimes say. */
+/* A check of marks inferred over overlapping deliveries, on a worker. */
+struct store_check {
+	struct store *s;
+	char *address;
+	int64_t folder;
+	struct store_check *next;
+};
+
+static void
+store_sync_check_work(void *arg)
+{
+	struct store_check *c = arg;
+	struct store *s = c->s;
+	const char *err = NULL;
+	struct store_account *a = store_account_open(s, c->address, &err);
+	struct store_frow fr;
+
+	if (a != NULL && store_index_folder_get(a, NULL, c->folder, &fr) == 0 &&
+	    !fr.sync_checked) {
+		char dir[STORE_PATH];
+
+		store_folder_path(a, fr.disk, dir, sizeof(dir));
+		if (store_sync_folder(a, &fr, dir, 1) != 0)
+			log_msg(NULL, "event=store_error account=%s error=%s", log_addr(c->address),
+				log_q("cannot check the folder's files"));
+	}
+	store_account_close(&a);
+	pthread_mutex_lock(&s->lock);
+	for (struct store_check **pp = &s->checking; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	free(c->address);
+	free(c);
+}
+
+/* Queue the check (once per folder at a time): 0, or -1 without a pool. */
+static int
+store_sync_later(struct store_account *a, int64_t folder)
+{
+	struct store *s = a->s;
+	struct store_check *c;
+
+	if (s->pool == NULL)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	for (c = s->checking; c != NULL; c = c->next)
+		if (c->folder == folder && strcmp(c->address, a->address) == 0)
+			break;
+	if (c != NULL) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->s = s;
+	c->address = xstrdup(a->address);
+	c->folder = folder;
+	c->next = s->checking;
+	s->checking = c;
+	pthread_mutex_unlock(&s->lock);
+	worker_submit(s->pool, store_sync_check_work, NULL, c);
+	return 0;
+}
+
+/* Do the (sorted) files and rows agree, as store_sync_apply would find? */
+static int
+store_sync_same(struct sync_set *ss)
+{
+	if (ss->nf != ss->nr)
+		return 0;
+	if (ss->nf > 1)
+		qsort(ss->f, ss->nf, sizeof(*ss->f), store_sync_cmp_file);
+	if (ss->nr > 1)
+		qsort(ss->r, ss->nr, sizeof(*ss->r), store_sync_cmp_row);
+	for (size_t i = 0; i < ss->nf; i++) {
+		const struct sync_file *f = &ss->f[i];
+
+		if (strlen(ss->r[i].basename) != f->blen ||
+		    memcmp(f->name, ss->r[i].basename, f->blen) != 0)
+			return 0;
+		if (f->in_cur && store_msg_suffix_flags(f->name) != ss->r[i].flags)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+store_sync_record_scan(struct store_account *a, int64_t folder, long long mt_new,
+		       long long mt_cur)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(a->db,
+			       "UPDATE folders SET sync_new = ?, sync_cur = ?, sync_checked = ?"
+			       " WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, mt_new);
+	sqlite3_bind_int64(st, 2, mt_cur);
+	sqlite3_bind_int(st, 3, store_sync_trust(mt_new) && store_sync_trust(mt_cur));
+	sqlite3_bind_int64(st, 4, folder);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The scan without the lock: 1 when files and rows agreed and the
+ * directories did not change since (the marks are then recorded, under
+ * the lock, which is held on return unless -1), 0 to scan under the lock
+ * (held), -1 error (not held). Most scans find nothing to do (every
+ * background check of inferred marks): they keep deliveries and flag
+ * changes waiting only for one UPDATE. */
+static int
+store_sync_quick(struct store_account *a, int64_t folder, const char *dir)
+{
+	long long mt_new = store_sync_mtime(dir, "new"), mt_cur = store_sync_mtime(dir, "cur");
+	struct sync_set ss = { 0 };
+	int same;
+
+	same = store_sync_readdir(&ss, dir, 0) == 0 && store_sync_readdir(&ss, dir, 1) == 0 &&
+	       store_sync_load(a, folder, &ss) == 0 && store_sync_same(&ss);
+	store_sync_set_free(&ss);
+	if (store_index_begin(a, 0) != 0)
+		return -1;
+	if (!same || store_sync_mtime(dir, "new") != mt_new ||
+	    store_sync_mtime(dir, "cur") != mt_cur || store_sync_renaming(a, folder))
+		return 0;
+	if (store_sync_record_scan(a, folder, mt_new, mt_cur) != 0) {
+		store_index_rollback(a, 0);
+		return -1;
+	}
+	return 1;
+}
+
+/* 0 in sync (now), -1 error. force: scan whatever the mtimes say. Marks
+ * that hold but were inferred (sync_checked = 0) are trusted for now and
+ * confirmed by a scan on a worker; what that finds reaches the sessions
+ * as any change does. */
 int
 store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
 		  int force)
@@ -517,21 +663,25 @@ store_sync_folder(struct store_account *a, const struct store_frow *fr, const ch
 	struct sync_set ss = { 0 };
 	int rc;
 
-	if (!force && mt_new > 0 && mt_new == fr->sync_new && mt_cur > 0 && mt_cur == fr->sync_cur)
+	if (!force && mt_new > 0 && mt_new == fr->sync_new && mt_cur > 0 &&
+	    mt_cur == fr->sync_cur && (fr->sync_checked || store_sync_later(a, fr->id) == 0))
 		return 0;
-	if (store_index_begin(a, 0) != 0)
+	if ((rc = store_sync_quick(a, fr->id, dir)) < 0)
 		return -1;
+	if (rc == 1)
+		return store_index_commit(a, 0);
 	if (store_sync_renaming(a, fr->id)) {
 		store_index_rollback(a, 0);
 		return 0;
 	}
 	/* again under the lock: stat before readdir, so a change after the
 	 * stat shows next time */
-	mt_new = store_sync_trust(store_sync_mtime(dir, "new"));
-	mt_cur = store_sync_trust(store_sync_mtime(dir, "cur"));
+	mt_new = store_sync_mtime(dir, "new");
+	mt_cur = store_sync_mtime(dir, "cur");
 	if (store_sync_readdir(&ss, dir, 0) != 0 || store_sync_readdir(&ss, dir, 1) != 0 ||
 	    store_sync_load(a, fr->id, &ss) != 0 ||
-	    store_sync_apply(a, fr->id, dir, &ss, mt_new, mt_cur) != 0) {
+	    store_sync_apply(a, fr->id, dir, &ss) != 0 ||
+	    store_sync_record_scan(a, fr->id, mt_new, mt_cur) != 0) {
 		store_index_rollback(a, 0);
 		store_sync_set_free(&ss);
 		return -1;

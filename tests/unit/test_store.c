@@ -1116,7 +1116,7 @@ static void
 test_watch(void **state)
 {
 	struct fx *fx = *state;
-	struct store_settings set = { fx->dir, 86400 };
+	struct store_settings set = { fx->dir, 86400, NULL };
 	struct watch_fx w = { 0 };
 	struct store *s;
 	struct store_watch *wt;
@@ -1170,7 +1170,7 @@ test_account_remove(void **state)
 	assert_string_equal(moved, "");
 	/* another process removed it while this one kept a handle */
 	{
-		struct store_settings set2 = { fx->dir, 86400 };
+		struct store_settings set2 = { fx->dir, 86400, NULL };
 		struct store *s2 = store_new(&set2, NULL, &err);
 
 		assert_non_null(a = store_account_open(fx->s, ADDR, &err));
@@ -1393,7 +1393,7 @@ test_verify(void **state)
 static void
 crash_child(const char *dir, int out, int round)
 {
-	struct store_settings set = { dir, 86400 };
+	struct store_settings set = { dir, 86400, NULL };
 	const char *err;
 	struct store *s = store_new(&set, NULL, &err);
 	struct store_account *a = store_account_open(s, ADDR, &err);
