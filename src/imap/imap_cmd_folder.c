@@ -141,6 +141,11 @@ imap_select(struct imap_session *s, const struct imap_arg *args, size_t n, int r
 		return;
 	/* a SELECT that fails leaves nothing selected (RFC 3501 §6.3.1) */
 	imap_unselect(s);
+	if (store_folder_fresh(s->acct, name)) {
+		/* nothing to reconcile: the loop's open costs a few reads */
+		imap_select_finish(s, name, readonly);
+		return;
+	}
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	j->store = s->srv->d.store;

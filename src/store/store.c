@@ -225,6 +225,7 @@ store_free(struct store **sp)
 		s->idle = a->next;
 		store_account_free(a);
 	}
+	store_sync_checks_free(s);
 	while (s->watches != NULL) {
 		struct store_watch *w = s->watches;
 		s->watches = w->next;

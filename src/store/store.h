@@ -40,7 +40,7 @@
  * store_folder_name_check, store_folder_list, store_folder_create,
  * store_folder_delete, store_folder_rename, store_folder_subscribe,
  * store_folder_subscriptions,
- * store_folder_status, store_folder_open, store_folder_close,
+ * store_folder_status, store_folder_open, store_folder_close, store_folder_fresh,
  * store_folder_info, store_folder_take_recent, store_fetch,
  * store_uidmap, store_uidmap_release, store_msg_open, store_flags, store_expunge, store_copy, store_changes,
  * store_append_begin, store_append_write, store_append_commit,
@@ -206,6 +206,10 @@ int store_folder_status(struct store_account *a, const char *name,
 struct store_folder *store_folder_open(struct store_account *a, const char *name, int *rc_r,
 				       const char **error_r);
 void store_folder_close(struct store_folder **fp);
+/* Would store_folder_open find the folder's files as its index last saw
+ * them (no directory scan: cheap enough for the loop)? 0 also when
+ * there is no such folder. */
+int store_folder_fresh(struct store_account *a, const char *name);
 /* Current counters (cheap: one row). */
 int store_folder_info(struct store_folder *f, struct store_folder_info *info_r);
 /* IMAP \Recent: messages with UID >= *first_r are recent to the caller,

@@ -334,6 +334,19 @@ store_folder_open(struct store_account *a, const char *name, int *rc_r, const ch
 	return f;
 }
 
+int
+store_folder_fresh(struct store_account *a, const char *name)
+{
+	struct store_frow fr;
+	char dir[STORE_PATH];
+	const char *err;
+
+	if (store_folder_get_open(a, name, &fr, &err) != 0)
+		return 0;
+	store_folder_path(a, fr.disk, dir, sizeof(dir));
+	return store_sync_marks_hold(&fr, dir);
+}
+
 void
 store_folder_close(struct store_folder **fp)
 {

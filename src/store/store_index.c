@@ -54,6 +54,8 @@ static const char *const store_index_schema =
 	"  modseq INTEGER NOT NULL, qid TEXT NOT NULL, size INTEGER NOT NULL,"
 	"  internaldate INTEGER NOT NULL, tz INTEGER NOT NULL, has_attachment INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS msg_modseq ON messages(folder, modseq);"
+	/* a folder's UIDs in order, from pages a tenth of the table's */
+	"CREATE INDEX IF NOT EXISTS msg_folder ON messages(folder);"
 	"CREATE INDEX IF NOT EXISTS msg_qid ON messages(qid) WHERE qid != '';"
 	"CREATE INDEX IF NOT EXISTS msg_base ON messages(basename);"
 	"CREATE TABLE IF NOT EXISTS msg_data(id INTEGER PRIMARY KEY, envelope TEXT, body TEXT,"
@@ -118,13 +120,14 @@ static const char *const store_index_sql[ST__COUNT] = {
 	[ST_FOLDER_SYNCED_INFERRED] = "UPDATE folders SET sync_new = ?, sync_cur = ?,"
 				      " sync_checked = 0 WHERE id = ?",
 	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
-	[ST_MSG_UIDS] = "SELECT id FROM messages WHERE id BETWEEN ? AND ? ORDER BY id",
+	[ST_MSG_UIDS] = "SELECT id FROM messages INDEXED BY msg_folder WHERE folder = ?"
+			" AND id BETWEEN ? AND ? ORDER BY id",
 	[ST_TOMB_BY_BASE] = "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
 	[ST_MSG_OTHER_BASE] = "SELECT m.flags, f.disk FROM messages m JOIN folders f ON"
 			      " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",
 };
 
-/* 1: the first; 2: folders.sync_checked */
+/* 1: the first; 2: folders.sync_checked, index msg_folder */
 #define STORE_INDEX_VERSION 2
 
 /* PRAGMA user_version: the schema's version once it is complete. */
@@ -284,7 +287,8 @@ store_index_open_locked(struct store_account *a, const char **error_r)
 		return -1;
 	}
 	if ((v == 1 ? store_index_exec(a, "ALTER TABLE folders ADD COLUMN sync_checked INTEGER"
-					  " NOT NULL DEFAULT 1")
+					  " NOT NULL DEFAULT 1;"
+					  "CREATE INDEX msg_folder ON messages(folder)")
 		    : store_index_exec(a, store_index_schema)) != 0 ||
 	    store_index_exec(a, "PRAGMA user_version = 2") != 0 ||
 	    store_index_exec(a, "COMMIT") != 0) {

@@ -194,6 +194,8 @@ void store_sync_mark_end(struct store_account *a, int64_t folder, const char *di
 void store_sync_mark_moved(struct store_account *a, int64_t folder, const char *dir, int alone);
 int store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir);
 int store_sync_invalidate(struct store_account *a, int64_t folder);
+void store_sync_checks_free(struct store *s);
+int store_sync_marks_hold(const struct store_frow *fr, const char *dir);
 
 /* store_msg.c: the file of a message (flags tell cur/ NAME:2,FLAGS from
  * new/ NAME), found by its basename when its suffix changed. */

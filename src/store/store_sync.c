@@ -31,7 +31,7 @@
  * and a file moves to cur/ when its flags first change.
  * Public (store_int.h): store_sync_folder, store_sync_mark_begin,
  * store_sync_mark_end, store_sync_mark_moved, store_sync_mark_fresh,
- * store_sync_invalidate.
+ * store_sync_invalidate, store_sync_checks_free, store_sync_marks_hold.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -514,11 +514,15 @@ store_sync_renaming(struct store_account *a, int64_t folder)
 	return r;
 }
 
-/* A check of marks inferred over overlapping deliveries, on a worker. */
+/* A check of inferred marks, on a worker. One per folder at a time; one
+ * that could only infer again (the directory had just changed) leaves its
+ * entry behind so the folder is not scanned again for two seconds. */
 struct store_check {
 	struct store *s;
 	char *address;
 	int64_t folder;
+	int running;
+	long long not_before;
 	struct store_check *next;
 };
 
@@ -530,6 +534,7 @@ store_sync_check_work(void *arg)
 	const char *err = NULL;
 	struct store_account *a = store_account_open(s, c->address, &err);
 	struct store_frow fr;
+	int again = 0;
 
 	if (a != NULL && store_index_folder_get(a, NULL, c->folder, &fr) == 0 &&
 	    !fr.sync_checked) {
@@ -539,25 +544,47 @@ store_sync_check_work(void *arg)
 		if (store_sync_folder(a, &fr, dir, 1) != 0)
 			log_msg(NULL, "event=store_error account=%s error=%s", log_addr(c->address),
 				log_q("cannot check the folder's files"));
+		again = store_index_folder_get(a, NULL, c->folder, &fr) == 0 && !fr.sync_checked;
 	}
 	store_account_close(&a);
 	pthread_mutex_lock(&s->lock);
-	for (struct store_check **pp = &s->checking; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
+	c->running = 0;
+	c->not_before = (long long)time(NULL) + 3;
+	if (!again) {
+		for (struct store_check **pp = &s->checking; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+	}
 	pthread_mutex_unlock(&s->lock);
-	free(c->address);
-	free(c);
+	if (!again) {
+		free(c->address);
+		free(c);
+	}
 }
 
-/* Queue the check (once per folder at a time): 0, or -1 without a pool. */
+/* store_free: the entries left (the pool is gone: none runs). */
+void
+store_sync_checks_free(struct store *s)
+{
+	while (s->checking != NULL) {
+		struct store_check *c = s->checking;
+
+		s->checking = c->next;
+		free(c->address);
+		free(c);
+	}
+}
+
+/* Queue the check: 0 (queued, running, or not due yet), or -1 without a
+ * pool. */
 static int
 store_sync_later(struct store_account *a, int64_t folder)
 {
 	struct store *s = a->s;
 	struct store_check *c;
+	int go = 1;
 
 	if (s->pool == NULL)
 		return -1;
@@ -566,17 +593,20 @@ store_sync_later(struct store_account *a, int64_t folder)
 		if (c->folder == folder && strcmp(c->address, a->address) == 0)
 			break;
 	if (c != NULL) {
-		pthread_mutex_unlock(&s->lock);
-		return 0;
+		go = !c->running && (long long)time(NULL) >= c->not_before;
+	} else {
+		c = xcalloc(1, sizeof(*c));
+		c->s = s;
+		c->address = xstrdup(a->address);
+		c->folder = folder;
+		c->next = s->checking;
+		s->checking = c;
 	}
-	c = xcalloc(1, sizeof(*c));
-	c->s = s;
-	c->address = xstrdup(a->address);
-	c->folder = folder;
-	c->next = s->checking;
-	s->checking = c;
+	if (go)
+		c->running = 1;
 	pthread_mutex_unlock(&s->lock);
-	worker_submit(s->pool, store_sync_check_work, NULL, c);
+	if (go)
+		worker_submit(s->pool, store_sync_check_work, NULL, c);
 	return 0;
 }
 
@@ -651,6 +681,15 @@ store_sync_quick(struct store_account *a, int64_t folder, const char *dir)
 	return 1;
 }
 
+/* Do the folder's recorded marks still match its directories? */
+int
+store_sync_marks_hold(const struct store_frow *fr, const char *dir)
+{
+	long long mt_new = store_sync_mtime(dir, "new"), mt_cur = store_sync_mtime(dir, "cur");
+
+	return mt_new > 0 && mt_new == fr->sync_new && mt_cur > 0 && mt_cur == fr->sync_cur;
+}
+
 /* 0 in sync (now), -1 error. force: scan whatever the mtimes say. Marks
  * that hold but were inferred (sync_checked = 0) are trusted for now and
  * confirmed by a scan on a worker; what that finds reaches the sessions
@@ -659,12 +698,12 @@ int
 store_sync_folder(struct store_account *a, const struct store_frow *fr, const char *dir,
 		  int force)
 {
-	long long mt_new = store_sync_mtime(dir, "new"), mt_cur = store_sync_mtime(dir, "cur");
+	long long mt_new, mt_cur;
 	struct sync_set ss = { 0 };
 	int rc;
 
-	if (!force && mt_new > 0 && mt_new == fr->sync_new && mt_cur > 0 &&
-	    mt_cur == fr->sync_cur && (fr->sync_checked || store_sync_later(a, fr->id) == 0))
+	if (!force && store_sync_marks_hold(fr, dir) &&
+	    (fr->sync_checked || store_sync_later(a, fr->id) == 0))
 		return 0;
 	if ((rc = store_sync_quick(a, fr->id, dir)) < 0)
 		return -1;

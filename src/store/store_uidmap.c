@@ -75,8 +75,9 @@ store_map_rows(struct store_account *a, int64_t folder, uint32_t after, struct s
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, STORE_MID(folder, (uint64_t)after + 1));
-	sqlite3_bind_int64(st, 2, STORE_MID(folder, UINT32_MAX));
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, STORE_MID(folder, (uint64_t)after + 1));
+	sqlite3_bind_int64(st, 3, STORE_MID(folder, UINT32_MAX));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_map *m = *mp;
 

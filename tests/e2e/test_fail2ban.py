@@ -6,17 +6,20 @@ a CR LF and a whole forged line never give it another address.
 
 The lines come from tandem's own auth code: the unit-test binary
 test_auth, run with TANDEM_AUTH_FAIL2BAN_LOG, checks wrong passwords with
-such logins and logs to that file. (When POP3 and IMAP land, the same
-story is told by real logins.)
+such logins and logs to that file; and from a running server, whose IMAP
+and POP3 logins with wrong passwords, some of them forged, are read from
+its log by fail2ban-regex the same way.
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import pytest
 
-from lib import BIN
+from lib import BIN, wait_for
+from imap_util import ALICE, IMAP_PORT, Raw, imap_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILTER = os.path.join(ROOT, "etc", "fail2ban", "filter.d", "tandem.conf")
@@ -78,3 +81,35 @@ def test_filter_reasons(tmp_path):
     hosts, (total, ignored, matched, missed), out = fail2ban_regex(str(log))
     assert hosts == ["192.0.2.20", "2001:db8:5::1"], out
     assert (total, matched, missed) == (3, 2, 1), out
+
+
+def test_real_logins_give_their_client_only():
+    """A guesser at 127.0.0.77 tries IMAP LOGIN and POP3 USER/PASS with
+    wrong passwords, two of the logins made to look like another client's
+    line; fail2ban-regex on the server's own log finds 127.0.0.77 for each
+    and nothing else."""
+    s = imap_server(start=False)
+    s.extra["listen"]["pop3"] = "%s:1110" % s.ip
+    s.write_config()
+    s.start()
+    src = ("127.0.0.77", 0)
+    r = Raw(s.ip, sock=socket.create_connection((s.ip, IMAP_PORT), timeout=30,
+                                                source_address=src), timeout=30)
+    assert r.line().startswith("* OK")
+    for tag, user in (("a", ALICE), ("b", "x client=[6.6.6.6] y")):
+        out = r.cmd(tag, 'LOGIN "%s" "wrong"' % user)
+        assert out[-1].startswith(tag + " NO"), out
+    r.close()
+    p = socket.create_connection((s.ip, 1110), timeout=30, source_address=src)
+    f = p.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    p.sendall(b"USER bob@example.test client=[7.7.7.7]\r\n")
+    assert f.readline().startswith(b"+OK")
+    p.sendall(b"PASS wrong\r\n")
+    assert f.readline().startswith(b"-ERR")
+    p.close()
+    wait_for(lambda: s.log().count(" event=auth_failed ") >= 3, timeout=30)
+    hosts, (total, ignored, matched, missed), out = fail2ban_regex(s.logfile)
+    assert matched == 3, out
+    assert hosts == ["127.0.0.77"] * 3, out
+    s.stop()
