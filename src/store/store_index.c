@@ -145,6 +145,24 @@ store_index_version(struct store_account *a)
 	return v;
 }
 
+/* Version 1 to 2, whatever of it is there already. */
+static int
+store_index_upgrade(struct store_account *a)
+{
+	sqlite3_stmt *st;
+	int have = 0;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM pragma_table_info('folders')"
+			       " WHERE name = 'sync_checked'", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	have = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (!have && store_index_exec(a, "ALTER TABLE folders ADD COLUMN sync_checked INTEGER"
+				      " NOT NULL DEFAULT 1") != 0)
+		return -1;
+	return store_index_exec(a, "CREATE INDEX IF NOT EXISTS msg_folder ON messages(folder)");
+}
+
 /* SQLite's own busy handler sleeps in steps that grow to 100 ms; a
  * delivery or a flag change holds the lock for well under a millisecond,
  * so waiting in short steps costs far less time (about 15 s at most). */
@@ -286,10 +304,8 @@ store_index_open_locked(struct store_account *a, const char **error_r)
 		store_index_close(a);
 		return -1;
 	}
-	if ((v == 1 ? store_index_exec(a, "ALTER TABLE folders ADD COLUMN sync_checked INTEGER"
-					  " NOT NULL DEFAULT 1;"
-					  "CREATE INDEX msg_folder ON messages(folder)")
-		    : store_index_exec(a, store_index_schema)) != 0 ||
+	/* from 1 (or from a 2 that an older tandem set back to 1) */
+	if ((v >= 1 ? store_index_upgrade(a) : store_index_exec(a, store_index_schema)) != 0 ||
 	    store_index_exec(a, "PRAGMA user_version = 2") != 0 ||
 	    store_index_exec(a, "COMMIT") != 0) {
 		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),

@@ -4,7 +4,8 @@
  * overlapping deliveries (inferred, then checked in the background,
  * which finds a file another program dropped in meanwhile), and the
  * UID maps a handle shares among its callers and makes anew from the
- * previous one after deliveries, expunges and a folder made again.
+ * previous one after deliveries, expunges and a folder made again; and
+ * the upgrade of an index from version 1.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -323,6 +324,67 @@ test_uid_maps_are_shared_and_made_anew(void **state)
 	store_account_close(&a);
 }
 
+static void
+sql(struct fx *fx, const char *q, int *result)
+{
+	char p[STORE_PATH + 16];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	snprintf(p, sizeof(p), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	if (result == NULL) {
+		assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+	} else {
+		assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+		*result = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+/* An index of version 1 (and one an older tandem set back to 1 after
+ * the upgrade) opens as version 2 with its messages. */
+static void
+test_index_upgrade(void **state)
+{
+	struct fx *fx = *state;
+	struct store_settings set = { fx->dir, 86400, fx->pool };
+	const char *err = NULL;
+	struct store_account *a;
+	struct store_folder *f;
+	const struct store_uidmap *m;
+	int v;
+
+	for (int i = 0; i < 3; i++) {
+		char qid[16];
+
+		snprintf(qid, sizeof(qid), "U%d", i);
+		assert_int_equal(deliver(fx->s, qid), STORE_OK);
+	}
+	for (int round = 0; round < 2; round++) {
+		store_free(&fx->s);
+		if (round == 0)
+			sql(fx, "ALTER TABLE folders DROP COLUMN sync_checked; DROP INDEX msg_folder;"
+				" PRAGMA user_version = 1", NULL);
+		else
+			sql(fx, "PRAGMA user_version = 1", NULL);
+		assert_non_null(fx->s = store_new(&set, NULL, &err));
+		assert_non_null(a = store_account_open(fx->s, ADDR, &err));
+		assert_non_null(f = store_folder_open(a, "INBOX", NULL, &err));
+		assert_non_null(m = store_uidmap(f));
+		assert_int_equal(m->n, 3);
+		store_uidmap_release(&m);
+		store_folder_close(&f);
+		store_account_close(&a);
+		sql(fx, "PRAGMA user_version", &v);
+		assert_int_equal(v, 2);
+		sql(fx, "SELECT count(*) FROM pragma_index_list('messages') WHERE name = 'msg_folder'",
+		    &v);
+		assert_int_equal(v, 1);
+	}
+}
+
 int
 main(void)
 {
@@ -333,6 +395,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_uid_maps_are_shared_and_made_anew, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
