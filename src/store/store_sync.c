@@ -34,6 +34,7 @@
  * store_sync_invalidate, store_sync_checks_free, store_sync_marks_hold.
  */
 #include <dirent.h>
+#include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -517,6 +518,8 @@ store_sync_renaming(struct store_account *a, int64_t folder)
 /* A check of inferred marks, on a worker. One per folder at a time; one
  * that could only infer again (the directory had just changed) leaves its
  * entry behind so the folder is not scanned again for two seconds. */
+#define STORE_CHECK_DELAY 3   /* seconds after the open that asked */
+
 struct store_check {
 	struct store *s;
 	char *address;
@@ -564,6 +567,16 @@ store_sync_check_work(void *arg)
 	}
 }
 
+static void
+store_sync_check_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_check *c = arg;
+
+	(void)fd;
+	(void)what;
+	worker_submit(c->s->pool, store_sync_check_work, NULL, c);
+}
+
 /* store_free: the entries left (the pool is gone: none runs). */
 void
 store_sync_checks_free(struct store *s)
@@ -605,8 +618,16 @@ store_sync_later(struct store_account *a, int64_t folder)
 	if (go)
 		c->running = 1;
 	pthread_mutex_unlock(&s->lock);
-	if (go)
-		worker_submit(s->pool, store_sync_check_work, NULL, c);
+	if (go) {
+		/* behind the client's first commands, and late enough that the
+		 * directories are usually past the two seconds that make a scan
+		 * only infer them again */
+		struct timeval later = { STORE_CHECK_DELAY, 0 };
+
+		if (s->base == NULL ||
+		    event_base_once(s->base, -1, EV_TIMEOUT, store_sync_check_fire, c, &later) != 0)
+			worker_submit(s->pool, store_sync_check_work, NULL, c);
+	}
 	return 0;
 }
 
