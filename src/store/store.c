@@ -215,6 +215,13 @@ store_free(struct store **sp)
 	if (s == NULL)
 		return;
 	*sp = NULL;
+	/* the logs into the indexes before the handles go: the next start's
+	 * first open then has no log to read back (WAL recovery) and its
+	 * reads come from the database file alone */
+	for (struct store_account *a = s->shared; a != NULL; a = a->next)
+		store_index_checkpoint(a);
+	for (struct store_account *a = s->idle; a != NULL; a = a->next)
+		store_index_checkpoint(a);
 	while (s->shared != NULL) {
 		struct store_account *a = s->shared;
 		s->shared = a->next;

@@ -189,6 +189,15 @@ store_index_close(struct store_account *a)
 	a->db = NULL;
 }
 
+/* A checkpoint that empties the WAL, when nothing else holds it (a
+ * handle of another process reading keeps it; then it stays). */
+void
+store_index_checkpoint(struct store_account *a)
+{
+	if (a->db != NULL && sqlite3_get_autocommit(a->db))
+		sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 /* The cached statement, reset and unbound; NULL only when SQLite cannot
  * prepare it (out of memory, a broken database). */
 sqlite3_stmt *

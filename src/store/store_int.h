@@ -150,6 +150,7 @@ struct store_row {
 /* store_index.c */
 int store_index_open(struct store_account *a, const char **error_r);
 void store_index_close(struct store_account *a);
+void store_index_checkpoint(struct store_account *a);
 sqlite3_stmt *store_index_stmt(struct store_account *a, enum store_st id);
 int store_index_exec(struct store_account *a, const char *sql);
 /* Which of the write locks (and delivery counters) an account uses. */
