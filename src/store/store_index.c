@@ -36,6 +36,43 @@
 #include "store/store_int.h"
 #include "util/log.h"
 
+/*
+ * uidruns: each folder's UIDs as runs lo..hi, kept by triggers on every
+ * insert and delete of a message row (whatever does it: delivery,
+ * APPEND, COPY, a sync, an expunge, a folder's deletion, an older
+ * tandem), so a folder's first SELECT reads a few rows, not one per
+ * message. A new UID is always above the folder's others: it extends the
+ * last run or starts one; a removed one shortens or splits its run.
+ */
+#define U(x) "((" x ") & 4294967295)"
+static const char *const store_index_runs =
+	"CREATE TABLE IF NOT EXISTS uidruns(folder INTEGER NOT NULL, lo INTEGER NOT NULL,"
+	"  hi INTEGER NOT NULL, PRIMARY KEY(folder, lo)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS uidruns_hi ON uidruns(folder, hi);"
+	"CREATE TRIGGER IF NOT EXISTS msg_ins_run AFTER INSERT ON messages BEGIN"
+	"  UPDATE uidruns SET hi = " U("NEW.id") " WHERE folder = NEW.folder"
+	"    AND hi = " U("NEW.id") " - 1;"
+	"  INSERT OR IGNORE INTO uidruns SELECT NEW.folder, " U("NEW.id") ", " U("NEW.id")
+	"    WHERE NOT EXISTS (SELECT 1 FROM uidruns WHERE folder = NEW.folder"
+	"      AND hi = " U("NEW.id") ");"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS msg_del_run AFTER DELETE ON messages BEGIN"
+	"  INSERT INTO uidruns SELECT folder, " U("OLD.id") " + 1, hi FROM uidruns"
+	"    WHERE folder = OLD.folder AND hi > " U("OLD.id") " AND lo = (SELECT max(lo) FROM uidruns"
+	"      WHERE folder = OLD.folder AND lo <= " U("OLD.id") ");"
+	"  UPDATE uidruns SET hi = " U("OLD.id") " - 1 WHERE folder = OLD.folder"
+	"    AND hi >= " U("OLD.id") " AND lo < " U("OLD.id") " AND lo = (SELECT max(lo) FROM uidruns"
+	"      WHERE folder = OLD.folder AND lo <= " U("OLD.id") ");"
+	"  DELETE FROM uidruns WHERE folder = OLD.folder AND lo = " U("OLD.id") ";"
+	"END;";
+
+/* The runs of every folder from its rows (gaps and islands). */
+static const char *const store_index_runs_fill =
+	"DELETE FROM uidruns;"
+	"INSERT INTO uidruns SELECT folder, min(u), max(u) FROM (SELECT folder, "
+	U("id") " AS u, " U("id") " - row_number() OVER (PARTITION BY folder ORDER BY id) AS g"
+	"  FROM messages) GROUP BY folder, g;";
+
 static const char *const store_index_schema =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO meta VALUES('version',1),('uidvalidity',0),('bytes',0),"
@@ -120,6 +157,7 @@ static const char *const store_index_sql[ST__COUNT] = {
 	[ST_FOLDER_SYNCED_INFERRED] = "UPDATE folders SET sync_new = ?, sync_cur = ?,"
 				      " sync_checked = 0 WHERE id = ?",
 	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
+	[ST_FOLDER_RUNS] = "SELECT lo, hi FROM uidruns WHERE folder = ? ORDER BY lo",
 	[ST_MSG_UIDS] = "SELECT id FROM messages INDEXED BY msg_folder WHERE folder = ?"
 			" AND id BETWEEN ? AND ? ORDER BY id",
 	[ST_TOMB_BY_BASE] = "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
@@ -127,8 +165,8 @@ static const char *const store_index_sql[ST__COUNT] = {
 			      " f.id = m.folder WHERE m.basename = ? AND m.folder != ?",
 };
 
-/* 1: the first; 2: folders.sync_checked, index msg_folder */
-#define STORE_INDEX_VERSION 2
+/* 1: the first; 2: folders.sync_checked, index msg_folder; 3: uidruns */
+#define STORE_INDEX_VERSION 3
 
 /* PRAGMA user_version: the schema's version once it is complete. */
 static int
@@ -145,7 +183,7 @@ store_index_version(struct store_account *a)
 	return v;
 }
 
-/* Version 1 to 2, whatever of it is there already. */
+/* From version 1 or 2 to 3, whatever of it is there already. */
 static int
 store_index_upgrade(struct store_account *a)
 {
@@ -160,7 +198,26 @@ store_index_upgrade(struct store_account *a)
 	if (!have && store_index_exec(a, "ALTER TABLE folders ADD COLUMN sync_checked INTEGER"
 				      " NOT NULL DEFAULT 1") != 0)
 		return -1;
-	return store_index_exec(a, "CREATE INDEX IF NOT EXISTS msg_folder ON messages(folder)");
+	if (store_index_exec(a, "CREATE INDEX IF NOT EXISTS msg_folder ON messages(folder)") != 0)
+		return -1;
+	if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM sqlite_master WHERE name = 'uidruns'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -1;
+	have = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (have)
+		return store_index_exec(a, store_index_runs);
+	if (store_index_exec(a, store_index_runs) != 0 ||
+	    store_index_exec(a, store_index_runs_fill) != 0)
+		return -1;
+	return 0;
+}
+
+/* `mailbox repair`: every folder's runs again from its rows. */
+int
+store_index_runs_rebuild(struct store_account *a)
+{
+	return store_index_exec(a, store_index_runs_fill);
 }
 
 /* SQLite's own busy handler sleeps in steps that grow to 100 ms; a
@@ -314,8 +371,10 @@ store_index_open_locked(struct store_account *a, const char **error_r)
 		return -1;
 	}
 	/* from 1 (or from a 2 that an older tandem set back to 1) */
-	if ((v >= 1 ? store_index_upgrade(a) : store_index_exec(a, store_index_schema)) != 0 ||
-	    store_index_exec(a, "PRAGMA user_version = 2") != 0 ||
+	if ((v >= 1 ? store_index_upgrade(a)
+		    : store_index_exec(a, store_index_schema) != 0 ? -1
+		    : store_index_exec(a, store_index_runs)) != 0 ||
+	    store_index_exec(a, "PRAGMA user_version = 3") != 0 ||
 	    store_index_exec(a, "COMMIT") != 0) {
 		log_err(NULL, "event=store_error path=%s error=%s", log_q(path),
 			log_q(sqlite3_errmsg(a->db)));

@@ -41,6 +41,7 @@ enum store_st {
 	ST_MSG_OTHER_BASE,
 	ST_TOMB_SINCE,
 	ST_MSG_UIDS,
+	ST_FOLDER_RUNS,
 	ST__COUNT
 };
 
@@ -151,6 +152,7 @@ struct store_row {
 int store_index_open(struct store_account *a, const char **error_r);
 void store_index_close(struct store_account *a);
 void store_index_checkpoint(struct store_account *a);
+int store_index_runs_rebuild(struct store_account *a);
 sqlite3_stmt *store_index_stmt(struct store_account *a, enum store_st id);
 int store_index_exec(struct store_account *a, const char *sql);
 /* Which of the write locks (and delivery counters) an account uses. */

@@ -37,6 +37,9 @@
 #include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +188,12 @@ store_sync_set_free(struct sync_set *ss)
 		free(ss->r[i].basename);
 	free(ss->f);
 	free(ss->r);
+#ifdef __GLIBC__
+	/* a large folder's names are megabytes in a worker's arena, which
+	 * glibc would otherwise keep for good */
+	if (ss->nf + ss->nr > 20000)
+		malloc_trim(0);
+#endif
 }
 
 /* The qid of a name store_deliver gave ("<qid>.Q.<host>"), into qid. */

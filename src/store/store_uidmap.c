@@ -135,12 +135,37 @@ store_map_next(struct store_account *a, const struct store_map *old, const struc
 	return m;
 }
 
+/* The whole map from the folder's runs (uidruns, kept by triggers): as
+ * many rows as the folder has gaps, not one per message. */
 static struct store_map *
 store_map_read(struct store_account *a, const struct store_frow *fr)
 {
-	uint32_t cap = 1024;
-	struct store_map *m = store_map_new(fr, cap);
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_RUNS);
+	uint32_t cap = fr->messages + 16, n = 0;
+	struct store_map *m;
+	int rc;
 
+	if (st == NULL)
+		return NULL;
+	m = store_map_new(fr, cap);
+	sqlite3_bind_int64(st, 1, fr->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 lo = sqlite3_column_int64(st, 0), hi = sqlite3_column_int64(st, 1);
+
+		if (lo < 1 || hi < lo || hi > UINT32_MAX || (n > 0 && lo <= m->v[n - 1]) ||
+		    (uint64_t)(hi - lo) + 1 > (uint64_t)(cap - n)) {
+			rc = SQLITE_CORRUPT;   /* runs and counters disagree: read the rows */
+			break;
+		}
+		for (sqlite3_int64 u = lo; u <= hi; u++)
+			m->v[n++] = (uint32_t)u;
+	}
+	sqlite3_reset(st);
+	m->pub.n = n;
+	if (rc == SQLITE_DONE && n == fr->messages)
+		return m;
+	m->pub.n = 0;
+	cap = fr->messages + 16;
 	if (store_map_rows(a, fr->id, 0, &m, &cap) != 0) {
 		free(m);
 		return NULL;

@@ -192,6 +192,17 @@ store_verify_counters(struct verify_ctx *v)
 	store_verify_check(v,
 			   "SELECT qid FROM messages WHERE qid != '' GROUP BY qid HAVING count(*) > 1",
 			   "queue id indexed more than once:");
+	/* the UID runs (a SELECT's map) against the rows: a count per run
+	 * and per folder, each an index range */
+	store_verify_check(v,
+			   "SELECT f.name FROM folders f WHERE (SELECT coalesce(sum(r.hi - r.lo + 1), 0)"
+			   " FROM uidruns r WHERE r.folder = f.id) != (SELECT count(*) FROM messages m"
+			   " WHERE m.folder = f.id) OR EXISTS (SELECT 1 FROM uidruns r WHERE"
+			   " r.folder = f.id AND r.hi - r.lo + 1 != (SELECT count(*) FROM messages m"
+			   " WHERE m.id BETWEEN (f.id << 32) + r.lo AND (f.id << 32) + r.hi))",
+			   "UID runs wrong for folder");
+	if (v->repair)
+		store_index_runs_rebuild(v->a);
 	if (v->repair)
 		store_index_exec(v->a,
 				 "UPDATE folders SET messages = (SELECT count(*) FROM messages m WHERE"

@@ -5,7 +5,9 @@
  * which finds a file another program dropped in meanwhile), and the
  * UID maps a handle shares among its callers and makes anew from the
  * previous one after deliveries, expunges and a folder made again; and
- * the upgrade of an index from version 1.
+ * the upgrade of an index from version 1; the UID runs the triggers keep,
+ * against the rows, through random deliveries, expunges and a folder's
+ * deletion.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,7 +346,7 @@ sql(struct fx *fx, const char *q, int *result)
 }
 
 /* An index of version 1 (and one an older tandem set back to 1 after
- * the upgrade) opens as version 2 with its messages. */
+ * the upgrade) opens as version 3 with its messages and their runs. */
 static void
 test_index_upgrade(void **state)
 {
@@ -366,6 +368,7 @@ test_index_upgrade(void **state)
 		store_free(&fx->s);
 		if (round == 0)
 			sql(fx, "ALTER TABLE folders DROP COLUMN sync_checked; DROP INDEX msg_folder;"
+				" DROP TRIGGER msg_ins_run; DROP TRIGGER msg_del_run; DROP TABLE uidruns;"
 				" PRAGMA user_version = 1", NULL);
 		else
 			sql(fx, "PRAGMA user_version = 1", NULL);
@@ -378,11 +381,117 @@ test_index_upgrade(void **state)
 		store_folder_close(&f);
 		store_account_close(&a);
 		sql(fx, "PRAGMA user_version", &v);
-		assert_int_equal(v, 2);
+		assert_int_equal(v, 3);
+		sql(fx, "SELECT count(*) FROM uidruns", &v);
+		assert_int_equal(v, 1);   /* INBOX 1..3 */
 		sql(fx, "SELECT count(*) FROM pragma_index_list('messages') WHERE name = 'msg_folder'",
 		    &v);
 		assert_int_equal(v, 1);
 	}
+}
+
+/* Do the runs of every folder agree with its rows? */
+static void
+runs_agree(struct fx *fx)
+{
+	char p[STORE_PATH + 16];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int bad = -1;
+
+	snprintf(p, sizeof(p), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	/* every row inside exactly one run, and runs cover only rows */
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT (SELECT count(*) FROM messages m WHERE (SELECT count(*) FROM uidruns r"
+		"  WHERE r.folder = m.folder AND (m.id & 4294967295) BETWEEN r.lo AND r.hi) != 1)"
+		" + (SELECT count(*) FROM uidruns r WHERE r.hi - r.lo + 1 != (SELECT count(*)"
+		"  FROM messages m WHERE m.folder = r.folder AND (m.id & 4294967295)"
+		"  BETWEEN r.lo AND r.hi))"
+		" + (SELECT count(*) FROM uidruns a JOIN uidruns b ON a.folder = b.folder"
+		"  AND b.lo = a.hi + 1)", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	bad = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(bad, 0);
+}
+
+static void
+test_uid_runs_follow_the_rows(void **state)
+{
+	struct fx *fx = *state;
+	const char *err = NULL;
+	struct store_account *a = store_account_open(fx->s, ADDR, &err);
+	struct store_folder *f;
+	unsigned seed = 7;
+	int q = 0;
+
+	assert_non_null(a);
+	assert_int_equal(store_folder_create(a, "Work", 0, &err), 0);
+	for (int round = 0; round < 4; round++) {
+		const struct store_uidmap *m;
+		uint32_t r[8][2];
+		struct store_uidset set = { (const uint32_t(*)[2])r, 0 };
+
+		for (int i = 0; i < 60; i++) {
+			char qid[16];
+
+			snprintf(qid, sizeof(qid), "R%d", q++);
+			assert_int_equal(deliver(fx->s, qid), STORE_OK);
+		}
+		assert_non_null(f = store_folder_open(a, "INBOX", NULL, &err));
+		for (size_t k = 0; k < 8; k++) {
+			uint32_t lo = 1 + rand_r(&seed) % (uint32_t)q;
+
+			r[k][0] = lo;
+			r[k][1] = lo + rand_r(&seed) % 4;
+		}
+		set.n = 8;
+		assert_int_equal(store_flags(f, &set, STORE_FLAGS_ADD, STORE_F_DELETED, NULL, 0, NULL,
+					     NULL, NULL, &err),
+				 STORE_OK);
+		set.n = 4;   /* UID EXPUNGE of half of them, then the others */
+		assert_int_equal(store_expunge(f, &set, NULL, NULL, &err), 0);
+		runs_agree(fx);
+		assert_int_equal(store_expunge(f, NULL, NULL, NULL, &err), 0);
+		runs_agree(fx);
+		r[0][0] = 1;
+		r[0][1] = (uint32_t)q;
+		set.n = 1;
+		if (round % 2 == 0)
+			assert_int_equal(store_copy(f, &set, "Work", round == 2, 0, NULL, NULL, NULL, NULL,
+						    &err),
+					 STORE_OK);
+		runs_agree(fx);
+		/* a whole read of the map (from the runs) is what the rows say */
+		store_uidmap_drop_all(a);
+		assert_non_null(m = store_uidmap(f));
+		{
+			struct store_folder_info fi;
+
+			assert_int_equal(store_folder_info(f, &fi), 0);
+			assert_int_equal(m->n, fi.messages);
+			for (uint32_t i = 1; i < m->n; i++)
+				assert_true(m->uids[i - 1] < m->uids[i]);
+		}
+		store_uidmap_release(&m);
+		store_folder_close(&f);
+	}
+	assert_int_equal(store_folder_delete(a, "Work", &err), 0);
+	runs_agree(fx);
+	store_account_close(&a);
+	/* runs gone wrong: verify says so, repair mends them */
+	sql(fx, "UPDATE uidruns SET hi = hi + 1 WHERE lo = (SELECT max(lo) FROM uidruns)", NULL);
+	{
+		FILE *out = tmpfile();
+
+		assert_true(store_verify(fx->s, ADDR, 0, out, &err) >= 1);
+		assert_true(store_verify(fx->s, ADDR, 1, out, &err) >= 1);
+		assert_int_equal(store_verify(fx->s, ADDR, 0, out, &err), 0);
+		fclose(out);
+	}
+	runs_agree(fx);
 }
 
 int
@@ -396,6 +505,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uid_maps_are_shared_and_made_anew, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uid_runs_follow_the_rows, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
