@@ -96,6 +96,7 @@ struct config {
 	unsigned imap_max_connections;
 	unsigned imap_max_per_user_ip;         /* sessions of one user from one address */
 	unsigned imap_timeout;                 /* idle limit once logged in, seconds */
+	unsigned imap_idle_keepalive;          /* seconds between IDLE's "* OK Still here" */
 	unsigned long long imap_max_literal;   /* APPEND and other literals, bytes */
 	/* [pop3] */
 	unsigned pop3_max_connections;

@@ -138,7 +138,10 @@ const struct config_key config_table[] = {
 	{ "imap", "timeout", CT_DURATION, F(imap_timeout), "30m", 60, DAY, NULL, R, NULL,
 	  "an idle logged-in session is closed after this (RFC 3501 asks for at least 30 "
 	  "minutes; before login the limit is 60 s); `IDLE` lasts as long, with a keepalive "
-	  "every 2 minutes" },
+	  "every `idle_keepalive`" },
+	{ "imap", "idle_keepalive", CT_DURATION, F(imap_idle_keepalive), "2m", 10, 3600, NULL, R,
+	  NULL, "how often an `IDLE` session gets `* OK Still here`, so NAT and firewalls on "
+	  "the way keep the idle connection" },
 	{ "imap", "max_literal", CT_SIZE, F(imap_max_literal), "64M", 1024, 0, NULL, R, NULL,
 	  "largest literal (an `APPEND`ed message); a larger one is refused before the `+` "
 	  "continuation" },

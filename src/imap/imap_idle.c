@@ -2,7 +2,7 @@
  * imap_idle: IDLE (RFC 2177). New mail and changes made elsewhere reach
  * the client at once: the session watches its account (store_watch) while
  * it idles and sends what changed when the store says so. A keepalive
- * "* OK Still here" every IMAP_IDLE_KEEPALIVE seconds keeps NAT tables
+ * "* OK Still here" every [imap] idle_keepalive keeps NAT tables
  * open; the session's [imap] timeout still ends an IDLE nobody ends.
  * Public (module-internal): imap_cmd_idle, imap_idle_stop.
  */
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/config.h"
 #include "imap/imap_int.h"
 #include "store/store.h"
 #include "util/conn.h"
@@ -69,7 +70,7 @@ imap_idle_cont(struct imap_session *s)
 void
 imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n)
 {
-	struct timeval tv = { IMAP_IDLE_KEEPALIVE, 0 };
+	struct timeval tv = { (time_t)imap_cf(s)->imap_idle_keepalive, 0 };
 
 	if (n != 0) {
 		imap_done(s, "BAD", "Syntax: IDLE");

@@ -29,7 +29,6 @@ struct imap_session;
 #define IMAP_LITERAL_BUFFERED (1024 * 1024)   /* a literal that is not an APPENDed message */
 #define IMAP_LITERAL_PREAUTH 8192       /* any literal before login */
 #define IMAP_PREAUTH_TIMEOUT 60
-#define IMAP_IDLE_KEEPALIVE 120
 #define IMAP_STREAM_MIN (256 * 1024)    /* a message larger goes out in pieces */
 #define IMAP_CHUNK 500               /* messages per loop turn in FETCH, SEARCH */
 

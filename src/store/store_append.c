@@ -302,8 +302,10 @@ store_burst_join(struct store_account *a, int64_t folder, const char *dir)
 	struct store_burst *b = store_burst_of(a);
 
 	pthread_mutex_lock(&s->burst_lock);
-	/* while the last one's marks wait for its commit, a newcomer
-	 * continues that burst: read now, the marks would look old */
+	/* while marks recorded by a last one wait for its commit (two may:
+	 * the next transaction can run before the first's commit is
+	 * counted), a newcomer continues that burst: read now, the marks
+	 * would look old */
 	if (b->inflight++ == 0 && !b->recording) {
 		struct store_dirmark mark;
 
@@ -336,7 +338,8 @@ store_burst_end(struct store_account *a, int64_t folder, const char *dir)
 	pthread_mutex_lock(&s->burst_lock);
 	if (--b->inflight == 0 && b->valid == 1) {
 		store_sync_mark_moved(a, folder, dir, !b->many);
-		b->recording = recorded = 1;
+		b->recording++;
+		recorded = 1;
 	}
 	pthread_mutex_unlock(&s->burst_lock);
 	return recorded;
@@ -350,7 +353,7 @@ store_burst_committed(struct store_account *a, int recorded, int ok)
 
 	pthread_mutex_lock(&a->s->burst_lock);
 	if (recorded)
-		b->recording = 0;
+		b->recording--;
 	if (!ok)
 		b->valid = 0;
 	pthread_mutex_unlock(&a->s->burst_lock);

@@ -73,7 +73,7 @@ struct store {
 		int inflight;
 		int valid;            /* the marks may move when the last is in */
 		int many;             /* more than one delivery overlapped */
-		int recording;        /* the last one's marks are not committed yet */
+		int recording;        /* marks recorded whose commit is not counted yet */
 		int64_t folder;
 		char address[256];
 	} burst[STORE_WRITE_LOCKS];

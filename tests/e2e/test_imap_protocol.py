@@ -469,3 +469,27 @@ def test_scattered_expunges_are_told_in_order_and_wait_out_a_fetch():
     m.logout()
     r.close()
     s.stop()
+
+
+def test_idle_keepalive_and_the_idle_limit():
+    """IDLE gets "* OK Still here" every [imap] idle_keepalive, and the
+    session's [imap] timeout (60 s here, the least allowed) still ends an
+    IDLE the client never ends, with a BYE."""
+    s = imap_server(extra={"imap": {"idle_keepalive": "10s", "timeout": "60s"}})
+    r = raw_login(s)
+    r.cmd("s", "SELECT INBOX")
+    r.send("i IDLE\r\n")
+    assert r.line().startswith("+ ")
+    r.s.settimeout(30)        # the default keepalive (2 minutes) would not come
+    assert r.line() == "* OK Still here"
+    r.s.settimeout(120)
+    lines = []
+    try:
+        while True:
+            lines.append(r.line())
+    except EOFError:
+        pass
+    assert lines and lines[-1].startswith("* BYE"), lines
+    assert set(lines[:-1]) <= {"* OK Still here"} and len(lines) >= 3, lines
+    r.close()
+    s.stop()
