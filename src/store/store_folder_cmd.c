@@ -377,15 +377,19 @@ store_folder_info(struct store_folder *f, struct store_folder_info *info_r)
 	info_r->messages = fr.messages;
 	info_r->unseen = fr.unseen;
 	info_r->size = fr.size;
+	/* \Recent from the UID runs (a few rows, not every message's), the
+	 * first unseen by a walk that stops at it */
 	if (sqlite3_prepare_v2(f->a->db,
-			       "SELECT (SELECT count(*) FROM messages WHERE id BETWEEN ?1 AND ?3),"
-			       " (SELECT min(id) FROM messages WHERE id BETWEEN ?2 AND ?3"
-			       " AND (flags & 1) = 0)",
+			       "SELECT (SELECT coalesce(sum(hi - max(lo, ?1) + 1), 0) FROM uidruns"
+			       " WHERE folder = ?4 AND hi >= ?1),"
+			       " (SELECT id FROM messages WHERE id BETWEEN ?2 AND ?3"
+			       " AND (flags & 1) = 0 ORDER BY id LIMIT 1)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto out;
-	sqlite3_bind_int64(st, 1, STORE_MID(f->id, fr.first_recent));
+	sqlite3_bind_int64(st, 1, fr.first_recent);
 	sqlite3_bind_int64(st, 2, STORE_MID(f->id, 0));
 	sqlite3_bind_int64(st, 3, STORE_MID(f->id, 0xffffffffu));
+	sqlite3_bind_int64(st, 4, f->id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		info_r->recent = (uint32_t)sqlite3_column_int64(st, 0);
 		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
