@@ -529,7 +529,7 @@ imap_fetch_date(struct fetch_line *l, long long t, int tz)
 	char buf[64];
 
 	gmtime_r(&local, &tm);
-	snprintf(buf, sizeof(buf), "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
+	snprintf(buf, sizeof(buf), "\"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
 		 tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 tz < 0 ? '-' : '+', a / 60, a % 60);
 	fl_str(l, buf);
@@ -545,62 +545,58 @@ imap_fetch_seen_add(struct fetch_op *op, uint32_t uid)
 	op->seen[op->nseen++] = uid;
 }
 
+/* One item's name, after a space unless it is the first. */
+static void
+fl_item(struct fetch_line *l, const char **sep, const char *name)
+{
+	fl_str(l, *sep);
+	fl_str(l, name);
+	*sep = " ";
+}
+
 /* The items served from the index row. */
 static const char *
 imap_fetch_index_items(struct fetch_op *op, struct fetch_line *l, const struct store_msg *m,
 		       unsigned flags, const struct store_mime_summary *sum)
 {
+	static const char plain[] = "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)";
 	struct imap_session *s = op->s;
 	const char *sep = "";
 
 	if (op->items & FI_UID) {
-		fl_str(l, "UID ");
+		fl_item(l, &sep, "UID ");
 		fl_num(l, m->uid);
-		sep = " ";
 	}
 	if ((op->items & FI_FLAGS) || flags != m->flags) {
 		char names[4096];
 		int recent = s->recent_lo && m->uid >= s->recent_lo;
 
 		store_flag_names(flags, m->keywords, names, sizeof(names));
-		fl_str(l, sep);
-		fl_str(l, "FLAGS (");
+		fl_item(l, &sep, "FLAGS (");
 		fl_str(l, names);
 		fl_str(l, recent && names[0] ? " " : "");
 		fl_str(l, recent ? "\\Recent)" : ")");
-		sep = " ";
 	}
 	if (op->items & FI_INTERNALDATE) {
-		fl_str(l, sep);
+		fl_item(l, &sep, "INTERNALDATE ");
 		imap_fetch_date(l, m->internaldate, m->internaldate_tz);
-		sep = " ";
 	}
 	if (op->items & FI_SIZE) {
-		fl_str(l, sep);
-		fl_str(l, "RFC822.SIZE ");
+		fl_item(l, &sep, "RFC822.SIZE ");
 		fl_num(l, m->size > 0 ? (unsigned long long)m->size : 0);
-		sep = " ";
 	}
 	if (op->items & FI_ENVELOPE) {
-		fl_str(l, sep);
-		fl_str(l, "ENVELOPE ");
+		fl_item(l, &sep, "ENVELOPE ");
 		fl_str(l, m->envelope ? m->envelope : sum ? sum->envelope :
 			  "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
-		sep = " ";
 	}
 	if (op->items & FI_BODY) {
-		fl_str(l, sep);
-		fl_str(l, "BODY ");
-		fl_str(l, m->body ? m->body : sum ? sum->body :
-			  "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
-		sep = " ";
+		fl_item(l, &sep, "BODY ");
+		fl_str(l, m->body ? m->body : sum ? sum->body : plain);
 	}
 	if (op->items & FI_BODYSTRUCTURE) {
-		fl_str(l, sep);
-		fl_str(l, "BODYSTRUCTURE ");
-		fl_str(l, m->bodystructure ? m->bodystructure : sum ? sum->bodystructure :
-			  "(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
-		sep = " ";
+		fl_item(l, &sep, "BODYSTRUCTURE ");
+		fl_str(l, m->bodystructure ? m->bodystructure : sum ? sum->bodystructure : plain);
 	}
 	return sep;
 }
