@@ -180,18 +180,36 @@ store_sync_load(struct store_account *a, int64_t folder, struct sync_set *ss)
 }
 
 static void
-store_sync_set_free(struct sync_set *ss)
+store_sync_rows_free(struct sync_set *ss)
+{
+	for (size_t i = 0; i < ss->nr; i++)
+		free(ss->r[i].basename);
+	free(ss->r);
+	ss->r = NULL;
+	ss->nr = ss->ar = 0;
+}
+
+static void
+store_sync_files_free(struct sync_set *ss)
 {
 	for (size_t i = 0; i < ss->nf; i++)
 		free(ss->f[i].name);
-	for (size_t i = 0; i < ss->nr; i++)
-		free(ss->r[i].basename);
 	free(ss->f);
-	free(ss->r);
+	ss->f = NULL;
+	ss->nf = ss->af = 0;
+}
+
+static void
+store_sync_set_free(struct sync_set *ss)
+{
+	size_t n = ss->nf + ss->nr;
+
+	store_sync_files_free(ss);
+	store_sync_rows_free(ss);
 #ifdef __GLIBC__
 	/* a large folder's names are megabytes in a worker's arena, which
 	 * glibc would otherwise keep for good */
-	if (ss->nf + ss->nr > 20000)
+	if (n > 20000)
 		malloc_trim(0);
 #endif
 }
@@ -683,34 +701,6 @@ store_sync_record_scan(struct store_account *a, int64_t folder, long long mt_new
 	return rc;
 }
 
-/* The scan without the lock: 1 when files and rows agreed and the
- * directories did not change since (the marks are then recorded, under
- * the lock, which is held on return unless -1), 0 to scan under the lock
- * (held), -1 error (not held). Most scans find nothing to do (every
- * background check of inferred marks): they keep deliveries and flag
- * changes waiting only for one UPDATE. */
-static int
-store_sync_quick(struct store_account *a, int64_t folder, const char *dir)
-{
-	long long mt_new = store_sync_mtime(dir, "new"), mt_cur = store_sync_mtime(dir, "cur");
-	struct sync_set ss = { 0 };
-	int same;
-
-	same = store_sync_readdir(&ss, dir, 0) == 0 && store_sync_readdir(&ss, dir, 1) == 0 &&
-	       store_sync_load(a, folder, &ss) == 0 && store_sync_same(&ss);
-	store_sync_set_free(&ss);
-	if (store_index_begin(a, 0) != 0)
-		return -1;
-	if (!same || store_sync_mtime(dir, "new") != mt_new ||
-	    store_sync_mtime(dir, "cur") != mt_cur || store_sync_renaming(a, folder))
-		return 0;
-	if (store_sync_record_scan(a, folder, mt_new, mt_cur) != 0) {
-		store_index_rollback(a, 0);
-		return -1;
-	}
-	return 1;
-}
-
 /* Do the folder's recorded marks still match its directories? */
 int
 store_sync_marks_hold(const struct store_frow *fr, const char *dir)
@@ -730,34 +720,52 @@ store_sync_folder(struct store_account *a, const struct store_frow *fr, const ch
 {
 	long long mt_new, mt_cur;
 	struct sync_set ss = { 0 };
-	int rc;
+	int rc, listed, same, changed;
 
 	if (!force && store_sync_marks_hold(fr, dir) &&
 	    (fr->sync_checked || store_sync_later(a, fr->id) == 0))
 		return 0;
-	if ((rc = store_sync_quick(a, fr->id, dir)) < 0)
-		return -1;
-	if (rc == 1)
-		return store_index_commit(a, 0);
-	if (store_sync_renaming(a, fr->id)) {
-		store_index_rollback(a, 0);
-		return 0;
-	}
-	/* again under the lock: stat before readdir, so a change after the
-	 * stat shows next time */
+	/* First without the lock: most scans find files and rows agreeing
+	 * (every background check of inferred marks) and then only record the
+	 * marks, keeping deliveries and flag changes waiting for one UPDATE.
+	 * The rows are read again under the lock; the listing too, unless the
+	 * directories did not change since (stat before readdir). */
 	mt_new = store_sync_mtime(dir, "new");
 	mt_cur = store_sync_mtime(dir, "cur");
-	if (store_sync_readdir(&ss, dir, 0) != 0 || store_sync_readdir(&ss, dir, 1) != 0 ||
-	    store_sync_load(a, fr->id, &ss) != 0 ||
-	    store_sync_apply(a, fr->id, dir, &ss) != 0 ||
-	    store_sync_record_scan(a, fr->id, mt_new, mt_cur) != 0) {
-		store_index_rollback(a, 0);
+	listed = store_sync_readdir(&ss, dir, 0) == 0 && store_sync_readdir(&ss, dir, 1) == 0;
+	same = listed && store_sync_load(a, fr->id, &ss) == 0 && store_sync_same(&ss);
+	store_sync_rows_free(&ss);
+	if (store_index_begin(a, 0) != 0) {
 		store_sync_set_free(&ss);
 		return -1;
 	}
+	if (store_sync_renaming(a, fr->id)) {
+		store_index_rollback(a, 0);
+		store_sync_set_free(&ss);
+		return 0;
+	}
+	if (!listed || store_sync_mtime(dir, "new") != mt_new ||
+	    store_sync_mtime(dir, "cur") != mt_cur) {
+		store_sync_files_free(&ss);
+		same = 0;
+		mt_new = store_sync_mtime(dir, "new");
+		mt_cur = store_sync_mtime(dir, "cur");
+		if (store_sync_readdir(&ss, dir, 0) != 0 || store_sync_readdir(&ss, dir, 1) != 0)
+			goto fail;
+	}
+	if (!same && (store_sync_load(a, fr->id, &ss) != 0 ||
+		      store_sync_apply(a, fr->id, dir, &ss) != 0))
+		goto fail;
+	if (store_sync_record_scan(a, fr->id, mt_new, mt_cur) != 0)
+		goto fail;
+	changed = !same;
 	store_sync_set_free(&ss);
 	rc = store_index_commit(a, 0);
-	if (rc == 0)
+	if (rc == 0 && changed)
 		store_changed(a);
 	return rc;
+fail:
+	store_index_rollback(a, 0);
+	store_sync_set_free(&ss);
+	return -1;
 }
