@@ -153,9 +153,9 @@ static const char *const store_index_sql[ST__COUNT] = {
 			   " VALUES(?, ?, ?, ?, ?)",
 	[ST_USAGE] = "SELECT (SELECT value FROM meta WHERE key = 'bytes'),"
 		     " (SELECT value FROM meta WHERE key = 'messages')",
-	[ST_FOLDER_SYNCED] = "UPDATE folders SET sync_new = ?, sync_cur = ? WHERE id = ?",
-	[ST_FOLDER_SYNCED_INFERRED] = "UPDATE folders SET sync_new = ?, sync_cur = ?,"
-				      " sync_checked = 0 WHERE id = ?",
+	/* ?3: sync_checked, NULL to keep it */
+	[ST_FOLDER_SYNCED] = "UPDATE folders SET sync_new = ?1, sync_cur = ?2,"
+			     " sync_checked = coalesce(?3, sync_checked) WHERE id = ?4",
 	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
 	[ST_FOLDER_RUNS] = "SELECT lo, hi FROM uidruns WHERE folder = ? ORDER BY lo",
 	[ST_MSG_UIDS] = "SELECT id FROM messages INDEXED BY msg_folder WHERE folder = ?"

@@ -447,20 +447,32 @@ store_sync_mark_begin(struct store_account *a, int64_t folder, const char *dir,
 		     store_sync_mtime(dir, "cur") == fr.sync_cur;
 }
 
+/* The folder's marks: checked 1 seen by a scan, 0 inferred, -1 as it was. */
 static int
-store_sync_record(struct store_account *a, int64_t folder, const char *dir, int checked)
+store_sync_set_marks(struct store_account *a, int64_t folder, long long mt_new,
+		     long long mt_cur, int checked)
 {
-	sqlite3_stmt *st = store_index_stmt(a, checked ? ST_FOLDER_SYNCED : ST_FOLDER_SYNCED_INFERRED);
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
 	int rc;
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, store_sync_mtime(dir, "new"));
-	sqlite3_bind_int64(st, 2, store_sync_mtime(dir, "cur"));
-	sqlite3_bind_int64(st, 3, folder);
+	sqlite3_bind_int64(st, 1, mt_new);
+	sqlite3_bind_int64(st, 2, mt_cur);
+	if (checked >= 0)
+		sqlite3_bind_int(st, 3, checked);
+	sqlite3_bind_int64(st, 4, folder);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_reset(st);
 	return rc;
+}
+
+/* The directories' mtimes as they are now (checked as in set_marks). */
+static int
+store_sync_record(struct store_account *a, int64_t folder, const char *dir, int checked)
+{
+	return store_sync_set_marks(a, folder, store_sync_mtime(dir, "new"),
+				    store_sync_mtime(dir, "cur"), checked);
 }
 
 void
@@ -468,7 +480,7 @@ store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 		    const struct store_dirmark *m)
 {
 	if (m->in_sync)
-		store_sync_record(a, folder, dir, 1);
+		store_sync_record(a, folder, dir, -1);
 }
 
 /* After deliveries whose files all have their rows (store_append.c):
@@ -477,24 +489,14 @@ store_sync_mark_end(struct store_account *a, int64_t folder, const char *dir,
 void
 store_sync_mark_moved(struct store_account *a, int64_t folder, const char *dir, int alone)
 {
-	store_sync_record(a, folder, dir, alone);
+	store_sync_record(a, folder, dir, alone ? -1 : 0);
 }
 
 /* The folder's next open scans (its rows changed before its files). */
 int
 store_sync_invalidate(struct store_account *a, int64_t folder)
 {
-	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_SYNCED);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, 0);
-	sqlite3_bind_int64(st, 2, 0);
-	sqlite3_bind_int64(st, 3, folder);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_reset(st);
-	return rc;
+	return store_sync_set_marks(a, folder, 0, 0, -1);
 }
 
 static int
@@ -521,7 +523,7 @@ store_sync_mark_fresh(struct store_account *a, int64_t folder, const char *dir)
 {
 	if (!store_sync_empty(dir, "new") || !store_sync_empty(dir, "cur"))
 		return 0;
-	return store_sync_record(a, folder, dir, 1);
+	return store_sync_record(a, folder, dir, -1);
 }
 
 /* Is the folder's directory being renamed (by another handle, or left so
@@ -684,21 +686,8 @@ static int
 store_sync_record_scan(struct store_account *a, int64_t folder, long long mt_new,
 		       long long mt_cur)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(a->db,
-			       "UPDATE folders SET sync_new = ?, sync_cur = ?, sync_checked = ?"
-			       " WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, mt_new);
-	sqlite3_bind_int64(st, 2, mt_cur);
-	sqlite3_bind_int(st, 3, store_sync_trust(mt_new) && store_sync_trust(mt_cur));
-	sqlite3_bind_int64(st, 4, folder);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	return rc;
+	return store_sync_set_marks(a, folder, mt_new, mt_cur,
+				    store_sync_trust(mt_new) && store_sync_trust(mt_cur));
 }
 
 /* Do the folder's recorded marks still match its directories? */
