@@ -39,6 +39,17 @@ imap_store_code(int rc)
 	}
 }
 
+/* A folder command's end: NO with the response code of rc, or OK. */
+static void
+imap_store_done(struct imap_session *s, int rc, const char *err, const char *fail,
+		const char *cmd)
+{
+	if (rc != 0)
+		imap_done(s, "NO", "%s%s", imap_store_code(rc), err ? err : fail);
+	else
+		imap_done(s, "OK", "%s completed", cmd);
+}
+
 /* After the worker's open: the loop's own, now cheap, and the responses. */
 static void
 imap_select_finish(struct imap_session *s, char *name, int readonly)
@@ -246,10 +257,7 @@ imap_cmd_create(struct imap_session *s, const struct imap_arg *args, size_t n)
 		return;
 	rc = store_folder_create(s->acct, name, su, &err);
 	free(name);
-	if (rc != 0)
-		imap_done(s, "NO", "%s%s", imap_store_code(rc), err ? err : "Cannot create");
-	else
-		imap_done(s, "OK", "CREATE completed");
+	imap_store_done(s, rc, err, "Cannot create", "CREATE");
 }
 
 void
@@ -274,10 +282,7 @@ imap_cmd_delete(struct imap_session *s, const struct imap_arg *args, size_t n)
 		imap_unselect(s);
 	rc = store_folder_delete(s->acct, name, &err);
 	free(name);
-	if (rc != 0)
-		imap_done(s, "NO", "%s%s", imap_store_code(rc), err ? err : "Cannot delete");
-	else
-		imap_done(s, "OK", "DELETE completed");
+	imap_store_done(s, rc, err, "Cannot delete", "DELETE");
 }
 
 void
@@ -315,10 +320,7 @@ imap_cmd_rename(struct imap_session *s, const struct imap_arg *args, size_t n)
 	}
 	free(from);
 	free(to);
-	if (rc != 0)
-		imap_done(s, "NO", "%s%s", imap_store_code(rc), err ? err : "Cannot rename");
-	else
-		imap_done(s, "OK", "RENAME completed");
+	imap_store_done(s, rc, err, "Cannot rename", "RENAME");
 }
 
 static void
@@ -336,10 +338,7 @@ imap_subscribe(struct imap_session *s, const struct imap_arg *args, size_t n, in
 		return;
 	rc = store_folder_subscribe(s->acct, name, on, &err);
 	free(name);
-	if (rc != 0)
-		imap_done(s, "NO", "%s%s", imap_store_code(rc), err ? err : "Cannot change");
-	else
-		imap_done(s, "OK", "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+	imap_store_done(s, rc, err, "Cannot change", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
 }
 
 void
