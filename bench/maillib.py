@@ -799,11 +799,61 @@ def login_loop(addr, port, user, n, deadline_s=300):
     return statistics.median(times)
 
 
+def taking_turns(servers, port, user, count, ns, turns):
+    """Both servers warm and running: each turn, each server (in an order
+    that alternates) gets one session timing len(ns) NOOPs, then one
+    BODYSTRUCTURE fetch per entry of ns, then 20 rounds of connect + LOGIN +
+    SELECT + LOGOUT. Returns {name: {"noop" | "bodystructure" | "login":
+    median seconds over the turns}}."""
+    got = {name: {"noop": [], "bodystructure": [], "login": []} for name, _ in servers}
+    for turn in range(turns):
+        for name, addr in (servers if turn % 2 == 0 else servers[::-1]):
+            c = RawImap(addr, port)
+            try:
+                c.login(user, PASSWORD)
+                data = c.command(b"SELECT INBOX")
+                if b"* %d EXISTS" % count not in data:
+                    raise BenchError("%s: SELECT INBOX does not show %d messages" % (name, count))
+                t0 = time.perf_counter()
+                for _ in ns:
+                    c.command(b"NOOP")
+                got[name]["noop"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                for k in ns:
+                    if b"BODYSTRUCTURE (" not in c.command(b"FETCH %d BODYSTRUCTURE" % k):
+                        raise BenchError("%s: FETCH %d BODYSTRUCTURE failed" % (name, k))
+                got[name]["bodystructure"].append(time.perf_counter() - t0)
+                c.command(b"LOGOUT")
+            finally:
+                c.close()
+            got[name]["login"].append(login_loop(addr, port, user, 20))
+        bl.vlog("  turn %d: %s" % (turn + 1, "; ".join(
+            "%s %s" % (name, ", ".join("%s %s" % (k, fmt_secs(v[-1])) for k, v in rows.items()))
+            for name, rows in got.items())))
+    return {name: {k: statistics.median(v) for k, v in rows.items()}
+            for name, rows in got.items()}
+
+
 def idle_memory(addr, port, user, server, n, settle=1.0):
-    """PSS growth (KiB) of server.pids() per idle session: one session open
-    (LOGIN + SELECT INBOX) for the baseline, so the one-time cost of opening
-    the mailbox is not counted per session, then n more held open."""
+    """Growth per idle session (KiB) of the anonymous memory (Pss_Anon +
+    Pss_Shmem) of server.pids(): heap, stacks and shared memory, what
+    sessions can cost. One session is open (LOGIN + SELECT INBOX) for the
+    baseline, so the one-time cost of opening the mailbox is not counted per
+    session, then n more are held open.
+
+    File-backed pages are left out: they are the page cache of libraries
+    and index files the processes map, which sessions do not allocate and
+    the kernel can drop. They also move by tens of MB with no session
+    involved: SQLite unmaps a connection's whole mapping of an index when
+    another connection wrote to it (tandem's background check of a
+    folder's files records its result), and the pages come back one fault
+    at a time. The verbose log shows the whole Pss as well."""
     sessions = []
+
+    def sample():
+        pids = server.pids()
+        return (len(pids), bl.pss_sum(pids, "Pss_Anon") + bl.pss_sum(pids, "Pss_Shmem"),
+                bl.pss_sum(pids))
     try:
         def open_one():
             c = RawImap(addr, port, timeout=60)
@@ -811,25 +861,24 @@ def idle_memory(addr, port, user, server, n, settle=1.0):
             c.login(user, PASSWORD)
             c.command(b"SELECT INBOX")
         open_one()
-        # long enough for what a server does once after the first opens
-        # (tandem checks a folder's files 3 s after it was opened on marks
-        # it only inferred) to be over before the baseline
+        # what a server does once after the first opens (tandem checks a
+        # folder's files 3 s after it was opened on marks it only inferred)
+        # is over before the baseline
         time.sleep(max(settle, 5.0))
-        before = bl.pss_sum(server.pids())
-        nproc0 = len(server.pids())
+        nproc0, anon0, pss0 = sample()
         deadline = time.monotonic() + 300
         for _ in range(n):
             if time.monotonic() > deadline:
                 raise BenchError("opening %d sessions took more than 300 s" % n)
             open_one()
         time.sleep(settle)
-        pids = server.pids()
-        after = bl.pss_sum(pids)
-        bl.vlog("  %s: %d sessions: Pss %d KiB (%d processes) -> %d KiB (%d processes)" % (
-            server.name, n, before, nproc0, after, len(pids)))
-        if before <= 0 or after <= 0:
+        nproc1, anon1, pss1 = sample()
+        bl.vlog("  %s: %d sessions: anonymous %d -> %d KiB, all Pss %d -> %d KiB, "
+                "%d -> %d processes" % (server.name, n, anon0, anon1, pss0, pss1,
+                                        nproc0, nproc1))
+        if pss0 <= 0 or pss1 <= 0:
             raise BenchError("could not read Pss of %s's processes" % server.name)
-        return (after - before) / n
+        return (anon1 - anon0) / n
     finally:
         for c in sessions:
             c.close()
@@ -867,6 +916,14 @@ def markdown_table(rows):
     for label, t, dc, dw, f in rows:
         out.append("| %s | %s | %s | %s | %s | %s |" % (
             label, f(t), f(dc), f(dw), ratio(dc, t), ratio(dw, t)))
+    return "\n".join(out)
+
+
+def turns_table(rows):
+    """rows: (label, tandem, dovecot warm, formatter)."""
+    out = ["| row | tandem | Dovecot warm | warm / tandem |", "|---|---|---|---|"]
+    for label, t, dw, f in rows:
+        out.append("| %s | %s | %s | %s |" % (label, f(t), f(dw), ratio(dw, t)))
     return "\n".join(out)
 
 

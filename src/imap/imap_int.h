@@ -29,6 +29,7 @@ struct imap_session;
 #define IMAP_LITERAL_BUFFERED (1024 * 1024)   /* a literal that is not an APPENDed message */
 #define IMAP_LITERAL_PREAUTH 8192       /* any literal before login */
 #define IMAP_PREAUTH_TIMEOUT 60
+#define IMAP_PREAUTH_LIFE 120    /* the whole time a client has to log in */
 #define IMAP_STREAM_MIN (256 * 1024)    /* a message larger goes out in pieces */
 #define IMAP_CHUNK 500               /* messages per loop turn in FETCH, SEARCH */
 
@@ -107,6 +108,7 @@ struct imap_session {
 	uint32_t uidvalidity;
 	uint32_t recent_lo;       /* UIDs from here on are \Recent to us (0: none) */
 	uint64_t modseq;          /* the folder's MODSEQ we have reported up to */
+	int synced;               /* this command has synced (1) and told expunges (2) */
 	/* counts for the logout line */
 	unsigned bad_in_row;
 	unsigned ncommands, nfetched, nappended, nexpunged, nstored, ncopied;

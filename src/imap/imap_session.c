@@ -4,8 +4,8 @@
  * decisions (a literal over the limit is refused before any "+", and
  * nothing of its declared size is allocated), commands that run over
  * several turns of the loop (FETCH, SEARCH, IDLE, AUTHENTICATE), worker jobs
- * with the connection paused, timeouts (60 s before login, [imap] timeout
- * after) and the end of the session with its log line.
+ * with the connection paused, timeouts (before login 60 s a line and 120 s
+ * in all, [imap] timeout after) and the end of the session with its log line.
  * Public (module-internal): imap_session_start, imap_session_kill,
  * imap_session_process, imap_printf, imap_done, imap_yield, imap_job,
  * imap_job_resume, imap_literal_refuse.
@@ -57,6 +57,7 @@ imap_session_clear_cmd(struct imap_session *s)
 		s->op_free(s->op);
 	s->op = NULL;
 	s->op_free = NULL;
+	s->synced = 0;
 }
 
 void
@@ -67,7 +68,11 @@ imap_done(struct imap_session *s, const char *status, const char *fmt, ...)
 	if (s->state == IMAP_SELECTED && s->folder != NULL && strcmp(status, "BAD") != 0) {
 		int noexp = s->cmd != NULL && (s->cmd->flags & IMAP_F_NOEXPUNGE) && !s->uid;
 
-		imap_sync(s, !noexp, NULL, NULL);
+		/* a FETCH or STORE that has just synced (with its own skip)
+		 * need not read the folder again: what changed since is told
+		 * after the next command */
+		if (s->synced < (noexp ? 1 : 2))
+			imap_sync(s, !noexp, NULL, NULL);
 	}
 	conn_printf(s->c, "%s %s ", s->tag ? s->tag : "*", status);
 	va_start(ap, fmt);
@@ -165,7 +170,7 @@ imap_session_start(struct imap_server *srv, struct conn *c, int over)
 	srv->nsessions++;
 	s->parser = imap_parser_new(&lim);
 	conn_set_callbacks(c, &imap_session_cbs, s);
-	conn_set_timeouts(c, IMAP_PREAUTH_TIMEOUT, 0);
+	conn_set_timeouts(c, IMAP_PREAUTH_TIMEOUT, IMAP_PREAUTH_LIFE);
 	log_debug(s->id, "event=connect service=imap client=[%s]:%d%s", s->client,
 		  conn_client_port(c), s->tls ? " tls=implicit" : "");
 	if (over != CONN_OVER_NONE) {
@@ -184,10 +189,13 @@ imap_session_end(struct conn *c, enum conn_end why, void *arg)
 	struct imap_session *s = arg;
 
 	if ((why == CONN_END_TIMEOUT || why == CONN_END_LIFETIME) && !s->closing) {
-		log_debug(s->id, "event=timeout service=imap client=[%s] state=%s", s->client,
-			  s->idling ? "idle" : s->state == IMAP_NOAUTH ? "login" : "command");
+		log_msg(s->id, "event=timeout service=imap client=[%s] state=%s%s", s->client,
+			s->idling ? "idle" : s->state == IMAP_NOAUTH ? "login" : "command",
+			why == CONN_END_LIFETIME ? " limit=session" : "");
 		imap_idle_stop(s);
-		imap_session_kill(s, "* BYE Autologout; idle for too long\r\n");
+		imap_session_kill(s, why == CONN_END_LIFETIME && s->state == IMAP_NOAUTH ?
+				  "* BYE Autologout; no login in time\r\n" :
+				  "* BYE Autologout; idle for too long\r\n");
 		return;
 	}
 	imap_session_kill(s, NULL);

@@ -178,6 +178,7 @@ imap_sync(struct imap_session *s, int allow_expunge, int (*skip)(uint32_t uid, v
 			  log_q(err ? err : "unknown"));
 		return;
 	}
+	s->synced = allow_expunge ? 2 : 1;
 	if (highest == s->modseq && !(s->view_stale && allow_expunge))
 		return;
 	s->modseq = highest;

@@ -22,6 +22,7 @@
 #define POP3_MAX_ERRORS 10
 /* Before login the line deadline is at most this (seconds). */
 #define POP3_PRELOGIN_SECS 60
+#define POP3_PRELOGIN_LIFE 120   /* the whole time a client has to log in */
 /* Longest login name we take (an address). */
 #define POP3_USER_MAX 320
 

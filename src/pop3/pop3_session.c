@@ -169,7 +169,7 @@ pop3_session_start(struct pop3_server *srv, struct conn *c, enum conn_over over)
 	srv->sessions = s;
 	srv->nsessions++;
 	conn_set_callbacks(c, &pop3_session_cbs, s);
-	conn_set_timeouts(c, pop3_session_line_secs(s), 0);
+	conn_set_timeouts(c, pop3_session_line_secs(s), POP3_PRELOGIN_LIFE);
 	log_msg(s->id, "event=connect service=pop3 client=[%s]:%d%s", s->client,
 		conn_client_port(c), s->tls ? " tls=implicit" : "");
 	if (over != CONN_OVER_NONE) {
@@ -197,11 +197,14 @@ pop3_session_end(struct conn *c, enum conn_end why, void *arg)
 	struct pop3_session *s = arg;
 
 	if (why == CONN_END_TIMEOUT || why == CONN_END_LIFETIME) {
-		log_msg(s->id, "event=timeout service=pop3 client=[%s] state=%s", s->client,
-			s->state == POP3_AUTHORIZATION ? "authorization" : "transaction");
+		log_msg(s->id, "event=timeout service=pop3 client=[%s] state=%s%s", s->client,
+			s->state == POP3_AUTHORIZATION ? "authorization" : "transaction",
+			why == CONN_END_LIFETIME ? " limit=session" : "");
 		if (!s->closing) {
 			/* RFC 1939 §3: an autologout does not enter UPDATE */
-			pop3_session_kill(s, "-ERR [SYS/TEMP] Autologout: idle for too long\r\n");
+			pop3_session_kill(s, why == CONN_END_LIFETIME && s->state == POP3_AUTHORIZATION ?
+					  "-ERR [SYS/TEMP] Autologout: no login in time\r\n" :
+					  "-ERR [SYS/TEMP] Autologout: idle for too long\r\n");
 			return;
 		}
 	}

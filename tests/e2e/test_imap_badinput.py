@@ -7,6 +7,8 @@ sessions is measured too."""
 import imaplib
 import os
 import socket
+import threading
+import time
 
 import lib
 from imap_util import ALICE, BOB, PASSWORD, IMAP_PORT, IMAPS_PORT, Raw, imap_server, login, raw_login, tls_context
@@ -197,4 +199,62 @@ def test_too_many_bad_commands_and_too_many_connections_end_the_session():
     assert c.closed()
     for x in (a, b, c):
         x.close()
+    s.stop()
+
+
+def test_a_client_that_does_not_log_in_is_closed_on_imap_and_pop3():
+    """Before login a line may take 60 s and the whole session 120 s: a
+    client that says nothing is logged out at the first limit, one that
+    sends a command every 20 s (each line in time: NOOP, CAPA) at the second, on IMAP and
+    on POP3 alike; both get a last line that says why."""
+    s = imap_server(extra={"listen": {"pop3": "%s:%d" % (lib.addr("127.0.0.10"), 1110)}})
+    got = {}
+
+    def last_line(name, port, greeting, noop):
+        sock = socket.create_connection((s.ip, port), timeout=200)
+        buf = b""
+        lines = []
+        try:
+            next_noop = 0.0
+            sock.settimeout(1)
+            stop = time.monotonic() + 200
+            while time.monotonic() < stop:
+                if noop and time.monotonic() >= next_noop and lines:
+                    sock.sendall(noop)
+                    next_noop = time.monotonic() + 20
+                try:
+                    d = sock.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not d:
+                    break
+                buf += d
+                while b"\n" in buf:
+                    ln, buf = buf.split(b"\n", 1)
+                    lines.append(ln.rstrip(b"\r").decode())
+            got[name] = lines
+        finally:
+            sock.close()
+        assert lines and lines[0].startswith(greeting), lines
+
+    jobs = [("imap silent", IMAP_PORT, "* OK", None),
+            ("imap noop", IMAP_PORT, "* OK", b"n NOOP\r\n"),
+            ("pop3 silent", 1110, "+OK", None),
+            ("pop3 noop", 1110, "+OK", b"CAPA\r\n")]
+    threads = [threading.Thread(target=last_line, args=j) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert got["imap silent"][-1] == "* BYE Autologout; idle for too long", got
+    assert got["imap noop"][-1] == "* BYE Autologout; no login in time", got
+    assert any(x.startswith("n OK") for x in got["imap noop"]), got
+    assert got["pop3 silent"][-1] == "-ERR [SYS/TEMP] Autologout: idle for too long", got
+    assert got["pop3 noop"][-1] == "-ERR [SYS/TEMP] Autologout: no login in time", got
+    assert "+OK Capability list follows" in got["pop3 noop"], got
+    log = s.log()
+    assert "event=timeout service=imap" in log and "state=login limit=session" in log
+    assert "state=authorization limit=session" in log
     s.stop()
