@@ -1,6 +1,7 @@
 /*
- * cmd_user: `tandem user add|del|passwd|quota|show|list`. The directory
- * holds the user and the quota; the store holds the mailbox, whose usage
+ * cmd_user: `tandem user add|del|passwd|quota|allow-from|disallow-from|
+ * show|list`. The directory holds the user, the quota and the addresses
+ * the user may send as; the store holds the mailbox, whose usage
  * `show` reports and which `del` moves aside (so a later user of the same
  * name starts with an empty mailbox, and the admin still has the mail).
  * Public: cmd_user.
@@ -171,6 +172,14 @@ cmd_user_show_folder(const struct store_folder_entry *e, void *arg)
 	return 0;
 }
 
+static void
+cmd_user_show_grant(const char *pattern, void *arg)
+{
+	int *n = arg;
+
+	printf("%s%s", (*n)++ ? ", " : "sends as: also ", pattern);
+}
+
 static int
 cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 {
@@ -189,6 +198,14 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 	else
 		printf("quota:  %s (%lld bytes)%s\n", cmd_user_size(eff, a, sizeof(a)), eff,
 		       quota < 0 ? " ([mailbox] default_quota)" : "");
+	{
+		int n = 0;
+
+		if (directory_sender_list(d, argv[0], cmd_user_show_grant, &n) != 0)
+			return -1;
+		printf(n ? " (tandem user allow-from)\n" :
+		       "sends as: the address, its subaddresses and the aliases that lead to it\n");
+	}
 	if ((s = cmd_user_store(cf)) == NULL)
 		return 1;
 	if ((sh.a = store_account_open(s, argv[0], &e)) == NULL) {
@@ -210,11 +227,26 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 	return 0;
 }
 
+/* Submission: the user may also send as PATTERN (an address, or @domain). */
+static int
+cmd_user_allow_from(struct config *cf, struct directory *d, int argc, char **argv)
+{
+	return directory_sender_allow(d, argv[0], argv[1]);
+}
+
+static int
+cmd_user_disallow_from(struct config *cf, struct directory *d, int argc, char **argv)
+{
+	return directory_sender_disallow(d, argv[0], argv[1]);
+}
+
 static const struct cmd_verb cmd_user_verbs[] = {
 	{ "add", 1, 1, cmd_user_add },
 	{ "del", 1, 1, cmd_user_del },
 	{ "passwd", 1, 1, cmd_user_passwd },
 	{ "quota", 2, 2, cmd_user_quota },
+	{ "allow-from", 2, 2, cmd_user_allow_from },
+	{ "disallow-from", 2, 2, cmd_user_disallow_from },
 	{ "show", 1, 1, cmd_user_show },
 	{ "list", 0, 0, cmd_user_list },
 	{ NULL, 0, 0, NULL }
@@ -227,6 +259,7 @@ cmd_user(struct config *cf, int argc, char **argv)
 			   "usage: tandem user add|passwd ADDRESS   (password on stdin)\n"
 			   "       tandem user del ADDRESS          (the mailbox is moved aside)\n"
 			   "       tandem user quota ADDRESS SIZE|0|default\n"
+			   "       tandem user allow-from|disallow-from ADDRESS SENDER|@DOMAIN\n"
 			   "       tandem user show ADDRESS\n"
 			   "       tandem user list\n");
 }

@@ -102,6 +102,8 @@ struct config {
 	unsigned pop3_max_connections;
 	unsigned pop3_max_per_user_ip;
 	unsigned pop3_timeout;
+	/* [submission] */
+	int submission_hide_client;            /* no client address in Received: */
 };
 
 /* Load FILE. On error returns NULL and writes one line per problem

@@ -46,9 +46,10 @@ const struct config_key config_table[] = {
 	{ "listen", "smtp", CT_LISTEN, F(listen_smtp), "0.0.0.0:25", 0, CONFIG_MAX_LISTEN, NULL, 0,
 	  NULL, "`ADDR:PORT[, ...]` with numeric addresses; IPv6 as `[::]:25`" },
 	{ "listen", "submission", CT_LISTEN, F(listen_submission), NULL, 0, CONFIG_MAX_LISTEN, NULL,
-	  0, "(none)", "submission (587): not built yet, setting it is a start-up error" },
+	  0, "(none)", "mail submission (587) for users' mail clients: STARTTLS offered, AUTH "
+	  "required before MAIL" },
 	{ "listen", "submissions", CT_LISTEN, F(listen_submissions), NULL, 0, CONFIG_MAX_LISTEN,
-	  NULL, 0, "(none)", "submission over implicit TLS (465): not built yet, an error" },
+	  NULL, 0, "(none)", "mail submission over implicit TLS (465), AUTH required" },
 	{ "listen", "imap", CT_LISTEN, F(listen_imap), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
 	  "IMAP (143), STARTTLS offered" },
 	{ "listen", "imaps", CT_LISTEN, F(listen_imaps), NULL, 0, CONFIG_MAX_LISTEN, NULL, 0, "(none)",
@@ -137,7 +138,7 @@ const struct config_key config_table[] = {
 	  "(0: no limit)" },
 	{ "imap", "timeout", CT_DURATION, F(imap_timeout), "30m", 60, DAY, NULL, R, NULL,
 	  "an idle logged-in session is closed after this (RFC 3501 asks for at least 30 "
-	  "minutes; before login the limit is 60 s); `IDLE` lasts as long, with a keepalive "
+	  "minutes; before login a line may take 60 s and the login 120 s in all); `IDLE` lasts as long, with a keepalive "
 	  "every `idle_keepalive`" },
 	{ "imap", "idle_keepalive", CT_DURATION, F(imap_idle_keepalive), "2m", 10, 3600, NULL, R,
 	  NULL, "how often an `IDLE` session gets `* OK Still here`, so NAT and firewalls on "
@@ -153,7 +154,11 @@ const struct config_key config_table[] = {
 	  "sessions of one user from one client address; the next login gets `-ERR [IN-USE]` "
 	  "(0: no limit)" },
 	{ "pop3", "timeout", CT_DURATION, F(pop3_timeout), "10m", 60, DAY, NULL, R, NULL,
-	  "an idle session is closed after this (RFC 1939: at least 10 minutes)" },
+	  "an idle session is closed after this (RFC 1939: at least 10 minutes; before login a "
+	  "line may take 60 s and the login 120 s in all)" },
+	{ "submission", "hide_client", CT_BOOL, F(submission_hide_client), "yes", 0, 0, NULL, R,
+	  NULL, "leave the client's address and host name out of the `Received:` line of "
+	  "submitted mail (the user's address at home stays private)" },
 };
 #undef F
 #undef R

@@ -42,7 +42,7 @@
 #include "directory/directory_int.h"
 #include "util/xalloc.h"
 
-#define DIR_SCHEMA_VERSION	2
+#define DIR_SCHEMA_VERSION	3
 #define DIR_BUSY_MS		5000
 #define DIR_LOCAL_MAX		64
 #define DIR_DOMAIN_MAX		255
@@ -66,7 +66,13 @@ static const char dir_schema[] =
 	"CREATE TABLE IF NOT EXISTS relay_recipients ("
 	" domain TEXT NOT NULL,"
 	" address TEXT NOT NULL,"
-	" PRIMARY KEY (domain, address));";
+	" PRIMARY KEY (domain, address));"
+	/* version 3: addresses a user may send as besides their own
+	 * (`user allow-from`): "x@domain", or "@domain" for all of it */
+	"CREATE TABLE IF NOT EXISTS sender_grants ("
+	" user TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
+	" pattern TEXT NOT NULL,"
+	" PRIMARY KEY (user, pattern));";
 
 /* ---- addresses ---- */
 
@@ -224,9 +230,11 @@ dir_setup(struct dir_conn *c, int create)
 		return version < 0 ? -1 : 0;
 	}
 	sql = xasprintf("PRAGMA user_version=%d", DIR_SCHEMA_VERSION);
-	/* version 1 lacked users.quota (NULL: [mailbox] default_quota) */
-	rc = version == 1 ? dir_exec(c, "ALTER TABLE users ADD COLUMN quota INTEGER")
-			  : dir_exec(c, dir_schema);
+	/* version 1 lacked users.quota (NULL: [mailbox] default_quota),
+	 * versions 1 and 2 sender_grants (the schema's IF NOT EXISTS adds it) */
+	rc = version == 1 ? dir_exec(c, "ALTER TABLE users ADD COLUMN quota INTEGER") : 0;
+	if (rc == 0)
+		rc = dir_exec(c, dir_schema);
 	if (rc == 0)
 		rc = dir_exec(c, sql);
 	if (rc == 0)

@@ -101,6 +101,15 @@ int directory_alias_del(struct directory *d, const char *alias);
 /* fn called once per (alias, target) pair, sorted by alias. */
 int directory_alias_list(struct directory *d, void (*fn)(const char *alias, const char *target, void *arg), void *arg);
 
+/* Submission's grants (`user allow-from`): user may also send as pattern,
+ * an address or "@domain". granted: 1 when sender (canonical) matches one
+ * of user's grants, 0 when not, -1 on error. */
+int directory_sender_allow(struct directory *d, const char *user, const char *pattern);
+int directory_sender_disallow(struct directory *d, const char *user, const char *pattern);
+int directory_sender_list(struct directory *d, const char *user,
+			  void (*fn)(const char *pattern, void *arg), void *arg);
+int directory_sender_granted(struct directory *d, const char *user, const char *sender);
+
 /* Whether the domain is ours and somebody takes the address (user, then
  * alias, then subaddress base, then catch-all); aliases not followed.
  * Superseded at RCPT by directory_rcpt_lookup. */

@@ -42,6 +42,13 @@ header_received(const char *helo, const char *client, const char *by, const char
 	char date[64], h[256];
 
 	header_date(t, date, sizeof(date));
+	if (client == NULL) {
+		if (rcpt != NULL)
+			return xasprintf("Received: by %s (tandem) with %s id %s\r\n\tfor <%s>; %s\r\n",
+					 by, proto, qid, rcpt, date);
+		return xasprintf("Received: by %s (tandem) with %s id %s;\r\n\t%s\r\n", by, proto,
+				 qid, date);
+	}
 	header_clean(helo, h, sizeof(h));
 	if (rcpt != NULL)
 		return xasprintf("Received: from %s ([%s])\r\n\tby %s (tandem) with %s id %s\r\n"

@@ -10,7 +10,8 @@
 
 /* "Sun, 29 Nov 2026 16:46:22 +0000" into buf. */
 void header_date(time_t t, char *buf, size_t len);
-/* A complete Received: field ending in CRLF (malloc'd). rcpt may be NULL. */
+/* A complete Received: field ending in CRLF (malloc'd). rcpt may be NULL;
+ * client NULL leaves the from clause out (submission with hide_client). */
 char *header_received(const char *helo, const char *client, const char *by,
 		      const char *proto, const char *qid, const char *rcpt, time_t t);
 

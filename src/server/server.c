@@ -9,6 +9,7 @@
 #include "server/server.h"
 #include "imap/imap.h"
 #include "smtpd/smtpd.h"
+#include "smtpd/smtpd_policy.h"
 #include "pop3/pop3.h"
 #include "conf/config.h"
 #include "util/conn.h"
@@ -76,7 +77,8 @@ smtp_destroy(void *arg)
 }
 
 static int
-smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
+smtpd_start(const struct server_ctx *ctx, struct service_inst *inst,
+	    const struct smtpd_policy *policy)
 {
 	struct smtpd_deps d;
 
@@ -92,12 +94,30 @@ smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
 	d.etrn = ctx->etrn;
 	d.etrn_allowed = ctx->etrn_allowed;
 	d.arg = ctx->arg;
+	d.policy = policy;
+	d.auth = ctx->auth;
 	inst->arg = smtpd_server_new(&d);
 	inst->accept = smtpd_server_accept;
 	inst->shutdown = smtp_shutdown;
 	inst->sessions = smtp_sessions;
 	inst->destroy = smtp_destroy;
 	return 0;
+}
+
+static int
+smtp_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	return smtpd_start(ctx, inst, &smtpd_policy_mx);
+}
+
+/* submission and submissions: the SMTP server under the submission policy
+ * (AUTH first, then relay, as one's own addresses). */
+static int
+submission_start(const struct server_ctx *ctx, struct service_inst *inst)
+{
+	if (ctx->auth == NULL)
+		return -1;
+	return smtpd_start(ctx, inst, &smtpd_policy_submission);
 }
 
 static unsigned
@@ -236,8 +256,9 @@ imap_max_sessions(const struct config *cf)
 
 static const struct service_row service_rows[] = {
 	{ "smtp", L(listen_smtp), CONN_PLAIN, "0.0.0.0:25", smtp_start, smtp_max_sessions },
-	{ "submission", L(listen_submission), CONN_PLAIN, NULL, NULL, NULL },
-	{ "submissions", L(listen_submissions), CONN_IMPLICIT_TLS, NULL, NULL, NULL },
+	{ "submission", L(listen_submission), CONN_PLAIN, NULL, submission_start, smtp_max_sessions },
+	{ "submissions", L(listen_submissions), CONN_IMPLICIT_TLS, NULL, submission_start,
+	  smtp_max_sessions },
 	{ "imap", L(listen_imap), CONN_PLAIN, NULL, imap_start, imap_max_sessions },
 	{ "imaps", L(listen_imaps), CONN_IMPLICIT_TLS, NULL, imap_start, imap_max_sessions },
 	{ "pop3", L(listen_pop3), CONN_PLAIN, NULL, pop3_start, pop3_max_sessions },

@@ -70,12 +70,48 @@ data_msgid(struct smtp_data *d, const char *p, size_t n)
 		    strncasecmp(d->lbuf, "Message-ID:", sizeof(d->lbuf)) != 0)
 			return;
 		d->in_msgid = 1;
+		d->saw_msgid = 1;
 		start = sizeof(d->lbuf) - d->line_len;
 	}
 	for (size_t k = start; k < n; k++)
 		if (p[k] != ' ' && p[k] != '\t' && d->msgid_len < sizeof(d->msgid) - 1)
 			d->msgid[d->msgid_len++] = p[k];
 	d->msgid[d->msgid_len] = '\0';
+}
+
+/* The first From: value, unfolded (a fold's CRLF dropped, its white space
+ * kept) and bounded, and the count of From: fields; Date: noted. Called as
+ * data_msgid is. */
+static void
+data_from(struct smtp_data *d, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	if (d->line_len < 5 && d->line_len + n >= 5 && strncasecmp(d->lbuf, "Date:", 5) == 0)
+		d->saw_date = 1;
+	if (d->in_from == 2 && d->line_len == 0) {
+		if (p[0] != ' ' && p[0] != '\t') {
+			d->in_from = 0;
+			d->from_done = 1;
+		} else {
+			d->in_from = 1;
+		}
+	}
+	if (d->in_from == 0) {
+		if (d->line_len >= 5 || d->line_len + n < 5 || strncasecmp(d->lbuf, "From:", 5) != 0)
+			return;
+		if (++d->nfrom > 1 || d->from_done)
+			return;
+		d->in_from = 1;
+		start = 5 - d->line_len;
+	}
+	for (size_t k = start; k < n; k++) {
+		if (d->from_len < sizeof(d->from) - 1)
+			d->from[d->from_len++] = p[k];
+		else
+			d->from_over = 1;
+	}
+	d->from[d->from_len] = '\0';
 }
 
 /* n ordinary octets of a line (neither CR nor LF). */
@@ -86,8 +122,10 @@ data_run(struct smtp_data *d, const char *p, size_t n, char *out, size_t *o)
 
 	for (size_t k = 0; k < n && d->line_len + k < sizeof(d->lbuf); k++)
 		d->lbuf[d->line_len + k] = p[k];
-	if (d->in_headers)
+	if (d->in_headers) {
 		data_msgid(d, p, n);
+		data_from(d, p, n);
+	}
 	if (!d->eightbit)
 		for (size_t k = 0; k < n; k++)
 			if ((unsigned char)p[k] >= 0x80) {
@@ -114,10 +152,16 @@ static void
 data_eol(struct smtp_data *d, char *out, size_t *o)
 {
 	if (d->in_headers) {
-		if (d->line_len == 0)
+		if (d->line_len == 0) {
 			d->in_headers = 0;
+			d->at_body = d->stop_at_body;
+		}
 		if (d->in_msgid == 1)
 			d->in_msgid = 2;   /* a continuation line may follow */
+		if (d->in_from == 1)
+			d->in_from = 2;
+		else if (d->line_len == 0 && d->in_from)
+			d->from_done = 1;
 		if (d->line_len == 0 && d->in_msgid)
 			d->msgid_done = 1;
 		else if (d->line_len >= 9 && strncasecmp(d->lbuf, "Received:", 9) == 0)
@@ -134,6 +178,7 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out, size_
 	size_t i, o = 0;
 
 	*done = 0;
+	d->at_body = 0;
 	for (i = 0; i < len; i++) {
 		char c = in[i];
 
@@ -171,6 +216,10 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out, size_
 			if (c == '\n') {
 				data_eol(d, out, &o);
 				d->state = D_BOL;
+				if (d->at_body) {
+					*outlen = o;
+					return i + 1;
+				}
 			} else {
 				d->errors |= SMTP_DATA_EBARE;
 				if (c != '\r') {

@@ -5,8 +5,12 @@
  * "\r.\r", "\r\n.\r\r\n"... none of them ends the data, and a message
  * containing one is refused), lines over 1000 octets, a message over the
  * size limit. Counts Received: headers for loop detection and keeps the
- * first Message-ID: value (for the log; folded values are joined). Pure: no I/O,
- * fed any split of the input it gives the same result.
+ * first Message-ID: value (for the log; folded values are joined). For
+ * submission it also notes whether Date: and Message-ID: are there, keeps
+ * the first From: value (unfolded) and counts From: fields, and with
+ * stop_at_body returns right after the blank line that ends the header
+ * section (at_body), so the caller can add fields in front of it. Pure: no
+ * I/O, fed any split of the input it gives the same result.
  * Public: smtp_data_init, smtp_data_feed.
  */
 #ifndef TANDEM_SMTP_DATA_H
@@ -35,6 +39,13 @@ struct smtp_data {
 	int msgid_done;
 	char msgid[256];             /* its value, whitespace-trimmed, for the log */
 	size_t msgid_len;
+	int saw_msgid, saw_date;     /* a Message-ID: / Date: field is there */
+	int nfrom;                   /* From: fields */
+	int in_from, from_done, from_over;
+	char from[2048];             /* the first From: value, unfolded (from_over: longer) */
+	size_t from_len;
+	int stop_at_body;            /* set by the caller: stop after the header section */
+	int at_body;                 /* the last feed stopped there (the next feed clears it) */
 };
 
 void smtp_data_init(struct smtp_data *d, long long max_size);

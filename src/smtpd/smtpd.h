@@ -13,6 +13,7 @@
 
 #include "util/conn.h"
 
+struct auth;
 struct config;
 struct directory;
 struct store;
@@ -38,6 +39,7 @@ struct smtpd_deps {
 	int (*etrn_allowed)(void *arg, const struct sockaddr *sa);
 	void *arg;
 	const struct smtpd_policy *policy;   /* NULL: the MX policy */
+	struct auth *auth;         /* password checks (submission), or NULL */
 };
 
 struct smtpd_server *smtpd_server_new(const struct smtpd_deps *deps);

@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "auth/sasl.h"
 #include "directory/directory.h"
 #include "mail/addr.h"
 #include "mail/header.h"
@@ -54,7 +55,7 @@ smtpd_refuse(struct smtpd_session *s, const char *cmd, const char *code, const c
 		s->errors++;
 }
 
-static void
+void
 smtpd_reject(struct smtpd_session *s, const char *cmd, const char *code, const char *text,
 	     const char *detail)
 {
@@ -113,6 +114,8 @@ cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 		smtpd_reply(s, "250-STARTTLS");
 	if (smtpd_offers_etrn(s))
 		smtpd_reply(s, "250-ETRN");
+	if (smtpd_auth_offered(s))
+		smtpd_reply(s, "250-AUTH %s", sasl_mech_list());
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
@@ -174,6 +177,9 @@ smtpd_mail_params(struct smtpd_session *s, const struct smtp_mailrcpt *mr, unsig
 			}
 		} else if (strcmp(p->key, "SMTPUTF8") == 0 && p->value[0] == '\0') {
 			s->smtputf8 = 1;
+		} else if (strcmp(p->key, "AUTH") == 0 && s->srv->d.policy->auth) {
+			/* RFC 4954 5: who submitted it, as the client saw it; the
+			 * session's own login is what counts here */
 		} else {
 			smtpd_reject(s, "MAIL", "555 5.5.4", "Unsupported MAIL parameter", p->key);
 			return -1;
@@ -198,6 +204,54 @@ smtpd_addr_reply(enum addr_err e, int is_mail)
 	}
 }
 
+/* --- MAIL: on submission the sender check runs on a worker ---------------- */
+
+struct smtpd_mail_job {
+	struct smtpd_session *s;
+	char user[320];
+	char sender[320];
+	unsigned long long size;
+	struct smtpd_verdict v;
+};
+
+static void
+smtpd_mail_accept(struct smtpd_session *s, const char *sender, unsigned long long size)
+{
+	s->sender = xstrdup(sender);
+	s->mail_size = size;
+	s->in_mail = 1;
+	s->junk = 0;
+	smtpd_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+smtpd_mail_work(void *arg)
+{
+	struct smtpd_mail_job *j = arg;
+
+	j->s->srv->d.policy->sender(j->s->srv->d.dir, j->user, j->sender, &j->v);
+}
+
+static void
+smtpd_mail_done(void *arg)
+{
+	struct smtpd_mail_job *j = arg;
+	struct smtpd_session *s = j->s;
+
+	if (smtpd_session_resume(s)) {
+		free(j);
+		return;   /* the session went away meanwhile */
+	}
+	if (j->v.ok) {
+		smtpd_mail_accept(s, j->sender, j->size);
+	} else {
+		s->body8 = s->smtputf8 = 0;
+		smtpd_reject(s, "MAIL", j->v.code, j->v.text, j->v.detail[0] ? j->v.detail : NULL);
+	}
+	free(j);
+	smtpd_session_continue(s);
+}
+
 static void
 cmd_mail(struct smtpd_session *s, const char *arg)
 {
@@ -207,6 +261,10 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 	unsigned long long size;
 	int utf8 = smtp_args_have_smtputf8(arg);
 
+	if (s->srv->d.policy->auth && s->user == NULL) {
+		smtpd_reject(s, "MAIL", "530 5.7.0", "Authentication required", NULL);
+		return;
+	}
 	me = smtp_parse_mailrcpt(arg, "FROM:", 1, utf8, &mr, &ae);
 	if (me == SMTP_MR_EPREFIX) {
 		smtpd_reject(s, "MAIL", "501 5.5.4", "Syntax: MAIL FROM:<address>", arg);
@@ -227,11 +285,18 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		smtpd_reject(s, "MAIL", "452 4.3.1", "Insufficient system storage", NULL);
 		return;
 	}
-	s->sender = xstrdup(mr.addr);
-	s->mail_size = size;
-	s->in_mail = 1;
-	s->junk = 0;
-	smtpd_reply(s, "250 2.1.0 Ok");
+	if (s->srv->d.policy->sender != NULL && s->user != NULL) {
+		struct smtpd_mail_job *j = xcalloc(1, sizeof(*j));
+
+		j->s = s;
+		snprintf(j->user, sizeof(j->user), "%s", s->user);
+		snprintf(j->sender, sizeof(j->sender), "%s", mr.addr);
+		j->size = size;
+		smtpd_session_pause(s);
+		worker_submit(s->srv->d.pool, smtpd_mail_work, smtpd_mail_done, j);
+		return;
+	}
+	smtpd_mail_accept(s, mr.addr, size);
 }
 
 /* --- RCPT: the lookup runs on a worker, the session paused ------------- */
@@ -338,7 +403,8 @@ cmd_data(struct smtpd_session *s, const char *arg)
 	env.nrcpt = s->nrcpt;
 	env.client = s->client;
 	env.helo = s->helo;
-	env.proto = s->tls ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
+	env.proto = s->user ? (s->tls ? "ESMTPSA" : "ESMTPA") :
+		s->tls ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
 	env.smtputf8 = s->smtputf8;
 	env.body8bit = s->body8;
 	if ((s->in = queue_in_create(s->srv->d.queue, &env)) == NULL) {
@@ -389,8 +455,9 @@ cmd_expn(struct smtpd_session *s, const char *arg)
 static void
 cmd_help(struct smtpd_session *s, const char *arg)
 {
-	smtpd_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
-		   smtpd_offers_etrn(s) ? " ETRN" : "", smtpd_tls(s) && !s->tls ? " STARTTLS" : "");
+	smtpd_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s%s",
+		   smtpd_offers_etrn(s) ? " ETRN" : "", smtpd_tls(s) && !s->tls ? " STARTTLS" : "",
+		   s->srv->d.policy->auth ? " AUTH" : "");
 	smtpd_reply(s, "214 2.0.0 See RFC 5321");
 }
 
@@ -406,6 +473,8 @@ cmd_starttls(struct smtpd_session *s, const char *arg)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
+	free(s->user);      /* RFC 3207 4.2: nothing from before TLS counts */
+	s->user = NULL;
 	/* everything sent after STARTTLS in the clear is discarded */
 	conn_starttls(s->c, smtpd_tls(s));
 	s->tls = 1;
@@ -472,6 +541,7 @@ static const struct smtpd_cmd smtpd_cmds[] = {
 	{ "HELP", cmd_help, 0 },
 	{ "STARTTLS", cmd_starttls, F_HELO | F_NOARG | F_NOMAIL },
 	{ "ETRN", cmd_etrn, F_HELO | F_NOMAIL },
+	{ "AUTH", smtpd_cmd_auth, F_HELO | F_NOMAIL },
 };
 
 static int
@@ -532,7 +602,10 @@ smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len)
 		smtpd_reject(s, cl.verb, "500 5.5.2", "Error: command not recognized", NULL);
 		return;
 	}
-	if (len > SMTP_CMD_MAX - 2 && !(strcmp(c->verb, "MAIL") == 0 || strcmp(c->verb, "RCPT") == 0)) {
+	/* MAIL and RCPT may carry parameters, AUTH an initial response
+	 * (RFC 4954 4: up to 12288 octets; ours are at most 1368) */
+	if (len > SMTP_CMD_MAX - 2 && !(strcmp(c->verb, "MAIL") == 0 || strcmp(c->verb, "RCPT") == 0 ||
+					strcmp(c->verb, "AUTH") == 0)) {
 		smtpd_reject(s, c->verb, "500 5.5.2", "Error: line too long", NULL);
 		return;
 	}

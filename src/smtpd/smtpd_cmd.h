@@ -11,6 +11,10 @@
 struct smtpd_session;
 
 void smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len);
+/* Refuse a command: its log line (event=reject) and the reply; counts
+ * toward [smtp] max_errors. */
+void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *code, const char *text,
+		  const char *detail);
 
 /* from smtpd_session.c */
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

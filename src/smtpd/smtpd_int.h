@@ -43,7 +43,10 @@ struct smtpd_session {
 	char *helo;
 	unsigned greeted : 1, esmtp : 1, tls : 1, busy : 1, closing : 1, dead : 1;
 	unsigned in_data : 1, smtputf8 : 1, body8 : 1;
-	unsigned in_mail : 1;
+	unsigned in_mail : 1, fields_added : 1;
+	char *user;                 /* after AUTH: the canonical address */
+	struct sasl *sasl;          /* an AUTH exchange waiting for the client's line */
+	char sasl_mech[16];         /* "PLAIN", "LOGIN": for the log */
 	char *sender;
 	unsigned long long mail_size;   /* MAIL's SIZE=, 0 when not given */
 	char **rcpt;
@@ -75,6 +78,12 @@ smtpd_tls(const struct smtpd_session *s)
 int smtpd_server_etrn_rate_ok(struct smtpd_server *srv, const char *client, const char *domain,
 			      time_t now);
 void smtpd_session_start(struct smtpd_server *srv, struct conn *c, int over);
+/* smtpd_auth.c: the AUTH command, the client's lines of the exchange, and
+ * whether EHLO offers it on this connection now. */
+void smtpd_cmd_auth(struct smtpd_session *s, const char *arg);
+void smtpd_auth_line(struct smtpd_session *s, const char *line, int too_long);
+int smtpd_auth_offered(struct smtpd_session *s);
+void smtpd_auth_free(struct smtpd_session *s);
 void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 
 #endif

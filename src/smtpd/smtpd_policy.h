@@ -1,9 +1,11 @@
 /*
  * smtpd_policy: what differs between the SMTP services — who may relay,
  * which recipients exist, what trace header goes in front of a message,
- * whether ETRN is offered — as a small table of functions, one per service
- * (the MX policy here; submission plugs in its own).
- * Public: smtpd_policy_mx.
+ * whether ETRN or AUTH is offered, who may use which sender — as a small
+ * table of functions, one per service: the MX (port 25) and submission
+ * (587 and 465, RFC 6409: AUTH first, then relay anywhere, as one's own
+ * addresses only).
+ * Public: smtpd_policy_mx, smtpd_policy_submission.
  */
 #ifndef TANDEM_SMTPD_POLICY_H
 #define TANDEM_SMTPD_POLICY_H
@@ -43,8 +45,17 @@ struct smtpd_policy {
 	char *(*trace)(const struct smtpd_session *s, const char *qid, time_t now);
 	/* Offer ETRN (RFC 1985) when the server has relay domains. */
 	int etrn;
+	/* Offer AUTH (RFC 4954) and require it before MAIL. */
+	int auth;
+	/* May the authenticated user (canonical address) use sender ("" for
+	 * <>) as the envelope sender? NULL: anyone may. A worker runs it, as
+	 * rcpt; v->code "553 5.7.1" when not. */
+	void (*sender)(struct directory *dir, const char *user, const char *sender,
+		       struct smtpd_verdict *v);
+	const char *service;      /* for the log lines: "smtp", "submission" */
 };
 
 extern const struct smtpd_policy smtpd_policy_mx;
+extern const struct smtpd_policy smtpd_policy_submission;
 
 #endif

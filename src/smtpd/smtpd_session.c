@@ -19,9 +19,14 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
+#include "mail/addrlist.h"
+#include "mail/header.h"
 #include "queue/queue.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
+#include "smtpd/smtpd_policy.h"
 #include "conf/config.h"
 #include "util/conn.h"
 #include "util/log.h"
@@ -72,6 +77,8 @@ smtpd_session_free(struct smtpd_session *s)
 	log_msg(s->id, "event=disconnect client=[%s] commands=%u messages=%u errors=%u",
 		s->client, s->ncommands, s->nmessages, s->errors);
 	smtpd_session_reset(s);
+	smtpd_auth_free(s);
+	free(s->user);
 	if (s->greet_ev)
 		event_free(s->greet_ev);
 	conn_free(&s->c);
@@ -200,10 +207,66 @@ smtpd_session_end(struct conn *c, enum conn_end why, void *arg)
 
 /* --- DATA --------------------------------------------------------------- */
 
+static void smtpd_data_reject(struct smtpd_session *s, const char *code, const char *why);
+
 struct smtpd_commit {
 	struct smtpd_session *s;
 	int rc, err;
+	int refused;                 /* the From: check said no: code and text */
+	char code[16], text[160];
 };
+
+struct smtpd_from_check {
+	struct smtpd_session *s;
+	struct smtpd_verdict v;
+	int said_no;
+};
+
+static int
+smtpd_from_one(const char *addr, void *arg)
+{
+	struct smtpd_from_check *x = arg;
+	struct smtpd_session *s = x->s;
+
+	s->srv->d.policy->sender(s->srv->d.dir, s->user, addr, &x->v);
+	x->said_no = !x->v.ok;
+	return x->v.ok ? 0 : 1;
+}
+
+/* Submission: every address of the header's From: must be the user's own
+ * (the envelope sender's rule). 0, or -1 with c->code and c->text. */
+static int
+smtpd_from_check(struct smtpd_session *s, struct smtpd_commit *c)
+{
+	const struct smtp_data *d = &s->data;
+	struct smtpd_from_check x = { .s = s };
+	const char *code = "550 5.6.0", *text = NULL;
+
+	if (d->nfrom == 0)
+		text = "Message has no From: header field (RFC 5322 3.6)";
+	else if (d->nfrom > 1)
+		text = "Message has more than one From: header field (RFC 5322 3.6)";
+	else if (d->from_over)
+		text = "From: header field too long";
+	else if (memchr(d->from, '\0', d->from_len) != NULL)
+		text = "From: header field contains NUL";   /* what a parser stops at hides the rest */
+	else if (addrlist_each(d->from, 0, smtpd_from_one, &x) <= 0) {
+		if (!x.said_no) {
+			text = "From: header field is no valid address list";
+		} else if (x.v.code[0] == '4') {
+			code = "451 4.3.0";
+			text = "Temporary lookup failure";
+		} else {
+			code = "550 5.7.1";
+			text = "From: header address not owned by the authenticated user";
+		}
+	}
+	if (text == NULL)
+		return 0;
+	snprintf(c->code, sizeof(c->code), "%s", code);
+	snprintf(c->text, sizeof(c->text), "%s", text);
+	return -1;
+}
 
 static void
 smtpd_commit_work(void *arg)
@@ -211,14 +274,19 @@ smtpd_commit_work(void *arg)
 	struct smtpd_commit *c = arg;
 	struct smtpd_session *s = c->s;
 
+	if (s->srv->d.policy->sender != NULL && s->user != NULL && smtpd_from_check(s, c) != 0) {
+		c->refused = 1;
+		return;
+	}
 	c->rc = queue_in_commit(s->in);
 	c->err = c->rc == 0 ? 0 : errno;
 	/* Logged here, the moment it is on disk: a crash before the reply
 	 * still leaves the message's origin in the log. */
 	if (c->rc == 0)
 		log_msg(queue_in_qid(s->in), "event=queued from=%s nrcpt=%d size=%lld client=[%s] "
-			"session=%s message-id=%s", log_addr(s->sender), s->nrcpt, queue_in_size(s->in),
-			s->client, s->id, log_q(s->data.msgid));
+			"session=%s message-id=%s%s%s", log_addr(s->sender), s->nrcpt,
+			queue_in_size(s->in), s->client, s->id, log_q(s->data.msgid),
+			s->user ? " user=" : "", s->user ? log_addr(s->user) : "");
 }
 
 static void
@@ -229,6 +297,14 @@ smtpd_commit_done(void *arg)
 	int rc = c->rc, err = c->err;
 	char qid[QUEUE_ID_LEN + 1];
 
+	if (c->refused) {
+		if (!smtpd_session_resume(s)) {
+			smtpd_data_reject(s, c->code, c->text);
+			smtpd_session_continue(s);
+		}
+		free(c);
+		return;
+	}
 	free(c);
 	snprintf(qid, sizeof(qid), "%s", queue_in_qid(s->in));
 	/* a committed message is scheduled whether or not its client is
@@ -291,6 +367,33 @@ smtpd_data_end(struct smtpd_session *s)
 	}
 }
 
+/* Submission (RFC 6409 8.3, 8.4): a Date: and a Message-ID: for a message
+ * that came without, at the end of its header section. */
+static void
+smtpd_data_add_fields(struct smtpd_session *s)
+{
+	struct smtp_data *d = &s->data;
+	char buf[512], date[64];
+	unsigned char rnd[8];
+	int n;
+
+	s->fields_added = 1;
+	if (!d->saw_date) {
+		header_date(time(NULL), date, sizeof(date));
+		n = snprintf(buf, sizeof(buf), "Date: %s\r\n", date);
+		queue_in_write(s->in, buf, (size_t)n);
+	}
+	if (!d->saw_msgid) {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			memset(rnd, 0, sizeof(rnd));
+		n = snprintf(d->msgid, sizeof(d->msgid), "<%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>",
+			     queue_in_qid(s->in), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
+			     rnd[7], smtpd_cf(s)->hostname);
+		n = snprintf(buf, sizeof(buf), "Message-ID: %s\r\n", d->msgid);
+		queue_in_write(s->in, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	}
+}
+
 /* Stream DATA bytes from the input buffer through the filter to the queue.
  * Each chunk that completes a line restarts the connection's deadline:
  * [smtp] timeout bounds every stretch of DATA without a complete line. */
@@ -311,8 +414,16 @@ smtpd_data_read(struct smtpd_session *s)
 			s->dbuf_len = v.iov_len;
 		}
 		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, s->dbuf, &outlen, &done);
-		if (outlen > 0)
+		if (s->data.at_body && !s->data.errors && outlen >= 2) {
+			/* the new fields go in front of the blank line */
+			queue_in_write(s->in, s->dbuf, outlen - 2);
+			smtpd_data_add_fields(s);
+			queue_in_write(s->in, "\r\n", 2);
+		} else if (outlen > 0) {
 			queue_in_write(s->in, s->dbuf, outlen);
+		}
+		if (done && s->data.stop_at_body && !s->fields_added && !s->data.errors)
+			smtpd_data_add_fields(s);   /* a message with no body */
 		if (memchr(v.iov_base, '\n', used) != NULL)
 			conn_progress(s->c);
 		evbuffer_drain(in, used);
@@ -345,6 +456,12 @@ smtpd_session_run(struct smtpd_session *s)
 		rc = conn_read_line(s->c, line, sizeof(line), &len);
 		if (rc == 0)
 			return;
+		if (s->sasl != NULL) {
+			/* a line of the AUTH exchange, not a command */
+			smtpd_auth_line(s, line, rc < 0 || strlen(line) != len);
+			explicit_bzero(line, sizeof(line));
+			continue;
+		}
 		if (rc < 0) {
 			smtpd_reply(s, "500 5.5.2 Line too long");
 			s->errors++;
@@ -422,6 +539,9 @@ void
 smtpd_session_begin_data(struct smtpd_session *s)
 {
 	smtp_data_init(&s->data, (long long)smtpd_cf(s)->max_message_size);
+	/* submission adds what the message lacks to its header */
+	s->data.stop_at_body = s->srv->d.policy->sender != NULL;
+	s->fields_added = 0;
 	s->in_data = 1;
 }
 

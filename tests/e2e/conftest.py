@@ -193,6 +193,8 @@ def live_logs(tail=4000):
     import lib
     out = []
     for s in list(lib._live):
+        if not hasattr(s, "role"):
+            continue     # a scenario's directory, not a server
         out.append("--- log of %s (%s:%d, %s) ---\n%s" % (s.role, s.ip, s.port, s.tmp,
                                                        s.log()[-tail:]))
     for o in list(lib._others):

@@ -67,8 +67,6 @@ def test_check_config_refuses_what_serve_refuses():
          "does not exist"),
         ("[relay]\netrn_clients = 10.1.0.0/8\n", r"\[relay\] etrn_clients", "10.1.0.0/8"),
         ("[server]\nrecipient_delimiter = ++\n", r"\[server\] recipient_delimiter", "one of"),
-        ("[listen]\nsubmission = %(ip)s:1587\n", r"\[listen\] submission",
-         "not built in this version"),
         ("[smtp]\nmax_errors = 0\n", r"\[smtp\] max_errors", "1"),
         ("[listen]\nhttp = %(ip)s:8080\n", r"\[listen\] http", "not built in this version"),
     ]

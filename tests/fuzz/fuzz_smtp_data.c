@@ -5,7 +5,9 @@
  * all must agree on output, errors, done, consumed and counts. Each feed
  * gets an output buffer of exactly its input length, as the header allows.
  * A clean message must end at the first CR LF "." CR LF and come out with
- * no bare CR or LF and no line over 998 octets.
+ * no bare CR or LF and no line over 998 octets. Fed again whole and byte by
+ * byte with stop_at_body (submission), the output must not change, and the
+ * stop must come once, at the same offset, in both.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +27,10 @@ struct run {
 	char *out;
 	size_t outlen, consumed;
 	int errors, done, received, eightbit;
+	int nfrom, from_over, saw_date, saw_msgid;
+	char from[2048];       /* may hold NULs: from_len counts */
+	size_t from_len;
+	long body_at;       /* output offset of the stop at the body, or -1 */
 };
 
 /* Feed in[0..len) in pieces of at most the given lengths (0 = the rest).
@@ -32,15 +38,17 @@ struct run {
  * (reallocated only when the length changes, to keep byte feeds fast). */
 static void
 run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t npieces,
-	 struct run *r)
+	 int stop, struct run *r)
 {
 	struct smtp_data d;
 	size_t off = 0, pi = 0, cap = 0;
 	char *piece = NULL, *out = NULL;
 
 	memset(r, 0, sizeof(*r));
+	r->body_at = -1;
 	r->out = malloc(len + 1);
 	smtp_data_init(&d, max);
+	d.stop_at_body = stop;
 	while (off < len || pi < npieces) {
 		size_t n = len - off, o = 0, used;
 		int done = 0;
@@ -59,9 +67,14 @@ run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t
 		CHECK(used <= n);
 		CHECK(o <= n);
 		CHECK(done == 0 || done == 1);
-		CHECK(used == n || done);
+		CHECK(used == n || done || d.at_body);
+		CHECK(!d.at_body || stop);
 		memcpy(r->out + r->outlen, out, o);
 		r->outlen += o;
+		if (d.at_body) {
+			CHECK(r->body_at == -1);
+			r->body_at = (long)r->outlen;
+		}
 		off += used;
 		if (done) {
 			r->done = 1;
@@ -76,6 +89,13 @@ run_feed(const char *in, size_t len, long long max, const size_t *pieces, size_t
 	r->errors = d.errors;
 	r->received = d.received;
 	r->eightbit = d.eightbit;
+	r->nfrom = d.nfrom;
+	r->from_over = d.from_over;
+	r->saw_date = d.saw_date;
+	r->saw_msgid = d.saw_msgid;
+	CHECK(d.from_len < sizeof(d.from) && d.from[d.from_len] == '\0');
+	memcpy(r->from, d.from, d.from_len + 1);
+	r->from_len = d.from_len;
 }
 
 static void
@@ -88,6 +108,10 @@ same(const struct run *a, const struct run *b)
 	CHECK(a->consumed == b->consumed);
 	CHECK(a->received == b->received);
 	CHECK(a->eightbit == b->eightbit);
+	CHECK(a->nfrom == b->nfrom && a->from_over == b->from_over);
+	CHECK(a->saw_date == b->saw_date && a->saw_msgid == b->saw_msgid);
+	CHECK(a->from_len == b->from_len && memcmp(a->from, b->from, a->from_len) == 0);
+	CHECK(a->body_at == b->body_at);
 }
 
 static void
@@ -139,7 +163,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		for (size_t i = 0; i < len; i++)
 			ones[i] = 1;
-		run_feed(in, len, maxes[m], NULL, 0, &whole);
+		run_feed(in, len, maxes[m], NULL, 0, 0, &whole);
 		/* a zero-length first piece is fed as such */
 		if (split == 0) {
 			struct smtp_data d;
@@ -151,11 +175,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(smtp_data_feed(&d, in, 0, out, &o, &done) == 0);
 			CHECK(o == 0 && done == 0);
 		}
-		run_feed(in, len, maxes[m], halves, 2, &two);
-		run_feed(in, len, maxes[m], ones, len, &bytes);
+		run_feed(in, len, maxes[m], halves, 2, 0, &two);
+		run_feed(in, len, maxes[m], ones, len, 0, &bytes);
 		same(&whole, &two);
 		same(&whole, &bytes);
 		check_clean(in, &whole, maxes[m]);
+		{
+			struct run ws, bs;
+
+			run_feed(in, len, maxes[m], NULL, 0, 1, &ws);
+			run_feed(in, len, maxes[m], ones, len, 1, &bs);
+			same(&ws, &bs);
+			CHECK(ws.outlen == whole.outlen && memcmp(ws.out, whole.out, ws.outlen) == 0);
+			CHECK(ws.errors == whole.errors && ws.done == whole.done);
+			CHECK(ws.consumed == whole.consumed);
+			free(ws.out);
+			free(bs.out);
+		}
 		free(ones);
 		free(whole.out);
 		free(two.out);

@@ -118,6 +118,57 @@ write_file(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* ---- sender grants (user allow-from) ---- */
+
+static void
+test_sender_grants(void **state)
+{
+	struct fx *fx = *state;
+	struct directory *d = fx->d;
+	struct strs x = { 0 };
+	char path[128], err[256];
+	sqlite3 *db;
+
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_sender_allow(d, "Alice@example.test", "Info@Example.ORG"), 0);
+	assert_int_equal(directory_sender_allow(d, "alice@example.test", "@example.net"), 0);
+	assert_int_equal(directory_sender_allow(d, "alice@example.test", "@example.net"), 0);
+	assert_int_equal(directory_sender_allow(d, "alice@example.test", "no-at"), -1);
+	assert_int_equal(directory_sender_allow(d, "nobody@example.test", "x@example.org"), -1);
+	assert_string_equal(directory_error(d), "no such user nobody@example.test");
+	assert_int_equal(directory_sender_list(d, "alice@example.test", collect1, &x), 0);
+	assert_int_equal(x.n, 2);
+	assert_string_equal(x.v[0], "@example.net");
+	assert_string_equal(x.v[1], "info@example.org");
+	strs_clear(&x);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "info@example.org"), 1);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "INFO@example.org"), 1);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "anyone@example.net"), 1);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "info2@example.org"), 0);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "x@sub.example.net"), 0);
+	assert_int_equal(directory_sender_granted(d, "bob@example.test", "info@example.org"), 0);
+	assert_int_equal(directory_sender_disallow(d, "alice@example.test", "@example.net"), 0);
+	assert_int_equal(directory_sender_disallow(d, "alice@example.test", "@example.net"), -1);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "anyone@example.net"), 0);
+	/* the grants go with the user: a new alice starts without them */
+	assert_int_equal(directory_user_del(d, "alice@example.test"), 0);
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_sender_granted(d, "alice@example.test", "info@example.org"), 0);
+
+	/* a version 2 directory (no sender_grants) gets the table on open */
+	directory_close(&fx->d);
+	snprintf(path, sizeof(path), "%s/directory.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE sender_grants; PRAGMA user_version=2", NULL,
+				      NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	fx->d = directory_open(fx->dir, err, sizeof(err));
+	assert_non_null(fx->d);
+	assert_int_equal(directory_sender_allow(fx->d, "alice@example.test", "@example.net"), 0);
+	assert_int_equal(directory_sender_granted(fx->d, "alice@example.test", "a@example.net"), 1);
+	assert_int_equal(directory_user_exists(fx->d, "alice@example.test"), 1);
+}
+
 /* ---- domains ---- */
 
 static void
@@ -1196,6 +1247,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_domain_add_del_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_del_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_add_del_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify_schemes, setup, teardown),

@@ -1,7 +1,9 @@
 /*
  * test_smtp_data: unit tests for the DATA filter (src/smtp/smtp_data.h):
  * the one true end of data, every SMTP smuggling sequence, dot-unstuffing,
- * bare CR/LF, line and size limits, Received: counting. Every input is fed
+ * bare CR/LF, line and size limits, Received: counting, what submission
+ * needs of the header (From:, Date:, Message-ID:, the stop after the header
+ * section). Every input is fed
  * whole, one byte at a time and in seeded random pieces (STYLE.md rule 9),
  * and all three must give the same output, errors, done and consumed.
  */
@@ -26,7 +28,12 @@ struct result {
 	int errors, done, received, eightbit;
 	char msgid[256];
 	int overflow;       /* a feed gave more output bytes than it was fed */
+	char from[2048];
+	int nfrom, from_over, saw_date, saw_msgid;
+	long body_at;       /* output offset where the feed stopped at the body, or -1 */
 };
+
+static int stop_at_body;   /* feed() sets smtp_data's stop_at_body */
 
 static unsigned
 rng(unsigned *seed)
@@ -48,10 +55,12 @@ feed(const char *in, size_t len, long long max, enum split how, unsigned seed,
 	size_t off = 0;
 
 	memset(r, 0, sizeof(*r));
+	r->body_at = -1;
 	r->out = malloc(len + 8);
 	assert_non_null(scratch);
 	assert_non_null(r->out);
 	smtp_data_init(&d, max);
+	d.stop_at_body = stop_at_body;
 	while (off < len) {
 		size_t n = len - off, used, o = (size_t)-1;
 		int done = -1;
@@ -71,11 +80,15 @@ feed(const char *in, size_t len, long long max, enum split how, unsigned seed,
 		assert_true(o <= n + 1);
 		if (o > n)
 			r->overflow = 1;
-		if (used < n)
+		if (used < n && !d.at_body)
 			assert_int_equal(done, 1);
 		assert_true(r->outlen + o <= len + 8);
 		memcpy(r->out + r->outlen, scratch, o);
 		r->outlen += o;
+		if (d.at_body) {
+			assert_int_equal(r->body_at, -1);
+			r->body_at = (long)r->outlen;
+		}
 		off += used;
 		if (done) {
 			r->done = 1;
@@ -88,6 +101,11 @@ feed(const char *in, size_t len, long long max, enum split how, unsigned seed,
 	r->received = d.received;
 	r->eightbit = d.eightbit;
 	snprintf(r->msgid, sizeof(r->msgid), "%s", d.msgid);
+	snprintf(r->from, sizeof(r->from), "%s", d.from);
+	r->nfrom = d.nfrom;
+	r->from_over = d.from_over;
+	r->saw_date = d.saw_date;
+	r->saw_msgid = d.saw_msgid;
 }
 
 static void
@@ -103,7 +121,9 @@ result_same(const struct result *a, const struct result *b, const char *what)
 	if (a->outlen != b->outlen || memcmp(a->out, b->out, a->outlen) != 0 ||
 	    a->errors != b->errors || a->done != b->done || a->consumed != b->consumed ||
 	    a->received != b->received || a->eightbit != b->eightbit ||
-	    strcmp(a->msgid, b->msgid) != 0)
+	    strcmp(a->msgid, b->msgid) != 0 || strcmp(a->from, b->from) != 0 ||
+	    a->nfrom != b->nfrom || a->from_over != b->from_over || a->saw_date != b->saw_date ||
+	    a->saw_msgid != b->saw_msgid || a->body_at != b->body_at)
 		fail_msg("%s differs from whole: outlen %zu/%zu errors %d/%d done %d/%d "
 			 "consumed %zu/%zu received %d/%d eightbit %d/%d", what, b->outlen,
 			 a->outlen, b->errors, a->errors, b->done, a->done, b->consumed,
@@ -523,6 +543,63 @@ test_message_id(void **state)
 }
 
 static void
+test_submission_fields(void **state)
+{
+	struct result r;
+
+	(void)state;
+	run("from: \"Doe, John\" <john@example.org>\r\nSubject: s\r\nFrom: second@x\r\n\r\n"
+	    "From: body@x\r\nDate: no\r\n.\r\n", 0, &r);
+	assert_string_equal(r.from, " \"Doe, John\" <john@example.org>");
+	assert_int_equal(r.nfrom, 2);
+	assert_int_equal(r.saw_date, 0);
+	assert_int_equal(r.saw_msgid, 0);
+	assert_int_equal(r.body_at, -1);   /* nobody asked to stop */
+	result_free(&r);
+	/* folded: the CRLF goes, the white space stays */
+	run("From: Alice\r\n\t<alice@example.test>\r\nDate: Tue, 1 Dec 2026\r\n"
+	    "Message-ID: <m@x>\r\n\r\n.\r\n", 0, &r);
+	assert_string_equal(r.from, " Alice\t<alice@example.test>");
+	assert_int_equal(r.nfrom, 1);
+	assert_int_equal(r.saw_date, 1);
+	assert_int_equal(r.saw_msgid, 1);
+	result_free(&r);
+	/* Fromage: is another field; none at all */
+	run("Fromage: x\r\nX-From: y\r\n\r\n.\r\n", 0, &r);
+	assert_string_equal(r.from, "");
+	assert_int_equal(r.nfrom, 0);
+	result_free(&r);
+}
+
+static void
+test_stop_at_body(void **state)
+{
+	static const char msg[] = "From: a@x\r\nSubject: s\r\n\r\nbody\r\n\r\nmore\r\n.\r\n";
+	struct result r;
+
+	(void)state;
+	stop_at_body = 1;
+	run(msg, 0, &r);
+	/* right after the blank line that ends the header, once; then on */
+	assert_int_equal(r.body_at, (long)strlen("From: a@x\r\nSubject: s\r\n\r\n"));
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.consumed, strlen(msg));
+	assert_out(&r, "From: a@x\r\nSubject: s\r\n\r\nbody\r\n\r\nmore\r\n",
+		   strlen("From: a@x\r\nSubject: s\r\n\r\nbody\r\n\r\nmore\r\n"));
+	result_free(&r);
+	/* no header at all: the blank line first */
+	run("\r\nbody\r\n.\r\n", 0, &r);
+	assert_int_equal(r.body_at, 2);
+	result_free(&r);
+	/* no blank line: no stop */
+	run("Subject: s\r\n.\r\n", 0, &r);
+	assert_int_equal(r.body_at, -1);
+	assert_int_equal(r.done, 1);
+	result_free(&r);
+	stop_at_body = 0;
+}
+
+static void
 test_received_many(void **state)
 {
 	size_t per = strlen("Received: from x by y\r\n");
@@ -636,6 +713,8 @@ main(void)
 		cmocka_unit_test(test_received_count),
 		cmocka_unit_test(test_received_many),
 		cmocka_unit_test(test_message_id),
+		cmocka_unit_test(test_submission_fields),
+		cmocka_unit_test(test_stop_at_body),
 		cmocka_unit_test(test_eightbit),
 		cmocka_unit_test(test_header_section_limit),
 		cmocka_unit_test(test_output_fits_input),

@@ -1,0 +1,340 @@
+"""Mail submission (issue 9, items 1 and 2 in part): [listen] submission
+(STARTTLS) and submissions (implicit TLS) with AUTH PLAIN and LOGIN through
+src/auth, never AUTH on the MX port, no relay without AUTH, the [auth]
+plaintext rule, the envelope sender the user owns (own address, subaddress,
+aliases that lead to the mailbox; never another user's, a foreign one, the
+null sender or a catch-all), the Received: line without the client's
+address, and the bad input of the AUTH exchange. Clients: Python's smtplib
+and swaks."""
+import base64
+import re
+import smtplib
+import ssl
+import subprocess
+
+import lib
+from lib import Conn, Server
+
+SUB_PORT = 1587
+SUBS_PORT = 1465
+PASSWORD = "secret"
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+
+
+def sub_server(extra=None, users=("alice", "bob")):
+    ex = {"listen": {}}
+    for sec, kv in (extra or {}).items():
+        ex.setdefault(sec, {}).update(kv)
+    s = Server(role="primary", extra=ex)
+    s.extra["listen"].update({"submission": "%s:%d" % (s.ip, SUB_PORT),
+                              "submissions": "%s:%d" % (s.ip, SUBS_PORT)})
+    s.write_config()
+    s.setup_domain(users=users, password=PASSWORD)
+    s.start()
+    return s
+
+
+def tls_context(s):
+    ctx = ssl.create_default_context(cafile=s.data_dir + "/tls/cert.pem")
+    ctx.check_hostname = False
+    return ctx
+
+
+def message(sender, to, subject):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+            "Message-ID: <%s@example.test>\r\n\r\nHello.\r\n" % (
+                sender, to, subject, abs(hash(subject)))).encode()
+
+
+def plain(user, password=PASSWORD):
+    return base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
+
+
+def ehlo(c):
+    c.send("EHLO client.example\r\n")
+    return c.reply()
+
+
+def test_auth_plain_and_login_over_starttls_then_local_and_remote_mail():
+    s = sub_server()
+    for mech in ("PLAIN", "LOGIN"):
+        with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as c:
+            c.ehlo("laptop.home.example")
+            c.starttls(context=tls_context(s))
+            c.ehlo("laptop.home.example")
+            assert "PLAIN" in c.esmtp_features["auth"] and "LOGIN" in c.esmtp_features["auth"]
+            c.user, c.password = ALICE, PASSWORD
+            code, text = c.auth(mech, getattr(c, "auth_" + mech.lower()),
+                                initial_response_ok=(mech == "PLAIN"))
+            assert code == 235, (code, text)
+            c.sendmail(ALICE, [BOB, "carol@example.org"],
+                       message(ALICE, BOB, "by " + mech))
+    log = s.settle()
+    assert "event=login service=submission user=<alice@example.test>" in log
+    assert "mech=PLAIN tls=yes" in log and "mech=LOGIN tls=yes" in log
+    assert "user=<alice@example.test>" in log.split("event=queued", 1)[1]
+    got = s.messages(BOB)
+    assert len(got) == 2
+    for m in got:
+        head = m.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+        # RFC 3848 ESMTPSA; the client's address and name are not there
+        assert b"with ESMTPSA id" in head, head
+        assert b"127.0.0.1" not in head and b"laptop.home.example" not in head, head
+    # the foreign recipient waits in the queue for its MX (nothing answers
+    # DNS here), it was not refused
+    assert "carol@example.org" in s.cli("queue", "list").stdout
+    s.stop()
+
+
+def test_implicit_tls_on_submissions_and_hide_client_off():
+    s = sub_server(extra={"submission": {"hide_client": "no"}})
+    with smtplib.SMTP_SSL(s.ip, SUBS_PORT, context=tls_context(s), timeout=10) as c:
+        c.login(ALICE, PASSWORD)
+        c.sendmail(ALICE, [BOB], message(ALICE, BOB, "implicit"))
+    s.settle()
+    head = s.messages(BOB)[0].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    assert b"([127.0.0.1])" in head and b"with ESMTPSA" in head, head
+    s.stop()
+
+
+def test_no_mail_without_auth_and_no_auth_on_the_mx_port():
+    s = sub_server()
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    ehlo(c)
+    c.send("MAIL FROM:<alice@example.test>\r\n")
+    assert c.reply() == (530, "530 5.7.0 Authentication required")
+    c.send("RCPT TO:<carol@example.org>\r\n")
+    assert c.reply()[0] == 503
+    c.send("QUIT\r\n")
+    c.reply()
+    # port 25: no AUTH in EHLO, AUTH refused, relay refused
+    c = Conn(s.ip, s.port)
+    assert c.reply()[0] == 220
+    code, text = ehlo(c)
+    assert code == 250 and "AUTH" not in text
+    c.send("AUTH PLAIN %s\r\n" % plain(ALICE))
+    code, text = c.reply()
+    assert code == 502 and text.startswith("502 5.5.1"), text
+    c.send("MAIL FROM:<alice@example.test>\r\n")
+    assert c.reply()[0] == 250
+    c.send("RCPT TO:<carol@example.org>\r\n")
+    assert c.reply()[0] == 554
+    c.send("QUIT\r\n")
+    s.stop()
+
+
+def test_no_password_before_tls_where_plaintext_is_never():
+    s = sub_server(extra={"auth": {"plaintext": "never"}})
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    code, text = ehlo(c)
+    assert "AUTH" not in text and "STARTTLS" in text
+    c.send("AUTH PLAIN %s\r\n" % plain(ALICE))
+    assert c.reply() == (538, "538 5.7.11 Encryption required for requested authentication mechanism")
+    c.send("QUIT\r\n")
+    # after STARTTLS it is offered and works
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as m:
+        m.starttls(context=tls_context(s))
+        m.ehlo()
+        assert "auth" in m.esmtp_features
+        m.login(ALICE, PASSWORD)
+    assert "auth_failed" not in s.log()
+    s.stop()
+
+
+def test_the_envelope_sender_must_be_the_users_own():
+    s = sub_server(users=("alice", "bob", "carla"))
+    s.cli("alias", "add", "sales@example.test", ALICE)
+    s.cli("alias", "add", "team@example.test", ALICE, BOB)
+    s.cli("alias", "add", "boss@example.test", "carla@example.test")
+    s.cli("alias", "add", "@example.test", ALICE)      # the catch-all
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as c:
+        c.login(ALICE, PASSWORD)
+        for sender, want in (("alice@example.test", 250),
+                             ("Alice@Example.Test", 250),
+                             ("alice+lists@example.test", 250),
+                             ("sales@example.test", 250),
+                             ("team@example.test", 250),
+                             ("bob@example.test", 553),
+                             ("boss@example.test", 553),
+                             ("nobody-yet@example.test", 553),   # only the catch-all takes it
+                             ("alice@example.org", 553),
+                             ("", 553)):
+            code, text = c.mail(sender)
+            assert code == want, (sender, code, text)
+            if code == 250:
+                c.rset()
+            else:
+                assert text.startswith(b"5.7.1 Sender address rejected"), text
+    log = s.log()
+    assert "event=reject cmd=MAIL" in log and "code=553" in log
+    s.stop()
+
+
+def test_wrong_passwords_bad_base64_and_cancelled_exchanges():
+    s = sub_server()
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    ehlo(c)
+    c.send("AUTH PLAIN %s\r\n" % plain(ALICE, "wrong"))
+    assert c.reply() == (535, "535 5.7.8 Authentication credentials invalid")
+    c.send("AUTH PLAIN !!!notbase64\r\n")
+    code, text = c.reply()
+    assert code == 501 and text.startswith("501 5.5.2"), text
+    c.send("AUTH LOGIN\r\n")
+    assert c.reply() == (334, "334 VXNlcm5hbWU6")
+    c.send("*\r\n")
+    assert c.reply() == (501, "501 5.0.0 Authentication cancelled")
+    c.send("AUTH CRAM-MD5\r\n")
+    assert c.reply()[0] == 504
+    c.send("AUTH PLAIN\r\n")
+    assert c.reply() == (334, "334 ")
+    c.send("%s\r\n" % ("A" * 3000))
+    code, text = c.reply()
+    assert code == 500, (code, text)
+    # the session goes on, and a good login works after all that
+    c.send("AUTH PLAIN %s\r\n" % plain(ALICE))
+    assert c.reply()[0] == 235
+    c.send("AUTH PLAIN %s\r\n" % plain(ALICE))
+    assert c.reply()[0] == 503
+    c.send("QUIT\r\n")
+    log = s.log()
+    assert "event=auth_failed service=submission user=<alice@example.test> client=[127.0.0.1]" in log
+    assert "wrong" not in log and plain(ALICE, "wrong") not in log
+    # ten errors in a row close the session, as on the MX port
+    c = Conn(s.ip, SUB_PORT)
+    c.reply()
+    ehlo(c)
+    closed = False
+    for _ in range(12):
+        try:
+            c.send("AUTH LOGIN\r\n*\r\n")
+            code, _ = c.reply()
+            if code == 421:
+                closed = True
+                break
+            c.reply()
+        except (EOFError, OSError):
+            closed = True
+            break
+    assert closed
+    s.stop()
+
+
+def test_swaks_submits_with_auth_plain_and_login_over_tls():
+    s = sub_server()
+    for mech, tls in (("PLAIN", "--tls"), ("LOGIN", "--tlsc")):
+        port = SUB_PORT if tls == "--tls" else SUBS_PORT
+        r = subprocess.run(["swaks", "--server", s.ip, "--port", str(port), tls,
+                            "--auth", mech, "--auth-user", ALICE, "--auth-password", PASSWORD,
+                            "--from", ALICE, "--to", BOB, "--header", "Subject: swaks " + mech,
+                            "--timeout", "20"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "235 2.7.0" in r.stdout
+    s.settle()
+    subjects = b"".join(s.messages(BOB))
+    assert b"Subject: swaks PLAIN" in subjects and b"Subject: swaks LOGIN" in subjects
+    s.stop()
+
+
+def submit_raw(s, sender, body, user=ALICE):
+    """One message over a raw session after AUTH PLAIN: the reply to the
+    end of DATA (code, text)."""
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    ehlo(c)
+    assert c.cmd("AUTH PLAIN %s" % plain(user))[0] == 235
+    assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
+    assert c.cmd("RCPT TO:<%s>" % BOB)[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(body + ".\r\n")
+    r = c.reply()
+    c.send("QUIT\r\n")
+    c.close()
+    return r
+
+
+def test_the_header_from_must_be_the_users_own_too():
+    s = sub_server()
+    s.cli("alias", "add", "sales@example.test", ALICE)
+    for frm, want in (('"Doe, Alice" <alice@example.test>', 250),
+                      ("sales@example.test (the sales desk)", 250),
+                      ("Alice <alice@example.test>, Sales <sales@example.test>", 250),
+                      ("bob@example.test", 550),
+                      ("Alice <alice@example.test>, Mallory <mallory@example.org>", 550),
+                      ('"alice@example.test" <mallory@example.org>', 550),
+                      ("undisclosed-recipients:;", 550),
+                      ("not an address", 550)):
+        code, text = submit_raw(s, ALICE, "From: %s\r\nSubject: f\r\n\r\nhi\r\n" % frm)
+        assert code == want, (frm, code, text)
+        if code == 550:
+            assert text.startswith("550 5.7.1") or text.startswith("550 5.6.0"), (frm, text)
+    code, text = submit_raw(s, ALICE, "Subject: no from\r\n\r\nhi\r\n")
+    assert text == "550 5.6.0 Message has no From: header field (RFC 5322 3.6)", text
+    code, text = submit_raw(s, ALICE, "From: alice@example.test\r\nFrom: alice@example.test\r\n\r\n")
+    assert code == 550 and "more than one From:" in text, text
+    code, text = submit_raw(s, ALICE, "From: bob@example.test\r\n\r\n")
+    assert text == "550 5.7.1 From: header address not owned by the authenticated user", text
+    s.settle()
+    assert len(s.messages(BOB)) == 3
+    assert "event=reject stage=data" in s.log()
+    s.stop()
+
+
+def test_date_and_message_id_are_added_when_missing_and_kept_when_there():
+    s = sub_server()
+    assert submit_raw(s, ALICE, "From: alice@example.test\r\nSubject: bare\r\n\r\nbody\r\n")[0] == 250
+    assert submit_raw(s, ALICE, "From: alice@example.test\r\nSubject: dressed\r\n"
+                      "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <mine@example.test>\r\n"
+                      "\r\nbody\r\n")[0] == 250
+    # no body at all, not even the blank line
+    assert submit_raw(s, ALICE, "From: alice@example.test\r\nSubject: headers only\r\n")[0] == 250
+    s.settle()
+    by = {}
+    for m in s.messages(BOB):
+        # Maildir files end their lines in LF
+        head, _, body = m.replace(b"\r\n", b"\n").partition(b"\n\n")
+        head = b"\n" + head
+        subj = [ln for ln in head.split(b"\n") if ln.startswith(b"Subject: ")][0][9:]
+        by[subj] = (head, body)
+    head, body = by[b"bare"]
+    assert body == b"body\n"
+    assert head.count(b"\nDate: ") == 1 and head.count(b"\nMessage-ID: <") == 1, head
+    assert b"@mx1.example.test>" in head
+    head, body = by[b"dressed"]
+    assert head.count(b"Date: ") == 1 and b"Message-ID: <mine@example.test>" in head, head
+    assert head.count(b"Message-ID:") == 1
+    head, body = by[b"headers only"]
+    assert b"\nDate: " in head and b"\nMessage-ID: <" in head, head
+    # the log line carries the Message-ID that was added
+    assert re.search(r"event=queued .* message-id=\"?<[0-9A-F]{16}\.[0-9a-f]{16}@mx1\.example\.test>",
+                     s.log())
+    s.stop()
+
+
+def test_addresses_granted_with_user_allow_from():
+    s = sub_server()
+    s.cli("user", "allow-from", ALICE, "info@example.org")
+    s.cli("user", "allow-from", ALICE, "@example.net")
+    out = s.cli("user", "show", ALICE).stdout
+    assert "sends as: also @example.net, info@example.org" in out, out
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as c:
+        c.login(ALICE, PASSWORD)
+        for sender, want in (("info@example.org", 250), ("Info@Example.Org", 250),
+                             ("anyone@example.net", 250), ("info2@example.org", 553),
+                             ("x@sub.example.net", 553)):
+            code, text = c.mail(sender)
+            assert code == want, (sender, code, text)
+            c.rset()
+    # the header From: follows the same grants
+    assert submit_raw(s, "info@example.org", "From: Info <info@example.org>\r\n\r\nx\r\n")[0] == 250
+    s.cli("user", "disallow-from", ALICE, "info@example.org")
+    assert submit_raw(s, ALICE, "From: Info <info@example.org>\r\n\r\nx\r\n")[0] == 550
+    # bob has no grants of alice's
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as c:
+        c.login(BOB, PASSWORD)
+        assert c.mail("anyone@example.net")[0] == 553
+    s.stop()
