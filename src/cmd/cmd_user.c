@@ -1,6 +1,6 @@
 /*
- * cmd_user: `tandem user add|del|passwd|quota|allow-from|disallow-from|
- * show|list`. The directory holds the user, the quota and the addresses
+ * cmd_user: `tandem user add|del|passwd|quota|limits|allow-from|
+ * disallow-from|show|list`. The directory holds the user, the quota and the addresses
  * the user may send as; the store holds the mailbox, whose usage
  * `show` reports and which `del` moves aside (so a later user of the same
  * name starts with an empty mailbox, and the admin still has the mail).
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/cmd.h"
 #include "directory/directory.h"
@@ -172,6 +173,18 @@ cmd_user_show_folder(const struct store_folder_entry *e, void *arg)
 	return 0;
 }
 
+/* "1000 (default)", "50", "no limit on". */
+static void
+cmd_user_limit_text(long long own, unsigned dflt, char *buf, size_t len)
+{
+	long long v = own >= 0 ? own : (long long)dflt;
+
+	if (v == 0)
+		snprintf(buf, len, "unlimited%s", own < 0 ? " (default)" : "");
+	else
+		snprintf(buf, len, "%lld%s", v, own < 0 ? " (default)" : "");
+}
+
 static void
 cmd_user_show_grant(const char *pattern, void *arg)
 {
@@ -206,6 +219,18 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 		printf(n ? " (tandem user allow-from)\n" :
 		       "sends as: the address, its subaddresses and the aliases that lead to it\n");
 	}
+	{
+		long long m, r, dm = 0, dr = 0;
+		char lm[64], lr[64];
+
+		if (directory_user_limits_get(d, argv[0], &m, &r) != 0 ||
+		    directory_send_usage(d, argv[0], (long long)(time(NULL) / 86400), &dm, &dr) != 0)
+			return -1;
+		cmd_user_limit_text(m, cf->submission_max_messages, lm, sizeof(lm));
+		cmd_user_limit_text(r, cf->submission_max_recipients, lr, sizeof(lr));
+		printf("sending: %s messages and %s recipients a day; today %lld and %lld\n", lm, lr,
+		       dm, dr);
+	}
 	if ((s = cmd_user_store(cf)) == NULL)
 		return 1;
 	if ((sh.a = store_account_open(s, argv[0], &e)) == NULL) {
@@ -227,6 +252,36 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 	return 0;
 }
 
+/* "default" (-1), or a count; -2 when it is neither. */
+static long long
+cmd_user_count(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (strcmp(s, "default") == 0)
+		return -1;
+	if (s[0] < '0' || s[0] > '9')
+		return -2;
+	v = strtoll(s, &end, 10);
+	return *end != '\0' || v > 10000000 ? -2 : v;
+}
+
+/* Submission: what the user may send a day (0: no limit, default: the
+ * [submission] keys). */
+static int
+cmd_user_limits(struct config *cf, struct directory *d, int argc, char **argv)
+{
+	long long m = cmd_user_count(argv[1]), r = cmd_user_count(argv[2]);
+
+	if (m < -1 || r < -1) {
+		fprintf(stderr, "tandem: limits %s %s: expected MESSAGES and RECIPIENTS a day, each a "
+			"number up to 10000000, 0 for no limit, or default\n", argv[1], argv[2]);
+		return 1;
+	}
+	return directory_user_limits_set(d, argv[0], m, r);
+}
+
 /* Submission: the user may also send as PATTERN (an address, or @domain). */
 static int
 cmd_user_allow_from(struct config *cf, struct directory *d, int argc, char **argv)
@@ -245,6 +300,7 @@ static const struct cmd_verb cmd_user_verbs[] = {
 	{ "del", 1, 1, cmd_user_del },
 	{ "passwd", 1, 1, cmd_user_passwd },
 	{ "quota", 2, 2, cmd_user_quota },
+	{ "limits", 3, 3, cmd_user_limits },
 	{ "allow-from", 2, 2, cmd_user_allow_from },
 	{ "disallow-from", 2, 2, cmd_user_disallow_from },
 	{ "show", 1, 1, cmd_user_show },
@@ -259,6 +315,7 @@ cmd_user(struct config *cf, int argc, char **argv)
 			   "usage: tandem user add|passwd ADDRESS   (password on stdin)\n"
 			   "       tandem user del ADDRESS          (the mailbox is moved aside)\n"
 			   "       tandem user quota ADDRESS SIZE|0|default\n"
+			   "       tandem user limits ADDRESS MESSAGES|0|default RECIPIENTS|0|default\n"
 			   "       tandem user allow-from|disallow-from ADDRESS SENDER|@DOMAIN\n"
 			   "       tandem user show ADDRESS\n"
 			   "       tandem user list\n");

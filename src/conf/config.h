@@ -104,6 +104,8 @@ struct config {
 	unsigned pop3_timeout;
 	/* [submission] */
 	int submission_hide_client;            /* no client address in Received: */
+	unsigned submission_max_messages;      /* a user's messages a day (0: no limit) */
+	unsigned submission_max_recipients;    /* a user's recipients a day (0: no limit) */
 };
 
 /* Load FILE. On error returns NULL and writes one line per problem

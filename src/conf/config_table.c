@@ -159,6 +159,12 @@ const struct config_key config_table[] = {
 	{ "submission", "hide_client", CT_BOOL, F(submission_hide_client), "yes", 0, 0, NULL, R,
 	  NULL, "leave the client's address and host name out of the `Received:` line of "
 	  "submitted mail (the user's address at home stays private)" },
+	{ "submission", "max_messages_per_day", CT_UINT, F(submission_max_messages), "1000", 0,
+	  10000000, NULL, R, NULL, "messages a user may submit a UTC day; more get `451 4.7.1` at "
+	  "MAIL (0: no limit; `tandem user limits` sets one user's)" },
+	{ "submission", "max_recipients_per_day", CT_UINT, F(submission_max_recipients), "2000", 0,
+	  10000000, NULL, R, NULL, "recipients a user may submit to a UTC day; more get "
+	  "`451 4.7.1` at RCPT (0: no limit)" },
 };
 #undef F
 #undef R

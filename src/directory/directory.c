@@ -55,7 +55,9 @@ static const char dir_schema[] =
 	" address TEXT PRIMARY KEY NOT NULL,"
 	" domain TEXT NOT NULL REFERENCES domains(name),"
 	" password TEXT NOT NULL,"
-	" quota INTEGER);"
+	" quota INTEGER,"
+	" max_messages INTEGER,"      /* a day on submission; NULL: [submission] default */
+	" max_recipients INTEGER);"
 	"CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
 	"CREATE TABLE IF NOT EXISTS aliases ("
 	" alias TEXT NOT NULL,"
@@ -72,7 +74,14 @@ static const char dir_schema[] =
 	"CREATE TABLE IF NOT EXISTS sender_grants ("
 	" user TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
 	" pattern TEXT NOT NULL,"
-	" PRIMARY KEY (user, pattern));";
+	" PRIMARY KEY (user, pattern));"
+	/* version 3: what each user submitted per day (days since 1970, UTC) */
+	"CREATE TABLE IF NOT EXISTS send_usage ("
+	" user TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
+	" day INTEGER NOT NULL,"
+	" messages INTEGER NOT NULL,"
+	" recipients INTEGER NOT NULL,"
+	" PRIMARY KEY (user, day));";
 
 /* ---- addresses ---- */
 
@@ -231,8 +240,12 @@ dir_setup(struct dir_conn *c, int create)
 	}
 	sql = xasprintf("PRAGMA user_version=%d", DIR_SCHEMA_VERSION);
 	/* version 1 lacked users.quota (NULL: [mailbox] default_quota),
-	 * versions 1 and 2 sender_grants (the schema's IF NOT EXISTS adds it) */
+	 * versions 1 and 2 the sending limits, sender_grants and send_usage
+	 * (the schema's IF NOT EXISTS adds the tables) */
 	rc = version == 1 ? dir_exec(c, "ALTER TABLE users ADD COLUMN quota INTEGER") : 0;
+	if (rc == 0 && version >= 1 && version < 3)
+		rc = dir_exec(c, "ALTER TABLE users ADD COLUMN max_messages INTEGER;"
+			      "ALTER TABLE users ADD COLUMN max_recipients INTEGER");
 	if (rc == 0)
 		rc = dir_exec(c, dir_schema);
 	if (rc == 0)

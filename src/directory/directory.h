@@ -101,6 +101,18 @@ int directory_alias_del(struct directory *d, const char *alias);
 /* fn called once per (alias, target) pair, sorted by alias. */
 int directory_alias_list(struct directory *d, void (*fn)(const char *alias, const char *target, void *arg), void *arg);
 
+/* Submission's daily limits of a user (-1: the [submission] default, 0:
+ * none), and what the user submitted on day (days since 1970, UTC);
+ * send_count adds to it. The address is canonical for usage and count. */
+int directory_user_limits_set(struct directory *d, const char *address, long long messages,
+			      long long recipients);
+int directory_user_limits_get(struct directory *d, const char *address, long long *messages_r,
+			      long long *recipients_r);
+int directory_send_usage(struct directory *d, const char *address, long long day,
+			 long long *messages_r, long long *recipients_r);
+int directory_send_count(struct directory *d, const char *address, long long day, int messages,
+			 int recipients);
+
 /* Submission's grants (`user allow-from`): user may also send as pattern,
  * an address or "@domain". granted: 1 when sender (canonical) matches one
  * of user's grants, 0 when not, -1 on error. */

@@ -211,8 +211,39 @@ struct smtpd_mail_job {
 	char user[320];
 	char sender[320];
 	unsigned long long size;
+	long long day;                       /* UTC days since 1970 */
+	long long max_msgs, max_rcpts;       /* [submission] defaults in; effective out */
+	long long day_msgs, day_rcpts;       /* out: what the user submitted today */
 	struct smtpd_verdict v;
 };
+
+/* The user's daily limits and what they sent today (submission), after
+ * the sender check said yes. */
+static void
+smtpd_mail_limits(struct directory *dir, struct smtpd_mail_job *j)
+{
+	long long m, r;
+
+	if (directory_user_limits_get(dir, j->user, &m, &r) != 0 ||
+	    directory_send_usage(dir, j->user, j->day, &j->day_msgs, &j->day_rcpts) != 0) {
+		j->v.ok = 0;
+		snprintf(j->v.code, sizeof(j->v.code), "451 4.3.0");
+		snprintf(j->v.text, sizeof(j->v.text), "Temporary lookup failure");
+		snprintf(j->v.detail, sizeof(j->v.detail), "%s", directory_error(dir));
+		return;
+	}
+	if (m >= 0)
+		j->max_msgs = m;
+	if (r >= 0)
+		j->max_rcpts = r;
+	if (j->max_msgs > 0 && j->day_msgs >= j->max_msgs) {
+		j->v.ok = 0;
+		snprintf(j->v.code, sizeof(j->v.code), "451 4.7.1");
+		snprintf(j->v.text, sizeof(j->v.text), "Daily limit of %lld messages reached, try "
+			 "again tomorrow", j->max_msgs);
+		snprintf(j->v.detail, sizeof(j->v.detail), "%s", j->user);
+	}
+}
 
 static void
 smtpd_mail_accept(struct smtpd_session *s, const char *sender, unsigned long long size)
@@ -230,6 +261,8 @@ smtpd_mail_work(void *arg)
 	struct smtpd_mail_job *j = arg;
 
 	j->s->srv->d.policy->sender(j->s->srv->d.dir, j->user, j->sender, &j->v);
+	if (j->v.ok)
+		smtpd_mail_limits(j->s->srv->d.dir, j);
 }
 
 static void
@@ -243,6 +276,8 @@ smtpd_mail_done(void *arg)
 		return;   /* the session went away meanwhile */
 	}
 	if (j->v.ok) {
+		s->max_rcpts_day = j->max_rcpts;
+		s->rcpts_today = j->day_rcpts;
 		smtpd_mail_accept(s, j->sender, j->size);
 	} else {
 		s->body8 = s->smtputf8 = 0;
@@ -292,6 +327,9 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		snprintf(j->user, sizeof(j->user), "%s", s->user);
 		snprintf(j->sender, sizeof(j->sender), "%s", mr.addr);
 		j->size = size;
+		j->day = (long long)(time(NULL) / 86400);
+		j->max_msgs = smtpd_cf(s)->submission_max_messages;
+		j->max_rcpts = smtpd_cf(s)->submission_max_recipients;
 		smtpd_session_pause(s);
 		worker_submit(s->srv->d.pool, smtpd_mail_work, smtpd_mail_done, j);
 		return;
@@ -363,6 +401,11 @@ cmd_rcpt(struct smtpd_session *s, const char *arg)
 	}
 	if (me == SMTP_MR_EPARAM || mr.nparams > 0) {
 		smtpd_reject(s, "RCPT", "555 5.5.4", "Unsupported RCPT parameter", arg);
+		return;
+	}
+	if (s->max_rcpts_day > 0 && s->rcpts_today + s->nrcpt >= s->max_rcpts_day) {
+		smtpd_refuse(s, "RCPT", "451 4.7.1", "Daily recipient limit reached, try again "
+			     "tomorrow", mr.addr, 0);
 		return;
 	}
 	if ((unsigned)s->nrcpt >= smtpd_cf(s)->max_recipients) {

@@ -45,6 +45,8 @@ struct smtpd_session {
 	unsigned in_data : 1, smtputf8 : 1, body8 : 1;
 	unsigned in_mail : 1, fields_added : 1;
 	char *user;                 /* after AUTH: the canonical address */
+	long long max_rcpts_day;    /* submission: the user's daily recipients (0: no limit) */
+	long long rcpts_today;      /* and what they had at MAIL */
 	struct sasl *sasl;          /* an AUTH exchange waiting for the client's line */
 	char sasl_mech[16];         /* "PLAIN", "LOGIN": for the log */
 	char *sender;

@@ -21,6 +21,7 @@
 
 #include <openssl/rand.h>
 
+#include "directory/directory.h"
 #include "mail/addrlist.h"
 #include "mail/header.h"
 #include "queue/queue.h"
@@ -280,6 +281,12 @@ smtpd_commit_work(void *arg)
 	}
 	c->rc = queue_in_commit(s->in);
 	c->err = c->rc == 0 ? 0 : errno;
+	/* submission: what the user sent today, for the daily limits */
+	if (c->rc == 0 && s->user != NULL && s->srv->d.policy->auth &&
+	    directory_send_count(s->srv->d.dir, s->user, (long long)(time(NULL) / 86400), 1,
+				 s->nrcpt) != 0)
+		log_err(queue_in_qid(s->in), "event=send_count_failed user=%s error=%s",
+			log_addr(s->user), log_q(directory_error(s->srv->d.dir)));
 	/* Logged here, the moment it is on disk: a crash before the reply
 	 * still leaves the message's origin in the log. */
 	if (c->rc == 0)

@@ -338,3 +338,33 @@ def test_addresses_granted_with_user_allow_from():
         c.login(BOB, PASSWORD)
         assert c.mail("anyone@example.net")[0] == 553
     s.stop()
+
+
+def test_daily_limits_per_user_answer_451_4_7_1():
+    s = sub_server(extra={"submission": {"max_recipients_per_day": "3"}})
+    s.cli("user", "limits", ALICE, "2", "default")
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as c:
+        c.login(ALICE, PASSWORD)
+        c.sendmail(ALICE, [BOB], message(ALICE, BOB, "one"))
+        c.sendmail(ALICE, [BOB], message(ALICE, BOB, "two"))
+        code, text = c.mail(ALICE)
+        assert code == 451 and text.startswith(b"4.7.1 Daily limit of 2 messages"), text
+    out = s.cli("user", "show", ALICE).stdout
+    assert "sending: 2 messages and 3 (default) recipients a day; today 2 and 2" in out, out
+    # bob has the default of 3 recipients a day
+    c = Conn(s.ip, SUB_PORT)
+    c.reply()
+    ehlo(c)
+    assert c.cmd("AUTH PLAIN %s" % plain(BOB))[0] == 235
+    assert c.cmd("MAIL FROM:<%s>" % BOB)[0] == 250
+    for i, want in ((1, 250), (2, 250), (3, 250), (4, 451)):
+        code, text = c.cmd("RCPT TO:<r%d@example.org>" % i)
+        assert code == want, (i, text)
+    assert text == "451 4.7.1 Daily recipient limit reached, try again tomorrow"
+    c.send("QUIT\r\n")
+    s.cli("user", "limits", ALICE, "0", "0")
+    with smtplib.SMTP(s.ip, SUB_PORT, timeout=10) as m:
+        m.login(ALICE, PASSWORD)
+        m.sendmail(ALICE, [BOB, "x@example.org", "y@example.org", "z@example.org"],
+                   message(ALICE, BOB, "three"))
+    s.stop()

@@ -159,14 +159,56 @@ test_sender_grants(void **state)
 	directory_close(&fx->d);
 	snprintf(path, sizeof(path), "%s/directory.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE sender_grants; PRAGMA user_version=2", NULL,
-				      NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE sender_grants; DROP TABLE send_usage; "
+				      "ALTER TABLE users DROP COLUMN max_messages; "
+				      "ALTER TABLE users DROP COLUMN max_recipients; "
+				      "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fx->d = directory_open(fx->dir, err, sizeof(err));
 	assert_non_null(fx->d);
 	assert_int_equal(directory_sender_allow(fx->d, "alice@example.test", "@example.net"), 0);
 	assert_int_equal(directory_sender_granted(fx->d, "alice@example.test", "a@example.net"), 1);
 	assert_int_equal(directory_user_exists(fx->d, "alice@example.test"), 1);
+	assert_int_equal(directory_user_limits_set(fx->d, "alice@example.test", 3, -1), 0);
+	assert_int_equal(directory_send_count(fx->d, "alice@example.test", 20000, 1, 1), 0);
+}
+
+/* ---- sending limits and usage (submission) ---- */
+
+static void
+test_send_limits(void **state)
+{
+	struct directory *d = ((struct fx *)*state)->d;
+	long long m, r;
+
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_user_limits_get(d, "alice@example.test", &m, &r), 0);
+	assert_true(m == -1 && r == -1);            /* the [submission] defaults */
+	assert_int_equal(directory_user_limits_set(d, "Alice@example.test", 5, 0), 0);
+	assert_int_equal(directory_user_limits_get(d, "alice@example.test", &m, &r), 0);
+	assert_true(m == 5 && r == 0);
+	assert_int_equal(directory_user_limits_set(d, "nobody@example.test", 5, 0), -1);
+	assert_string_equal(directory_error(d), "no such user nobody@example.test");
+
+	assert_int_equal(directory_send_usage(d, "alice@example.test", 20000, &m, &r), 0);
+	assert_true(m == 0 && r == 0);
+	assert_int_equal(directory_send_count(d, "alice@example.test", 20000, 1, 3), 0);
+	assert_int_equal(directory_send_count(d, "alice@example.test", 20000, 1, 2), 0);
+	assert_int_equal(directory_send_usage(d, "alice@example.test", 20000, &m, &r), 0);
+	assert_true(m == 2 && r == 5);
+	/* another day counts from zero; a week later the old day is gone */
+	assert_int_equal(directory_send_count(d, "alice@example.test", 20008, 1, 1), 0);
+	assert_int_equal(directory_send_usage(d, "alice@example.test", 20000, &m, &r), 0);
+	assert_true(m == 0 && r == 0);
+	assert_int_equal(directory_send_usage(d, "alice@example.test", 20008, &m, &r), 0);
+	assert_true(m == 1 && r == 1);
+	/* and all of it goes with the user */
+	assert_int_equal(directory_user_del(d, "alice@example.test"), 0);
+	assert_int_equal(directory_user_add(d, "alice@example.test", "pw"), 0);
+	assert_int_equal(directory_send_usage(d, "alice@example.test", 20008, &m, &r), 0);
+	assert_true(m == 0 && r == 0);
+	assert_int_equal(directory_user_limits_get(d, "alice@example.test", &m, &r), 0);
+	assert_true(m == -1 && r == -1);
 }
 
 /* ---- domains ---- */
@@ -1248,6 +1290,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_domain_del_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_add_del_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sender_grants, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_verify_schemes, setup, teardown),
