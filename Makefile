@@ -15,7 +15,7 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit e2e asan run install clean fuzz fuzz-smoke bench bench-smoke
+.PHONY: all deps test unit e2e asan run install install-sendmail clean fuzz fuzz-smoke bench bench-smoke
 all: $(B)/tandem
 
 deps:
@@ -94,6 +94,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/tandem
 	install -m 755 $(B)/tandem $(DESTDIR)$(PREFIX)/sbin/tandem
 	install -m 644 etc/tandem.conf.example etc/tandem.service README.md $(DESTDIR)$(PREFIX)/share/doc/tandem/
+
+# sendmail(1), mailq and newaliases as links to tandem, beside it (cron
+# and PHP look for /usr/sbin/sendmail: PREFIX=/usr, once no other MTA
+# package owns those names).
+install-sendmail: install
+	for n in sendmail mailq newaliases; do ln -sf tandem $(DESTDIR)$(PREFIX)/sbin/$$n; done
 
 clean:
 	rm -rf build build-asan var

@@ -38,12 +38,42 @@ usage(FILE *out)
 		fprintf(out, "  %s\n", commands[i].usage);
 }
 
+/* Run as `sendmail`, `mailq` or `newaliases` (a link to the binary): the
+ * sendmail(1) interface, with the config of TANDEM_CONFIG or the default
+ * (sendmail's own options leave no room for -c). */
+static int
+main_as_sendmail(const char *file, const char *name, int argc, char **argv)
+{
+	char *mailq_argv[] = { "sendmail", "-bp", NULL }, *newaliases_argv[] = { "sendmail", "-bi", NULL };
+	struct config *cf;
+	int rc;
+
+	if ((cf = config_load(file, stderr)) == NULL) {
+		fprintf(stderr, "%s: %s: configuration has errors\n", name, file);
+		return 75;   /* EX_TEMPFAIL: a script may try again */
+	}
+	if (strcmp(name, "mailq") == 0)
+		rc = cmd_sendmail(cf, 2, mailq_argv);
+	else if (strcmp(name, "newaliases") == 0)
+		rc = cmd_sendmail(cf, 2, newaliases_argv);
+	else
+		rc = cmd_sendmail(cf, argc, argv);
+	config_free(&cf);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *file = getenv("TANDEM_CONFIG") ? getenv("TANDEM_CONFIG") : DEFAULT_CONFIG;
+	const char *name = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
 	struct config *cf;
 	int i = 1, rc;
+
+	name = name ? name + 1 : argc > 0 && argv[0] ? argv[0] : "tandem";
+	if (strcmp(name, "sendmail") == 0 || strcmp(name, "mailq") == 0 ||
+	    strcmp(name, "newaliases") == 0)
+		return main_as_sendmail(file, name, argc, argv);
 
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

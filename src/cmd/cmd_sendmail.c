@@ -1,6 +1,13 @@
 /*
- * cmd_sendmail: `tandem sendmail [-f SENDER] [-i] [-t] [RCPT...]`, the
- * sendmail(1) interface scripts and cron expect. Reads a message on stdin,
+ * cmd_sendmail: `tandem sendmail [-f SENDER] [-F NAME] [-i] [-t] [RCPT...]`,
+ * the sendmail(1) interface scripts and cron expect (also run as
+ * `sendmail`, `mailq` (-bp) or `newaliases` (-bi) through a link to the
+ * binary). The options cron, mail(1), PHP, git and mutt pass are taken
+ * (-r, -oi, -B 8BITMIME, -oem, -odi, -v, -N/-R/-V DSN options, -L, -O,
+ * -h, -U, -n, -G...), those that need nothing of us ignored. Recipients of
+ * -t come from To:, Cc: and Bcc: parsed by GMime (quoted commas, groups,
+ * comments); an address without a domain ("root", the default sender
+ * "www-data") gets [server] origin. Reads a message on stdin,
  * adds the header fields a message needs (Date:, Message-ID:, From:), and
  * commits it into the queue like the SMTP server does; the running server
  * is nudged to pick it up. Exit 0 once the message is safely queued where
@@ -23,6 +30,7 @@
 
 #include "cmd/cmd.h"
 #include "mail/addr.h"
+#include "mail/addrlist.h"
 #include "mail/header.h"
 #include "queue/queue.h"
 #include "server/server_priv.h"
@@ -36,6 +44,8 @@
 
 struct sendmail {
 	struct queue_env env;
+	const char *origin;    /* for addresses without a domain */
+	const char *fullname;  /* -F: the name of an added From: */
 	int dot_ends;          /* without -i a line "." ends the message */
 	int rcpt_from_headers; /* -t */
 	char *buf;             /* the message, CRLF line ends */
@@ -56,22 +66,37 @@ sm_append(struct sendmail *sm, const char *p, size_t n)
 	sm->len += n;
 }
 
-/* Canonical address from a command-line or header word: "<a@b>" or "a@b". */
+/* Canonical address from a command-line word: "<a@b>", "a@b", or "a"
+ * (which gets @origin). */
 static int
-sm_addr(const char *word, int allow_null, char *out)
+sm_addr(const char *word, int allow_null, const char *origin, char *out)
 {
-	char path[ADDR_MAX + 4];
-	size_t used;
+	char path[ADDR_MAX + 4], bare[ADDR_MAX + 4];
+	size_t used, n;
 
 	while (isspace((unsigned char)*word))
 		word++;
-	if (*word == '<')
-		snprintf(path, sizeof(path), "%s", word);
+	n = strlen(word);
+	if (n > 1 && word[0] == '<' && word[n - 1] == '>')
+		snprintf(bare, sizeof(bare), "%.*s", (int)(n - 2), word + 1);
 	else
-		snprintf(path, sizeof(path), "<%s>", word);
+		snprintf(bare, sizeof(bare), "%s", word);
+	if (bare[0] != '\0' && strchr(bare, '@') == NULL && origin != NULL)
+		snprintf(path, sizeof(path), "<%s@%s>", bare, origin);
+	else
+		snprintf(path, sizeof(path), "<%s>", bare);
 	path[strcspn(path, "\r\n")] = '\0';
 	return addr_parse_path(path, strlen(path), allow_null, 1, out, &used) == ADDR_OK &&
 	       path[used] == '\0' ? 0 : -1;
+}
+
+static void
+sm_add_canon(struct sendmail *sm, const char *a)
+{
+	for (int i = 0; i < sm->env.nrcpt; i++)
+		if (strcmp(sm->env.rcpt[i], a) == 0)
+			return;
+	queue_env_add_rcpt(&sm->env, a);
 }
 
 static int
@@ -79,7 +104,7 @@ sm_add_rcpt(struct sendmail *sm, const char *word)
 {
 	char a[ADDR_MAX];
 
-	if (sm_addr(word, 0, a) != 0) {
+	if (sm_addr(word, 0, sm->origin, a) != 0) {
 		fprintf(stderr, "tandem sendmail: bad recipient address: %s\n", word);
 		return -1;
 	}
@@ -90,23 +115,29 @@ sm_add_rcpt(struct sendmail *sm, const char *word)
 	return 0;
 }
 
-/* -t: the addresses of To:, Cc: and Bcc: (comma-separated; "Name <a@b>"). */
 static int
-sm_header_rcpts(struct sendmail *sm, const char *value)
+sm_header_rcpt(const char *addr, void *arg)
 {
-	char *copy = xstrdup(value), *save = NULL;
-	int rc = 0;
+	sm_add_canon(arg, addr);
+	return 0;
+}
 
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *lt = strchr(tok, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+/* -t: the addresses of a To:, Cc: or Bcc: field, by RFC 5322 (GMime):
+ * "Doe, John" <j@x>, groups, comments; "undisclosed-recipients:;" has
+ * none. */
+static int
+sm_header_rcpts(struct sendmail *sm, const char *h)
+{
+	const char *value = strchr(h, ':') + 1;
 
-		if (lt && gt)
-			gt[1] = '\0';
-		if (sm_add_rcpt(sm, lt ? lt : tok) != 0)
-			rc = -1;
+	if (strspn(value, " \t") == strlen(value))
+		return 0;     /* an empty field names nobody */
+	if (addrlist_each(value, 1, sm->origin, sm_header_rcpt, sm) < 0) {
+		fprintf(stderr, "tandem sendmail: cannot read the addresses of %.*s\n",
+			(int)strcspn(h, "\r\n"), h);
+		return -1;
 	}
-	free(copy);
-	return rc;
+	return 0;
 }
 
 static int
@@ -128,7 +159,7 @@ sm_field_done(struct sendmail *sm, const char *h)
 	sm->has_from |= sm_field_is(h, "From");
 	if (sm->rcpt_from_headers &&
 	    (sm_field_is(h, "To") || sm_field_is(h, "Cc") || sm_field_is(h, "Bcc")))
-		return sm_header_rcpts(sm, strchr(h, ':') + 1);
+		return sm_header_rcpts(sm, h);
 	return 0;
 }
 
@@ -198,6 +229,36 @@ sm_default_sender(void)
 	return xstrdup(pw ? pw->pw_name : "root");
 }
 
+/* -F NAME as a display name: bare when it is words of atext, else a quoted
+ * string (RFC 5322 3.2.4); controls dropped. 0 when there is none. */
+static int
+sm_display_name(const char *name, char *buf, size_t len)
+{
+	static const char atext[] = "!#$%&'*+-/=?^_`{|}~ ";
+	size_t o = 0;
+	int plain = 1;
+
+	if (name == NULL || name[0] == '\0' || len < 4)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr(atext, *p) == NULL &&
+		    (unsigned char)*p < 0x80)
+			plain = 0;
+	if (!plain)
+		buf[o++] = '"';
+	for (const char *p = name; *p && o + 3 < len; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			continue;
+		if (!plain && (*p == '"' || *p == '\\'))
+			buf[o++] = '\\';
+		buf[o++] = *p;
+	}
+	if (!plain)
+		buf[o++] = '"';
+	buf[o] = '\0';
+	return 1;
+}
+
 /* Received:, and what the message lacks of Date:, Message-ID:, From:. */
 static char *
 sm_prefix(struct sendmail *sm, const struct config *cf, const char *qid, time_t now)
@@ -218,7 +279,13 @@ sm_prefix(struct sendmail *sm, const struct config *cf, const char *qid, time_t 
 		p = q;
 	}
 	if (!sm->has_from) {
-		q = xasprintf("%sFrom: %s\r\n", p, sm->env.sender[0] ? sm->env.sender : "MAILER-DAEMON");
+		const char *addr = sm->env.sender[0] ? sm->env.sender : "MAILER-DAEMON";
+		char name[200];
+
+		if (sm_display_name(sm->fullname, name, sizeof(name)))
+			q = xasprintf("%sFrom: %s <%s>\r\n", p, name, addr);
+		else
+			q = xasprintf("%sFrom: %s\r\n", p, addr);
 		free(p);
 		p = q;
 	}
@@ -282,8 +349,35 @@ out:
 static int
 sm_usage(void)
 {
-	fprintf(stderr, "usage: tandem sendmail [-f SENDER] [-i] [-t] [RCPT...] < message\n");
+	fprintf(stderr, "usage: tandem sendmail [-f SENDER] [-F NAME] [-i] [-t] [-B 8BITMIME] "
+		"[RCPT...] < message\n"
+		"       tandem sendmail -bp   (mailq: the queue)\n"
+		"       tandem sendmail -bi   (newaliases: nothing to rebuild)\n");
 	return EX_USAGE;
+}
+
+/* The argument of an option given as "-fX" or "-f X"; NULL when missing. */
+static const char *
+sm_optarg(int argc, char **argv, int *i)
+{
+	if (argv[*i][2] != '\0')
+		return argv[*i] + 2;
+	if (*i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}
+
+/* Was anything of the message or its addresses 8-bit or UTF-8? */
+static void
+sm_flags(struct sendmail *sm)
+{
+	for (size_t k = 0; k < sm->len && !sm->env.body8bit; k++)
+		if ((unsigned char)sm->buf[k] >= 0x80)
+			sm->env.body8bit = 1;
+	sm->env.smtputf8 = !addr_is_ascii(sm->env.sender);
+	for (int k = 0; k < sm->env.nrcpt; k++)
+		if (!addr_is_ascii(sm->env.rcpt[k]))
+			sm->env.smtputf8 = 1;
 }
 
 int
@@ -291,29 +385,93 @@ cmd_sendmail(struct config *cf, int argc, char **argv)
 {
 	struct sendmail sm = { .dot_ends = 1, .uid = getuid() };
 	char sender[ADDR_MAX], *fallback = NULL;
-	const char *from = NULL;
+	const char *from = NULL, *arg;
 	int i, rc;
 
+	sm.origin = config_origin(cf);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
-			from = argv[++i];
-		else if (strncmp(argv[i], "-f", 2) == 0 && argv[i][2] != '\0')
-			from = argv[i] + 2;
-		else if (strcmp(argv[i], "-i") == 0 || strcmp(argv[i], "-oi") == 0)
-			sm.dot_ends = 0;
-		else if (strcmp(argv[i], "-t") == 0)
-			sm.rcpt_from_headers = 1;
-		else if (strcmp(argv[i], "--") == 0) {
+		const char *o = argv[i];
+
+		if (strcmp(o, "--") == 0) {
 			i++;
 			break;
-		} else
+		}
+		switch (o[1]) {
+		case 'f':          /* the envelope sender */
+		case 'r':          /* its old name */
+			if ((from = sm_optarg(argc, argv, &i)) == NULL)
+				return sm_usage();
+			break;
+		case 'F':          /* the full name of an added From: */
+			if ((sm.fullname = sm_optarg(argc, argv, &i)) == NULL)
+				return sm_usage();
+			break;
+		case 'i':
+			if (o[2] != '\0')
+				return sm_usage();
+			sm.dot_ends = 0;
+			break;
+		case 't':
+			if (o[2] != '\0')
+				return sm_usage();
+			sm.rcpt_from_headers = 1;
+			break;
+		case 'B':          /* body type */
+			if ((arg = sm_optarg(argc, argv, &i)) == NULL)
+				return sm_usage();
+			if (strcasecmp(arg, "8BITMIME") == 0)
+				sm.env.body8bit = 1;
+			else if (strcasecmp(arg, "7BIT") != 0)
+				return sm_usage();
+			break;
+		case 'o':          /* -oi; the rest (-oem, -odi, -om...) need nothing */
+			if (strcmp(o, "-oi") == 0)
+				sm.dot_ends = 0;
+			else if (o[2] == '\0')
+				return sm_usage();
+			break;
+		case 'N':          /* DSN NOTIFY, RET, ENVID; syslog label; options; hops */
+		case 'R':
+		case 'V':
+		case 'L':
+		case 'O':
+		case 'h':
+			if (sm_optarg(argc, argv, &i) == NULL)
+				return sm_usage();
+			break;
+		case 'v':          /* verbose, no aliasing, initial submission, gateway */
+		case 'n':
+		case 'U':
+		case 'G':
+			if (o[2] != '\0')
+				return sm_usage();
+			break;
+		case 'b':
+			if (strcmp(o, "-bm") == 0)
+				break;
+			if (strcmp(o, "-bp") == 0) {
+				char *qargv[] = { "queue", "list", NULL };
+
+				return cmd_queue(cf, 2, qargv);
+			}
+			if (strcmp(o, "-bi") == 0) {
+				printf("tandem: aliases live in the directory (tandem alias add|del|list); "
+				       "there is nothing to rebuild\n");
+				return 0;
+			}
+			fprintf(stderr, "tandem sendmail: %s is not supported%s\n", o,
+				strcmp(o, "-bs") == 0 ? "; talk SMTP to the server's submission or "
+				"smtp port" : "");
+			return EX_USAGE;
+		default:
 			return sm_usage();
+		}
 	}
 	if (from == NULL) {
 		fallback = sm_default_sender();
-		snprintf(sender, sizeof(sender), "%s@%s", fallback, cf->hostname);
+		snprintf(sender, sizeof(sender), "%s@%s", fallback, sm.origin);
 		free(fallback);
-	} else if (sm_addr(from, 1, sender) != 0) {
+	} else if (sm_addr(from, 1, sm.origin, sender) != 0) {
 		fprintf(stderr, "tandem sendmail: bad sender address: %s\n", from);
 		return EX_DATAERR;
 	}
@@ -328,8 +486,10 @@ cmd_sendmail(struct config *cf, int argc, char **argv)
 		fprintf(stderr, "tandem sendmail: no recipients\n");
 		rc = sm.rcpt_from_headers ? EX_DATAERR : sm_usage();
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		sm_flags(&sm);
 		rc = sm_queue(&sm, cf);
+	}
 	for (int k = 0; k < sm.env.nrcpt; k++)
 		free(sm.env.rcpt[k]);
 	free(sm.env.rcpt);

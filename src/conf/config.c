@@ -3,7 +3,7 @@
  * row by row of config_table. Unknown sections and keys are errors: a typo
  * must not silently become a default. Every error line reads
  * "FILE:LINE: [section] key: what is wrong".
- * Public: config_load, config_free, config_line, config_is_relay_domain,
+ * Public: config_load, config_free, config_line, config_is_relay_domain, config_origin,
  * config_etrn_client_allowed.
  */
 #include <arpa/inet.h>
@@ -238,6 +238,16 @@ config_is_relay_domain(const struct config *cf, const char *domain)
 		if (strcasecmp(cf->relay_domains.v[i], domain) == 0)
 			return 1;
 	return 0;
+}
+
+const char *
+config_origin(const struct config *cf)
+{
+	const char *dot = strchr(cf->hostname, '.');
+
+	if (cf->origin != NULL)
+		return cf->origin;
+	return dot != NULL && strchr(dot + 1, '.') != NULL ? dot + 1 : cf->hostname;
 }
 
 static int

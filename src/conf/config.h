@@ -4,7 +4,7 @@
  * reload or restart, a one-line doc); defaults, parsing, validation,
  * freeing, `check-config -v`, `check-config --doc` and reloads all come
  * from it. Every error names the file, the line and the key.
- * Public: config_load, config_free, config_line, config_is_relay_domain,
+ * Public: config_load, config_free, config_line, config_is_relay_domain, config_origin,
  * config_etrn_client_allowed (config.c); config_dump, config_dump_doc
  * (config_dump.c); config_reload_diff (config_reload.c); the value parsers
  * config_parse_* (config_parse.c); config_netlist_parse,
@@ -51,6 +51,7 @@ struct config {
 	int *key_line;   /* conf's own: where each key was set (config_line) */
 	/* [server] */
 	char *hostname;
+	char *origin;                          /* NULL: config_origin derives it */
 	enum config_role role;
 	char *data_dir;
 	char *user;
@@ -132,6 +133,10 @@ void config_dump_doc(FILE *out);
 int config_reload_diff(struct config *cur, const struct config *next, FILE *report);
 
 int config_is_relay_domain(const struct config *cf, const char *domain);
+/* [server] origin, the domain of unqualified addresses (sendmail): the key,
+ * or the host name's domain (mx1.example.com: example.com; a name of two
+ * labels or fewer is its own). */
+const char *config_origin(const struct config *cf);
 
 /* Who may send ETRN. With [relay] etrn_clients set: CONFIG_ETRN_ALLOW when
  * the client is in the list, else CONFIG_ETRN_DENY. Unset: loopback is

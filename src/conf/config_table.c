@@ -20,6 +20,9 @@ static const char *const plaintext_names[] = { "never", "loopback", "always", NU
 const struct config_key config_table[] = {
 	{ "server", "hostname", CT_DOMAIN, F(hostname), NULL, 0, 0, NULL, CONFIG_F_SYSHOST,
 	  "the system host name", "name in the greeting, EHLO and `Received:`; a domain name" },
+	{ "server", "origin", CT_DOMAIN, F(origin), NULL, 0, 0, NULL, R,
+	  "the host name's domain", "the domain `tandem sendmail` gives unqualified addresses "
+	  "(`root`, the default sender `user`): mx1.example.com gives example.com" },
 	{ "server", "role", CT_ENUM, F(role), "primary", 0, 0, role_names, 0, NULL,
 	  "`primary` (mailboxes, local delivery) or `backup` (holds mail for `[relay] domains`)" },
 	{ "server", "data_dir", CT_PATH, F(data_dir), "/var/lib/tandem", 0, 0, NULL, 0, NULL,

@@ -19,7 +19,8 @@ addrlist_init(void)
 
 /* One mailbox: its address as an SMTP path would give it, or -1. */
 static int
-addrlist_mailbox(InternetAddress *ia, int (*fn)(const char *addr, void *arg), void *arg)
+addrlist_mailbox(InternetAddress *ia, const char *origin, int (*fn)(const char *addr, void *arg),
+		 void *arg)
 {
 	const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
 	char path[ADDR_MAX + 2], canon[ADDR_MAX];
@@ -28,7 +29,10 @@ addrlist_mailbox(InternetAddress *ia, int (*fn)(const char *addr, void *arg), vo
 
 	if (a == NULL || a[0] == '\0')
 		return -1;
-	n = snprintf(path, sizeof(path), "<%s>", a);
+	if (strchr(a, '@') == NULL && origin != NULL)
+		n = snprintf(path, sizeof(path), "<%s@%s>", a, origin);
+	else
+		n = snprintf(path, sizeof(path), "<%s>", a);
 	if (n < 0 || (size_t)n >= sizeof(path) ||
 	    addr_parse_path(path, (size_t)n, 0, 1, canon, &used) != ADDR_OK || used != (size_t)n)
 		return -1;
@@ -36,7 +40,7 @@ addrlist_mailbox(InternetAddress *ia, int (*fn)(const char *addr, void *arg), vo
 }
 
 static int
-addrlist_walk(InternetAddressList *l, int allow_groups, int depth,
+addrlist_walk(InternetAddressList *l, int allow_groups, const char *origin, int depth,
 	      int (*fn)(const char *addr, void *arg), void *arg)
 {
 	int count = 0, n = internet_address_list_length(l);
@@ -53,11 +57,11 @@ addrlist_walk(InternetAddressList *l, int allow_groups, int depth,
 			m = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
 			if (m == NULL)
 				continue;
-			if ((k = addrlist_walk(m, allow_groups, depth + 1, fn, arg)) < 0)
+			if ((k = addrlist_walk(m, allow_groups, origin, depth + 1, fn, arg)) < 0)
 				return -1;
 			count += k;
 		} else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			if (addrlist_mailbox(ia, fn, arg) != 0)
+			if (addrlist_mailbox(ia, origin, fn, arg) != 0)
 				return -1;
 			count++;
 		} else {
@@ -68,8 +72,8 @@ addrlist_walk(InternetAddressList *l, int allow_groups, int depth,
 }
 
 int
-addrlist_each(const char *value, int allow_groups, int (*fn)(const char *addr, void *arg),
-	      void *arg)
+addrlist_each(const char *value, int allow_groups, const char *origin,
+	      int (*fn)(const char *addr, void *arg), void *arg)
 {
 	InternetAddressList *l;
 	int n;
@@ -77,7 +81,7 @@ addrlist_each(const char *value, int allow_groups, int (*fn)(const char *addr, v
 	pthread_once(&addrlist_once, addrlist_init);
 	if ((l = internet_address_list_parse(NULL, value)) == NULL)
 		return -1;
-	n = addrlist_walk(l, allow_groups, 0, fn, arg);
+	n = addrlist_walk(l, allow_groups, origin, 0, fn, arg);
 	g_object_unref(l);
 	return n;
 }

@@ -251,7 +251,7 @@ smtpd_from_check(struct smtpd_session *s, struct smtpd_commit *c)
 		text = "From: header field too long";
 	else if (memchr(d->from, '\0', d->from_len) != NULL)
 		text = "From: header field contains NUL";   /* what a parser stops at hides the rest */
-	else if (addrlist_each(d->from, 0, smtpd_from_one, &x) <= 0) {
+	else if (addrlist_each(d->from, 0, NULL, smtpd_from_one, &x) <= 0) {
 		if (!x.said_no) {
 			text = "From: header field is no valid address list";
 		} else if (x.v.code[0] == '4') {

@@ -18,6 +18,7 @@
 struct got {
 	char all[1024];
 	int stop_at;        /* return nonzero at this mailbox (1-based), 0: never */
+	const char *origin;
 	int n;
 };
 
@@ -37,7 +38,7 @@ each(const char *value, int groups, struct got *g)
 {
 	memset(g->all, 0, sizeof(g->all));
 	g->n = 0;
-	return addrlist_each(value, groups, collect, g);
+	return addrlist_each(value, groups, g->origin, collect, g);
 }
 
 static void
@@ -82,6 +83,12 @@ test_not_addresses(void **state)
 	assert_int_equal(each("not an address", 0, &g), -1);
 	assert_int_equal(each("Alice <alice>", 0, &g), -1);
 	assert_int_equal(each("<@example.test>", 0, &g), -1);
+	/* unqualified: only with an origin */
+	assert_int_equal(each("root, www-data", 0, &g), -1);
+	g.origin = "example.test";
+	assert_int_equal(each("root, www-data, a@example.org", 0, &g), 3);
+	assert_string_equal(g.all, "root@example.test www-data@example.test a@example.org");
+	g.origin = NULL;
 	assert_int_equal(each("", 0, &g), -1);      /* nothing is no list */
 	/* fn says stop: the whole parse fails */
 	g.stop_at = 2;
