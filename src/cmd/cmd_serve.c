@@ -376,7 +376,7 @@ serve_open(struct serve *sv)
 	sv->deliver = deliver_new(cf, sv->queue, sv->dir, sv->store);
 	sv->sched = sched_new(sv->base, sv->pool, sv->queue, cf, deliver_local, sv->deliver);
 	if ((sv->outbound = outbound_new(sv->base, cf, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "tandem: [dns] resolver: %s\n", err);
+		fprintf(stderr, "tandem: %s\n", err);
 		return -1;
 	}
 	if ((sv->pair = pair_new(sv->base, sv->cf, &e)) == NULL) {

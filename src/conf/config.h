@@ -80,6 +80,9 @@ struct config {
 	unsigned workers;
 	unsigned dest_concurrency;     /* connections per destination address */
 	unsigned connect_timeout;      /* outbound TCP connect, seconds */
+	char *source_address;          /* outbound connections bind to it (NULL: see outbound.c) */
+	char *relayhost;               /* HOST[:PORT] all mail for other domains goes through */
+	char *relayhost_auth_file;     /* its AUTH: one line USER:PASSWORD */
 	/* [smtp] */
 	unsigned max_connections;
 	unsigned max_recipients;

@@ -105,6 +105,15 @@ const struct config_key config_table[] = {
 	{ "queue", "connect_timeout", CT_DURATION, F(connect_timeout), "30s", 1, 300, NULL, R, NULL,
 	  "how long an outbound connection may take to open before the next MX address is tried; "
 	  "probes and ETRN wait at most 10 s" },
+	{ "queue", "source_address", CT_STRING, F(source_address), NULL, 0, 0, NULL, 0,
+	  "the first `[listen] smtp` address unless a wildcard", "numeric address outbound "
+	  "connections of its family come from" },
+	{ "queue", "relayhost", CT_HOSTPORT, F(relayhost), NULL, 0, 0, NULL, 0, "(none: MX)",
+	  "`HOST[:PORT]` (default port 25): every message for another domain goes through this "
+	  "smarthost, STARTTLS required, never a fallback to MX" },
+	{ "queue", "relayhost_auth_file", CT_PATH, F(relayhost_auth_file), NULL, 0, 0, NULL, 0,
+	  "(none: no AUTH)", "file whose first line is `USER:PASSWORD` for AUTH PLAIN to the "
+	  "relayhost (readable by `[server] user`, mode 0600); a refused login defers mail" },
 
 	{ "smtp", "max_connections", CT_UINT, F(max_connections), "1000", 0, 1000000, NULL, R, NULL,
 	  "connections at once; more get `421 4.7.0`" },

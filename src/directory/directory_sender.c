@@ -32,6 +32,20 @@ sender_user(struct dir_conn *c, const char *address)
 	return a;
 }
 
+/* The user (who must exist) and the pattern, checked and normalized; -1
+ * with the error set. */
+static int
+sender_pair(struct dir_conn *c, const char *user, const char *pattern, char **u_r, char **p_r)
+{
+	if ((*u_r = sender_user(c, user)) == NULL)
+		return -1;
+	if ((*p_r = dir_address(c, pattern, 1, 0)) == NULL) {
+		free(*u_r);
+		return -1;
+	}
+	return 0;
+}
+
 int
 directory_sender_allow(struct directory *d, const char *user, const char *pattern)
 {
@@ -39,12 +53,8 @@ directory_sender_allow(struct directory *d, const char *user, const char *patter
 	char *u, *p;
 	int rc;
 
-	if (c == NULL || (u = sender_user(c, user)) == NULL)
+	if (c == NULL || sender_pair(c, user, pattern, &u, &p) != 0)
 		return -1;
-	if ((p = dir_address(c, pattern, 1, 0)) == NULL) {
-		free(u);
-		return -1;
-	}
 	rc = dir_run(c, "INSERT OR IGNORE INTO sender_grants (user, pattern) VALUES (?, ?)", 2, u, p);
 	free(u);
 	free(p);
@@ -58,12 +68,8 @@ directory_sender_disallow(struct directory *d, const char *user, const char *pat
 	char *u, *p, show[80];
 	int rc;
 
-	if (c == NULL || (u = sender_user(c, user)) == NULL)
+	if (c == NULL || sender_pair(c, user, pattern, &u, &p) != 0)
 		return -1;
-	if ((p = dir_address(c, pattern, 1, 0)) == NULL) {
-		free(u);
-		return -1;
-	}
 	rc = dir_run(c, "DELETE FROM sender_grants WHERE user = ? AND pattern = ?", 2, u, p);
 	if (rc == 0)
 		dir_seterr(c, "%s may not send as %s anyway", u, dir_show(pattern, show, sizeof(show)));

@@ -5,6 +5,7 @@
  *   -> mx_select -> one host after the other until one takes the message.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,60 @@ struct ob_addr_q {
 
 static void ob_try_next(struct ob_dom *d);
 
+/* [queue] source_address, or by default the first [listen] smtp address
+ * when it is not a wildcard (mail leaves from the address its MX and SPF
+ * records name). */
+static int
+ob_source_setup(struct outbound *o, char *err, size_t errlen)
+{
+	unsigned char bin[16];
+	const char *a = o->cf->source_address;
+
+	if (a != NULL) {
+		if (inet_pton(AF_INET, a, bin) != 1 && inet_pton(AF_INET6, a, bin) != 1) {
+			snprintf(err, errlen, "[queue] source_address: %s is not a numeric address", a);
+			return -1;
+		}
+		o->source = xstrdup(a);
+		return 0;
+	}
+	if (o->nself > 0 && strcmp(o->self_addrs[0], "0.0.0.0") != 0 &&
+	    strcmp(o->self_addrs[0], "::") != 0 && ob_numeric(o->self_addrs[0]))
+		o->source = xstrdup(o->self_addrs[0]);
+	return 0;
+}
+
+/* [queue] relayhost_auth_file: its first line, USER:PASSWORD. */
+static int
+ob_relay_auth_load(struct outbound *o, char *err, size_t errlen)
+{
+	const char *path = o->cf->relayhost_auth_file;
+	char line[1024], *colon;
+	FILE *fp;
+
+	if (path == NULL)
+		return 0;
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "[queue] relayhost_auth_file: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(line, sizeof(line), fp) == NULL)
+		line[0] = '\0';
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((colon = strchr(line, ':')) == NULL || colon == line || colon[1] == '\0') {
+		explicit_bzero(line, sizeof(line));
+		snprintf(err, errlen, "[queue] relayhost_auth_file: %s: the first line must be "
+			 "USER:PASSWORD", path);
+		return -1;
+	}
+	*colon = '\0';
+	o->relay_user = xstrdup(line);
+	o->relay_password = xstrdup(colon + 1);
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
 struct outbound *
 outbound_new(struct event_base *base, const struct config *cf, char *err, size_t errlen)
 {
@@ -43,6 +98,10 @@ outbound_new(struct event_base *base, const struct config *cf, char *err, size_t
 	o->base = base;
 	o->cf = cf;
 	if ((o->res = resolver_new(base, cf->dns_resolver, err, errlen)) == NULL) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "[dns] resolver: %s", why);
 		free(o);
 		return NULL;
 	}
@@ -52,6 +111,10 @@ outbound_new(struct event_base *base, const struct config *cf, char *err, size_t
 	for (int i = 0; i < cf->listen_smtp.n; i++)
 		if (config_parse_hostport(cf->listen_smtp.v[i], host, sizeof(host), &port) == 0)
 			o->self_addrs[o->nself++] = xstrdup(host);
+	if (ob_source_setup(o, err, errlen) != 0 || ob_relay_auth_load(o, err, errlen) != 0) {
+		outbound_free(&o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -70,6 +133,12 @@ outbound_free(struct outbound **op)
 	for (size_t i = 0; i < o->nself; i++)
 		free((char *)o->self_addrs[i]);
 	free(o->self_addrs);
+	free(o->source);
+	free(o->relay_user);
+	if (o->relay_password != NULL) {
+		explicit_bzero(o->relay_password, strlen(o->relay_password));
+		free(o->relay_password);
+	}
 	free(o);
 	*op = NULL;
 }
@@ -330,7 +399,8 @@ ob_try_next(struct ob_dom *d)
 	}
 	if (d->next > 0 && ob_dom_went_down(d))
 		return;
-	tls = d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE : ob_tls_mode(cf);
+	tls = d->via_relayhost ? SMTP_CLIENT_TLS_ENCRYPT :
+		d->plain_for == d->next ? SMTP_CLIENT_TLS_NONE : ob_tls_mode(cf);
 	t = mx_list_get(d->targets, d->next++);
 	/* SNI takes names only */
 	ob_conn_get(d, t->addr, d->port, tls, ob_numeric(t->host) ? NULL : t->host);
@@ -491,25 +561,42 @@ ob_mx_cb(struct resolver_result *r, void *arg)
 	ob_lookup_hosts(d);
 }
 
-/* A backup's relay domain with [relay] primary = HOST[:PORT] set. */
-static int
-ob_route_primary(struct ob_dom *d)
+/* One host for the domain, HOST[:PORT] (port 25 by default). */
+static void
+ob_route_to(struct ob_dom *d, const char *hostport)
 {
-	const struct config *cf = d->m->o->cf;
 	char host[256];
 	int port = OB_SMTP_PORT;
 
-	if (cf->relay_primary == NULL || !config_is_relay_domain(cf, d->domain))
-		return 0;
-	if (config_parse_hostport(cf->relay_primary, host, sizeof(host), &port) != 0)
-		snprintf(host, sizeof(host), "%s", cf->relay_primary);
+	if (config_parse_hostport(hostport, host, sizeof(host), &port) != 0)
+		snprintf(host, sizeof(host), "%s", hostport);
 	d->port = port;
 	d->nhosts = 1;
 	d->hosts = xcalloc(1, sizeof(*d->hosts));
 	d->hosts[0].mx.pref = 0;
 	d->hosts[0].mx.host = xstrdup(host);
 	ob_lookup_hosts(d);
-	return 1;
+}
+
+/* A backup's relay domain with [relay] primary set goes there; with
+ * [queue] relayhost every other domain goes to the relay host (STARTTLS
+ * required, AUTH when relayhost_auth_file says so). 0: route by MX. */
+static int
+ob_route_configured(struct ob_dom *d)
+{
+	const struct config *cf = d->m->o->cf;
+	int relay_domain = config_is_relay_domain(cf, d->domain);
+
+	if (relay_domain && cf->relay_primary != NULL) {
+		ob_route_to(d, cf->relay_primary);
+		return 1;
+	}
+	if (!relay_domain && cf->relayhost != NULL) {
+		d->via_relayhost = 1;
+		ob_route_to(d, cf->relayhost);
+		return 1;
+	}
+	return 0;
 }
 
 static void
@@ -524,7 +611,7 @@ ob_dom_start(struct ob_dom *d)
 		return;
 	}
 	d->port = OB_SMTP_PORT;
-	if (ob_route_primary(d))
+	if (ob_route_configured(d))
 		return;
 	d->mxq = resolver_mx(d->m->o->res, d->domain, ob_mx_cb, d);
 }

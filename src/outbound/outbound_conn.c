@@ -93,6 +93,11 @@ ob_conn_open(struct ob_dest *dt, struct ob_dom *d)
 	opts.tls = d->want_tls;
 	opts.servername = d->want_sni;
 	opts.log_id = d->m->env->qid;
+	opts.source = dt->o->source;
+	if (d->via_relayhost) {
+		opts.auth_user = dt->o->relay_user;
+		opts.auth_password = dt->o->relay_password;
+	}
 	cn->dest = dt;
 	dt->nconn++;
 	d->conn = cn;

@@ -50,6 +50,7 @@ struct ob_dom {
 	enum smtp_client_tls want_tls;    /* for the connection it waits for */
 	const char *want_sni;
 	int reused;                       /* conn had carried a message before */
+	int via_relayhost;                /* routed to [queue] relayhost */
 	int fresh_retry;                  /* a reused conn failed: retried once */
 	struct resolver_query *mxq;       /* the MX lookup in flight */
 	int reached;                      /* some host answered: not down */
@@ -74,6 +75,8 @@ struct ob_msg {
 struct outbound {
 	struct event_base *base;
 	const struct config *cf;
+	char *source;                     /* [queue] source_address, or the default, or NULL */
+	char *relay_user, *relay_password;  /* [queue] relayhost_auth_file */
 	struct resolver *res;
 	SSL_CTX *tls;
 	const char **self_addrs;

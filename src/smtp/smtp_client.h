@@ -46,7 +46,8 @@ enum smtp_client_stage {
 	SMTP_CLIENT_STAGE_DATA,
 	SMTP_CLIENT_STAGE_DOT,
 	SMTP_CLIENT_STAGE_QUIT,
-	SMTP_CLIENT_STAGE_ETRN
+	SMTP_CLIENT_STAGE_ETRN,
+	SMTP_CLIENT_STAGE_AUTH     /* AUTH to a relay host: a host stage */
 };
 
 enum smtp_client_status {
@@ -62,7 +63,8 @@ enum {
 	SMTP_CLIENT_EXT_8BITMIME = 1 << 2,
 	SMTP_CLIENT_EXT_SMTPUTF8 = 1 << 3,
 	SMTP_CLIENT_EXT_STARTTLS = 1 << 4,
-	SMTP_CLIENT_EXT_ENHANCEDSTATUSCODES = 1 << 5
+	SMTP_CLIENT_EXT_ENHANCEDSTATUSCODES = 1 << 5,
+	SMTP_CLIENT_EXT_AUTH_PLAIN = 1 << 6
 };
 
 /* Milliseconds; 0 takes the RFC 5321 4.5.3.2 default (in brackets). */
@@ -88,6 +90,9 @@ struct smtp_client_opts {
 	const char *servername;    /* for SNI, or NULL */
 	struct smtp_client_timeouts timeouts;
 	const char *log_id;        /* the id of its log lines, or NULL for "C<n>" */
+	const char *source;        /* numeric address to connect from (same family), or NULL */
+	const char *auth_user;     /* AUTH PLAIN after TLS (a relay host), or NULL; */
+	const char *auth_password; /* a session that cannot is a temporary failure */
 	unsigned quiet : 1;        /* connects and failures at debug level (probes) */
 };
 

@@ -31,7 +31,8 @@ enum smtp_client_cmd {
 	SMTP_CLIENT_CMD_DATA,
 	SMTP_CLIENT_CMD_DOT,
 	SMTP_CLIENT_CMD_QUIT,
-	SMTP_CLIENT_CMD_ETRN
+	SMTP_CLIENT_CMD_ETRN,
+	SMTP_CLIENT_CMD_AUTH
 };
 
 struct smtp_client_step {
@@ -69,6 +70,9 @@ struct smtp_client {
 	struct smtp_reply_parser *parser;
 	char id[64];
 	char *addr, *helo, *servername;
+	char *source;                    /* opts.source */
+	char *auth_user, *auth_password; /* opts.auth_*: wiped at the end */
+	int authed;
 	int port;
 	struct sockaddr_storage ss;
 	int sslen;
@@ -129,7 +133,7 @@ void smtp_client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* smtp_client_setup.c: greeting, EHLO/HELO, STARTTLS */
 smtp_client_reply_fn smtp_client_on_greeting, smtp_client_on_ehlo, smtp_client_on_helo,
-	smtp_client_on_starttls;
+	smtp_client_on_starttls, smtp_client_on_auth;
 void smtp_client_tls_fail(struct smtp_client *c, const char *why);
 void smtp_client_tls_connected(struct smtp_client *c);
 

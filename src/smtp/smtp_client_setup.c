@@ -33,6 +33,25 @@ static const struct {
 	{ "ENHANCEDSTATUSCODES", SMTP_CLIENT_EXT_ENHANCEDSTATUSCODES },
 };
 
+/* "AUTH PLAIN LOGIN": is PLAIN among the mechanisms? */
+static int
+smtp_client_auth_plain(const char *kw, size_t len)
+{
+	for (size_t i = 4; i < len;) {
+		size_t n;
+
+		while (i < len && kw[i] == ' ')
+			i++;
+		n = strcspn(kw + i, " \n");
+		if (n > len - i)
+			n = len - i;
+		if (n == 5 && strncasecmp(kw + i, "PLAIN", 5) == 0)
+			return 1;
+		i += n;
+	}
+	return 0;
+}
+
 /* Setup went wrong while the conversation is still in step: ready_cb
  * hears of it; smtp_client_quit can still say QUIT. */
 static void
@@ -75,6 +94,19 @@ smtp_client_session_ready(struct smtp_client *c)
 				       "TLS required, but the server does not offer STARTTLS", 1);
 		return;
 	}
+	if (c->auth_user != NULL && !c->authed) {
+		/* a relay host's AUTH: only over TLS; whatever stops it is
+		 * temporary, so a wrong password defers mail instead of
+		 * bouncing it */
+		if (!c->tls || !(c->ext & SMTP_CLIENT_EXT_AUTH_PLAIN)) {
+			smtp_client_setup_fail(c, SMTP_CLIENT_STAGE_AUTH, 454, "4.7.0",
+					       !c->tls ? "AUTH needs TLS, and there is none" :
+					       "the server offers no AUTH PLAIN", 1);
+			return;
+		}
+		smtp_client_send_one(c, SMTP_CLIENT_CMD_AUTH);
+		return;
+	}
 	smtp_client_plan_reset(c);
 	c->ready = 1;
 	log_debug(c->id, "event=smtp_ready ext=0x%x tls=%s", c->ext, c->tls ? "yes" : "no");
@@ -98,6 +130,9 @@ smtp_client_parse_ext(struct smtp_client *c, const char *text)
 				c->ext |= smtp_client_exts[i].flag;
 		if (n == 4 && strncasecmp(kw, "SIZE", 4) == 0 && kw[4] == ' ')
 			c->size_max = strtoull(kw + 5, NULL, 10);
+		if (n == 4 && strncasecmp(kw, "AUTH", 4) == 0 &&
+		    smtp_client_auth_plain(kw, end ? (size_t)(end - kw) : strlen(kw)))
+			c->ext |= SMTP_CLIENT_EXT_AUTH_PLAIN;
 		line = end;
 	}
 }
@@ -210,6 +245,24 @@ smtp_client_on_starttls(struct smtp_client *c, const struct smtp_client_step *st
 	} else {
 		smtp_client_protocol_error(c, "unexpected reply to STARTTLS", r);
 	}
+}
+
+void
+smtp_client_on_auth(struct smtp_client *c, const struct smtp_client_step *st,
+		    const struct smtp_reply *r)
+{
+	char text[300];
+
+	if (r->code == 235) {
+		c->authed = 1;
+		log_msg(c->id, "event=smtp_auth addr=[%s]:%d user=%s", c->addr, c->port,
+			log_addr(c->auth_user));
+		smtp_client_session_ready(c);
+		return;
+	}
+	snprintf(text, sizeof(text), "AUTH as %s refused: %d %s", c->auth_user, r->code,
+		 r->text ? r->text : "");
+	smtp_client_setup_fail(c, SMTP_CLIENT_STAGE_AUTH, 454, "4.7.0", text, 1);
 }
 
 void

@@ -9,6 +9,7 @@ and swaks."""
 import base64
 import re
 import smtplib
+import os
 import ssl
 import subprocess
 
@@ -368,3 +369,51 @@ def test_daily_limits_per_user_answer_451_4_7_1():
         m.sendmail(ALICE, [BOB, "x@example.org", "y@example.org", "z@example.org"],
                    message(ALICE, BOB, "three"))
     s.stop()
+
+
+def test_a_primary_sends_through_a_relayhost_with_starttls_and_auth(tmp_path):
+    """[queue] relayhost: the primary hands every message for another domain
+    to a smarthost (here another tandem's submission port), STARTTLS
+    required, AUTH PLAIN from relayhost_auth_file; a refused login defers
+    the mail, it does not bounce it. Outbound connections leave from the
+    primary's own SMTP address ([queue] source_address by default)."""
+    isp = Server(role="primary", ip="127.0.0.60", hostname="smtp.isp.test",
+                 extra={"listen": {"submission": "%s:%d" % (lib.addr("127.0.0.60"), SUB_PORT)}})
+    isp.setup_domain(domain="isp.test", users=("relay", "bob"), password="isp-secret")
+    isp.cli("user", "allow-from", "relay@isp.test", "@example.test")
+    isp.start()
+    auth = tmp_path / "relay-auth"
+    auth.write_text("relay@isp.test:isp-secret\n")
+    os.chmod(str(auth), 0o600)
+    p = Server(role="primary", extra={"queue": {"relayhost": "%s:%d" % (isp.ip, SUB_PORT),
+                                                "relayhost_auth_file": str(auth)}})
+    p.setup_domain(users=("alice",), password=PASSWORD)
+    p.start()
+    r = subprocess.run([lib.BIN, "-c", p.conf, "sendmail", "-f", ALICE, "bob@isp.test"],
+                       input="Subject: via the smarthost\n\nhello\n", capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    got = lib.wait_for(lambda: isp.messages("bob@isp.test"), timeout=20, what="bob on the ISP")
+    assert b"Subject: via the smarthost" in got[0]
+    assert b"with ESMTPSA" in got[0], got[0][:500]
+    log = p.log()
+    assert "event=smtp_tls" in log and "event=smtp_auth" in log and "user=<relay@isp.test>" in log
+    assert "relay=%s[%s]:%d status=sent" % (isp.ip, isp.ip, SUB_PORT) in log, log
+    ilog = isp.log()
+    assert "event=login service=submission user=<relay@isp.test> client=[%s]" % p.ip in ilog, ilog
+    p.stop()
+    # a wrong password: deferred, never bounced
+    auth.write_text("relay@isp.test:wrong\n")
+    p.start()
+    r = subprocess.run([lib.BIN, "-c", p.conf, "sendmail", "-f", ALICE, "bob@isp.test"],
+                       input="Subject: refused\n\nhello\n", capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    lib.wait_for(lambda: "AUTH as relay@isp.test refused" in p.log(), timeout=20,
+                 what="the refused AUTH")
+    log = p.log()
+    assert "status=bounced" not in log
+    assert "wrong" not in log
+    assert len(isp.messages("bob@isp.test")) == 1
+    p.stop()
+    isp.stop()
