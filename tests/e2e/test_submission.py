@@ -1,11 +1,13 @@
-"""Mail submission (issue 9, items 1 and 2 in part): [listen] submission
-(STARTTLS) and submissions (implicit TLS) with AUTH PLAIN and LOGIN through
-src/auth, never AUTH on the MX port, no relay without AUTH, the [auth]
-plaintext rule, the envelope sender the user owns (own address, subaddress,
-aliases that lead to the mailbox; never another user's, a foreign one, the
-null sender or a catch-all), the Received: line without the client's
-address, and the bad input of the AUTH exchange. Clients: Python's smtplib
-and swaks."""
+"""Mail submission (issue 9): [listen] submission (STARTTLS) and
+submissions (implicit TLS) with AUTH PLAIN and LOGIN through src/auth,
+never AUTH on the MX port, no relay without AUTH, the [auth] plaintext
+rule, the envelope sender and header From: the user owns (own address,
+subaddress, aliases that lead to the mailbox, `user allow-from` grants;
+never another user's, a foreign one, the null sender or a catch-all),
+Date:/Message-ID: added, the Received: line without the client's address,
+daily limits, a relayhost with STARTTLS and AUTH, and bad input: the AUTH
+exchange, STARTTLS injection on 587, a 100 MB message. Clients: Python's
+smtplib, swaks, neomutt."""
 import base64
 import re
 import smtplib
@@ -417,3 +419,107 @@ def test_a_primary_sends_through_a_relayhost_with_starttls_and_auth(tmp_path):
     assert len(isp.messages("bob@isp.test")) == 1
     p.stop()
     isp.stop()
+
+
+NEOMUTT_RC = """\
+set from = "{user}"
+set use_from = yes
+set realname = "Alice"
+set smtp_url = "{url}"
+set smtp_pass = "{pw}"
+set smtp_authenticators = "plain:login"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set ssl_ca_certificates_file = "{ca}"
+set certificate_file = "{d}/certificates"
+set ssl_verify_host = no
+set record = ""
+set postponed = ""
+set copy = no
+"""
+
+
+def test_neomutt_sends_over_starttls_and_implicit_tls(tmp_path):
+    s = sub_server()
+    for scheme, port in (("smtp", SUB_PORT), ("smtps", SUBS_PORT)):
+        d = tmp_path / scheme
+        d.mkdir()
+        rc = d / "neomuttrc"
+        rc.write_text(NEOMUTT_RC.format(
+            user=ALICE, pw=PASSWORD, ca=s.data_dir + "/tls/cert.pem", d=str(d),
+            url="%s://alice%%40example.test@%s:%d/" % (scheme, s.ip, port)))
+        r = subprocess.run(["neomutt", "-n", "-F", str(rc), "-s", "neomutt " + scheme, BOB],
+                           input="sent by neomutt over %s\n" % scheme, capture_output=True,
+                           text=True, timeout=60, env={"HOME": str(d), "PATH": os.environ["PATH"]})
+        assert r.returncode == 0, (scheme, r.stdout, r.stderr)
+    lib.wait_for(lambda: len(s.messages(BOB)) == 2, timeout=20, what="both neomutt messages")
+    got = b"".join(s.messages(BOB))
+    assert b"Subject: neomutt smtp\n" in got and b"Subject: neomutt smtps\n" in got, got
+    assert b"From: Alice <alice@example.test>" in got
+    log = s.log()
+    assert log.count("event=login service=submission user=<alice@example.test>") == 2, log
+    s.stop()
+
+
+def test_an_auth_injected_before_starttls_is_thrown_away():
+    """CVE-2011-0411 on 587: whatever came behind STARTTLS in the clear,
+    an AUTH with a good password included, is discarded, and a login made
+    before STARTTLS does not survive it."""
+    s = sub_server()
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    ehlo(c)
+    assert c.cmd("AUTH PLAIN %s" % plain(ALICE))[0] == 235     # loopback may, in the clear
+    c.send("STARTTLS\r\nAUTH PLAIN %s\r\nMAIL FROM:<%s>\r\n" % (plain(BOB), BOB))
+    code, text = c.reply()
+    assert code == 220, text
+    assert c.buf == b"", c.buf
+    tls = tls_context(s).wrap_socket(c.s, server_hostname="mx1.example.test")
+    tls.settimeout(10)
+    c.s = tls
+    code, text = c.cmd("EHLO client.example")
+    assert code == 250 and "AUTH PLAIN LOGIN" in text, text    # not logged in any more
+    assert c.cmd("MAIL FROM:<%s>" % ALICE) == (530, "530 5.7.0 Authentication required")
+    c.send("QUIT\r\n")
+    log = s.log()
+    assert log.count("event=login service=submission") == 1, log
+    assert "user=<bob@example.test>" not in log
+    s.stop()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_100_mb_message_is_refused_with_552_and_memory_stays_bounded():
+    s = sub_server()
+    before = rss_kib(s.proc.pid)
+    c = Conn(s.ip, SUB_PORT, timeout=60)
+    assert c.reply()[0] == 220
+    ehlo(c)
+    assert c.cmd("AUTH PLAIN %s" % plain(ALICE))[0] == 235
+    assert c.cmd("MAIL FROM:<%s>" % ALICE)[0] == 250
+    assert c.cmd("RCPT TO:<%s>" % BOB)[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send("From: alice@example.test\r\nSubject: big\r\n\r\n")
+    line = ("x" * 998 + "\r\n").encode()
+    chunk = line * 1024                     # 1 MiB
+    peak = 0
+    for i in range(100):
+        c.send(chunk)
+        if i % 10 == 0:
+            peak = max(peak, rss_kib(s.proc.pid))
+    c.send(".\r\n")
+    code, text = c.reply()
+    assert code == 552 and "5.3.4" in text, text
+    # the message streamed through the filter: nothing near its size was held
+    assert peak - before < 30 * 1024, (before, peak)
+    assert c.cmd("NOOP")[0] == 250
+    c.send("QUIT\r\n")
+    s.settle()
+    assert s.messages(BOB) == []
+    s.stop()
