@@ -1154,6 +1154,75 @@ test_starttls(void **state)
 	t_free(&t);
 }
 
+/* A relay host's AUTH PLAIN after STARTTLS (the secret base64 on the
+ * wire, never in the log); refused, or offered only in the clear, or not
+ * offered at all: a temporary 454 4.7.0 of stage auth, then QUIT. */
+static void
+test_auth_plain(void **state)
+{
+	static const struct fake_step ok[] = {
+		GREETING, EXPECT("EHLO client.test"),
+		SEND("250-fake.test\r\n250-AUTH LOGIN PLAIN\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"), SEND("220 2.0.0 Ready\r\n"),
+		STARTTLS_NOW, EXPECT("EHLO client.test"),
+		SEND("250-fake.test\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n"),
+		/* base64 of "\0relay@isp.test\0s3cret" */
+		EXPECT("AUTH PLAIN AHJlbGF5QGlzcC50ZXN0AHMzY3JldA=="),
+		SEND("235 2.7.0 Authentication successful\r\n"),
+		EXPECT("MAIL FROM:<s@example.org>"), EXPECT("RCPT TO:<a@example.test>"), EXPECT("DATA"),
+		SEND("250 Ok\r\n250 Ok\r\n354 go\r\n"), BODY("Subject: x\r\n\r\nhello\r\n.\r\n"),
+		SEND("250 2.0.0 Ok\r\n"), BYE, END
+	};
+	static const struct fake_step refused[] = {
+		GREETING, EXPECT("EHLO client.test"), SEND("250-fake.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"), SEND("220 2.0.0 Ready\r\n"),
+		STARTTLS_NOW, EXPECT("EHLO client.test"), SEND("250-fake.test\r\n250 AUTH PLAIN\r\n"),
+		EXPECT("AUTH PLAIN *"), SEND("535 5.7.8 Authentication credentials invalid\r\n"),
+		BYE, END
+	};
+	static const struct fake_step no_plain[] = {
+		GREETING, EXPECT("EHLO client.test"), SEND("250-fake.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"), SEND("220 2.0.0 Ready\r\n"),
+		STARTTLS_NOW, EXPECT("EHLO client.test"), SEND("250-fake.test\r\n250 AUTH CRAM-MD5\r\n"),
+		BYE, END
+	};
+	static const struct fake_step no_tls[] = {
+		GREETING, EXPECT("EHLO client.test"), SEND("250-fake.test\r\n250 AUTH PLAIN\r\n"),
+		BYE, END
+	};
+	const struct fake_step *fails[] = { refused, no_plain, no_tls };
+	const char *why[] = { "AUTH as relay@isp.test refused: 535", "offers no AUTH PLAIN",
+			      "AUTH needs TLS" };
+	struct t t;
+
+	t_init(&t);
+	t.opts.tls = SMTP_CLIENT_TLS_MAY;
+	t.opts.tls_ctx = client_ctx;
+	t.opts.auth_user = "relay@isp.test";
+	t.opts.auth_password = "s3cret";
+	t_msg(&t, body1, strlen(body1), rcpt1);
+	t_run(&t, ok);
+	assert_res(&t.ready, SMTP_CLIENT_OK, SMTP_CLIENT_STAGE_NONE, 250, "2.0.0");
+	assert_res(&t.done[0].msg, SMTP_CLIENT_OK, SMTP_CLIENT_STAGE_NONE, 250, "2.0.0");
+	assert_true(log_has("event=smtp_auth addr=[127.0.0.1]"));
+	assert_false(log_has("s3cret"));
+	assert_false(log_has("AHJlbGF5"));
+	t_free(&t);
+	for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+		t_init(&t);
+		t.opts.tls = i == 2 ? SMTP_CLIENT_TLS_NONE : SMTP_CLIENT_TLS_MAY;
+		t.opts.tls_ctx = client_ctx;
+		t.opts.auth_user = "relay@isp.test";
+		t.opts.auth_password = "s3cret";
+		t_msg(&t, body1, strlen(body1), rcpt1);
+		t_run(&t, fails[i]);
+		assert_res(&t.ready, SMTP_CLIENT_TEMP, SMTP_CLIENT_STAGE_AUTH, 454, "4.7.0");
+		assert_non_null(strstr(t.ready.text, why[i]));
+		assert_int_equal(t.ndone, 0);
+		t_free(&t);
+	}
+}
+
 /* encrypt and no STARTTLS: 4.7.0, and QUIT. STARTTLS refused under may:
  * plaintext. */
 static void
@@ -1443,6 +1512,7 @@ main(void)
 		cmocka_unit_test(test_drop_after_dot),
 		cmocka_unit_test(test_drop_mid_data),
 		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_auth_plain),
 		cmocka_unit_test(test_tls_required),
 		cmocka_unit_test(test_tls_handshake_fails),
 		cmocka_unit_test(test_two_messages),
