@@ -523,3 +523,48 @@ def test_a_100_mb_message_is_refused_with_552_and_memory_stays_bounded():
     s.settle()
     assert s.messages(BOB) == []
     s.stop()
+
+
+def test_postfix_relays_through_tandem_with_sasl():
+    """A private Postfix (harness.Postfix) with relayhost = tandem's
+    submission port, smtp_sasl_auth_enable and TLS required: Postfix's
+    Cyrus SASL client logs in with PLAIN after STARTTLS and its mail arrives."""
+    import harness
+    assert os.geteuid() == 0, "the Postfix scenario needs root (postfix start)"
+    s = sub_server()
+    pf = harness.Postfix(lib.addr("127.0.0.61"), 25, prefix="tandem-e2e-postfix-",
+                         comment="tests/e2e/test_submission.py", main={
+                             "relayhost": "[%s]:%d" % (s.ip, SUB_PORT),
+                             "smtp_sasl_auth_enable": "yes",
+                             "smtp_sasl_password_maps": "static:%s:%s" % (ALICE, PASSWORD),
+                             "smtp_sasl_security_options": "noanonymous",
+                             "smtp_sasl_tls_security_options": "noanonymous",
+                             "smtp_sasl_mechanism_filter": "plain, login",
+                             "smtp_tls_security_level": "encrypt",
+                             "smtpd_relay_restrictions": "permit_mynetworks, reject",
+                             "smtp_bind_address": lib.addr("127.0.0.61"),
+                             "queue_run_delay": "1s",
+                             "minimal_backoff_time": "1s",
+                             "maximal_backoff_time": "2s",
+                             "smtpd_peername_lookup": "no",
+                         })
+    try:
+        pf.start()
+        with smtplib.SMTP(pf.ip, 25, timeout=30) as c:
+            c.ehlo("client.example.net")
+            c.sendmail(ALICE, [BOB], message(ALICE, BOB, "through postfix"))
+        try:
+            lib.wait_for(lambda: s.messages(BOB), timeout=30, what="Postfix's message")
+        except AssertionError as e:
+            raise AssertionError("%s\nPostfix's maillog:\n%s" % (e, pf.log()[-3000:]))
+        assert b"Subject: through postfix" in s.messages(BOB)[0]
+        log = s.log()
+        assert re.search(r"event=login service=submission user=<alice@example\.test> "
+                         r"client=\[%s\] session=\S+ mech=(PLAIN|LOGIN) tls=yes" %
+                         re.escape(pf.ip), log), log
+        assert re.search(r"relay=%s\[%s\]:%d.*status=sent" % (re.escape(s.ip), re.escape(s.ip),
+                                                            SUB_PORT), pf.log()), pf.log()[-2000:]
+    finally:
+        left = pf.stop()
+    assert not left, left
+    s.stop()
