@@ -306,21 +306,15 @@ out:
 	auth_wipe_password(r);
 }
 
+/* The answer is known: the throttle's count, the log line, and done()
+ * after the failure's delay. */
 static void
-auth_work_done(void *arg)
+auth_finish(struct auth_req *r)
 {
-	struct auth_req *r = arg;
 	struct auth *a = r->a;
 	const struct sockaddr *sa = (const struct sockaddr *)&r->ss;
 	unsigned ms = 0;
 
-	r->in_worker = 0;
-	if (r->detached) {
-		auth_req_free(r);
-		auth_unref(a);
-		return;
-	}
-	auth_unref(a);	/* a's owner still holds it */
 	if (r->res == AUTH_OK) {
 		auth_throttle_success(a->throttle, sa);
 	} else {
@@ -334,10 +328,26 @@ auth_work_done(void *arg)
 	auth_answer_later(r, ms);
 }
 
-void
-auth_check(struct auth *a, const char *service, const struct sockaddr *client,
-	   const char *session, const char *user, const char *password, auth_done_fn *done,
-	   void *arg)
+static void
+auth_work_done(void *arg)
+{
+	struct auth_req *r = arg;
+	struct auth *a = r->a;
+
+	r->in_worker = 0;
+	if (r->detached) {
+		auth_req_free(r);
+		auth_unref(a);
+		return;
+	}
+	auth_unref(a);	/* a's owner still holds it */
+	auth_finish(r);
+}
+
+/* A new request of the owner's, linked in a->reqs. */
+static struct auth_req *
+auth_req_new(struct auth *a, const char *service, const struct sockaddr *client,
+	     const char *session, const char *user, auth_done_fn *done, void *arg)
 {
 	struct auth_req *r = xcalloc(1, sizeof(*r));
 
@@ -345,7 +355,6 @@ auth_check(struct auth *a, const char *service, const struct sockaddr *client,
 	r->service = xstrdup(service);
 	r->session = xstrdup(session != NULL ? session : "-");
 	r->user = xstrdup(user);
-	r->password = xstrdup(password);
 	r->done = done;
 	r->arg = arg;
 	if (client != NULL)
@@ -360,18 +369,68 @@ auth_check(struct auth *a, const char *service, const struct sockaddr *client,
 	a->reqs = r;
 	a->st.checks++;
 	a->st.pending++;
-	if (auth_throttle_refused(a->throttle, client, user, a->now())) {
-		auth_wipe_password(r);
-		r->res = AUTH_THROTTLED;
-		r->reason = AUTH_R_THROTTLED;
-		a->st.failures++;
-		auth_log_result(r);
-		auth_answer_later(r, AUTH_THROTTLED_MS);
+	return r;
+}
+
+/* Refused without a check (too many failures): 1 when it was. */
+static int
+auth_req_throttled(struct auth_req *r, const struct sockaddr *client)
+{
+	struct auth *a = r->a;
+
+	if (!auth_throttle_refused(a->throttle, client, r->user, a->now()))
+		return 0;
+	auth_wipe_password(r);
+	r->res = AUTH_THROTTLED;
+	r->reason = AUTH_R_THROTTLED;
+	a->st.failures++;
+	auth_log_result(r);
+	auth_answer_later(r, AUTH_THROTTLED_MS);
+	return 1;
+}
+
+void
+auth_check(struct auth *a, const char *service, const struct sockaddr *client,
+	   const char *session, const char *user, const char *password, auth_done_fn *done,
+	   void *arg)
+{
+	struct auth_req *r = auth_req_new(a, service, client, session, user, done, arg);
+
+	r->password = xstrdup(password);
+	if (auth_req_throttled(r, client))
 		return;
-	}
 	r->in_worker = 1;
 	a->refs++;
 	worker_submit(a->pool, auth_work, auth_work_done, r);
+}
+
+int
+auth_refused(struct auth *a, const struct sockaddr *client, const char *user)
+{
+	return auth_throttle_refused(a->throttle, client, user, a->now());
+}
+
+void
+auth_report(struct auth *a, const char *service, const struct sockaddr *client,
+	    const char *session, const char *user, int ok, int known, auth_done_fn *done,
+	    void *arg)
+{
+	struct auth_req *r = auth_req_new(a, service, client, session, user, done, arg);
+
+	if (auth_req_throttled(r, client))
+		return;
+	r->res = ok ? AUTH_OK : AUTH_FAILED;
+	r->reason = ok ? AUTH_R_NONE : known ? AUTH_R_PASSWORD : AUTH_R_UNKNOWN;
+	snprintf(r->canon, sizeof(r->canon), "%s", user);
+	auth_finish(r);
+}
+
+void
+auth_fake_key(const struct auth *a, unsigned char *out)
+{
+	static const char *const pieces[] = { "scram stand-in" };
+
+	auth_mac(a->secret, 'S', pieces, 1, out);
 }
 
 /* ---- test seams ---- */

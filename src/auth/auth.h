@@ -69,4 +69,17 @@ void auth_check(struct auth *a, const char *service, const struct sockaddr *clie
 		const char *session, const char *user, const char *password, auth_done_fn *done,
 		void *arg);
 
+/* For a mechanism that checks the proof itself (SCRAM): is this client or
+ * login refused for now (check before the exchange)? */
+int auth_refused(struct auth *a, const struct sockaddr *client, const char *user);
+/* ...and its outcome, answered as auth_check's: the throttle's count, the
+ * log line, done() later on the loop (after the delay of a failure; or
+ * AUTH_THROTTLED). user: canonical on success; known: the user exists. */
+void auth_report(struct auth *a, const char *service, const struct sockaddr *client,
+		 const char *session, const char *user, int ok, int known, auth_done_fn *done,
+		 void *arg);
+/* The key SCRAM's stand-in secret of an unknown user is made from
+ * (SCRAM_FAKE_KEY_LEN bytes): the same for a login during the process. */
+void auth_fake_key(const struct auth *a, unsigned char *out);
+
 #endif

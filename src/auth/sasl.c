@@ -6,6 +6,7 @@
  * Public: sasl_mech_known, sasl_mech_list, sasl_new, sasl_step, sasl_user,
  * sasl_password, sasl_free.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,7 +37,8 @@ struct sasl {
 	char *user;
 	char *password;
 	size_t password_len;
-	unsigned char data[SASL_DATA_MAX + 1];	/* the last decoded input, wiped after use */
+	unsigned char data[SASL_DATA_MAX + 3];	/* the last decoded input (whole base64 groups,
+						 * padding included), wiped after use */
 };
 
 static const char sasl_chal_user[] = "VXNlcm5hbWU6";	/* "Username:" */
@@ -86,19 +88,22 @@ sasl_b64_value(unsigned char c)
 	return c == '+' ? 62 : 63;
 }
 
-/* Strict RFC 4648 decoding of in into s->data: a multiple of four
- * characters, '=' only as the last one or two, and the bits padding drops
- * zero. EVP_DecodeBlock alone would accept stray bits and count padding
- * as NUL bytes. Returns the decoded length or -1. */
-static int
-sasl_b64_decode(struct sasl *s, const char *in)
+/* Strict RFC 4648 decoding of in into out (NUL-terminated, at most
+ * outmax bytes of data): a multiple of four characters, '=' only as the
+ * last one or two, and the bits padding drops zero. EVP_DecodeBlock alone
+ * would accept stray bits and count padding as NUL bytes. Returns the
+ * decoded length or -1. */
+int
+sasl_b64_decode_buf(const char *in, unsigned char *out, size_t outmax)
 {
 	size_t len = strlen(in), pad = 0;
 	int n;
 
 	if (len == 0)
 		return 0;
-	if (len % 4 != 0 || len > SASL_B64_MAX)
+	/* EVP_DecodeBlock writes whole groups, padding included: out has
+	 * room for outmax + 3 bytes */
+	if (len % 4 != 0 || len / 4 * 3 > outmax + 2 || outmax > INT_MAX / 2)
 		return -1;
 	if (in[len - 1] == '=')
 		pad = in[len - 2] == '=' ? 2 : 1;
@@ -110,14 +115,22 @@ sasl_b64_decode(struct sasl *s, const char *in)
 		return -1;
 	if (pad == 2 && (sasl_b64_value((unsigned char)in[len - 3]) & 0xf) != 0)
 		return -1;
-	n = EVP_DecodeBlock(s->data, (const unsigned char *)in, (int)len);
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
 	if (n < 0)
 		return -1;
 	n -= (int)pad;
-	if (n > SASL_DATA_MAX)
+	if ((size_t)n > outmax)
 		return -1;
-	s->data[n] = '\0';
+	out[n] = '\0';
 	return n;
+}
+
+static int
+sasl_b64_decode(struct sasl *s, const char *in)
+{
+	if (strlen(in) > SASL_B64_MAX)
+		return -1;
+	return sasl_b64_decode_buf(in, s->data, SASL_DATA_MAX);
 }
 
 static void

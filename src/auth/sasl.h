@@ -38,4 +38,9 @@ const char *sasl_password(const struct sasl *s);
 /* Wipes the password. */
 void sasl_free(struct sasl **sp);
 
+/* Strict base64 (RFC 4648: canonical padding, no whitespace, no stray
+ * bits) of in into out, which has room for outmax + 3 bytes; the data
+ * (at most outmax bytes) comes out NUL-terminated. Its length, or -1. */
+int sasl_b64_decode_buf(const char *in, unsigned char *out, size_t outmax);
+
 #endif

@@ -57,7 +57,8 @@ static const char dir_schema[] =
 	" password TEXT NOT NULL,"
 	" quota INTEGER,"
 	" max_messages INTEGER,"      /* a day on submission; NULL: [submission] default */
-	" max_recipients INTEGER);"
+	" max_recipients INTEGER,"
+	" scram TEXT);"                /* SCRAM-SHA-256 secrets of the password, or NULL */
 	"CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
 	"CREATE TABLE IF NOT EXISTS aliases ("
 	" alias TEXT NOT NULL,"
@@ -245,7 +246,8 @@ dir_setup(struct dir_conn *c, int create)
 	rc = version == 1 ? dir_exec(c, "ALTER TABLE users ADD COLUMN quota INTEGER") : 0;
 	if (rc == 0 && version >= 1 && version < 3)
 		rc = dir_exec(c, "ALTER TABLE users ADD COLUMN max_messages INTEGER;"
-			      "ALTER TABLE users ADD COLUMN max_recipients INTEGER");
+			      "ALTER TABLE users ADD COLUMN max_recipients INTEGER;"
+			      "ALTER TABLE users ADD COLUMN scram TEXT");
 	if (rc == 0)
 		rc = dir_exec(c, dir_schema);
 	if (rc == 0)
@@ -524,7 +526,7 @@ int
 directory_user_add(struct directory *d, const char *address, const char *password)
 {
 	struct dir_conn *c = dir_conn(d);
-	char *a, *hash = NULL;
+	char *a, *hash = NULL, *scram = NULL;
 	int rc = -1;
 
 	if (c == NULL || (a = dir_address(c, address, 0, 0)) == NULL)
@@ -538,10 +540,10 @@ directory_user_add(struct directory *d, const char *address, const char *passwor
 	case -1:
 		goto out;
 	}
-	if ((hash = dir_hash(c, password)) == NULL)
+	if ((hash = dir_hash(c, password)) == NULL || (scram = dir_scram(c, password)) == NULL)
 		goto out;
-	if (dir_run(c, "INSERT INTO users(address, domain, password) VALUES (?, ?, ?)",
-		    3, a, dir_domain_of(a), hash) >= 0)
+	if (dir_run(c, "INSERT INTO users(address, domain, password, scram) VALUES (?, ?, ?, ?)",
+		    4, a, dir_domain_of(a), hash, scram) >= 0)
 		rc = 0;
 	else if (c->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		dir_seterr(c, "user %s already exists", a);
@@ -549,6 +551,7 @@ directory_user_add(struct directory *d, const char *address, const char *passwor
 		dir_seterr(c, "unknown domain %s", dir_domain_of(a));
 out:
 	free(hash);
+	free(scram);
 	free(a);
 	return rc;
 }

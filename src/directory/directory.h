@@ -74,6 +74,11 @@ int directory_user_exists(struct directory *d, const char *address); /* 1, 0, -1
  * Understands Dovecot-style "{SCHEME}" prefixes: {CRYPT}, {YESCRYPT},
  * {SHA512-CRYPT}, {BLF-CRYPT}, and bare crypt(3) hashes. */
 int directory_user_verify(struct directory *d, const char *address, const char *password);
+/* The user's SCRAM-SHA-256 secrets (dir_scram's format; "" when the
+ * password was imported as a hash) and canonical address: 1, 0 for no
+ * such user, -1 on error. */
+int directory_user_scram(struct directory *d, const char *address, char *address_r,
+			 size_t address_len, char *scram_r, size_t scram_len);
 /* The stored hash of a user, for a caller that keys a cache on it (auth):
  * 1 with address_r (the canonical, stored spelling) and hash_r filled, 0
  * when there is no such user, -1 on error (a buffer too small included). */

@@ -127,5 +127,9 @@ int dir_relay_listed(struct dir_conn *c, const char *address, const char *delim)
 
 /* A yescrypt hash of password, or NULL with the error set. */
 char *dir_hash(struct dir_conn *c, const char *password);
+/* The SCRAM-SHA-256 secrets of password (RFC 5802, RFC 7677), stored
+ * beside its hash: "SCRAM-SHA-256:ITERATIONS:SALT:STOREDKEY:SERVERKEY",
+ * base64; NULL with the error set. */
+char *dir_scram(struct dir_conn *c, const char *password);
 
 #endif

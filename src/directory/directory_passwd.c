@@ -3,8 +3,13 @@
  * yescrypt; stored ones may be any crypt(3) hash, bare or behind a
  * Dovecot-style "{SCHEME}" prefix, and are compared in constant time.
  *
+ * Beside the hash, the SCRAM-SHA-256 secrets of the same password (salt,
+ * iterations, StoredKey, ServerKey: enough to check a SCRAM proof, not to
+ * log in elsewhere); an imported hash has none, and SCRAM fails for it.
+ *
  * Public: directory_user_passwd, directory_user_set_hash,
- * directory_user_verify, directory_user_hash. Module-internal: dir_hash.
+ * directory_user_verify, directory_user_hash, directory_user_scram.
+ * Module-internal: dir_hash, dir_scram.
  */
 #include <crypt.h>
 #include <errno.h>
@@ -12,10 +17,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
 #include "directory/directory_int.h"
 #include "util/xalloc.h"
 
 #define DIR_HASH_MAX		512
+#define DIR_SCRAM_ITER		4096	/* RFC 7677's minimum, what clients expect */
+#define DIR_SCRAM_SALT		16
 
 /* crypt(3) of password with setting into a fresh string, or NULL. */
 static char *
@@ -55,6 +67,38 @@ dir_hash(struct dir_conn *c, const char *password)
 	if (hash == NULL)
 		dir_seterr(c, "cannot hash the password with yescrypt");
 	return hash;
+}
+
+char *
+dir_scram(struct dir_conn *c, const char *password)
+{
+	unsigned char salt[DIR_SCRAM_SALT], salted[SHA256_DIGEST_LENGTH];
+	unsigned char ckey[SHA256_DIGEST_LENGTH], stored[SHA256_DIGEST_LENGTH];
+	unsigned char skey[SHA256_DIGEST_LENGTH];
+	char bsalt[32], bstored[48], bserver[48];
+	unsigned int len;
+	char *out = NULL;
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1 ||
+	    PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), DIR_SCRAM_ITER,
+			      EVP_sha256(), sizeof(salted), salted) != 1 ||
+	    HMAC(EVP_sha256(), salted, sizeof(salted), (const unsigned char *)"Client Key", 10,
+		 ckey, &len) == NULL ||
+	    HMAC(EVP_sha256(), salted, sizeof(salted), (const unsigned char *)"Server Key", 10,
+		 skey, &len) == NULL) {
+		dir_seterr(c, "cannot compute the SCRAM secrets of the password");
+		goto out;
+	}
+	SHA256(ckey, sizeof(ckey), stored);
+	EVP_EncodeBlock((unsigned char *)bsalt, salt, sizeof(salt));
+	EVP_EncodeBlock((unsigned char *)bstored, stored, sizeof(stored));
+	EVP_EncodeBlock((unsigned char *)bserver, skey, sizeof(skey));
+	out = xasprintf("SCRAM-SHA-256:%d:%s:%s:%s", DIR_SCRAM_ITER, bsalt, bstored, bserver);
+out:
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(ckey, sizeof(ckey));
+	explicit_bzero(skey, sizeof(skey));
+	return out;
 }
 
 static int
@@ -108,12 +152,15 @@ dir_hash_match(const char *stored, const char *password)
 	return ok;
 }
 
-/* Set the stored hash of an existing user. */
+/* Set the stored hash (and SCRAM secrets, or none) of an existing user. */
 static int
-dir_user_store(struct dir_conn *c, const char *address, const char *hash)
+dir_user_store(struct dir_conn *c, const char *address, const char *hash, const char *scram)
 {
 	char *a = dir_lowdup(address), show[80];
-	int n = dir_run(c, "UPDATE users SET password = ? WHERE address = ?", 2, hash, a);
+	int n = scram != NULL ?
+		dir_run(c, "UPDATE users SET password = ?, scram = ? WHERE address = ?", 3, hash,
+			scram, a) :
+		dir_run(c, "UPDATE users SET password = ?, scram = NULL WHERE address = ?", 2, hash, a);
 
 	if (n == 0)
 		dir_seterr(c, "no such user %s", dir_show(a, show, sizeof(show)));
@@ -125,7 +172,7 @@ int
 directory_user_passwd(struct directory *d, const char *address, const char *password)
 {
 	struct dir_conn *c = dir_conn(d);
-	char *hash, show[80];
+	char *hash, *scram, show[80];
 	int rc;
 
 	if (c == NULL)
@@ -139,8 +186,13 @@ directory_user_passwd(struct directory *d, const char *address, const char *pass
 	}
 	if ((hash = dir_hash(c, password)) == NULL)
 		return -1;
-	rc = dir_user_store(c, address, hash);
+	if ((scram = dir_scram(c, password)) == NULL) {
+		free(hash);
+		return -1;
+	}
+	rc = dir_user_store(c, address, hash, scram);
 	free(hash);
+	free(scram);
 	return rc;
 }
 
@@ -162,7 +214,7 @@ directory_user_set_hash(struct directory *d, const char *address, const char *ha
 		dir_seterr(c, "invalid password hash: %s", len ? "too long" : "empty");
 		return -1;
 	}
-	return dir_user_store(c, address, hash);
+	return dir_user_store(c, address, hash, NULL);
 }
 
 int
@@ -218,6 +270,37 @@ directory_user_hash(struct directory *d, const char *address, char *address_r,
 		}
 	}
 	dir_strings_free(hash);
+	free(a);
+	return rc;
+}
+
+int
+directory_user_scram(struct directory *d, const char *address, char *address_r,
+		     size_t address_len, char *scram_r, size_t scram_len)
+{
+	struct dir_conn *c = dir_conn(d);
+	char *a, **v;
+	int n, rc = 0;
+
+	if (c == NULL)
+		return -1;
+	a = dir_lowdup(address);
+	n = dir_strings(c, &v, "SELECT coalesce(scram, '') FROM users WHERE address = ?", 1, a);
+	if (n < 0) {
+		free(a);
+		return -1;
+	}
+	if (n > 0) {
+		if (strlen(a) >= address_len || strlen(v[0]) >= scram_len) {
+			dir_seterr(c, "SCRAM secrets or address longer than the buffer");
+			rc = -1;
+		} else {
+			strcpy(address_r, a);
+			strcpy(scram_r, v[0]);
+			rc = 1;
+		}
+	}
+	dir_strings_free(v);
 	free(a);
 	return rc;
 }

@@ -1,7 +1,10 @@
 /*
  * smtpd_auth: SMTP AUTH (RFC 4954) for the submission policy, with the
  * SASL mechanisms of src/auth (PLAIN, LOGIN; an initial response on the
- * AUTH line or after an empty "334 "). A password is taken only where
+ * AUTH line or after an empty "334 ") and SCRAM-SHA-256 (RFC 7677: the
+ * user's secrets looked up on a worker, the proof checked here, the
+ * server's signature sent as a last "334" that the client answers with
+ * an empty line, then 235). A password is taken only where
  * [auth] plaintext allows: elsewhere EHLO does not offer AUTH before
  * STARTTLS and AUTH gets 538 5.7.11. The check runs through auth_check
  * with the connection paused; its failures are delayed and logged by the
@@ -15,13 +18,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/auth.h"
 #include "auth/sasl.h"
+#include "auth/scram.h"
+#include "directory/directory.h"
 #include "smtpd/smtpd_cmd.h"
 #include "smtpd/smtpd_int.h"
 #include "smtpd/smtpd_policy.h"
 #include "util/conn.h"
 #include "util/log.h"
+#include "util/worker.h"
 #include "util/xalloc.h"
 
 int
@@ -37,24 +45,180 @@ void
 smtpd_auth_free(struct smtpd_session *s)
 {
 	sasl_free(&s->sasl);
+	scram_free(&s->scram);
+}
+
+int
+smtpd_auth_pending(const struct smtpd_session *s)
+{
+	return s->sasl != NULL || s->scram != NULL;
+}
+
+const char *
+smtpd_auth_mechs(void)
+{
+	return "PLAIN LOGIN " SCRAM_MECH;
+}
+
+static void
+smtpd_auth_logged_in(struct smtpd_session *s, const char *user)
+{
+	char tls[160];
+
+	s->user = xstrdup(user);
+	s->junk = 0;
+	log_msg(s->id, "event=login service=%s user=%s client=[%s] session=%s mech=%s tls=%s%s%s",
+		s->srv->d.policy->service, log_addr(user), s->client, s->id, s->sasl_mech,
+		s->tls ? "yes" : "no", conn_tls_info(s->c, tls, sizeof(tls)) ? " " : "",
+		conn_tls_info(s->c, tls, sizeof(tls)) ? tls : "");
+}
+
+/* --- SCRAM-SHA-256 -------------------------------------------------------- */
+
+struct smtpd_scram_job {
+	struct smtpd_session *s;
+	char user[320];
+	char canon[320];
+	char secret[512];
+	int found;                  /* 1, 0 unknown, -1 error */
+};
+
+static void
+smtpd_scram_lookup(void *arg)
+{
+	struct smtpd_scram_job *j = arg;
+
+	j->found = directory_user_scram(j->s->srv->d.dir, j->user, j->canon, sizeof(j->canon),
+					j->secret, sizeof(j->secret));
+}
+
+static void
+smtpd_scram_secret_done(void *arg)
+{
+	struct smtpd_scram_job *j = arg;
+	struct smtpd_session *s = j->s;
+	unsigned char key[SCRAM_FAKE_KEY_LEN];
+	const char *ch, *err;
+
+	if (smtpd_session_resume(s)) {
+		OPENSSL_cleanse(j, sizeof(*j));
+		free(j);
+		return;
+	}
+	if (j->found < 0) {
+		scram_free(&s->scram);
+		smtpd_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+	} else {
+		s->scram_known = j->found == 1;
+		snprintf(s->scram_canon, sizeof(s->scram_canon), "%s", j->found == 1 ? j->canon :
+			 scram_user(s->scram));
+		auth_fake_key(s->srv->d.auth, key);
+		if (scram_server_first(s->scram, j->found == 1 ? j->secret : NULL, key, &ch, &err) ==
+		    SCRAM_CONTINUE) {
+			s->scram_phase = 1;
+			smtpd_reply(s, "334 %s", ch);
+		} else {
+			scram_free(&s->scram);
+			smtpd_reject(s, "AUTH", "454 4.7.0", err ? err : "SCRAM failed", NULL);
+		}
+		OPENSSL_cleanse(key, sizeof(key));
+	}
+	OPENSSL_cleanse(j, sizeof(*j));
+	free(j);
+	smtpd_session_continue(s);
+}
+
+/* The outcome of the proof, answered after the auth module's delay. */
+static void
+smtpd_scram_done(void *arg, enum auth_result res, const char *user)
+{
+	struct smtpd_session *s = arg;
+
+	if (smtpd_session_resume(s))
+		return;
+	if (res == AUTH_OK && s->scram != NULL) {
+		/* v=: the client checks us, then answers with an empty line */
+		smtpd_reply(s, "334 %s", s->scram_final);
+		s->scram_phase = 2;
+	} else {
+		scram_free(&s->scram);
+		if (res == AUTH_FAILED)
+			smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
+		else
+			smtpd_reply(s, "454 4.7.0 %s", res == AUTH_THROTTLED ?
+				    "Too many failed logins, try again later" :
+				    "Temporary authentication failure, try again later");
+		s->errors += res != AUTH_TEMPFAIL;
+	}
+	smtpd_session_continue(s);
+}
+
+static void
+smtpd_scram_line(struct smtpd_session *s, const char *line)
+{
+	const char *ch = NULL, *err = NULL;
+	socklen_t len;
+	enum scram_status st;
+
+	if (s->scram_phase == 2) {
+		/* RFC 4954 4: the client acknowledges the server's last data */
+		scram_free(&s->scram);
+		if (line[0] != '\0') {
+			smtpd_reject(s, "AUTH", "501 5.5.2", "Expected an empty line after the server's "
+				     "signature", NULL);
+			return;
+		}
+		smtpd_auth_logged_in(s, s->scram_canon);
+		smtpd_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	if (s->scram_phase == 0) {
+		struct smtpd_scram_job *j;
+
+		if (scram_client_first(s->scram, line, &err) != SCRAM_NEED_SECRET) {
+			scram_free(&s->scram);
+			smtpd_reject(s, "AUTH", "501 5.5.2", err ? err : "Invalid SCRAM data", NULL);
+			return;
+		}
+		if (auth_refused(s->srv->d.auth, conn_sockaddr(s->c, &len), scram_user(s->scram))) {
+			smtpd_session_pause(s);
+			auth_report(s->srv->d.auth, s->srv->d.policy->service, conn_sockaddr(s->c, &len),
+				    s->id, scram_user(s->scram), 0, 0, smtpd_scram_done, s);
+			return;
+		}
+		j = xcalloc(1, sizeof(*j));
+		j->s = s;
+		snprintf(j->user, sizeof(j->user), "%s", scram_user(s->scram));
+		smtpd_session_pause(s);
+		worker_submit(s->srv->d.pool, smtpd_scram_lookup, smtpd_scram_secret_done, j);
+		return;
+	}
+	st = scram_client_final(s->scram, line, &ch, &err);
+	if (st == SCRAM_OK || st == SCRAM_BAD_PROOF) {
+		if (st == SCRAM_OK)
+			s->scram_final = ch;
+		else
+			scram_free(&s->scram);
+		smtpd_session_pause(s);
+		auth_report(s->srv->d.auth, s->srv->d.policy->service, conn_sockaddr(s->c, &len), s->id,
+			    s->scram_canon, st == SCRAM_OK && s->scram_known, s->scram_known,
+			    smtpd_scram_done, s);
+		return;
+	}
+	scram_free(&s->scram);
+	smtpd_reject(s, "AUTH", "501 5.5.2", err ? err : "Invalid SCRAM data", NULL);
 }
 
 static void
 smtpd_auth_done(void *arg, enum auth_result res, const char *user)
 {
 	struct smtpd_session *s = arg;
-	char tls[160];
 
 	if (smtpd_session_resume(s))
 		return;   /* the session went away meanwhile */
 	switch (res) {
 	case AUTH_OK:
-		s->user = xstrdup(user);
-		s->junk = 0;
-		log_msg(s->id, "event=login service=%s user=%s client=[%s] session=%s mech=%s tls=%s%s%s",
-			s->srv->d.policy->service, log_addr(user), s->client, s->id, s->sasl_mech,
-			s->tls ? "yes" : "no", conn_tls_info(s->c, tls, sizeof(tls)) ? " " : "",
-			conn_tls_info(s->c, tls, sizeof(tls)) ? tls : "");
+		smtpd_auth_logged_in(s, user);
 		smtpd_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAILED:
@@ -100,11 +264,13 @@ void
 smtpd_auth_line(struct smtpd_session *s, const char *line, int too_long)
 {
 	if (too_long) {
-		sasl_free(&s->sasl);
+		smtpd_auth_free(s);
 		smtpd_reject(s, "AUTH", "500 5.5.6", "Authentication exchange line is too long", NULL);
 	} else if (strcmp(line, "*") == 0) {
-		sasl_free(&s->sasl);
+		smtpd_auth_free(s);
 		smtpd_reject(s, "AUTH", "501 5.0.0", "Authentication cancelled", NULL);
+	} else if (s->scram != NULL) {
+		smtpd_scram_line(s, line);
 	} else {
 		smtpd_auth_step(s, line);
 	}
@@ -135,7 +301,7 @@ smtpd_cmd_auth(struct smtpd_session *s, const char *arg)
 	for (char *p = mech; *p; p++)
 		if (*p >= 'a' && *p <= 'z')
 			*p = (char)(*p - 'a' + 'A');
-	if (!sasl_mech_known(mech)) {
+	if (!sasl_mech_known(mech) && strcmp(mech, SCRAM_MECH) != 0) {
 		smtpd_reject(s, "AUTH", "504 5.5.4", "Unrecognized authentication type", mech);
 		return;
 	}
@@ -150,7 +316,16 @@ smtpd_cmd_auth(struct smtpd_session *s, const char *arg)
 		return;
 	}
 	snprintf(s->sasl_mech, sizeof(s->sasl_mech), "%s", mech);
-	sasl_free(&s->sasl);
+	smtpd_auth_free(s);
+	if (strcmp(mech, SCRAM_MECH) == 0) {
+		s->scram = scram_new();
+		s->scram_phase = 0;
+		if (ir == NULL)
+			smtpd_reply(s, "334 ");
+		else
+			smtpd_scram_line(s, ir);
+		return;
+	}
 	s->sasl = sasl_new(mech);
 	smtpd_auth_step(s, ir);
 }

@@ -115,7 +115,7 @@ cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 	if (smtpd_offers_etrn(s))
 		smtpd_reply(s, "250-ETRN");
 	if (smtpd_auth_offered(s))
-		smtpd_reply(s, "250-AUTH %s", sasl_mech_list());
+		smtpd_reply(s, "250-AUTH %s", smtpd_auth_mechs());
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 

@@ -48,6 +48,11 @@ struct smtpd_session {
 	long long max_rcpts_day;    /* submission: the user's daily recipients (0: no limit) */
 	long long rcpts_today;      /* and what they had at MAIL */
 	struct sasl *sasl;          /* an AUTH exchange waiting for the client's line */
+	struct scram *scram;        /* or a SCRAM-SHA-256 one */
+	int scram_phase;            /* 0: client-first, 1: client-final, 2: the empty ack */
+	int scram_known;            /* the user exists */
+	const char *scram_final;    /* the server's signature (in scram), for the last 334 */
+	char scram_canon[320];      /* their canonical address */
 	char sasl_mech[16];         /* "PLAIN", "LOGIN": for the log */
 	char *sender;
 	unsigned long long mail_size;   /* MAIL's SIZE=, 0 when not given */
@@ -85,6 +90,8 @@ void smtpd_session_start(struct smtpd_server *srv, struct conn *c, int over);
 void smtpd_cmd_auth(struct smtpd_session *s, const char *arg);
 void smtpd_auth_line(struct smtpd_session *s, const char *line, int too_long);
 int smtpd_auth_offered(struct smtpd_session *s);
+int smtpd_auth_pending(const struct smtpd_session *s);   /* an exchange waits for a line */
+const char *smtpd_auth_mechs(void);                      /* "PLAIN LOGIN SCRAM-SHA-256" */
 void smtpd_auth_free(struct smtpd_session *s);
 void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 

@@ -463,7 +463,7 @@ smtpd_session_run(struct smtpd_session *s)
 		rc = conn_read_line(s->c, line, sizeof(line), &len);
 		if (rc == 0)
 			return;
-		if (s->sasl != NULL) {
+		if (smtpd_auth_pending(s)) {
 			/* a line of the AUTH exchange, not a command */
 			smtpd_auth_line(s, line, rc < 0 || strlen(line) != len);
 			explicit_bzero(line, sizeof(line));

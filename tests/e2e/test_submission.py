@@ -568,3 +568,84 @@ def test_postfix_relays_through_tandem_with_sasl():
         left = pf.stop()
     assert not left, left
     s.stop()
+
+
+def scram_client(c, user, password, proof_password=None, cancel_after_first=False):
+    """SCRAM-SHA-256 (RFC 7677) from the client's side, by the RFC's
+    formulas with hashlib and hmac: returns the last reply (code, text)."""
+    import hashlib
+    import hmac
+    b = base64.b64encode
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"), cnonce)
+    code, text = c.cmd("AUTH SCRAM-SHA-256 %s" % b(("n,," + first_bare).encode()).decode())
+    if code != 334:
+        return code, text
+    server_first = base64.b64decode(text[4:]).decode()
+    if cancel_after_first:
+        return c.cmd("*")
+    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+    assert attrs["r"].startswith(cnonce)
+    salted = hashlib.pbkdf2_hmac("sha256", (proof_password or password).encode(),
+                                 base64.b64decode(attrs["s"]), int(attrs["i"]))
+    ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored = hashlib.sha256(ckey).digest()
+    final_wo = "c=biws,r=%s" % attrs["r"]
+    auth_msg = ",".join((first_bare, server_first, final_wo)).encode()
+    sig = hmac.new(stored, auth_msg, "sha256").digest()
+    proof = bytes(x ^ y for x, y in zip(ckey, sig))
+    code, text = c.cmd(b(("%s,p=%s" % (final_wo, b(proof).decode())).encode()).decode())
+    if code != 334:
+        return code, text
+    skey = hmac.new(salted, b"Server Key", "sha256").digest()
+    want = "v=" + b(hmac.new(skey, auth_msg, "sha256").digest()).decode()
+    assert base64.b64decode(text[4:]).decode() == want, "the server's signature is wrong"
+    return c.cmd("")
+
+
+def test_scram_sha_256_by_the_rfc_formulas():
+    s = sub_server()
+    c = Conn(s.ip, SUB_PORT)
+    assert c.reply()[0] == 220
+    code, text = ehlo(c)
+    assert "AUTH PLAIN LOGIN SCRAM-SHA-256" in text, text
+    assert scram_client(c, ALICE, PASSWORD, proof_password="wrong")[0] == 535
+    assert scram_client(c, "nobody@example.test", PASSWORD)[0] == 535     # same answer
+    assert scram_client(c, ALICE, PASSWORD, cancel_after_first=True)[0] == 501
+    assert scram_client(c, ALICE, PASSWORD) == (235, "235 2.7.0 Authentication successful")
+    assert c.cmd("MAIL FROM:<%s>" % ALICE)[0] == 250
+    c.send("QUIT\r\n")
+    log = s.log()
+    assert "mech=SCRAM-SHA-256" in log
+    assert "event=auth_failed service=submission user=<alice@example.test>" in log and \
+        "reason=password" in log
+    assert "user=<nobody@example.test> client=[127.0.0.1] session=" in log and \
+        "reason=unknown_user" in log
+    s.stop()
+
+
+def test_msmtp_submits_with_scram_sha_256(tmp_path):
+    s = sub_server()
+    rc = tmp_path / "msmtprc"
+    rc.write_text("""account tandem
+host {ip}
+port {port}
+from {user}
+auth scram-sha-256
+user {user}
+password {pw}
+tls on
+tls_starttls on
+tls_trust_file {ca}
+tls_certcheck off
+account default : tandem
+""".format(ip=s.ip, port=SUB_PORT, user=ALICE, pw=PASSWORD, ca=s.data_dir + "/tls/cert.pem"))
+    os.chmod(str(rc), 0o600)
+    r = subprocess.run(["msmtp", "-C", str(rc), BOB],
+                       input="From: alice@example.test\nSubject: msmtp scram\n\nhi\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    lib.wait_for(lambda: s.messages(BOB), timeout=20, what="msmtp's message")
+    assert b"Subject: msmtp scram" in s.messages(BOB)[0]
+    assert "mech=SCRAM-SHA-256 tls=yes" in s.log()
+    s.stop()

@@ -162,6 +162,7 @@ test_sender_grants(void **state)
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE sender_grants; DROP TABLE send_usage; "
 				      "ALTER TABLE users DROP COLUMN max_messages; "
 				      "ALTER TABLE users DROP COLUMN max_recipients; "
+				      "ALTER TABLE users DROP COLUMN scram; "
 				      "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fx->d = directory_open(fx->dir, err, sizeof(err));
