@@ -83,6 +83,30 @@ scram_fail(struct scram *s, const char *why, const char **error_r)
 	return SCRAM_FAIL;
 }
 
+/* The message of this turn, decoded into s->buf: NULL (the exchange
+ * over, *error_r set) when it is out of turn, not base64, empty or has a
+ * NUL. */
+static const char *
+scram_message(struct scram *s, enum scram_state want, const char *in, const char **error_r)
+{
+	int n;
+
+	*error_r = NULL;
+	if (s->state != want) {
+		scram_fail(s, "SCRAM: out of turn", error_r);
+		return NULL;
+	}
+	if (in == NULL || (n = sasl_b64_decode_buf(in, s->buf, SCRAM_MSG_MAX)) <= 0) {
+		scram_fail(s, "SCRAM: invalid base64", error_r);
+		return NULL;
+	}
+	if (memchr(s->buf, '\0', (size_t)n) != NULL) {
+		scram_fail(s, "SCRAM: NUL in the message", error_r);
+		return NULL;
+	}
+	return (const char *)s->buf;
+}
+
 /* RFC 5802 saslname: "=2C" is ',', "=3D" is '=', no other '=' or ','. */
 static char *
 scram_saslname(const char *p, size_t n)
@@ -136,16 +160,9 @@ enum scram_status
 scram_client_first(struct scram *s, const char *in, const char **error_r)
 {
 	const char *m, *bare, *nonce, *end;
-	int n;
 
-	*error_r = NULL;
-	if (s->state != ST_FIRST)
-		return scram_fail(s, "SCRAM: out of turn", error_r);
-	if (in == NULL || (n = sasl_b64_decode_buf(in, s->buf, SCRAM_MSG_MAX)) <= 0)
-		return scram_fail(s, "SCRAM: invalid base64", error_r);
-	m = (const char *)s->buf;
-	if (memchr(m, '\0', (size_t)n) != NULL)
-		return scram_fail(s, "SCRAM: NUL in the message", error_r);
+	if ((m = scram_message(s, ST_FIRST, in, error_r)) == NULL)
+		return SCRAM_FAIL;
 	/* gs2-header: "n" or "y" (no channel binding here), then an authzid */
 	if ((m[0] != 'n' && m[0] != 'y') || m[1] != ',')
 		return scram_fail(s, m[0] == 'p' ? "SCRAM: channel binding is not offered" :
@@ -268,17 +285,11 @@ scram_client_final(struct scram *s, const char *in, const char **challenge_r,
 	const char *m, *p, *nonce, *end;
 	unsigned int len;
 	size_t without;
-	int n, ok;
+	int ok;
 
-	*error_r = NULL;
 	*challenge_r = "";
-	if (s->state != ST_FINAL)
-		return scram_fail(s, "SCRAM: out of turn", error_r);
-	if (in == NULL || (n = sasl_b64_decode_buf(in, s->buf, SCRAM_MSG_MAX)) <= 0)
-		return scram_fail(s, "SCRAM: invalid base64", error_r);
-	m = (const char *)s->buf;
-	if (memchr(m, '\0', (size_t)n) != NULL)
-		return scram_fail(s, "SCRAM: NUL in the message", error_r);
+	if ((m = scram_message(s, ST_FINAL, in, error_r)) == NULL)
+		return SCRAM_FAIL;
 	EVP_EncodeBlock((unsigned char *)cbind, (const unsigned char *)s->gs2, 3);
 	if (strncmp(m, "c=", 2) != 0 || (end = strchr(m, ',')) == NULL ||
 	    (size_t)(end - m - 2) != strlen(cbind) || strncmp(m + 2, cbind, strlen(cbind)) != 0)

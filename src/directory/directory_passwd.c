@@ -243,40 +243,11 @@ directory_user_verify(struct directory *d, const char *address, const char *pass
 	return ok;
 }
 
-int
-directory_user_hash(struct directory *d, const char *address, char *address_r,
-		    size_t address_len, char *hash_r, size_t hash_len)
-{
-	struct dir_conn *c = dir_conn(d);
-	char *a, **hash;
-	int n, rc = 0;
-
-	if (c == NULL)
-		return -1;
-	a = dir_lowdup(address);
-	n = dir_strings(c, &hash, "SELECT password FROM users WHERE address = ?", 1, a);
-	if (n < 0) {
-		free(a);
-		return -1;
-	}
-	if (n > 0) {
-		if (strlen(a) >= address_len || strlen(hash[0]) >= hash_len) {
-			dir_seterr(c, "password hash or address longer than the buffer");
-			rc = -1;
-		} else {
-			strcpy(address_r, a);
-			strcpy(hash_r, hash[0]);
-			rc = 1;
-		}
-	}
-	dir_strings_free(hash);
-	free(a);
-	return rc;
-}
-
-int
-directory_user_scram(struct directory *d, const char *address, char *address_r,
-		     size_t address_len, char *scram_r, size_t scram_len)
+/* One text column of the user's row (sql takes the address) and the
+ * canonical address: 1, 0 for no such user, -1 on error. */
+static int
+dir_user_text(struct directory *d, const char *sql, const char *address, char *address_r,
+	      size_t address_len, char *value_r, size_t value_len)
 {
 	struct dir_conn *c = dir_conn(d);
 	char *a, **v;
@@ -285,22 +256,38 @@ directory_user_scram(struct directory *d, const char *address, char *address_r,
 	if (c == NULL)
 		return -1;
 	a = dir_lowdup(address);
-	n = dir_strings(c, &v, "SELECT coalesce(scram, '') FROM users WHERE address = ?", 1, a);
+	n = dir_strings(c, &v, sql, 1, a);
 	if (n < 0) {
 		free(a);
 		return -1;
 	}
 	if (n > 0) {
-		if (strlen(a) >= address_len || strlen(v[0]) >= scram_len) {
-			dir_seterr(c, "SCRAM secrets or address longer than the buffer");
+		if (strlen(a) >= address_len || strlen(v[0]) >= value_len) {
+			dir_seterr(c, "password data or address longer than the buffer");
 			rc = -1;
 		} else {
 			strcpy(address_r, a);
-			strcpy(scram_r, v[0]);
+			strcpy(value_r, v[0]);
 			rc = 1;
 		}
 	}
 	dir_strings_free(v);
 	free(a);
 	return rc;
+}
+
+int
+directory_user_hash(struct directory *d, const char *address, char *address_r,
+		    size_t address_len, char *hash_r, size_t hash_len)
+{
+	return dir_user_text(d, "SELECT password FROM users WHERE address = ?", address, address_r,
+			     address_len, hash_r, hash_len);
+}
+
+int
+directory_user_scram(struct directory *d, const char *address, char *address_r,
+		     size_t address_len, char *scram_r, size_t scram_len)
+{
+	return dir_user_text(d, "SELECT coalesce(scram, '') FROM users WHERE address = ?", address,
+			     address_r, address_len, scram_r, scram_len);
 }

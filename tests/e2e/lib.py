@@ -87,6 +87,15 @@ def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def rss_kib(pid):
+    """The resident set size of pid in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 def port_open(host, port):
     try:
         with socket.create_connection((host, port), timeout=0.5) as s:

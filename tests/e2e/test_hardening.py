@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import lib
+from lib import rss_kib
 from lib import Conn, Server, addr, wait_for
 
 ALICE = "alice@example.test"
@@ -50,13 +51,6 @@ def assert_alive(p):
     for m in CRASH_MARKERS:
         assert m not in p.log(), "crash marker %r in log:\n%s" % (m, p.log()[-3000:])
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 # --- a commit that stalls past [smtp] timeout ------------------------------

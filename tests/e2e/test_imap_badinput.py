@@ -11,15 +11,9 @@ import threading
 import time
 
 import lib
+from lib import rss_kib
 from imap_util import ALICE, BOB, PASSWORD, IMAP_PORT, IMAPS_PORT, Raw, imap_server, login, raw_login, tls_context
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_literal_over_the_limit_is_refused_before_any_continuation():

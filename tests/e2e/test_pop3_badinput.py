@@ -12,18 +12,12 @@ import socket
 import time
 
 import lib
+from lib import rss_kib
 from lib import wait_for
 from test_pop3 import (ALICE, BOB, PASSWORD, POP3_PORT, POP3S_PORT, Raw, deliver, login,
                        mailbox_files, pop3_server, raw_login, tls_context, unstuff,
                        write_message)
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def test_over_long_lines_get_err_and_the_session_goes_on():

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 
 import lib
+from lib import rss_kib
 from lib import Conn, Server
 
 SUB_PORT = 1587
@@ -486,13 +487,6 @@ def test_an_auth_injected_before_starttls_is_thrown_away():
     assert "user=<bob@example.test>" not in log
     s.stop()
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_a_100_mb_message_is_refused_with_552_and_memory_stays_bounded():
