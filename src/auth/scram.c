@@ -29,8 +29,13 @@ enum scram_state { ST_FIRST, ST_SECRET, ST_FINAL, ST_OVER };
 struct scram {
 	enum scram_state state;
 	char fixed[64];                  /* scram_set_server_nonce */
+	int plus, offered;               /* scram_set_tls */
+	unsigned char exporter[64], end_point[64];
+	size_t exporter_len, end_point_len;
+	unsigned char cbdata[64];        /* the binding the client chose */
+	size_t cbdata_len;
 	char *user;
-	char gs2[8];                     /* "n,," or "y,,": what c= must encode */
+	char gs2[48];                    /* "n,,", "y,," or "p=TYPE,,": what c= starts with */
 	char *client_first_bare;
 	char *server_first;
 	char nonce[160];                 /* the client's nonce + ours */
@@ -46,6 +51,22 @@ scram_new(void)
 
 	s->state = ST_FIRST;
 	return s;
+}
+
+void
+scram_set_tls(struct scram *s, int plus, int offered, const unsigned char *exporter,
+	      size_t exporter_len, const unsigned char *end_point, size_t end_point_len)
+{
+	s->plus = plus;
+	s->offered = offered;
+	if (exporter != NULL && exporter_len <= sizeof(s->exporter)) {
+		memcpy(s->exporter, exporter, exporter_len);
+		s->exporter_len = exporter_len;
+	}
+	if (end_point != NULL && end_point_len <= sizeof(s->end_point)) {
+		memcpy(s->end_point, end_point, end_point_len);
+		s->end_point_len = end_point_len;
+	}
 }
 
 void
@@ -163,17 +184,40 @@ scram_client_first(struct scram *s, const char *in, const char **error_r)
 
 	if ((m = scram_message(s, ST_FIRST, in, error_r)) == NULL)
 		return SCRAM_FAIL;
-	/* gs2-header: "n" or "y" (no channel binding here), then an authzid */
-	if ((m[0] != 'n' && m[0] != 'y') || m[1] != ',')
-		return scram_fail(s, m[0] == 'p' ? "SCRAM: channel binding is not offered" :
-				  "SCRAM: bad gs2 header", error_r);
-	if (m[2] == 'a' && m[3] == '=')
+	/* gs2-header: the channel binding flag, then an authzid */
+	if (m[0] == 'p' && m[1] == '=') {
+		size_t tl = strcspn(m + 2, ",");
+
+		if (!s->plus)
+			return scram_fail(s, "SCRAM: channel binding needs SCRAM-SHA-256-PLUS", error_r);
+		if (tl == 12 && strncmp(m + 2, "tls-exporter", 12) == 0 && s->exporter_len > 0) {
+			memcpy(s->cbdata, s->exporter, s->exporter_len);
+			s->cbdata_len = s->exporter_len;
+		} else if (tl == 20 && strncmp(m + 2, "tls-server-end-point", 20) == 0 &&
+			   s->end_point_len > 0) {
+			memcpy(s->cbdata, s->end_point, s->end_point_len);
+			s->cbdata_len = s->end_point_len;
+		} else {
+			return scram_fail(s, "SCRAM: unsupported channel binding type", error_r);
+		}
+		bare = m + 2 + tl;
+	} else if ((m[0] == 'n' || m[0] == 'y') && m[1] == ',') {
+		if (s->plus)
+			return scram_fail(s, "SCRAM: SCRAM-SHA-256-PLUS needs channel binding", error_r);
+		if (m[0] == 'y' && s->offered)   /* RFC 5802 6: a downgrade */
+			return scram_fail(s, "SCRAM: channel binding was offered", error_r);
+		bare = m + 1;
+	} else {
+		return scram_fail(s, "SCRAM: bad gs2 header", error_r);
+	}
+	/* bare is at the ',' before the authzid */
+	if (bare[1] == 'a' && bare[2] == '=')
 		return scram_fail(s, "SCRAM: no authorization identity other than the login",
 				  error_r);
-	if (m[2] != ',')
+	if (bare[0] != ',' || bare[1] != ',')
 		return scram_fail(s, "SCRAM: bad gs2 header", error_r);
-	snprintf(s->gs2, sizeof(s->gs2), "%c,,", m[0]);
-	bare = m + 3;
+	snprintf(s->gs2, sizeof(s->gs2), "%.*s", (int)(bare + 2 - m), m);
+	bare += 2;
 	if (strncmp(bare, "n=", 2) != 0 || (end = strchr(bare + 2, ',')) == NULL)
 		return scram_fail(s, "SCRAM: no user name", error_r);
 	if ((s->user = scram_saslname(bare + 2, (size_t)(end - bare - 2))) == NULL)
@@ -281,7 +325,9 @@ scram_client_final(struct scram *s, const char *in, const char **challenge_r,
 		   const char **error_r)
 {
 	unsigned char sig[SCRAM_KEY], key[SCRAM_KEY], hkey[SCRAM_KEY], proof[SCRAM_KEY + 3];
-	char cbind[16], *auth_msg;
+	unsigned char cbraw[128];
+	char cbind[200], *auth_msg;
+	size_t gl;
 	const char *m, *p, *nonce, *end;
 	unsigned int len;
 	size_t without;
@@ -290,7 +336,11 @@ scram_client_final(struct scram *s, const char *in, const char **challenge_r,
 	*challenge_r = "";
 	if ((m = scram_message(s, ST_FINAL, in, error_r)) == NULL)
 		return SCRAM_FAIL;
-	EVP_EncodeBlock((unsigned char *)cbind, (const unsigned char *)s->gs2, 3);
+	/* c= is the gs2 header and the binding data, base64 */
+	gl = strlen(s->gs2);
+	memcpy(cbraw, s->gs2, gl);
+	memcpy(cbraw + gl, s->cbdata, s->cbdata_len);
+	EVP_EncodeBlock((unsigned char *)cbind, cbraw, (int)(gl + s->cbdata_len));
 	if (strncmp(m, "c=", 2) != 0 || (end = strchr(m, ',')) == NULL ||
 	    (size_t)(end - m - 2) != strlen(cbind) || strncmp(m + 2, cbind, strlen(cbind)) != 0)
 		return scram_fail(s, "SCRAM: channel binding data differ from the gs2 header", error_r);

@@ -1,7 +1,9 @@
 /*
- * scram: the server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) without
- * channel binding: client-first (gs2 "n" or "y", no authzid other than the
- * login), server-first with a fresh nonce and the user's salt and
+ * scram: the server side of SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC
+ * 5802, RFC 7677; channel binding tls-exporter of RFC 9266, or
+ * tls-server-end-point of RFC 5929): client-first (gs2 "n", "y" only when
+ * the server offers no -PLUS, "p=TYPE" only for -PLUS; no authzid other
+ * than the login), server-first with a fresh nonce and the user's salt and
  * iterations, client-final whose proof is checked against the StoredKey,
  * and the server-final signature. The secrets come from the directory
  * (dir_scram's "SCRAM-SHA-256:ITER:SALT:STOREDKEY:SERVERKEY"); for an
@@ -16,6 +18,7 @@
 #include <stddef.h>
 
 #define SCRAM_MECH "SCRAM-SHA-256"
+#define SCRAM_MECH_PLUS "SCRAM-SHA-256-PLUS"
 #define SCRAM_FAKE_KEY_LEN 32
 
 enum scram_status {
@@ -29,6 +32,11 @@ enum scram_status {
 struct scram;
 
 struct scram *scram_new(void);
+/* Before client-first, over TLS: this is the -PLUS mechanism (plus), the
+ * server offers -PLUS (offered: a "y" client is then a downgrade), and the
+ * data of each binding type (NULL/0 when the connection has none). */
+void scram_set_tls(struct scram *s, int plus, int offered, const unsigned char *exporter,
+		   size_t exporter_len, const unsigned char *end_point, size_t end_point_len);
 /* in: the base64 client-first-message (the initial response or the answer
  * to an empty challenge). */
 enum scram_status scram_client_first(struct scram *s, const char *in, const char **error_r);

@@ -54,10 +54,24 @@ smtpd_auth_pending(const struct smtpd_session *s)
 	return s->sasl != NULL || s->scram != NULL;
 }
 
-const char *
-smtpd_auth_mechs(void)
+/* The channel binding data of this TLS session (-1 lengths: none). */
+static int
+smtpd_auth_plus_ok(struct smtpd_session *s, unsigned char *exp, int *elen, unsigned char *sep,
+		   int *slen)
 {
-	return "PLAIN LOGIN " SCRAM_MECH;
+	*elen = s->tls ? conn_tls_channel_binding(s->c, "tls-exporter", exp) : -1;
+	*slen = s->tls ? conn_tls_channel_binding(s->c, "tls-server-end-point", sep) : -1;
+	return *elen > 0 || *slen > 0;
+}
+
+const char *
+smtpd_auth_mechs(struct smtpd_session *s)
+{
+	unsigned char e[64], p[64];
+	int el, pl;
+
+	return smtpd_auth_plus_ok(s, e, &el, p, &pl) ? "PLAIN LOGIN " SCRAM_MECH " " SCRAM_MECH_PLUS :
+		"PLAIN LOGIN " SCRAM_MECH;
 }
 
 static void
@@ -279,7 +293,7 @@ smtpd_auth_line(struct smtpd_session *s, const char *line, int too_long)
 void
 smtpd_cmd_auth(struct smtpd_session *s, const char *arg)
 {
-	char mech[16];
+	char mech[24];
 	const char *ir;
 	size_t n = strcspn(arg, " ");
 
@@ -301,7 +315,8 @@ smtpd_cmd_auth(struct smtpd_session *s, const char *arg)
 	for (char *p = mech; *p; p++)
 		if (*p >= 'a' && *p <= 'z')
 			*p = (char)(*p - 'a' + 'A');
-	if (!sasl_mech_known(mech) && strcmp(mech, SCRAM_MECH) != 0) {
+	if (!sasl_mech_known(mech) && strcmp(mech, SCRAM_MECH) != 0 &&
+	    strcmp(mech, SCRAM_MECH_PLUS) != 0) {
 		smtpd_reject(s, "AUTH", "504 5.5.4", "Unrecognized authentication type", mech);
 		return;
 	}
@@ -317,9 +332,19 @@ smtpd_cmd_auth(struct smtpd_session *s, const char *arg)
 	}
 	snprintf(s->sasl_mech, sizeof(s->sasl_mech), "%s", mech);
 	smtpd_auth_free(s);
-	if (strcmp(mech, SCRAM_MECH) == 0) {
+	if (strcmp(mech, SCRAM_MECH) == 0 || strcmp(mech, SCRAM_MECH_PLUS) == 0) {
+		unsigned char exp[64], sep[64];
+		int elen, slen, plus = strcmp(mech, SCRAM_MECH_PLUS) == 0;
+		int offered = smtpd_auth_plus_ok(s, exp, &elen, sep, &slen);
+
+		if (plus && !offered) {
+			smtpd_reject(s, "AUTH", "504 5.5.4", "SCRAM-SHA-256-PLUS needs TLS", mech);
+			return;
+		}
 		s->scram = scram_new();
 		s->scram_phase = 0;
+		scram_set_tls(s->scram, plus, offered, elen > 0 ? exp : NULL, elen > 0 ? (size_t)elen : 0,
+			      slen > 0 ? sep : NULL, slen > 0 ? (size_t)slen : 0);
 		if (ir == NULL)
 			smtpd_reply(s, "334 ");
 		else

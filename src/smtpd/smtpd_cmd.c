@@ -115,7 +115,7 @@ cmd_helo_common(struct smtpd_session *s, const char *arg, int esmtp)
 	if (smtpd_offers_etrn(s))
 		smtpd_reply(s, "250-ETRN");
 	if (smtpd_auth_offered(s))
-		smtpd_reply(s, "250-AUTH %s", smtpd_auth_mechs());
+		smtpd_reply(s, "250-AUTH %s", smtpd_auth_mechs(s));
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
@@ -594,7 +594,10 @@ smtpd_cmd_check(struct smtpd_session *s, const struct smtpd_cmd *c, const char *
 		smtpd_reject(s, c->verb, "501 5.5.4", "Syntax error: no parameters allowed", NULL);
 		return -1;
 	}
-	if ((c->flags & F_HELO) && s->helo == NULL) {
+	/* gsasl(1) and other simple submission clients say STARTTLS before
+	 * EHLO; the session starts over after TLS anyway */
+	if ((c->flags & F_HELO) && s->helo == NULL &&
+	    !(c->fn == cmd_starttls && s->srv->d.policy->auth)) {
 		smtpd_reject(s, c->verb, "503 5.5.1", "Error: send HELO/EHLO first", NULL);
 		return -1;
 	}

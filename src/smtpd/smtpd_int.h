@@ -53,7 +53,7 @@ struct smtpd_session {
 	int scram_known;            /* the user exists */
 	const char *scram_final;    /* the server's signature (in scram), for the last 334 */
 	char scram_canon[320];      /* their canonical address */
-	char sasl_mech[16];         /* "PLAIN", "LOGIN": for the log */
+	char sasl_mech[24];         /* "PLAIN", "SCRAM-SHA-256-PLUS": for the log */
 	char *sender;
 	unsigned long long mail_size;   /* MAIL's SIZE=, 0 when not given */
 	char **rcpt;
@@ -91,7 +91,8 @@ void smtpd_cmd_auth(struct smtpd_session *s, const char *arg);
 void smtpd_auth_line(struct smtpd_session *s, const char *line, int too_long);
 int smtpd_auth_offered(struct smtpd_session *s);
 int smtpd_auth_pending(const struct smtpd_session *s);   /* an exchange waits for a line */
-const char *smtpd_auth_mechs(void);                      /* "PLAIN LOGIN SCRAM-SHA-256" */
+/* "PLAIN LOGIN SCRAM-SHA-256", and -PLUS over TLS */
+const char *smtpd_auth_mechs(struct smtpd_session *s);
 void smtpd_auth_free(struct smtpd_session *s);
 void smtpd_session_kill(struct smtpd_session *s, const char *reply);
 

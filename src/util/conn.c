@@ -11,6 +11,10 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -725,6 +729,41 @@ conn_tls_info(struct conn *c, char *buf, size_t len)
 		return NULL;
 	snprintf(buf, len, "version=%s cipher=%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 	return buf;
+}
+
+int
+conn_tls_channel_binding(struct conn *c, const char *type, unsigned char *out)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		return -1;
+	if (strcmp(type, "tls-exporter") == 0) {
+		/* RFC 9266 4: TLS 1.3; 1.2 would need the extended master secret */
+		if (SSL_version(ssl) != TLS1_3_VERSION ||
+		    SSL_export_keying_material(ssl, out, 32, "EXPORTER-Channel-Binding", 24, NULL, 0,
+					       0) != 1)
+			return -1;
+		return 32;
+	}
+	if (strcmp(type, "tls-server-end-point") == 0) {
+		X509 *cert = SSL_get_certificate(ssl);
+		const EVP_MD *md = EVP_sha256();
+		unsigned int len = 0;
+		int md_nid = NID_undef, pk_nid;
+
+		if (cert == NULL)
+			return -1;
+		/* RFC 5929 4.1: the certificate's own signature hash, SHA-256
+		 * in place of MD5 or SHA-1 */
+		if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) &&
+		    (md_nid == NID_sha384 || md_nid == NID_sha512))
+			md = EVP_get_digestbynid(md_nid);
+		if (X509_digest(cert, md, out, &len) != 1)
+			return -1;
+		return (int)len;
+	}
+	return -1;
 }
 
 int

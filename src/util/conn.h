@@ -124,6 +124,11 @@ int conn_is_tls(const struct conn *c);
 /* "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384" (log fields) once the
  * handshake is done, else NULL. */
 const char *conn_tls_info(struct conn *c, char *buf, size_t len);
+/* Channel binding data of the finished handshake (SCRAM-PLUS), into out
+ * (room for 64 bytes): "tls-exporter" (RFC 9266, TLS 1.3 only) or
+ * "tls-server-end-point" (RFC 5929: the hash of our certificate). Its
+ * length, or -1 when there is none. */
+int conn_tls_channel_binding(struct conn *c, const char *type, unsigned char *out);
 
 /* Take one line off the input into buf (CRLF or LF removed, NUL-terminated).
  * 1: a line in buf (*len_r its length; it may contain NULs); 0: need more;

@@ -564,15 +564,17 @@ def test_postfix_relays_through_tandem_with_sasl():
     s.stop()
 
 
-def scram_client(c, user, password, proof_password=None, cancel_after_first=False):
+def scram_client(c, user, password, proof_password=None, cancel_after_first=False,
+                 mech="SCRAM-SHA-256", gs2="n,,", cbdata=b""):
     """SCRAM-SHA-256 (RFC 7677) from the client's side, by the RFC's
-    formulas with hashlib and hmac: returns the last reply (code, text)."""
+    formulas with hashlib and hmac, with channel binding cbdata under the
+    gs2 header gs2 for -PLUS: returns the last reply (code, text)."""
     import hashlib
     import hmac
     b = base64.b64encode
     cnonce = base64.b64encode(os.urandom(18)).decode()
     first_bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"), cnonce)
-    code, text = c.cmd("AUTH SCRAM-SHA-256 %s" % b(("n,," + first_bare).encode()).decode())
+    code, text = c.cmd("AUTH %s %s" % (mech, b((gs2 + first_bare).encode()).decode()))
     if code != 334:
         return code, text
     server_first = base64.b64decode(text[4:]).decode()
@@ -584,7 +586,7 @@ def scram_client(c, user, password, proof_password=None, cancel_after_first=Fals
                                  base64.b64decode(attrs["s"]), int(attrs["i"]))
     ckey = hmac.new(salted, b"Client Key", "sha256").digest()
     stored = hashlib.sha256(ckey).digest()
-    final_wo = "c=biws,r=%s" % attrs["r"]
+    final_wo = "c=%s,r=%s" % (b(gs2.encode() + cbdata).decode(), attrs["r"])
     auth_msg = ",".join((first_bare, server_first, final_wo)).encode()
     sig = hmac.new(stored, auth_msg, "sha256").digest()
     proof = bytes(x ^ y for x, y in zip(ckey, sig))
@@ -642,4 +644,50 @@ account default : tandem
     lib.wait_for(lambda: s.messages(BOB), timeout=20, what="msmtp's message")
     assert b"Subject: msmtp scram" in s.messages(BOB)[0]
     assert "mech=SCRAM-SHA-256 tls=yes" in s.log()
+    s.stop()
+
+
+def test_scram_sha_256_plus_binds_to_the_tls_session():
+    """Over TLS, EHLO offers SCRAM-SHA-256-PLUS: a client that binds to our
+    certificate (tls-server-end-point, RFC 5929: SHA-256 of it) logs in; a
+    binding to anything else, a "y" flag (a downgrade while -PLUS is
+    offered) and -PLUS in the clear are refused. Simple clients (gsasl) may
+    say STARTTLS before EHLO."""
+    import hashlib
+    s = sub_server()
+    c = Conn(s.ip, SUB_PORT)
+    c.reply()
+    code, text = ehlo(c)
+    assert "SCRAM-SHA-256" in text and "SCRAM-SHA-256-PLUS" not in text, text
+    assert c.cmd("AUTH SCRAM-SHA-256-PLUS")[0] == 504
+    c.send("QUIT\r\n")
+
+    def tls_session():
+        c = Conn(s.ip, SUB_PORT)
+        c.reply()
+        assert c.cmd("STARTTLS")[0] == 220          # before EHLO: taken on submission
+        tls = tls_context(s).wrap_socket(c.s, server_hostname="mx1.example.test")
+        tls.settimeout(10)
+        c.s = tls
+        code, text = ehlo(c)
+        assert "SCRAM-SHA-256-PLUS" in text, text
+        return c, hashlib.sha256(tls.getpeercert(binary_form=True)).digest()
+
+    c, cert_hash = tls_session()
+    assert scram_client(c, ALICE, PASSWORD, mech="SCRAM-SHA-256-PLUS",
+                        gs2="p=tls-server-end-point,,", cbdata=cert_hash)[0] == 235
+    c.send("QUIT\r\n")
+    c, cert_hash = tls_session()
+    code, text = scram_client(c, ALICE, PASSWORD, mech="SCRAM-SHA-256-PLUS",
+                              gs2="p=tls-server-end-point,,", cbdata=b"\0" * 32)
+    assert code == 501 and "channel binding" in text, text
+    code, text = scram_client(c, ALICE, PASSWORD, mech="SCRAM-SHA-256", gs2="y,,")
+    assert code == 501 and "offered" in text, text
+    code, text = scram_client(c, ALICE, PASSWORD, mech="SCRAM-SHA-256-PLUS", gs2="n,,")
+    assert code == 501, text
+    # plain SCRAM-SHA-256 with "n" still works over TLS
+    assert scram_client(c, ALICE, PASSWORD)[0] == 235
+    c.send("QUIT\r\n")
+    log = s.log()
+    assert "mech=SCRAM-SHA-256-PLUS tls=yes" in log, log
     s.stop()

@@ -195,6 +195,86 @@ test_client_first_refused(void **state)
 	scram_free(&s);
 }
 
+/* The client's proof for auth_msg with password and the RFC's salt. */
+static void
+client_proof(const char *password, const char *auth_msg, char *out)
+{
+	unsigned char salt[32], salted[32], ck[32], stored[32], sig[32], proof[32];
+	unsigned int l;
+	int n = EVP_DecodeBlock(salt, (const unsigned char *)"W22ZaJ0SNY7soEsUEjb6gQ==", 24) - 2;
+
+	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, n, 4096, EVP_sha256(), 32, salted);
+	HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, ck, &l);
+	SHA256(ck, 32, stored);
+	HMAC(EVP_sha256(), stored, 32, (const unsigned char *)auth_msg, strlen(auth_msg), sig, &l);
+	for (int i = 0; i < 32; i++)
+		proof[i] = ck[i] ^ sig[i];
+	EVP_EncodeBlock((unsigned char *)out, proof, 32);
+}
+
+/* -PLUS: tls-exporter and tls-server-end-point bound into c=; the
+ * binding must be the session's; "y" while -PLUS is offered is a
+ * downgrade; each flag only with its mechanism. */
+static void
+test_channel_binding(void **state)
+{
+	static const unsigned char exporter[32] = "exporter-bytes-of-this-session.";
+	static const unsigned char end_point[32] = "sha256-of-the-server-certific.";
+	const char *types[] = { "tls-exporter", "tls-server-end-point" };
+	const unsigned char *data[] = { exporter, end_point };
+	char secret[300], first[200], cbraw[100], cb[200], wo[400], msg[1200], proof[64], fin[500];
+	const char *ch, *err;
+	struct scram *s;
+
+	(void)state;
+	secret_of("pencil", secret, sizeof(secret));
+	for (int t = 0; t < 2; t++) {
+		for (int good = 1; good >= 0; good--) {
+			size_t gl;
+
+			s = scram_new();
+			scram_set_tls(s, 1, 1, exporter, 32, end_point, 32);
+			snprintf(first, sizeof(first), "p=%s,,n=user,r=rOprNGfwEbeRWgbNEkqO", types[t]);
+			assert_int_equal(scram_client_first(s, b64(first), &err), SCRAM_NEED_SECRET);
+			scram_set_server_nonce(s, SERVER_NONCE);
+			assert_int_equal(scram_server_first(s, secret, fake_key, &ch, &err), SCRAM_CONTINUE);
+			gl = (size_t)snprintf(cbraw, sizeof(cbraw), "p=%s,,", types[t]);
+			memcpy(cbraw + gl, good ? data[t] : data[1 - t], 32);
+			EVP_EncodeBlock((unsigned char *)cb, (unsigned char *)cbraw, (int)gl + 32);
+			snprintf(wo, sizeof(wo), "c=%s,r=%s", cb, FULL_NONCE);
+			snprintf(msg, sizeof(msg), "%s,r=%s,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,%s",
+				 first + gl, FULL_NONCE, wo);
+			client_proof("pencil", msg, proof);
+			snprintf(fin, sizeof(fin), "%s,p=%s", wo, proof);
+			assert_int_equal(scram_client_final(s, b64(fin), &ch, &err),
+					 good ? SCRAM_OK : SCRAM_FAIL);
+			scram_free(&s);
+		}
+	}
+	/* a downgrade, a flag for the other mechanism, a type we lack */
+	s = scram_new();
+	scram_set_tls(s, 0, 1, exporter, 32, end_point, 32);
+	assert_int_equal(scram_client_first(s, b64("y,,n=user,r=abc"), &err), SCRAM_FAIL);
+	scram_free(&s);
+	s = scram_new();
+	scram_set_tls(s, 0, 0, NULL, 0, NULL, 0);
+	assert_int_equal(scram_client_first(s, b64("y,,n=user,r=abc"), &err), SCRAM_NEED_SECRET);
+	scram_free(&s);
+	s = scram_new();
+	scram_set_tls(s, 1, 1, exporter, 32, end_point, 32);
+	assert_int_equal(scram_client_first(s, b64("n,,n=user,r=abc"), &err), SCRAM_FAIL);
+	scram_free(&s);
+	s = scram_new();
+	scram_set_tls(s, 1, 1, NULL, 0, end_point, 32);      /* TLS 1.2: no exporter */
+	assert_int_equal(scram_client_first(s, b64("p=tls-exporter,,n=user,r=abc"), &err),
+			 SCRAM_FAIL);
+	scram_free(&s);
+	s = scram_new();
+	scram_set_tls(s, 1, 1, exporter, 32, end_point, 32);
+	assert_int_equal(scram_client_first(s, b64("p=tls-unique,,n=user,r=abc"), &err), SCRAM_FAIL);
+	scram_free(&s);
+}
+
 int
 main(void)
 {
@@ -203,6 +283,7 @@ main(void)
 		cmocka_unit_test(test_wrong_password_and_unknown_user),
 		cmocka_unit_test(test_forgeries),
 		cmocka_unit_test(test_client_first_refused),
+		cmocka_unit_test(test_channel_binding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
