@@ -510,8 +510,10 @@ def test_a_100_mb_message_is_refused_with_552_and_memory_stays_bounded():
     c.send(".\r\n")
     code, text = c.reply()
     assert code == 552 and "5.3.4" in text, text
-    # the message streamed through the filter: nothing near its size was held
-    assert peak - before < 30 * 1024, (before, peak)
+    # the message streamed through the filter: nothing near its size was
+    # held (ASan keeps freed memory in quarantine: no bound to check there)
+    if not lib.ASAN:
+        assert peak - before < 30 * 1024, (before, peak)
     assert c.cmd("NOOP")[0] == 250
     c.send("QUIT\r\n")
     s.settle()
