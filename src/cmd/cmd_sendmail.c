@@ -108,10 +108,7 @@ sm_add_rcpt(struct sendmail *sm, const char *word)
 		fprintf(stderr, "tandem sendmail: bad recipient address: %s\n", word);
 		return -1;
 	}
-	for (int i = 0; i < sm->env.nrcpt; i++)
-		if (strcmp(sm->env.rcpt[i], a) == 0)
-			return 0;
-	queue_env_add_rcpt(&sm->env, a);
+	sm_add_canon(sm, a);
 	return 0;
 }
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd/cmd.h"
 #include "directory/directory.h"
@@ -224,7 +223,7 @@ cmd_user_show(struct config *cf, struct directory *d, int argc, char **argv)
 		char lm[64], lr[64];
 
 		if (directory_user_limits_get(d, argv[0], &m, &r) != 0 ||
-		    directory_send_usage(d, argv[0], (long long)(time(NULL) / 86400), &dm, &dr) != 0)
+		    directory_send_usage(d, argv[0], directory_today(), &dm, &dr) != 0)
 			return -1;
 		cmd_user_limit_text(m, cf->submission_max_messages, lm, sizeof(lm));
 		cmd_user_limit_text(r, cf->submission_max_recipients, lr, sizeof(lr));

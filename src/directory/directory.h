@@ -117,6 +117,8 @@ int directory_send_usage(struct directory *d, const char *address, long long day
 			 long long *messages_r, long long *recipients_r);
 int directory_send_count(struct directory *d, const char *address, long long day, int messages,
 			 int recipients);
+/* The day of those counts now: days since 1970, UTC. */
+long long directory_today(void);
 
 /* Submission's grants (`user allow-from`): user may also send as pattern,
  * an address or "@domain". granted: 1 when sender (canonical) matches one

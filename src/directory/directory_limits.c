@@ -4,10 +4,11 @@
  * what they submitted (send_usage, one row per user and UTC day; rows
  * older than a week are dropped as new ones come).
  * Public: directory_user_limits_set, directory_user_limits_get,
- * directory_send_usage, directory_send_count.
+ * directory_send_usage, directory_send_count, directory_today.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "directory/directory_int.h"
 #include "util/xalloc.h"
@@ -85,6 +86,12 @@ directory_user_limits_get(struct directory *d, const char *address, long long *m
 	sqlite3_finalize(st);
 	free(addr);
 	return rc;
+}
+
+long long
+directory_today(void)
+{
+	return (long long)(time(NULL) / 86400);
 }
 
 int

@@ -40,11 +40,10 @@ static void ob_try_next(struct ob_dom *d);
 static int
 ob_source_setup(struct outbound *o, char *err, size_t errlen)
 {
-	unsigned char bin[16];
 	const char *a = o->cf->source_address;
 
 	if (a != NULL) {
-		if (inet_pton(AF_INET, a, bin) != 1 && inet_pton(AF_INET6, a, bin) != 1) {
+		if (!ob_numeric(a)) {
 			snprintf(err, errlen, "[queue] source_address: %s is not a numeric address", a);
 			return -1;
 		}

@@ -87,6 +87,28 @@ smtpd_auth_logged_in(struct smtpd_session *s, const char *user)
 		conn_tls_info(s->c, tls, sizeof(tls)) ? tls : "");
 }
 
+/* The reply to a login the auth module refused (not AUTH_OK); all but a
+ * temporary failure count as errors. */
+static void
+smtpd_auth_refused_reply(struct smtpd_session *s, enum auth_result res)
+{
+	switch (res) {
+	case AUTH_OK:
+		break;
+	case AUTH_FAILED:
+		smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
+		s->errors++;
+		break;
+	case AUTH_THROTTLED:
+		smtpd_reply(s, "454 4.7.0 Too many failed logins, try again later");
+		s->errors++;
+		break;
+	case AUTH_TEMPFAIL:
+		smtpd_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		break;
+	}
+}
+
 /* --- SCRAM-SHA-256 -------------------------------------------------------- */
 
 struct smtpd_scram_job {
@@ -121,7 +143,7 @@ smtpd_scram_secret_done(void *arg)
 	}
 	if (j->found < 0) {
 		scram_free(&s->scram);
-		smtpd_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
+		smtpd_auth_refused_reply(s, AUTH_TEMPFAIL);
 	} else {
 		s->scram_known = j->found == 1;
 		snprintf(s->scram_canon, sizeof(s->scram_canon), "%s", j->found == 1 ? j->canon :
@@ -156,13 +178,7 @@ smtpd_scram_done(void *arg, enum auth_result res, const char *user)
 		s->scram_phase = 2;
 	} else {
 		scram_free(&s->scram);
-		if (res == AUTH_FAILED)
-			smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
-		else
-			smtpd_reply(s, "454 4.7.0 %s", res == AUTH_THROTTLED ?
-				    "Too many failed logins, try again later" :
-				    "Temporary authentication failure, try again later");
-		s->errors += res != AUTH_TEMPFAIL;
+		smtpd_auth_refused_reply(s, res == AUTH_OK ? AUTH_TEMPFAIL : res);
 	}
 	smtpd_session_continue(s);
 }
@@ -230,22 +246,11 @@ smtpd_auth_done(void *arg, enum auth_result res, const char *user)
 
 	if (smtpd_session_resume(s))
 		return;   /* the session went away meanwhile */
-	switch (res) {
-	case AUTH_OK:
+	if (res == AUTH_OK) {
 		smtpd_auth_logged_in(s, user);
 		smtpd_reply(s, "235 2.7.0 Authentication successful");
-		break;
-	case AUTH_FAILED:
-		smtpd_reply(s, "535 5.7.8 Authentication credentials invalid");
-		s->errors++;
-		break;
-	case AUTH_THROTTLED:
-		smtpd_reply(s, "454 4.7.0 Too many failed logins, try again later");
-		s->errors++;
-		break;
-	case AUTH_TEMPFAIL:
-		smtpd_reply(s, "454 4.7.0 Temporary authentication failure, try again later");
-		break;
+	} else {
+		smtpd_auth_refused_reply(s, res);
 	}
 	smtpd_session_continue(s);
 }

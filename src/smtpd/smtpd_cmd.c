@@ -327,7 +327,7 @@ cmd_mail(struct smtpd_session *s, const char *arg)
 		snprintf(j->user, sizeof(j->user), "%s", s->user);
 		snprintf(j->sender, sizeof(j->sender), "%s", mr.addr);
 		j->size = size;
-		j->day = (long long)(time(NULL) / 86400);
+		j->day = directory_today();
 		j->max_msgs = smtpd_cf(s)->submission_max_messages;
 		j->max_rcpts = smtpd_cf(s)->submission_max_recipients;
 		smtpd_session_pause(s);

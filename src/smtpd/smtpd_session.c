@@ -283,8 +283,7 @@ smtpd_commit_work(void *arg)
 	c->err = c->rc == 0 ? 0 : errno;
 	/* submission: what the user sent today, for the daily limits */
 	if (c->rc == 0 && s->user != NULL && s->srv->d.policy->auth &&
-	    directory_send_count(s->srv->d.dir, s->user, (long long)(time(NULL) / 86400), 1,
-				 s->nrcpt) != 0)
+	    directory_send_count(s->srv->d.dir, s->user, directory_today(), 1, s->nrcpt) != 0)
 		log_err(queue_in_qid(s->in), "event=send_count_failed user=%s error=%s",
 			log_addr(s->user), log_q(directory_error(s->srv->d.dir)));
 	/* Logged here, the moment it is on disk: a crash before the reply
@@ -393,7 +392,7 @@ smtpd_data_add_fields(struct smtpd_session *s)
 	if (!d->saw_msgid) {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			memset(rnd, 0, sizeof(rnd));
-		n = snprintf(d->msgid, sizeof(d->msgid), "<%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>",
+		snprintf(d->msgid, sizeof(d->msgid), "<%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>",
 			     queue_in_qid(s->in), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
 			     rnd[7], smtpd_cf(s)->hostname);
 		n = snprintf(buf, sizeof(buf), "Message-ID: %s\r\n", d->msgid);
