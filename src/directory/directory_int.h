@@ -127,6 +127,14 @@ int dir_relay_listed(struct dir_conn *c, const char *address, const char *delim)
 
 /* A yescrypt hash of password, or NULL with the error set. */
 char *dir_hash(struct dir_conn *c, const char *password);
+/* directory_quota.c: n integer columns of an existing user's row. set:
+ * sql takes them as ?1..?n (a value < 0 is NULL) and the address as
+ * ?(n+1); get: sql takes the address, NULL reads as -1. 0, or -1 with the
+ * error set ("no such user ..." when there is none). */
+int dir_user_set_ints(struct dir_conn *c, const char *address, const char *sql, int n,
+		      const long long *v);
+int dir_user_get_ints(struct dir_conn *c, const char *address, const char *sql, int n,
+		      long long *v);
 /* The SCRAM-SHA-256 secrets of password (RFC 5802, RFC 7677), stored
  * beside its hash: "SCRAM-SHA-256:ITERATIONS:SALT:STOREDKEY:SERVERKEY",
  * base64; NULL with the error set. */

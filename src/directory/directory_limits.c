@@ -18,39 +18,12 @@ directory_user_limits_set(struct directory *d, const char *address, long long me
 			  long long recipients)
 {
 	struct dir_conn *c = dir_conn(d);
-	char *addr, show[80];
-	sqlite3_stmt *st;
-	int rc;
+	long long v[2] = { messages, recipients };
 
-	if (c == NULL || (addr = dir_address(c, address, 0, 0)) == NULL)
+	if (c == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, "UPDATE users SET max_messages = ?1, max_recipients = ?2 "
-			       "WHERE address = ?3", -1, &st, NULL) != SQLITE_OK) {
-		free(addr);
-		return dir_dberr(c);
-	}
-	if (messages < 0)
-		sqlite3_bind_null(st, 1);
-	else
-		sqlite3_bind_int64(st, 1, messages);
-	if (recipients < 0)
-		sqlite3_bind_null(st, 2);
-	else
-		sqlite3_bind_int64(st, 2, recipients);
-	sqlite3_bind_text(st, 3, addr, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(addr);
-		return dir_dberr(c);
-	}
-	rc = 0;
-	if (sqlite3_changes(c->db) == 0) {
-		dir_seterr(c, "no such user %s", dir_show(address, show, sizeof(show)));
-		rc = -1;
-	}
-	free(addr);
-	return rc;
+	return dir_user_set_ints(c, address, "UPDATE users SET max_messages = ?1, "
+				 "max_recipients = ?2 WHERE address = ?3", 2, v);
 }
 
 int
@@ -58,34 +31,14 @@ directory_user_limits_get(struct directory *d, const char *address, long long *m
 			  long long *recipients_r)
 {
 	struct dir_conn *c = dir_conn(d);
-	char *addr, show[80];
-	sqlite3_stmt *st;
-	int rc;
+	long long v[2];
 
-	if (c == NULL || (addr = dir_address(c, address, 0, 0)) == NULL)
+	if (c == NULL || dir_user_get_ints(c, address, "SELECT max_messages, max_recipients "
+					   "FROM users WHERE address = ?1", 2, v) != 0)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, "SELECT max_messages, max_recipients FROM users "
-			       "WHERE address = ?1", -1, &st, NULL) != SQLITE_OK) {
-		free(addr);
-		return dir_dberr(c);
-	}
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*messages_r = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 :
-			sqlite3_column_int64(st, 0);
-		*recipients_r = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 :
-			sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		dir_seterr(c, "no such user %s", dir_show(address, show, sizeof(show)));
-		rc = -1;
-	} else {
-		rc = dir_dberr(c);
-	}
-	sqlite3_finalize(st);
-	free(addr);
-	return rc;
+	*messages_r = v[0];
+	*recipients_r = v[1];
+	return 0;
 }
 
 long long
