@@ -71,11 +71,14 @@ void dir_finish(struct dir_conn *c, sqlite3_stmt *st);
 /* Finalize every cached statement (before the connection closes). */
 void dir_cache_free(struct dir_conn *c);
 /*
- * dir_run, dir_int, dir_strings and dir_each bind the n text arguments that
+ * dir_prepare, dir_run, dir_int, dir_strings and dir_each bind the n text arguments that
  * follow n to sql's parameters, in order. sql is a string literal: the
  * statement cache knows it by its address.
  */
 
+/* The statement, for the caller to step and give to dir_finish; NULL on
+ * error. */
+sqlite3_stmt *dir_prepare(struct dir_conn *c, const char *sql, int n, ...);
 /* A statement without rows: the number of rows changed, or -1. */
 int dir_run(struct dir_conn *c, const char *sql, int n, ...);
 /* The first column of the first row as a (non-negative) int, 0 without

@@ -55,11 +55,11 @@ dir_user_get_ints(struct dir_conn *c, const char *address, const char *sql, int 
 
 	if ((addr = dir_address(c, address, 0, 0)) == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	/* cached: every delivery reads the quota */
+	if ((st = dir_prepare(c, sql, 1, addr)) == NULL) {
 		free(addr);
-		return dir_dberr(c);
+		return -1;
 	}
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		for (int i = 0; i < n; i++)
@@ -72,7 +72,7 @@ dir_user_get_ints(struct dir_conn *c, const char *address, const char *sql, int 
 	} else {
 		rc = dir_dberr(c);
 	}
-	sqlite3_finalize(st);
+	dir_finish(c, st);
 	free(addr);
 	return rc;
 }

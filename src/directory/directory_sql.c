@@ -139,6 +139,18 @@ dir_vprepare(struct dir_conn *c, const char *sql, int n, va_list ap)
 	return st;
 }
 
+sqlite3_stmt *
+dir_prepare(struct dir_conn *c, const char *sql, int n, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, n);
+	st = dir_vprepare(c, sql, n, ap);
+	va_end(ap);
+	return st;
+}
+
 /* A statement without rows: the number of rows changed, or -1. */
 int
 dir_run(struct dir_conn *c, const char *sql, int n, ...)

@@ -440,7 +440,7 @@ sched_remote_done(void *arg)
 	struct sched_job *job = arg;
 
 	job->e->s->on_workers++;
-	worker_submit(job->e->s->pool, sched_work, sched_done, job);
+	worker_submit_background(job->e->s->pool, sched_work, sched_done, job);
 }
 
 static void
@@ -519,7 +519,7 @@ sched_pump(struct sched *s)
 		job = xcalloc(1, sizeof(*job));
 		job->e = e;
 		job->wake_gen = s->wake_gen;
-		worker_submit(s->pool, sched_work, sched_done, job);
+		worker_submit_background(s->pool, sched_work, sched_done, job);
 	}
 }
 

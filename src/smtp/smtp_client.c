@@ -41,6 +41,7 @@
 #include "smtp/smtp_client_int.h"
 #include "smtp/smtp_reply.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/xalloc.h"
 
 static smtp_client_reply_fn smtp_client_on_quit, smtp_client_on_etrn;
@@ -574,6 +575,7 @@ smtp_client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	c->depth++;
 	if (what & BEV_EVENT_CONNECTED) {
+		net_nodelay(bufferevent_getfd(bev));   /* again after TLS: harmless */
 		if (c->head < c->nsent && c->plan[c->head].cmd == SMTP_CLIENT_CMD_CONNECT)
 			smtp_client_connected(c);
 		else if (c->head < c->nsent && c->plan[c->head].cmd == SMTP_CLIENT_CMD_HANDSHAKE)

@@ -172,8 +172,13 @@ store_new(const struct store_settings *set, struct event_base *base, const char 
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->burst_lock, NULL);
 	s->pool = set->pool;
-	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
+	for (int i = 0; i < STORE_WRITE_LOCKS; i++) {
 		pthread_mutex_init(&s->write_lock[i], NULL);
+		durable_group_init(&s->dir_sync[i]);
+		durable_group_init(&s->wal_sync[i]);
+		pthread_mutex_init(&s->batch[i].mu, NULL);
+		pthread_cond_init(&s->batch[i].cv, NULL);
+	}
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
 	size_t o = 0;
@@ -253,8 +258,13 @@ store_free(struct store **sp)
 		event_free(s->poll_ev);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->burst_lock);
-	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
+	for (int i = 0; i < STORE_WRITE_LOCKS; i++) {
 		pthread_mutex_destroy(&s->write_lock[i]);
+		durable_group_free(&s->dir_sync[i]);
+		durable_group_free(&s->wal_sync[i]);
+		pthread_mutex_destroy(&s->batch[i].mu);
+		pthread_cond_destroy(&s->batch[i].cv);
+	}
 	free(s->data_dir);
 	free(s);
 }
@@ -367,6 +377,7 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	a->s = s;
 	a->address = xstrdup(address);
 	a->refs = 1;
+	a->is_shared = shared;
 	maildir_path(s->data_dir, address, a->root, sizeof(a->root));
 	if (!store_account_exists(a->root) && maildir_create(a->root) != 0) {
 		*error_r = "cannot create the mailbox directory";
@@ -389,7 +400,6 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 		}
 	}
 	if (shared) {
-		a->is_shared = 1;
 		a->next = s->shared;
 		s->shared = a;
 	}

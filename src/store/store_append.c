@@ -257,11 +257,12 @@ store_deliver_write(const char *tmp, const char *prefix, int src_fd, off_t off, 
 /* fsync the index's WAL: every transaction committed before it (with
  * synchronous=NORMAL, so without an fsync of its own) is then durable.
  * When the WAL is gone its frames were checkpointed, which syncs the
- * database file. Run outside the write lock, so the fsyncs of concurrent
- * deliveries overlap and the journal batches them. */
+ * database file. Run outside the write lock, and shared by the
+ * deliveries of the stripe that committed meanwhile. */
 static int
-store_deliver_sync_wal(struct store_account *a)
+store_wal_fsync(void *arg)
 {
+	struct store_account *a = arg;
 	char p[STORE_PATH + 32];
 	int fd, rc;
 
@@ -276,6 +277,27 @@ store_deliver_sync_wal(struct store_account *a)
 	rc = fsync(fd);
 	close(fd);
 	return rc;
+}
+
+static int
+store_deliver_sync_wal(struct store_account *a)
+{
+	return durable_group_sync(&a->s->wal_sync[store_index_stripe(a)], a->root,
+				  store_wal_fsync, a);
+}
+
+static int
+store_dir_fsync(void *arg)
+{
+	return durable_fsync_dir(arg);
+}
+
+/* fsync new/ after a link: one flush for the links of that moment */
+static int
+store_deliver_sync_dir(struct store_account *a, const char *nd)
+{
+	return durable_group_sync(&a->s->dir_sync[store_index_stripe(a)], nd, store_dir_fsync,
+				  (void *)nd);
 }
 
 /*
@@ -374,57 +396,156 @@ store_burst_leave(struct store_account *a, int left_file)
 }
 
 
-/* The locked half of a delivery whose file is already linked and
- * durable: quota, row, commit (no fsync under the lock). A concurrent
- * folder sync may have indexed the file meanwhile (it reads the qid from
- * the name): then it is there once, as it should be. Counts the delivery
- * out of its burst on every path, before the lock goes. */
+/*
+ * The rows of deliveries into one mailbox are committed in batches: a
+ * delivery whose file is linked and durable queues its row on its
+ * stripe; if no batch is being committed it commits, in one transaction
+ * under the write lock, every row queued for its address so far (its
+ * own among them); otherwise it waits for that batch to end and then
+ * looks again. One transaction writes the pages that every row touches
+ * (the folder's row, its UID runs, the last page of each index) once
+ * instead of once per message, and one fsync of the WAL follows it.
+ */
+struct store_pending {
+	struct store_account *a;          /* the delivery's own handle */
+	int64_t folder;
+	const char *dir, *dst;
+	struct store_newmsg *m;
+	long long quota;
+	uint32_t uid;
+	int rc, done;
+	const char *error;
+	struct store_pending *next;
+};
+
+/* One row of a batch, inside its transaction (handle a, the committer's).
+ * A concurrent folder sync may have indexed the file meanwhile (it reads
+ * the qid from the name): then it is there once, as it should be.
+ * Returns -1 when the transaction itself failed, else 0 with p->rc set
+ * (on STORE_OK the row is added and counted out of its burst in
+ * *recorded). */
 static int
-store_deliver_row(struct store_account *a, int64_t folder, const char *dir, const char *dst,
-		  struct store_newmsg *m, long long quota, uint32_t *uid_r, const char **error_r)
+store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
 {
 	sqlite3_stmt *st;
-	int rc, recorded;
+	int rc;
 
-	if (store_index_begin(a, 0) != 0) {
-		store_burst_leave(a, 1);
-		*error_r = "mailbox index busy";
-		return STORE_ERROR;
-	}
 	if ((st = store_index_stmt(a, ST_MSG_BY_QID)) == NULL)
-		goto fail;
-	sqlite3_bind_text(st, 1, m->qid, -1, SQLITE_STATIC);
+		return -1;
+	sqlite3_bind_text(st, 1, p->m->qid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
 		store_burst_leave(a, 0);
-		store_index_rollback(a, 0);
-		return STORE_DUPLICATE;
+		p->rc = STORE_DUPLICATE;
+		return 0;
 	}
-	if ((rc = store_append_quota(a, m->size, quota, error_r)) != 0) {
-		unlink(dst);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if ((rc = store_append_quota(a, p->m->size, p->quota, &p->error)) != 0) {
+		if (rc == STORE_ERROR)
+			return -1;
+		unlink(p->dst);
 		store_burst_leave(a, 0);
-		store_index_rollback(a, 0);
-		return rc;
+		p->rc = rc;
+		return 0;
 	}
-	if (store_index_msg_add(a, folder, m, uid_r, NULL) != 0)
-		goto fail;
-	/* in the same transaction: an autocommit write here would contend for
-	 * SQLite's lock outside the write mutex */
-	recorded = store_burst_end(a, folder, dir);
-	rc = store_index_commit(a, 0);
-	store_burst_committed(a, recorded, rc == 0);
-	if (rc != 0) {
-		/* the retry of this delivery finds the file by its name */
-		*error_r = "cannot update the mailbox index";
-		return STORE_ERROR;
+	if (store_index_msg_add(a, p->folder, p->m, &p->uid, NULL) != 0)
+		return -1;
+	/* in the same transaction: an autocommit write here would contend
+	 * for SQLite's lock outside the write mutex */
+	*recorded = store_burst_end(a, p->folder, p->dir);
+	p->rc = STORE_OK;
+	return 0;
+}
+
+/* Commit the rows of batch (a list, all for a's address) with handle a. */
+static void
+store_batch_commit(struct store_account *a, struct store_pending *batch)
+{
+	struct store_pending *p;
+	int recorded[64] = { 0 }, n = 0, ok = 0;
+
+	if (store_index_begin(a, 0) == 0) {
+		ok = 1;
+		for (p = batch; p != NULL && ok; p = p->next, n++)
+			ok = store_batch_row(a, p, &recorded[n]) == 0;
+		if (ok)
+			ok = store_index_commit(a, 0) == 0;
+		else
+			store_index_rollback(a, 0);
 	}
-	return STORE_OK;
-fail:
-	store_burst_leave(a, 1);
-	store_index_rollback(a, 0);
-	*error_r = "cannot update the mailbox index";
-	return STORE_ERROR;
+	n = 0;
+	for (p = batch; p != NULL; p = p->next, n++) {
+		if (ok && p->rc == STORE_OK) {
+			store_burst_committed(a, recorded[n], 1);
+		} else if (!ok) {
+			/* the rows are not there; the files are, and the retry
+			 * finds each by its name */
+			if (p->rc == STORE_OK)
+				store_burst_committed(a, recorded[n], 0);
+			else if (p->rc == -1)
+				store_burst_leave(a, 1);
+			p->rc = STORE_ERROR;
+			p->error = "cannot update the mailbox index";
+		}
+	}
+}
+
+/* The locked half of a delivery whose file is already linked and
+ * durable: quota, row, commit (no fsync under the lock), shared with the
+ * deliveries into the same mailbox at the same moment. Counts the
+ * delivery out of its burst on every path. */
+static int
+store_deliver_row(struct store_account *a, int64_t folder, const char *dir, const char *dst,
+		  struct store_newmsg *m, long long quota, uint32_t *uid_r, const char **error_r)
+{
+	struct store_batch *b = &a->s->batch[store_index_stripe(a)];
+	struct store_pending me = { .a = a, .folder = folder, .dir = dir, .dst = dst, .m = m,
+				    .quota = quota, .rc = -1 };
+	struct store_pending **pp;
+
+	pthread_mutex_lock(&b->mu);
+	for (pp = &b->pending; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = &me;
+	while (!me.done) {
+		struct store_pending *batch = NULL, **tail = &batch;
+		int n = 0;
+
+		if (b->committing) {
+			pthread_cond_wait(&b->cv, &b->mu);
+			continue;
+		}
+		/* this delivery commits: every row queued for its address */
+		for (pp = &b->pending; *pp != NULL;) {
+			struct store_pending *p = *pp;
+
+			if (n < 64 && strcmp(p->a->address, a->address) == 0) {
+				*pp = p->next;
+				p->next = NULL;
+				*tail = p;
+				tail = &p->next;
+				n++;
+			} else {
+				pp = &p->next;
+			}
+		}
+		b->committing = 1;
+		pthread_mutex_unlock(&b->mu);
+		store_batch_commit(a, batch);
+		pthread_mutex_lock(&b->mu);
+		for (struct store_pending *p = batch; p != NULL; p = p->next)
+			p->done = 1;
+		b->committing = 0;
+		pthread_cond_broadcast(&b->cv);
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (uid_r)
+		*uid_r = me.uid;
+	if (me.rc != STORE_OK && me.rc != STORE_DUPLICATE)
+		*error_r = me.error ? me.error : "cannot update the mailbox index";
+	return me.rc;
 }
 
 /*
@@ -498,7 +619,7 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		store_newmsg_free(&m);
 		return rc == STORE_OK ? STORE_DUPLICATE : rc;
 	}
-	if (rc != 0 || durable_fsync_dir(nd) != 0) {
+	if (rc != 0 || store_deliver_sync_dir(a, nd) != 0) {
 		store_burst_leave(a, rc == 0);
 		*error_r = "cannot write the message into the mailbox";
 		if (rc == 0)

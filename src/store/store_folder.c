@@ -412,31 +412,45 @@ store_folder_reconcile_renames(struct store_account *a)
 static int
 store_folder_known_disk(struct store_account *a, const char *disk)
 {
-	sqlite3_stmt *st;
-	int found = 1;
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_KNOWN_DISK);
+	int found;
 
-	if (sqlite3_prepare_v2(a->db,
-			       "SELECT 1 FROM folders WHERE disk = ?1 UNION ALL "
-			       "SELECT 1 FROM trash WHERE disk = ?1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (st == NULL)
 		return 1;
 	sqlite3_bind_text(st, 1, disk, -1, SQLITE_STATIC);
 	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return found;
 }
 
-/* Maildir++ folders made by another program (or whose row a crash lost
- * between mkdir and commit) become folders of the index. */
+/*
+ * Maildir++ folders made by another program (or whose row a crash lost
+ * between mkdir and commit) become folders of the index. Every delivery
+ * and LIST asks, so the scan runs only when the account's directory has
+ * changed since the last one: a folder made or removed changes its
+ * mtime. The mtime of a scan is kept only when it was at least two
+ * seconds old as the scan began (a change in the same clock tick after
+ * the stat would not move it) and no folder was half made (a directory
+ * without cur/ yet, which changes only the folder's own mtime).
+ */
 void
 store_folder_adopt(struct store_account *a)
 {
-	DIR *d = opendir(a->root);
+	DIR *d;
 	struct dirent *de;
+	struct stat sb;
 	char name[512], canon[512], sub[STORE_PATH + 300];
 	const char *err;
+	int settled;
 
-	if (d == NULL)
+	if (lstat(a->root, &sb) != 0)
+		return;
+	if (a->adopt_known && sb.st_mtim.tv_sec == a->adopt_mtim.tv_sec &&
+	    sb.st_mtim.tv_nsec == a->adopt_mtim.tv_nsec)
+		return;
+	a->adopt_known = 0;
+	settled = sb.st_mtim.tv_sec <= time(NULL) - 2;
+	if ((d = opendir(a->root)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
@@ -449,19 +463,31 @@ store_folder_adopt(struct store_account *a)
 		if (!store_folder_exists_dir(sub))
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s/cur", a->root, de->d_name);
-		if (!store_folder_exists_dir(sub) || store_folder_known_disk(a, de->d_name))
+		if (!store_folder_exists_dir(sub)) {
+			settled = 0;
+			continue;
+		}
+		if (store_folder_known_disk(a, de->d_name))
 			continue;
 		if (store_index_begin(a, 0) == 0) {
 			struct store_frow fr;
 			/* a name taken by a row elsewhere: the row wins */
 			if (store_index_folder_get(a, canon, 0, &fr) != 1 ||
-			    store_index_folder_add(a, canon, de->d_name, 0) < 0)
+			    store_index_folder_add(a, canon, de->d_name, 0) < 0) {
 				store_index_rollback(a, 0);
-			else
-				store_index_commit(a, 0);
+				settled = 0;
+			} else if (store_index_commit(a, 0) != 0) {
+				settled = 0;
+			}
+		} else {
+			settled = 0;
 		}
 	}
 	closedir(d);
+	if (settled) {
+		a->adopt_mtim = sb.st_mtim;
+		a->adopt_known = 1;
+	}
 }
 
 /* At account open: leftovers of interrupted deletes and renames, folders
@@ -469,12 +495,21 @@ store_folder_adopt(struct store_account *a)
 int
 store_folder_reconcile(struct store_account *a)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_UNFINISHED);
 	struct {
 		char disk[256], what[8];
 	} t[32];
-	int n = 0;
+	int n = 0, unfinished;
 
+	/* one cached read in the usual case: nothing was left unfinished */
+	if (st == NULL)
+		return -1;
+	unfinished = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	if (!unfinished) {
+		store_folder_adopt(a);
+		return store_folder_purge(a);
+	}
 	if (sqlite3_prepare_v2(a->db, "SELECT disk, old FROM trash LIMIT 32", -1, &st, NULL) ==
 	    SQLITE_OK) {
 		while (n < 32 && sqlite3_step(st) == SQLITE_ROW) {

@@ -158,6 +158,13 @@ static const char *const store_index_sql[ST__COUNT] = {
 			     " sync_checked = coalesce(?3, sync_checked) WHERE id = ?4",
 	[ST_TOMB_SINCE] = "SELECT uid FROM tombstones WHERE folder = ? AND modseq > ? ORDER BY uid",
 	[ST_FOLDER_RUNS] = "SELECT lo, hi FROM uidruns WHERE folder = ? ORDER BY lo",
+	[ST_FOLDER_KNOWN_DISK] = "SELECT 1 FROM folders WHERE disk = ?1 UNION ALL "
+				 "SELECT 1 FROM trash WHERE disk = ?1",
+	[ST_FOLDER_UNFINISHED] = "SELECT EXISTS (SELECT 1 FROM trash) OR "
+				 "EXISTS (SELECT 1 FROM folders WHERE disk_old IS NOT NULL)",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_MSG_UIDS] = "SELECT id FROM messages INDEXED BY msg_folder WHERE folder = ?"
 			" AND id BETWEEN ? AND ? ORDER BY id",
 	[ST_TOMB_BY_BASE] = "SELECT 1 FROM tombstones WHERE folder = ? AND basename = ?",
@@ -290,6 +297,24 @@ store_index_exec(struct store_account *a, const char *sql)
 	return 0;
 }
 
+/* A cached statement without rows (the transaction's BEGIN, COMMIT and
+ * ROLLBACK, which every delivery runs: not parsed again each time). */
+static int
+store_index_run(struct store_account *a, enum store_st id)
+{
+	sqlite3_stmt *st = store_index_stmt(a, id);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		log_err(NULL, "event=store_error account=%s error=%s", log_addr(a->address),
+			log_q(sqlite3_errmsg(a->db)));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 const char *
 store_index_error(struct store_account *a)
 {
@@ -408,7 +433,7 @@ store_index_begin(struct store_account *a, int durable)
 		return -1;
 	pthread_mutex_lock(store_index_write_lock(a));
 	a->write_locked = 1;
-	if (store_index_exec(a, "BEGIN IMMEDIATE") != 0) {
+	if (store_index_run(a, ST_BEGIN) != 0) {
 		store_index_write_unlock(a);
 		if (durable)
 			store_index_exec(a, "PRAGMA synchronous=NORMAL");
@@ -420,10 +445,10 @@ store_index_begin(struct store_account *a, int durable)
 int
 store_index_commit(struct store_account *a, int durable)
 {
-	int rc = store_index_exec(a, "COMMIT");
+	int rc = store_index_run(a, ST_COMMIT);
 
 	if (rc != 0)
-		store_index_exec(a, "ROLLBACK");
+		store_index_run(a, ST_ROLLBACK);
 	store_index_write_unlock(a);
 	if (durable)
 		store_index_exec(a, "PRAGMA synchronous=NORMAL");
@@ -434,7 +459,7 @@ void
 store_index_rollback(struct store_account *a, int durable)
 {
 	if (!sqlite3_get_autocommit(a->db))
-		store_index_exec(a, "ROLLBACK");
+		store_index_run(a, ST_ROLLBACK);
 	store_index_write_unlock(a);
 	if (durable)
 		store_index_exec(a, "PRAGMA synchronous=NORMAL");

@@ -17,6 +17,7 @@
 
 #include "store/store.h"
 #include "store/store_mime.h"
+#include "util/durable.h"
 
 #define STORE_PATH 4096
 
@@ -41,6 +42,11 @@ enum store_st {
 	ST_TOMB_SINCE,
 	ST_MSG_UIDS,
 	ST_FOLDER_RUNS,
+	ST_FOLDER_KNOWN_DISK,
+	ST_FOLDER_UNFINISHED,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
 	ST__COUNT
 };
 
@@ -48,6 +54,7 @@ struct store_watch;
 struct store_wacct;
 struct store_map;
 struct store_check;
+struct store_pending;
 
 #define STORE_WRITE_LOCKS 64
 
@@ -76,6 +83,16 @@ struct store {
 		int64_t folder;
 		char address[256];
 	} burst[STORE_WRITE_LOCKS];
+	/* a delivery's flushes of new/ and of the index's WAL, shared with
+	 * the deliveries of the same stripe at the same moment */
+	struct durable_group dir_sync[STORE_WRITE_LOCKS], wal_sync[STORE_WRITE_LOCKS];
+	/* delivered rows waiting for their commit (store_append.c) */
+	struct store_batch {
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		int committing;
+		struct store_pending *pending;
+	} batch[STORE_WRITE_LOCKS];
 	struct worker_pool *pool;         /* background folder checks (may be NULL) */
 	struct store_check *checking;     /* those queued or running (lock) */
 };
@@ -95,6 +112,8 @@ struct store_account {
 	ino_t db_ino;                     /* whose file moved is not reused */
 	struct store_map *maps;           /* the newest UID map per folder (store_uidmap.c) */
 	long long unused_since;           /* a shared handle nobody holds: when it was let go */
+	struct timespec adopt_mtim;       /* root's mtime at the last folder scan */
+	int adopt_known;                  /* ... kept (store_folder_adopt) */
 	struct store_account *next;
 };
 

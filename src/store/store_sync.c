@@ -603,7 +603,7 @@ store_sync_check_fire(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	worker_submit(c->s->pool, store_sync_check_work, NULL, c);
+	worker_submit_background(c->s->pool, store_sync_check_work, NULL, c);
 }
 
 /* store_free: the entries left (the pool is gone: none runs). */
@@ -655,7 +655,7 @@ store_sync_later(struct store_account *a, int64_t folder)
 
 		if (s->base == NULL ||
 		    event_base_once(s->base, -1, EV_TIMEOUT, store_sync_check_fire, c, &later) != 0)
-			worker_submit(s->pool, store_sync_check_work, NULL, c);
+			worker_submit_background(s->pool, store_sync_check_work, NULL, c);
 	}
 	return 0;
 }

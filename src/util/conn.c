@@ -381,6 +381,7 @@ conn_new(struct conn_listener *l, evutil_socket_t fd, struct sockaddr *sa, int s
 	c->sslen = salen;
 	conn_addr_str(c);
 	snprintf(c->id, sizeof(c->id), "S%lx", ++conn_next_id);
+	net_nodelay(fd);
 	if (l->mode == CONN_IMPLICIT_TLS) {
 		SSL *ssl = SSL_new(*l->tls_ctx);
 

@@ -182,3 +182,64 @@ durable_renameat(int dirfd, const char *from, const char *to)
 		return -1;
 	return fsync(dirfd);
 }
+
+void
+durable_group_init(struct durable_group *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+}
+
+void
+durable_group_free(struct durable_group *g)
+{
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->cv);
+}
+
+int
+durable_group_sync(struct durable_group *g, const char *key, int (*sync)(void *arg), void *arg)
+{
+	unsigned long long need;
+	int rc = 0, err = 0;
+
+	if (strlen(key) >= sizeof(g->key))
+		return sync(arg);
+	pthread_mutex_lock(&g->mu);
+	/* a sync that begins from now on covers this caller's write; the one
+	 * running (if any) began before it */
+	need = g->started + 1;
+	for (;;) {
+		if (g->done >= need && strcmp(g->key, key) == 0) {
+			/* covered; a failure in between may have lost the write */
+			if (g->failed >= need) {
+				rc = -1;
+				err = EIO;
+			}
+			break;
+		}
+		if (g->running) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		/* this caller syncs, for itself and whoever arrives meanwhile */
+		unsigned long long gen = ++g->started;
+
+		g->running = 1;
+		pthread_mutex_unlock(&g->mu);
+		rc = sync(arg);
+		err = errno;
+		pthread_mutex_lock(&g->mu);
+		g->running = 0;
+		g->done = gen;
+		snprintf(g->key, sizeof(g->key), "%s", key);
+		if (rc != 0)
+			g->failed = gen;
+		pthread_cond_broadcast(&g->cv);
+		break;
+	}
+	pthread_mutex_unlock(&g->mu);
+	errno = err;
+	return rc;
+}

@@ -6,10 +6,12 @@
  * durable_mkdirs, durable_unlink, and the *_at variants that work inside a
  * directory held by fd and never follow a symbolic link (for root, working
  * in a data_dir the service user owns): durable_openat_dir,
- * durable_createat, durable_renameat.
+ * durable_createat, durable_renameat; durable_group_init, durable_group_free,
+ * durable_group_sync (one fsync for many writers).
  */
 #ifndef TANDEM_DURABLE_H
 #define TANDEM_DURABLE_H
+#include <pthread.h>
 #include <stddef.h>
 
 /* fsync a directory so a rename or unlink in it is on disk. */
@@ -40,5 +42,31 @@ int durable_openat_dir(int dirfd, const char *name, int mode);
 int durable_createat(int dirfd, const char *name, int mode);
 /* renameat inside dirfd, then fsync dirfd. */
 int durable_renameat(int dirfd, const char *from, const char *to);
+
+/*
+ * Group sync: threads that each need a file (or directory) flushed after
+ * their own write share fsyncs. A caller is covered by a sync of the same
+ * key that began after it arrived; while one runs the others wait, and
+ * the next to go runs one for all who came meanwhile. Many deliveries
+ * into one mailbox then cost one flush of its new/ and of its index's log
+ * per batch instead of one each.
+ */
+struct durable_group {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running;
+	unsigned long long started, done;   /* syncs begun / the last one ended */
+	unsigned long long failed;          /* the last one that failed (0: none) */
+	char key[512];                      /* what the last one ended synced */
+};
+
+void durable_group_init(struct durable_group *g);
+void durable_group_free(struct durable_group *g);
+/* Make the write the caller just did on key durable: returns 0 once a
+ * sync(arg) that began after the call has succeeded for key, -1 (errno
+ * set) when it failed. sync returns 0 or -1 like fsync; key is a path of
+ * at most 511 bytes (longer ones are synced alone). */
+int durable_group_sync(struct durable_group *g, const char *key, int (*sync)(void *arg),
+		       void *arg);
 
 #endif

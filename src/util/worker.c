@@ -2,6 +2,14 @@
  * worker: thread pool whose completions return to the libevent loop
  * (see worker.h). Completed jobs are collected on a list and one event is
  * activated; its callback runs every done() in submission-completion order.
+ *
+ * Two lanes: jobs a client waits for (an SMTP commit, a lookup, an IMAP
+ * command) and background ones (the queue's deliveries, folder checks).
+ * A free thread takes a client's job first; background jobs keep a share
+ * of the threads so they never starve (bg_share), and never take all of
+ * them (bg_max), so a client's job finds a thread at once even while
+ * the queue drains into mailboxes, each delivery holding its thread for
+ * several fsyncs.
  */
 #include <event2/event.h>
 #include <pthread.h>
@@ -14,13 +22,19 @@
 struct worker_job {
 	worker_fn *work, *done;
 	void *arg;
+	int background;
 	struct worker_job *next;
+};
+
+struct worker_lane {
+	struct worker_job *head, *tail;
 };
 
 struct worker_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct worker_job *head, *tail;     /* to run */
+	struct worker_lane fg, bg;          /* to run */
+	unsigned bg_running, bg_share, bg_max;
 	struct worker_job *done_head, *done_tail;
 	struct event *done_ev;
 	pthread_t *threads;
@@ -42,6 +56,38 @@ worker_thread_index(void)
 	return worker_index;
 }
 
+static struct worker_job *
+worker_lane_take(struct worker_lane *l)
+{
+	struct worker_job *j = l->head;
+
+	if (j != NULL && (l->head = j->next) == NULL)
+		l->tail = NULL;
+	return j;
+}
+
+static void
+worker_lane_add(struct worker_lane *l, struct worker_job *j)
+{
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+}
+
+/* The next job a free thread should run, or NULL (under p->mu). */
+static struct worker_job *
+worker_next(struct worker_pool *p)
+{
+	if (p->bg.head != NULL && p->bg_running < p->bg_max &&
+	    (p->fg.head == NULL || p->bg_running < p->bg_share)) {
+		p->bg_running++;
+		return worker_lane_take(&p->bg);
+	}
+	return worker_lane_take(&p->fg);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -54,17 +100,18 @@ worker_main(void *arg)
 	for (;;) {
 		struct worker_job *j;
 
-		while (p->head == NULL && !p->stopping)
+		while ((j = worker_next(p)) == NULL && !p->stopping)
 			pthread_cond_wait(&p->cv, &p->mu);
-		if (p->head == NULL)
+		if (j == NULL)
 			break;
-		j = p->head;
-		p->head = j->next;
-		if (p->head == NULL)
-			p->tail = NULL;
 		pthread_mutex_unlock(&p->mu);
 		j->work(j->arg);
 		pthread_mutex_lock(&p->mu);
+		if (j->background) {
+			p->bg_running--;
+			if (p->bg.head != NULL)   /* one may wait for this share */
+				pthread_cond_signal(&p->cv);
+		}
 		j->next = NULL;
 		if (p->done_tail)
 			p->done_tail->next = j;
@@ -110,6 +157,8 @@ worker_pool_new(struct event_base *base, unsigned nthreads)
 	p->done_ev = event_new(base, -1, 0, worker_done_cb, p);
 	p->threads = xcalloc(nthreads, sizeof(pthread_t));
 	p->nthreads = nthreads;
+	p->bg_share = nthreads / 4 > 0 ? nthreads / 4 : 1;
+	p->bg_max = nthreads - nthreads / 4 > 0 ? nthreads - nthreads / 4 : 1;
 	for (unsigned i = 0; i < nthreads; i++) {
 		struct worker_start *st = xmalloc(sizeof(*st));
 
@@ -121,23 +170,32 @@ worker_pool_new(struct event_base *base, unsigned nthreads)
 	return p;
 }
 
-void
-worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+static void
+worker_add(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg, int background)
 {
 	struct worker_job *j = xcalloc(1, sizeof(*j));
 
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
+	j->background = background;
 	pthread_mutex_lock(&p->mu);
-	if (p->tail)
-		p->tail->next = j;
-	else
-		p->head = j;
-	p->tail = j;
+	worker_lane_add(background ? &p->bg : &p->fg, j);
 	p->pending++;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+void
+worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	worker_add(p, work, done, arg, 0);
+}
+
+void
+worker_submit_background(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	worker_add(p, work, done, arg, 1);
 }
 
 unsigned
