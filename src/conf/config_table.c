@@ -98,7 +98,8 @@ const struct config_key config_table[] = {
 	{ "queue", "min_free", CT_SIZE, F(min_free), "16M", 0, 0, NULL, R, NULL,
 	  "MAIL gets `452 4.3.1` when free space < min_free + 1.5 × SIZE" },
 	{ "queue", "workers", CT_UINT, F(workers), "16", 1, 64, NULL, 0, NULL,
-	  "threads for fsync, Maildir writes, lookups" },
+	  "threads for fsync, Maildir writes, lookups; a client's job (a commit, a lookup, an "
+	  "IMAP command) goes before the queue's deliveries, which use at most 3/4 of them" },
 	{ "queue", "dest_concurrency", CT_UINT, F(dest_concurrency), "20", 1, 200, NULL, 0, NULL,
 	  "outbound connections at once to one destination address; each carries up to 100 "
 	  "messages in turn and idles at most 2 s" },

@@ -234,16 +234,20 @@ wait_for(atomic_int *v, int n)
 		nap_ms(1);
 }
 
+static struct event_base *
+lanes_base(void)
+{
+	evthread_use_pthreads();
+	return event_base_new();
+}
+
 static void
 test_lanes_background_never_takes_all(void **state)
 {
-	struct event_base *base;
-	struct worker_pool *p;
+	struct event_base *base = lanes_base();
+	struct worker_pool *p = worker_pool_new(base, 8);
 
 	(void)state;
-	evthread_use_pthreads();
-	base = event_base_new();
-	p = worker_pool_new(base, 8);
 	atomic_store(&release, 0);
 	atomic_store(&bg_peak, 0);
 	atomic_store(&fg_done, 0);
@@ -288,13 +292,10 @@ bg_mark_job(void *arg)
 static void
 test_lanes_background_keeps_a_share(void **state)
 {
-	struct event_base *base;
-	struct worker_pool *p;
+	struct event_base *base = lanes_base();
+	struct worker_pool *p = worker_pool_new(base, 8);
 
 	(void)state;
-	evthread_use_pthreads();
-	base = event_base_new();
-	p = worker_pool_new(base, 8);
 	atomic_store(&fg_short_done, 0);
 	atomic_store(&bg_done, 0);
 	/* 400 clients' jobs queued ahead: a background job submitted after
