@@ -377,7 +377,6 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	a->s = s;
 	a->address = xstrdup(address);
 	a->refs = 1;
-	a->is_shared = shared;
 	maildir_path(s->data_dir, address, a->root, sizeof(a->root));
 	if (!store_account_exists(a->root) && maildir_create(a->root) != 0) {
 		*error_r = "cannot create the mailbox directory";
@@ -400,6 +399,7 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 		}
 	}
 	if (shared) {
+		a->is_shared = 1;
 		a->next = s->shared;
 		s->shared = a;
 	}

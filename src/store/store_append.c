@@ -406,6 +406,8 @@ store_burst_leave(struct store_account *a, int left_file)
  * (the folder's row, its UID runs, the last page of each index) once
  * instead of once per message, and one fsync of the WAL follows it.
  */
+#define STORE_BATCH_MAX 64   /* rows in one transaction */
+
 struct store_pending {
 	struct store_account *a;          /* the delivery's own handle */
 	int64_t folder;
@@ -464,7 +466,7 @@ static void
 store_batch_commit(struct store_account *a, struct store_pending *batch)
 {
 	struct store_pending *p;
-	int recorded[64] = { 0 }, n = 0, ok = 0;
+	int recorded[STORE_BATCH_MAX] = { 0 }, n = 0, ok = 0;
 
 	if (store_index_begin(a, 0) == 0) {
 		ok = 1;
@@ -521,7 +523,7 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 		for (pp = &b->pending; *pp != NULL;) {
 			struct store_pending *p = *pp;
 
-			if (n < 64 && strcmp(p->a->address, a->address) == 0) {
+			if (n < STORE_BATCH_MAX && strcmp(p->a->address, a->address) == 0) {
 				*pp = p->next;
 				p->next = NULL;
 				*tail = p;

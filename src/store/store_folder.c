@@ -490,26 +490,16 @@ store_folder_adopt(struct store_account *a)
 	}
 }
 
-/* At account open: leftovers of interrupted deletes and renames, folders
- * that appeared on disk, tombstones past their retention. */
-int
-store_folder_reconcile(struct store_account *a)
+/* Deletes and renames a crash interrupted. */
+static void
+store_folder_finish_unfinished(struct store_account *a)
 {
-	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_UNFINISHED);
+	sqlite3_stmt *st;
 	struct {
 		char disk[256], what[8];
 	} t[32];
-	int n = 0, unfinished;
+	int n = 0;
 
-	/* one cached read in the usual case: nothing was left unfinished */
-	if (st == NULL)
-		return -1;
-	unfinished = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
-	sqlite3_reset(st);
-	if (!unfinished) {
-		store_folder_adopt(a);
-		return store_folder_purge(a);
-	}
 	if (sqlite3_prepare_v2(a->db, "SELECT disk, old FROM trash LIMIT 32", -1, &st, NULL) ==
 	    SQLITE_OK) {
 		while (n < 32 && sqlite3_step(st) == SQLITE_ROW) {
@@ -522,6 +512,23 @@ store_folder_reconcile(struct store_account *a)
 	for (int i = 0; i < n; i++)
 		store_folder_trash_finish(a, t[i].disk, t[i].what);
 	store_folder_reconcile_renames(a);
+}
+
+/* At account open: leftovers of interrupted deletes and renames, folders
+ * that appeared on disk, tombstones past their retention. */
+int
+store_folder_reconcile(struct store_account *a)
+{
+	sqlite3_stmt *st = store_index_stmt(a, ST_FOLDER_UNFINISHED);
+	int unfinished;
+
+	/* one cached read in the usual case: nothing was left unfinished */
+	if (st == NULL)
+		return -1;
+	unfinished = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	if (unfinished)
+		store_folder_finish_unfinished(a);
 	store_folder_adopt(a);
 	return store_folder_purge(a);
 }

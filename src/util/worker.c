@@ -35,7 +35,7 @@ struct worker_pool {
 	pthread_cond_t cv;
 	struct worker_lane fg, bg;          /* to run */
 	unsigned bg_running, bg_share, bg_max;
-	struct worker_job *done_head, *done_tail;
+	struct worker_lane done;            /* for the loop's done() */
 	struct event *done_ev;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -113,11 +113,7 @@ worker_main(void *arg)
 				pthread_cond_signal(&p->cv);
 		}
 		j->next = NULL;
-		if (p->done_tail)
-			p->done_tail->next = j;
-		else
-			p->done_head = j;
-		p->done_tail = j;
+		worker_lane_add(&p->done, j);
 		event_active(p->done_ev, EV_READ, 0);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -131,8 +127,8 @@ worker_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker_job *list;
 
 	pthread_mutex_lock(&p->mu);
-	list = p->done_head;
-	p->done_head = p->done_tail = NULL;
+	list = p->done.head;
+	p->done.head = p->done.tail = NULL;
 	pthread_mutex_unlock(&p->mu);
 	while (list != NULL) {
 		struct worker_job *j = list;
@@ -222,11 +218,8 @@ worker_pool_free(struct worker_pool **pp)
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	while (p->done_head) {
-		struct worker_job *j = p->done_head;
-		p->done_head = j->next;
+	for (struct worker_job *j; (j = worker_lane_take(&p->done)) != NULL;)
 		free(j);
-	}
 	event_free(p->done_ev);
 	free(p->threads);
 	pthread_mutex_destroy(&p->mu);
