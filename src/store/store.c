@@ -175,9 +175,9 @@ store_new(const struct store_settings *set, struct event_base *base, const char 
 	for (int i = 0; i < STORE_WRITE_LOCKS; i++) {
 		pthread_mutex_init(&s->write_lock[i], NULL);
 		durable_group_init(&s->dir_sync[i]);
-		durable_group_init(&s->wal_sync[i]);
 		pthread_mutex_init(&s->batch[i].mu, NULL);
 		pthread_cond_init(&s->batch[i].cv, NULL);
+		pthread_mutex_init(&s->dslot[i].mu, NULL);
 	}
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
@@ -227,6 +227,12 @@ store_free(struct store **sp)
 		store_index_checkpoint(a);
 	for (struct store_account *a = s->idle; a != NULL; a = a->next)
 		store_index_checkpoint(a);
+	for (int i = 0; i < STORE_WRITE_LOCKS; i++)
+		if (s->dslot[i].a != NULL) {
+			store_index_checkpoint(s->dslot[i].a);
+			store_account_free(s->dslot[i].a);
+			s->dslot[i].a = NULL;
+		}
 	while (s->shared != NULL) {
 		struct store_account *a = s->shared;
 		s->shared = a->next;
@@ -261,9 +267,9 @@ store_free(struct store **sp)
 	for (int i = 0; i < STORE_WRITE_LOCKS; i++) {
 		pthread_mutex_destroy(&s->write_lock[i]);
 		durable_group_free(&s->dir_sync[i]);
-		durable_group_free(&s->wal_sync[i]);
 		pthread_mutex_destroy(&s->batch[i].mu);
 		pthread_cond_destroy(&s->batch[i].cv);
+		pthread_mutex_destroy(&s->dslot[i].mu);
 	}
 	free(s->data_dir);
 	free(s);
@@ -339,11 +345,10 @@ store_account_idle_put(struct store *s, struct store_account *a)
 		store_account_free(drop);
 }
 
-struct store_account *
-store_account_open(struct store *s, const char *address, const char **error_r)
+static struct store_account *
+store_account_open_as(struct store *s, const char *address, int shared, const char **error_r)
 {
 	struct store_account *a;
-	int shared = store_on_loop(s);
 
 	if (shared)
 		for (struct store_account **pp = &s->shared; (a = *pp) != NULL; pp = &a->next) {
@@ -406,6 +411,12 @@ store_account_open(struct store *s, const char *address, const char **error_r)
 	return a;
 }
 
+struct store_account *
+store_account_open(struct store *s, const char *address, const char **error_r)
+{
+	return store_account_open_as(s, address, store_on_loop(s), error_r);
+}
+
 void
 store_account_close(struct store_account **ap)
 {
@@ -438,6 +449,61 @@ store_account_address(const struct store_account *a)
 	return a->address;
 }
 
+/*
+ * The deliveries into one address share one handle, the one of its
+ * stripe (store_append.c): their reads and their batched rows all go
+ * through one SQLite connection, whose page cache and mapping stay valid
+ * from one delivery to the next. A handle of its own per worker would
+ * find the index changed by the others' commits at every transaction and
+ * re-read its pages and re-map the file each time. Another address on
+ * the same stripe swaps the handle (the old one is kept as any closed
+ * handle, for its next delivery).
+ */
+struct store_account *
+store_deliver_lock(struct store *s, const char *address, int reconcile, const char **error_r)
+{
+	struct store_dslot *d = &s->dslot[store_address_stripe(address)];
+	struct store_account *a;
+
+	pthread_mutex_lock(&d->mu);
+	if ((a = d->a) != NULL && strcmp(a->address, address) == 0 && store_account_current(a)) {
+		if (reconcile)
+			store_folder_reconcile(a);
+		return a;
+	}
+	d->a = NULL;
+	if (a != NULL && strcmp(a->address, address) == 0)
+		store_account_free(a);   /* its index moved away */
+	else if (a != NULL)
+		store_account_close(&a);
+	if ((a = store_account_open_as(s, address, 0, error_r)) == NULL) {
+		pthread_mutex_unlock(&d->mu);
+		return NULL;
+	}
+	d->a = a;
+	return a;
+}
+
+void
+store_deliver_unlock(struct store *s, const char *address)
+{
+	pthread_mutex_unlock(&s->dslot[store_address_stripe(address)].mu);
+}
+
+/* The stripe's delivery handle of address, if it has it, goes. */
+static void
+store_deliver_drop(struct store *s, const char *address)
+{
+	struct store_dslot *d = &s->dslot[store_address_stripe(address)];
+
+	pthread_mutex_lock(&d->mu);
+	if (d->a != NULL && strcmp(d->a->address, address) == 0) {
+		store_account_free(d->a);
+		d->a = NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
 int
 store_usage(struct store_account *a, long long *bytes_r, long long *messages_r)
 {
@@ -468,6 +534,7 @@ store_account_remove(struct store *s, const char *address, char *moved_r, size_t
 			break;
 		}
 	/* kept handles hold the index open: they go first */
+	store_deliver_drop(s, address);
 	while ((a = store_account_idle_take(s, address)) != NULL)
 		store_account_free(a);
 	/* root is data_dir/mail/<domain>/<local>: keep those two names */

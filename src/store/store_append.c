@@ -257,33 +257,25 @@ store_deliver_write(const char *tmp, const char *prefix, int src_fd, off_t off, 
 /* fsync the index's WAL: every transaction committed before it (with
  * synchronous=NORMAL, so without an fsync of its own) is then durable.
  * When the WAL is gone its frames were checkpointed, which syncs the
- * database file. Run outside the write lock, and shared by the
- * deliveries of the stripe that committed meanwhile. */
+ * database file. Run by a batch's committer after its commit, outside
+ * the write lock. */
 static int
-store_wal_fsync(void *arg)
+store_wal_fsync(const char *root)
 {
-	struct store_account *a = arg;
 	char p[STORE_PATH + 32];
 	int fd, rc;
 
-	snprintf(p, sizeof(p), "%s/index.db-wal", a->root);
+	snprintf(p, sizeof(p), "%s/index.db-wal", root);
 	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		if (errno != ENOENT)
 			return -1;
-		snprintf(p, sizeof(p), "%s/index.db", a->root);
+		snprintf(p, sizeof(p), "%s/index.db", root);
 		if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 			return -1;
 	}
 	rc = fsync(fd);
 	close(fd);
 	return rc;
-}
-
-static int
-store_deliver_sync_wal(struct store_account *a)
-{
-	return durable_group_sync(&a->s->wal_sync[store_index_stripe(a)], a->root,
-				  store_wal_fsync, a);
 }
 
 static int
@@ -294,10 +286,9 @@ store_dir_fsync(void *arg)
 
 /* fsync new/ after a link: one flush for the links of that moment */
 static int
-store_deliver_sync_dir(struct store_account *a, const char *nd)
+store_deliver_sync_dir(struct store *s, unsigned stripe, const char *nd)
 {
-	return durable_group_sync(&a->s->dir_sync[store_index_stripe(a)], nd, store_dir_fsync,
-				  (void *)nd);
+	return durable_group_sync(&s->dir_sync[stripe], nd, store_dir_fsync, (void *)nd);
 }
 
 /*
@@ -369,24 +360,23 @@ store_burst_end(struct store_account *a, int64_t folder, const char *dir)
 
 /* After the commit of a row counted out by store_burst_end. */
 static void
-store_burst_committed(struct store_account *a, int recorded, int ok)
+store_burst_committed(struct store *s, unsigned stripe, int recorded, int ok)
 {
-	struct store_burst *b = store_burst_of(a);
+	struct store_burst *b = &s->burst[stripe];
 
-	pthread_mutex_lock(&a->s->burst_lock);
+	pthread_mutex_lock(&s->burst_lock);
 	if (recorded)
 		b->recording--;
 	if (!ok)
 		b->valid = 0;
-	pthread_mutex_unlock(&a->s->burst_lock);
+	pthread_mutex_unlock(&s->burst_lock);
 }
 
 /* Out of the burst without a row; left_file: its file may be there. */
 static void
-store_burst_leave(struct store_account *a, int left_file)
+store_burst_leave(struct store *s, unsigned stripe, int left_file)
 {
-	struct store *s = a->s;
-	struct store_burst *b = store_burst_of(a);
+	struct store_burst *b = &s->burst[stripe];
 
 	pthread_mutex_lock(&s->burst_lock);
 	if (left_file)
@@ -401,15 +391,18 @@ store_burst_leave(struct store_account *a, int left_file)
  * delivery whose file is linked and durable queues its row on its
  * stripe; if no batch is being committed it commits, in one transaction
  * under the write lock, every row queued for its address so far (its
- * own among them); otherwise it waits for that batch to end and then
- * looks again. One transaction writes the pages that every row touches
- * (the folder's row, its UID runs, the last page of each index) once
- * instead of once per message, and one fsync of the WAL follows it.
+ * own among them), and fsyncs the WAL; otherwise it waits for that batch
+ * to end and then looks again. A batch ends after its fsync, so the rows
+ * that arrive during one commit and its flush form the next batch (group
+ * commit). One transaction writes the pages that every row touches (the
+ * folder's row, its UID runs, the last page of each index) once instead
+ * of once per message: a commit of one row writes about ten pages of WAL,
+ * ten times the message.
  */
 #define STORE_BATCH_MAX 64   /* rows in one transaction */
 
 struct store_pending {
-	struct store_account *a;          /* the delivery's own handle */
+	const char *address, *root;
 	int64_t folder;
 	const char *dir, *dst;
 	struct store_newmsg *m;
@@ -420,15 +413,16 @@ struct store_pending {
 	struct store_pending *next;
 };
 
-/* One row of a batch, inside its transaction (handle a, the committer's).
- * A concurrent folder sync may have indexed the file meanwhile (it reads
- * the qid from the name): then it is there once, as it should be.
- * Returns -1 when the transaction itself failed, else 0 with p->rc set
- * (on STORE_OK the row is added and counted out of its burst in
- * *recorded). */
+/* One row of a batch, inside its transaction (handle a, the address's
+ * delivery handle). A concurrent folder sync may have indexed the file
+ * meanwhile (it reads the qid from the name): then it is there once, as
+ * it should be. Returns -1 when the transaction itself failed, else 0
+ * with p->rc set (on STORE_OK the row is added and counted out of its
+ * burst in *recorded). */
 static int
 store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
 {
+	unsigned stripe = store_index_stripe(a);
 	sqlite3_stmt *st;
 	int rc;
 
@@ -438,7 +432,7 @@ store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
-		store_burst_leave(a, 0);
+		store_burst_leave(a->s, stripe, 0);
 		p->rc = STORE_DUPLICATE;
 		return 0;
 	}
@@ -448,7 +442,7 @@ store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
 		if (rc == STORE_ERROR)
 			return -1;
 		unlink(p->dst);
-		store_burst_leave(a, 0);
+		store_burst_leave(a->s, stripe, 0);
 		p->rc = rc;
 		return 0;
 	}
@@ -461,14 +455,16 @@ store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
 	return 0;
 }
 
-/* Commit the rows of batch (a list, all for a's address) with handle a. */
+/* Commit the rows of batch (a list, all for one address) with that
+ * address's delivery handle a (NULL: it could not be opened). */
 static void
-store_batch_commit(struct store_account *a, struct store_pending *batch)
+store_batch_commit(struct store *s, unsigned stripe, struct store_account *a,
+		   struct store_pending *batch)
 {
 	struct store_pending *p;
 	int recorded[STORE_BATCH_MAX] = { 0 }, n = 0, ok = 0;
 
-	if (store_index_begin(a, 0) == 0) {
+	if (a != NULL && store_index_begin(a, 0) == 0) {
 		ok = 1;
 		for (p = batch; p != NULL && ok; p = p->next, n++)
 			ok = store_batch_row(a, p, &recorded[n]) == 0;
@@ -480,18 +476,37 @@ store_batch_commit(struct store_account *a, struct store_pending *batch)
 	n = 0;
 	for (p = batch; p != NULL; p = p->next, n++) {
 		if (ok && p->rc == STORE_OK) {
-			store_burst_committed(a, recorded[n], 1);
+			store_burst_committed(s, stripe, recorded[n], 1);
 		} else if (!ok) {
 			/* the rows are not there; the files are, and the retry
 			 * finds each by its name */
 			if (p->rc == STORE_OK)
-				store_burst_committed(a, recorded[n], 0);
+				store_burst_committed(s, stripe, recorded[n], 0);
 			else if (p->rc == -1)
-				store_burst_leave(a, 1);
+				store_burst_leave(s, stripe, 1);
 			p->rc = STORE_ERROR;
 			p->error = "cannot update the mailbox index";
 		}
 	}
+}
+
+/* The batch's committed rows made durable: one fsync of the WAL. A row
+ * whose flush failed is reported as not delivered; its retry finds the
+ * row (a duplicate avoided). */
+static void
+store_batch_sync(struct store_pending *batch)
+{
+	struct store_pending *p;
+
+	for (p = batch; p != NULL && p->rc != STORE_OK; p = p->next)
+		;
+	if (p == NULL || store_wal_fsync(p->root) == 0)
+		return;
+	for (p = batch; p != NULL; p = p->next)
+		if (p->rc == STORE_OK) {
+			p->rc = STORE_ERROR;
+			p->error = "cannot sync the mailbox index";
+		}
 }
 
 /* The locked half of a delivery whose file is already linked and
@@ -499,12 +514,14 @@ store_batch_commit(struct store_account *a, struct store_pending *batch)
  * deliveries into the same mailbox at the same moment. Counts the
  * delivery out of its burst on every path. */
 static int
-store_deliver_row(struct store_account *a, int64_t folder, const char *dir, const char *dst,
-		  struct store_newmsg *m, long long quota, uint32_t *uid_r, const char **error_r)
+store_deliver_row(struct store *s, const char *address, const char *root, int64_t folder,
+		  const char *dir, const char *dst, struct store_newmsg *m, long long quota,
+		  uint32_t *uid_r, const char **error_r)
 {
-	struct store_batch *b = &a->s->batch[store_index_stripe(a)];
-	struct store_pending me = { .a = a, .folder = folder, .dir = dir, .dst = dst, .m = m,
-				    .quota = quota, .rc = -1 };
+	unsigned stripe = store_address_stripe(address);
+	struct store_batch *b = &s->batch[stripe];
+	struct store_pending me = { .address = address, .root = root, .folder = folder,
+				    .dir = dir, .dst = dst, .m = m, .quota = quota, .rc = -1 };
 	struct store_pending **pp;
 
 	pthread_mutex_lock(&b->mu);
@@ -513,6 +530,8 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 	*pp = &me;
 	while (!me.done) {
 		struct store_pending *batch = NULL, **tail = &batch;
+		struct store_account *a;
+		const char *err;
 		int n = 0;
 
 		if (b->committing) {
@@ -523,7 +542,7 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 		for (pp = &b->pending; *pp != NULL;) {
 			struct store_pending *p = *pp;
 
-			if (n < STORE_BATCH_MAX && strcmp(p->a->address, a->address) == 0) {
+			if (n < STORE_BATCH_MAX && strcmp(p->address, address) == 0) {
 				*pp = p->next;
 				p->next = NULL;
 				*tail = p;
@@ -535,7 +554,11 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 		}
 		b->committing = 1;
 		pthread_mutex_unlock(&b->mu);
-		store_batch_commit(a, batch);
+		a = store_deliver_lock(s, address, 0, &err);
+		store_batch_commit(s, stripe, a, batch);
+		if (a != NULL)
+			store_deliver_unlock(s, address);
+		store_batch_sync(batch);
 		pthread_mutex_lock(&b->mu);
 		for (struct store_pending *p = batch; p != NULL; p = p->next)
 			p->done = 1;
@@ -550,15 +573,32 @@ store_deliver_row(struct store_account *a, int64_t folder, const char *dir, cons
 	return me.rc;
 }
 
+/* A file linked before a crash or by another attempt, never indexed:
+ * its row now, with the address's delivery handle a (locked). */
+static int
+store_deliver_found(struct store_account *a, int64_t folder, const char *dir, const char *path,
+		    struct store_newmsg *m, uint32_t *uid_r, const char **error_r)
+{
+	int rc;
+
+	if (m->size == 0 && store_newmsg_fill(m, path) != 0) {
+		*error_r = strerror(errno);
+		return STORE_ERROR;
+	}
+	rc = store_append_index(a, folder, dir, NULL, m, 0, uid_r, error_r);
+	return rc == STORE_OK ? STORE_DUPLICATE : rc;
+}
+
 /*
- * A delivery: write tmp/, fsync, link into new/, fsync new/ — all outside
- * the index's write lock, so concurrent deliveries into one mailbox (a
- * busy inbox, a catch-all) overlap their fsyncs — then add the row under
- * the lock and make it durable by an fsync of the WAL after the lock.
- * The file is durable before the row can be, so a row never names a file
- * a power cut could take away; a file without its row (a crash between)
- * is indexed by the retry (found by name) or by the next sync (qid from
- * the name), so it is neither lost nor doubled.
+ * A delivery: its checks with the address's delivery handle, then
+ * write tmp/, fsync, link into new/, fsync new/ — with no lock held, so
+ * concurrent deliveries into one mailbox (a busy inbox, a catch-all)
+ * overlap their fsyncs — then add the row in a batch, made durable by the
+ * batch's fsync of the WAL after the lock. The file is durable before the
+ * row can be, so a row never names a file a power cut could take away; a
+ * file without its row (a crash between) is indexed by the retry (found
+ * by name) or by the next sync (qid from the name), so it is neither lost
+ * nor doubled. Called with a locked (store_deliver_lock); unlocks it.
  */
 static int
 store_deliver_into(struct store_account *a, const struct store_frow *fr, const char *qid,
@@ -566,21 +606,29 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		   uint32_t *uid_r, const char **error_r)
 {
 	char dir[STORE_PATH], path[STORE_PATH + 300], tmp[STORE_PATH + 300], base[256];
-	char nd[STORE_PATH + 8];
+	char nd[STORE_PATH + 8], root[STORE_PATH], address[256];
+	struct store *s = a->s;
+	unsigned stripe = store_index_stripe(a);
 	struct store_newmsg m = { 0 };
 	sqlite3_stmt *st = store_index_stmt(a, ST_MSG_BY_QID);
 	struct stat sb;
 	int rc;
 
-	if (st == NULL)
+	snprintf(address, sizeof(address), "%s", a->address);
+	if (st == NULL || strlen(a->address) >= sizeof(address)) {
+		store_deliver_unlock(s, address);
 		return STORE_ERROR;
+	}
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
+		store_deliver_unlock(s, address);
 		return STORE_DUPLICATE;
+	}
+	snprintf(root, sizeof(root), "%s", a->root);
 	store_folder_path(a, fr->disk, dir, sizeof(dir));
-	snprintf(base, sizeof(base), "%s.Q.%s", qid, a->s->host);
+	snprintf(base, sizeof(base), "%s.Q.%s", qid, s->host);
 	m.basename = base;
 	m.qid = qid;
 	m.internaldate = (long long)time(NULL);
@@ -590,39 +638,50 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 	 * delivery O(1) in the size of the folder. */
 	store_msg_file_name(dir, base, 0, path, sizeof(path));
 	if (lstat(path, &sb) == 0) {
-		if (store_newmsg_fill(&m, path) != 0)
-			return STORE_ERROR;
-		rc = store_append_index(a, fr->id, dir, NULL, &m, 0, uid_r, error_r);
+		rc = store_deliver_found(a, fr->id, dir, path, &m, uid_r, error_r);
+		store_deliver_unlock(s, address);
 		store_newmsg_free(&m);
-		return rc == STORE_OK ? STORE_DUPLICATE : rc;
-	}
-	/* the cheap refusals before any writing (checked again under the lock) */
-	if ((rc = store_append_quota(a, len, quota, error_r)) != 0)
 		return rc;
+	}
+	/* the cheap refusals before any writing (checked again in the batch) */
+	if ((rc = store_append_quota(a, len, quota, error_r)) != 0) {
+		store_deliver_unlock(s, address);
+		return rc;
+	}
+	/* in the burst from here: the marks are read before the link */
+	store_burst_join(a, fr->id, dir);
+	store_deliver_unlock(s, address);
+	a = NULL;   /* another address's delivery may take the handle now */
+
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
 	if (store_deliver_write(tmp, prefix, src_fd, off, len) != 0) {
 		*error_r = strerror(errno);
+		store_burst_leave(s, stripe, 0);
 		return STORE_ERROR;
 	}
 	if (store_newmsg_fill(&m, tmp) != 0) {
 		*error_r = strerror(errno);
+		store_burst_leave(s, stripe, 0);
 		unlink(tmp);
 		return STORE_ERROR;
 	}
-	store_msg_file_name(dir, base, 0, path, sizeof(path));
 	snprintf(nd, sizeof(nd), "%s/new", dir);
-	store_burst_join(a, fr->id, dir);
 	rc = link(tmp, path);
 	if (rc != 0 && errno == EEXIST) {
 		/* another attempt of ours got there first: index what is there */
-		store_burst_leave(a, 0);
+		store_burst_leave(s, stripe, 0);
 		unlink(tmp);
-		rc = store_append_index(a, fr->id, dir, NULL, &m, 0, uid_r, error_r);
+		if ((a = store_deliver_lock(s, address, 0, error_r)) == NULL) {
+			store_newmsg_free(&m);
+			return STORE_ERROR;
+		}
+		rc = store_deliver_found(a, fr->id, dir, path, &m, uid_r, error_r);
+		store_deliver_unlock(s, address);
 		store_newmsg_free(&m);
-		return rc == STORE_OK ? STORE_DUPLICATE : rc;
+		return rc;
 	}
-	if (rc != 0 || store_deliver_sync_dir(a, nd) != 0) {
-		store_burst_leave(a, rc == 0);
+	if (rc != 0 || store_deliver_sync_dir(s, stripe, nd) != 0) {
+		store_burst_leave(s, stripe, rc == 0);
 		*error_r = "cannot write the message into the mailbox";
 		if (rc == 0)
 			unlink(path);
@@ -631,12 +690,10 @@ store_deliver_into(struct store_account *a, const struct store_frow *fr, const c
 		return STORE_ERROR;
 	}
 	unlink(tmp);
-	rc = store_deliver_row(a, fr->id, dir, path, &m, quota, uid_r, error_r);
+	rc = store_deliver_row(s, address, root, fr->id, dir, path, &m, quota, uid_r, error_r);
 	store_newmsg_free(&m);
-	if (rc == STORE_OK && store_deliver_sync_wal(a) != 0) {
-		*error_r = "cannot sync the mailbox index";
-		return STORE_ERROR;   /* the retry finds the row: a duplicate, avoided */
-	}
+	if (rc == STORE_OK)
+		store_notify(s, address);
 	return rc;
 }
 
@@ -656,21 +713,17 @@ store_deliver(struct store *s, const char *address, const char *folder, const ch
 	}
 	if ((rc = store_folder_canon(folder ? folder : "INBOX", name, sizeof(name), error_r)) != 0)
 		return rc;
-	if ((a = store_account_open(s, address, error_r)) == NULL)
+	if ((a = store_deliver_lock(s, address, 1, error_r)) == NULL)
 		return STORE_ERROR;
 	rc = store_index_folder_get(a, name, 0, &fr);
 	if (rc == 0 && fr.noselect)
 		rc = 1;
 	if (rc != 0) {
 		*error_r = rc > 0 ? "no such folder" : "cannot read the mailbox index";
-		store_account_close(&a);
+		store_deliver_unlock(s, address);
 		return rc > 0 ? STORE_NO_FOLDER : STORE_ERROR;
 	}
-	rc = store_deliver_into(a, &fr, qid, prefix, src_fd, off, len, quota, uid_r, error_r);
-	if (rc == STORE_OK)
-		store_changed(a);
-	store_account_close(&a);
-	return rc;
+	return store_deliver_into(a, &fr, qid, prefix, src_fd, off, len, quota, uid_r, error_r);
 }
 
 struct store_append *

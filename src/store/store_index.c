@@ -330,13 +330,19 @@ store_index_error(struct store_account *a)
  * (the CLI) still meet the busy timeout.
  */
 unsigned
-store_index_stripe(const struct store_account *a)
+store_address_stripe(const char *address)
 {
 	unsigned h = 5381;
 
-	for (const char *p = a->address; *p; p++)
+	for (const char *p = address; *p; p++)
 		h = h * 33 + (unsigned char)*p;
 	return h % STORE_WRITE_LOCKS;
+}
+
+unsigned
+store_index_stripe(const struct store_account *a)
+{
+	return store_address_stripe(a->address);
 }
 
 static pthread_mutex_t *

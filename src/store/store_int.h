@@ -83,9 +83,9 @@ struct store {
 		int64_t folder;
 		char address[256];
 	} burst[STORE_WRITE_LOCKS];
-	/* a delivery's flushes of new/ and of the index's WAL, shared with
-	 * the deliveries of the same stripe at the same moment */
-	struct durable_group dir_sync[STORE_WRITE_LOCKS], wal_sync[STORE_WRITE_LOCKS];
+	/* a delivery's flush of new/, shared with the deliveries of the
+	 * same stripe at the same moment (the WAL's is the batch's) */
+	struct durable_group dir_sync[STORE_WRITE_LOCKS];
 	/* delivered rows waiting for their commit (store_append.c) */
 	struct store_batch {
 		pthread_mutex_t mu;
@@ -93,6 +93,11 @@ struct store {
 		int committing;
 		struct store_pending *pending;
 	} batch[STORE_WRITE_LOCKS];
+	/* the handle the deliveries into an address share (store.c) */
+	struct store_dslot {
+		pthread_mutex_t mu;   /* held while a delivery uses a */
+		struct store_account *a;
+	} dslot[STORE_WRITE_LOCKS];
 	struct worker_pool *pool;         /* background folder checks (may be NULL) */
 	struct store_check *checking;     /* those queued or running (lock) */
 };
@@ -175,6 +180,7 @@ sqlite3_stmt *store_index_stmt(struct store_account *a, enum store_st id);
 int store_index_exec(struct store_account *a, const char *sql);
 /* Which of the write locks (and delivery counters) an account uses. */
 unsigned store_index_stripe(const struct store_account *a);
+unsigned store_address_stripe(const char *address);
 int store_index_begin(struct store_account *a, int durable);
 int store_index_commit(struct store_account *a, int durable);
 void store_index_rollback(struct store_account *a, int durable);
@@ -190,6 +196,11 @@ int store_index_msg_add(struct store_account *a, int64_t folder, const struct st
 int store_index_msg_remove(struct store_account *a, int64_t folder, uint32_t uid,
 			   const char *basename, uint64_t modseq);
 int store_index_usage(struct store_account *a, long long *bytes_r, long long *messages_r);
+
+/* store.c: the delivery handle of address, locked (NULL with *error_r) */
+struct store_account *store_deliver_lock(struct store *s, const char *address, int reconcile,
+					 const char **error_r);
+void store_deliver_unlock(struct store *s, const char *address);
 
 /* store_folder.c */
 int store_folder_canon(const char *name, char *out, size_t len, const char **error_r);

@@ -1148,6 +1148,78 @@ test_watch(void **state)
 	event_base_free(w.base);
 }
 
+/* --- deliveries sharing a stripe's delivery handle ----------------------- */
+
+struct dthr {
+	struct store *s;
+	const char *address;
+	int first, n, ok;
+};
+
+static void *
+deliver_thread(void *arg)
+{
+	struct dthr *d = arg;
+
+	for (int i = 0; i < d->n; i++) {
+		char qid[32];
+		long long len;
+		int fd = msg_fd("t", &len);
+		const char *err = NULL;
+
+		snprintf(qid, sizeof(qid), "T%04d", d->first + i);
+		if (store_deliver(d->s, d->address, NULL, qid, NULL, fd, 0, len, 0, NULL, &err) ==
+		    STORE_OK)
+			d->ok++;
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Four threads deliver into two addresses of one stripe at once: the
+ * handle changes hands between them all the time, and each mailbox gets
+ * exactly its own messages with UIDs 1..n. A repeated queue id is still
+ * a duplicate. */
+static void
+test_deliver_shared_handle(void **state)
+{
+	struct fx *fx = *state;
+	char other[64];
+	struct dthr d[4];
+	pthread_t t[4];
+	const char *addr[2] = { ADDR, other }, *err;
+
+	for (int i = 0;; i++) {
+		snprintf(other, sizeof(other), "u%d@example.com", i);
+		if (store_address_stripe(other) == store_address_stripe(ADDR))
+			break;
+	}
+	for (int i = 0; i < 4; i++) {
+		d[i] = (struct dthr){ fx->s, addr[i % 2], i * 100, 25, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, deliver_thread, &d[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(d[i].ok, 25);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct store_account *a = store_account_open(fx->s, addr[k], &err);
+		struct store_folder_info fi;
+		long long len;
+		int fd = msg_fd("again", &len);
+
+		assert_non_null(a);
+		assert_int_equal(store_folder_status(a, "INBOX", &fi, &err), 0);
+		assert_int_equal(fi.messages, 50);
+		assert_int_equal(fi.uidnext, 51);
+		store_account_close(&a);
+		assert_int_equal(store_deliver(fx->s, addr[k], NULL, k ? "T0101" : "T0000", NULL,
+					       fd, 0, len, 0, NULL, &err),
+				 STORE_DUPLICATE);
+		close(fd);
+	}
+}
+
 /* --- account removal ---------------------------------------------------- */
 
 static void
@@ -1633,6 +1705,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_shared_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_inbox, setup, teardown),
