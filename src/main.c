@@ -21,6 +21,7 @@ static const struct {
 	{ "serve", cmd_serve, "serve [-v]                    run the server (SMTP, IMAP, POP3, queue, delivery)" },
 	{ "check-config", cmd_check_config, "check-config [-v] [--doc]     check the config; -v every key's value, --doc the key table" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN | list" },
+	{ "dkim", cmd_dkim, "dkim show DOMAIN | rotate DOMAIN   (DKIM keys: the DNS records, a new key)" },
 	{ "user", cmd_user, "user add|del|passwd ADDRESS | quota ADDRESS SIZE | show ADDRESS | list" },
 	{ "mailbox", cmd_mailbox, "mailbox verify|repair ADDRESS   (index against the Maildir files)" },
 	{ "alias", cmd_alias, "alias add ALIAS TARGET... | del ALIAS | list   (@domain = catch-all)" },

@@ -19,6 +19,7 @@ struct directory;
  * -1 on a directory error. */
 int cmd_check_config_relay_local(const struct config *cf, struct directory *dir, FILE *out);
 int cmd_domain(struct config *cf, int argc, char **argv);
+int cmd_dkim(struct config *cf, int argc, char **argv);
 int cmd_user(struct config *cf, int argc, char **argv);
 int cmd_alias(struct config *cf, int argc, char **argv);
 int cmd_recipients(struct config *cf, int argc, char **argv);

@@ -12,10 +12,13 @@
 #include <string.h>
 #include <sysexits.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "directory/directory.h"
+#include "mail/dkim.h"
+#include "mail/dkim_keys.h"
 #include "server/server_priv.h"
 #include "util/durable.h"
 #include "util/xalloc.h"
@@ -120,10 +123,78 @@ cmd_dir_run(struct config *cf, int argc, char **argv,
 
 /* ---- domain ---- */
 
+/* The zone lines of the domain's selectors that are published: the
+ * active one and those retired less than [dkim] rotate_grace ago. */
+static int
+cmd_dkim_print(struct config *cf, const char *domain, FILE *out)
+{
+	struct dkim_sel sel[DKIM_KEYS_MAX];
+	long long now = (long long)time(NULL);
+	const char *err;
+	int n, shown = 0;
+
+	if ((n = dkim_keys_list(cf->data_dir, domain, sel, DKIM_KEYS_MAX, &err)) < 0) {
+		fprintf(stderr, "tandem: dkim %s: %s\n", domain, err);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		EVP_PKEY *k;
+		char *line;
+
+		if (!sel[i].active && sel[i].since + (long long)cf->dkim_rotate_grace <= now)
+			continue;
+		if ((k = dkim_keys_read(cf->data_dir, domain, sel[i].name)) == NULL) {
+			fprintf(stderr, "tandem: dkim %s: cannot read the key of selector %s\n",
+				domain, sel[i].name);
+			return -1;
+		}
+		line = dkim_dns_record(k, sel[i].name, domain);
+		EVP_PKEY_free(k);
+		if (line == NULL)
+			return -1;
+		fprintf(out, "%s\n", line);
+		free(line);
+		shown++;
+	}
+	return shown;
+}
+
+/* A domain's first key; an existing one stays. */
+static int
+cmd_dkim_first(struct config *cf, const char *domain)
+{
+	struct dkim_sel sel[1];
+	const char *err;
+	char name[32];
+	int n = dkim_keys_list(cf->data_dir, domain, sel, 1, &err);
+
+	if (n == 0 && dkim_keys_new(cf->data_dir, domain, (long long)time(NULL), name, sizeof(name),
+				    &err) != 0)
+		n = -1;
+	if (n < 0) {
+		fprintf(stderr, "tandem: dkim %s: %s\n", domain, err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_domain_add(struct config *cf, struct directory *d, int argc, char **argv)
 {
-	return directory_domain_add(d, argv[0]);
+	char lower[256];
+
+	if (directory_domain_add(d, argv[0]) != 0)
+		return -1;
+	snprintf(lower, sizeof(lower), "%s", argv[0]);
+	for (char *c = lower; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c += 32;
+	/* mail from the domain is signed from now on: its record to publish */
+	if (cmd_dkim_first(cf, lower) != 0)
+		return 1;
+	fprintf(stderr, "tandem: %s: publish its DKIM key in DNS (again with "
+			"`tandem dkim show %s`):\n", lower, lower);
+	return cmd_dkim_print(cf, lower, stdout) < 0 ? 1 : 0;
 }
 
 static int
@@ -164,6 +235,66 @@ cmd_domain(struct config *cf, int argc, char **argv)
 	return cmd_dir_run(cf, argc, argv, cmd_domain_verbs,
 			   "usage: tandem domain add|del DOMAIN\n"
 			   "       tandem domain list\n");
+}
+
+/* ---- dkim ---- */
+
+static int
+cmd_dkim_local(struct directory *d, const char *domain)
+{
+	int rc = directory_domain_exists(d, domain);
+
+	if (rc == 0)
+		fprintf(stderr, "tandem: %s is not a local domain (tandem domain add %s)\n", domain,
+			domain);
+	return rc;
+}
+
+static int
+cmd_dkim_show(struct config *cf, struct directory *d, int argc, char **argv)
+{
+	int rc = cmd_dkim_local(d, argv[0]);
+
+	if (rc <= 0)
+		return rc < 0 ? -1 : 1;
+	if ((rc = cmd_dkim_print(cf, argv[0], stdout)) == 0)
+		fprintf(stderr, "tandem: %s has no DKIM key: `tandem dkim rotate %s` makes one\n",
+			argv[0], argv[0]);
+	return rc > 0 ? 0 : 1;
+}
+
+static int
+cmd_dkim_rotate(struct config *cf, struct directory *d, int argc, char **argv)
+{
+	const char *err;
+	char name[32];
+	int rc = cmd_dkim_local(d, argv[0]);
+
+	if (rc <= 0)
+		return rc < 0 ? -1 : 1;
+	if (dkim_keys_new(cf->data_dir, argv[0], (long long)time(NULL), name, sizeof(name),
+			  &err) != 0) {
+		fprintf(stderr, "tandem: dkim %s: %s\n", argv[0], err);
+		return 1;
+	}
+	fprintf(stderr, "tandem: %s signs with selector %s from now on (a running server picks "
+			"it up at the next message); the previous one stays published for "
+			"[dkim] rotate_grace. Publish:\n", argv[0], name);
+	return cmd_dkim_print(cf, argv[0], stdout) < 0 ? 1 : 0;
+}
+
+static const struct cmd_verb cmd_dkim_verbs[] = {
+	{ "show", 1, 1, cmd_dkim_show },
+	{ "rotate", 1, 1, cmd_dkim_rotate },
+	{ NULL, 0, 0, NULL }
+};
+
+int
+cmd_dkim(struct config *cf, int argc, char **argv)
+{
+	return cmd_dir_run(cf, argc, argv, cmd_dkim_verbs,
+			   "usage: tandem dkim show DOMAIN     (its DNS records, zone-file lines)\n"
+			   "       tandem dkim rotate DOMAIN   (sign with a new key)\n");
 }
 
 /* ---- alias ---- */

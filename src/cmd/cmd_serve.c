@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -21,6 +22,7 @@
 #include "deliver/deliver.h"
 #include "outbound/outbound.h"
 #include "directory/directory.h"
+#include "mail/dkim_keys.h"
 #include "mail/addr.h"
 #include "queue/queue.h"
 #include "queue/queue_sched.h"
@@ -49,6 +51,7 @@ struct serve {
 	struct sched *sched;
 	struct server *server;
 	struct pair *pair;
+	struct dkim_signer *dkim;
 	SSL_CTX *tls;
 	struct event *sig[5];
 	struct event *drain;
@@ -85,12 +88,42 @@ serve_dest_up(void *arg)
 }
 
 static void
-serve_remote(void *arg, const struct queue_env *env, int fd, off_t body_off,
+serve_remote(void *arg, const struct queue_env *env, int fd, off_t body_off, const char *prefix,
 	     struct rcpt_result *res, void (*done)(void *), void *done_arg)
 {
 	struct serve *sv = arg;
 
-	outbound_deliver(sv->outbound, env, fd, body_off, res, done, done_arg);
+	outbound_deliver(sv->outbound, env, fd, body_off, prefix, res, done, done_arg);
+}
+
+/* Larger messages leave unsigned rather than held in memory whole. */
+#define SERVE_SIGN_MAX (256LL << 20)
+
+/* On a worker, before a message leaves for another domain: its DKIM
+ * signature, by the key of its From: domain, else of its envelope
+ * sender's, else of [server] origin (DSNs, alias forwards of foreign
+ * mail); none when no such domain has a key. */
+static char *
+serve_sign(void *arg, const struct queue_env *env, int fd, off_t body_off)
+{
+	struct serve *sv = arg;
+	const char *fallback[2] = { NULL, config_origin(sv->cf) }, *at;
+	char *msg, *sig = NULL;
+	ssize_t n;
+
+	if (env->size <= 0 || env->size > SERVE_SIGN_MAX || !dkim_signer_any(sv->dkim))
+		return NULL;
+	if ((at = strrchr(env->sender, '@')) != NULL)
+		fallback[0] = at + 1;
+	msg = xmalloc((size_t)env->size);
+	n = pread(fd, msg, (size_t)env->size, body_off);
+	if (n == (ssize_t)env->size)
+		sig = dkim_signer_sign(sv->dkim, msg, (size_t)n, fallback, 2, (long long)time(NULL));
+	else
+		log_warn(env->qid, "event=dkim_skipped reason=%s",
+			 log_q(n < 0 ? strerror(errno) : "message file too short"));
+	free(msg);
+	return sig;
 }
 
 /* Shutdown waits for commits and deliveries in flight: a 250 already
@@ -385,6 +418,8 @@ serve_open(struct serve *sv)
 		return -1;
 	}
 	sched_set_remote(sv->sched, serve_remote, sv);
+	sv->dkim = dkim_signer_new(sv->cf->data_dir);
+	sched_set_sign(sv->sched, serve_sign, sv);
 	outbound_set_up_cb(sv->outbound, serve_dest_up, sv);
 	serve_ctx(sv, &ctx);
 	if (server_start(sv->server, &ctx, &e) != 0) {
@@ -404,6 +439,7 @@ serve_teardown(struct serve *sv)
 	auth_free(&sv->auth);
 	sched_free(&sv->sched);
 	outbound_free(&sv->outbound);
+	dkim_signer_free(&sv->dkim);
 	deliver_free(&sv->deliver);
 	store_free(&sv->store);
 	directory_close(&sv->dir);

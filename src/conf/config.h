@@ -110,6 +110,8 @@ struct config {
 	int submission_hide_client;            /* no client address in Received: */
 	unsigned submission_max_messages;      /* a user's messages a day (0: no limit) */
 	unsigned submission_max_recipients;    /* a user's recipients a day (0: no limit) */
+	/* [dkim] */
+	unsigned dkim_rotate_grace;            /* seconds a retired selector stays listed */
 };
 
 /* Load FILE. On error returns NULL and writes one line per problem

@@ -178,6 +178,11 @@ const struct config_key config_table[] = {
 	{ "submission", "max_recipients_per_day", CT_UINT, F(submission_max_recipients), "2000", 0,
 	  10000000, NULL, R, NULL, "recipients a user may submit to a UTC day; more get "
 	  "`451 4.7.1` at RCPT (0: no limit)" },
+
+	{ "dkim", "rotate_grace", CT_DURATION, F(dkim_rotate_grace), "7d", 0, 3650 * DAY, NULL, R,
+	  NULL, "how long `tandem dkim show` still lists a selector that `tandem dkim rotate` "
+	  "retired, so that mail signed just before can still be verified; then its record may "
+	  "be removed from DNS" },
 };
 #undef F
 #undef R

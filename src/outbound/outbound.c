@@ -358,6 +358,7 @@ ob_send(struct ob_dom *d)
 	msg.fd = d->m->fd;
 	msg.offset = d->m->body_off;
 	msg.length = env->size;
+	msg.prefix = d->m->prefix;
 	msg.body8bit = env->body8bit;
 	msg.smtputf8 = env->smtputf8;
 	smtp_client_set_log_id(ob_conn_client(d->conn), env->qid);
@@ -631,7 +632,7 @@ ob_dom_for(struct ob_msg *m, const char *domain)
 
 void
 outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t body_off,
-		 struct rcpt_result *res, outbound_done_fn *done, void *arg)
+		 const char *prefix, struct rcpt_result *res, outbound_done_fn *done, void *arg)
 {
 	struct ob_msg *m = xcalloc(1, sizeof(*m));
 
@@ -639,6 +640,7 @@ outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t 
 	m->env = env;
 	m->fd = fd;
 	m->body_off = body_off;
+	m->prefix = prefix;
 	m->res = res;
 	m->done = done;
 	m->arg = arg;

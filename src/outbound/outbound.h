@@ -43,9 +43,11 @@ int outbound_down_read(const char *data_dir, struct outbound_down **vp, int *np)
 /* Stop every delivery in flight (shutdown): their recipients are deferred. */
 void outbound_cancel(struct outbound *o);
 /* Deliver every recipient i with res[i].status == RCPT_REMOTE and set its
- * result. env, fd and res stay valid until done(arg) is called (from the
- * loop, never from inside this call). */
+ * result; prefix (or NULL): header fields sent before the message. env,
+ * fd, prefix and res stay valid until done(arg) is called (from the loop,
+ * never from inside this call). */
 void outbound_deliver(struct outbound *o, const struct queue_env *env, int fd, off_t body_off,
-		      struct rcpt_result *res, outbound_done_fn *done, void *arg);
+		      const char *prefix, struct rcpt_result *res, outbound_done_fn *done,
+		      void *arg);
 
 #endif

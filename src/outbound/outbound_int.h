@@ -63,6 +63,7 @@ struct ob_msg {
 	const struct queue_env *env;
 	int fd;
 	off_t body_off;
+	const char *prefix;              /* the DKIM-Signature, or NULL (not ours) */
 	struct rcpt_result *res;
 	outbound_done_fn *done;
 	void *arg;

@@ -71,6 +71,7 @@ struct sched_job {
 	struct rcpt_result *res;
 	size_t off;
 	int fd;
+	char *prefix;                     /* the sign hook's, for the remote phase */
 };
 
 struct sched {
@@ -82,6 +83,8 @@ struct sched {
 	void *arg;
 	sched_remote_fn *remote;
 	void *remote_arg;
+	sched_sign_fn *sign;
+	void *sign_arg;
 	struct sched_entry *buckets[SCHED_BUCKETS];
 	struct sched_entry *rhead, *rtail;
 	unsigned in_flight, on_workers, count;
@@ -309,6 +312,8 @@ sched_finish(struct sched_job *job)
 		job->domains = sched_domains_of(job->env.rcpt, job->env.nrcpt, job->meta.done);
 	free(job->res);
 	job->res = NULL;
+	free(job->prefix);
+	job->prefix = NULL;
 	queue_meta_clear(&job->meta);
 	queue_env_clear(&job->env);
 }
@@ -425,6 +430,8 @@ sched_work(void *arg)
 			job->res[i].status = RCPT_WAIT;
 	}
 	if (remote) {
+		if (s->sign != NULL)
+			job->prefix = s->sign(s->sign_arg, &job->env, job->fd, (off_t)job->off);
 		job->remote_phase = 1;   /* sched_done hands it to the remote transport */
 		return;
 	}
@@ -452,7 +459,7 @@ sched_done(void *arg)
 
 	s->on_workers--;
 	if (job->remote_phase) {
-		s->remote(s->remote_arg, &job->env, job->fd, (off_t)job->off, job->res,
+		s->remote(s->remote_arg, &job->env, job->fd, (off_t)job->off, job->prefix, job->res,
 			  sched_remote_done, job);
 		sched_pump(s);   /* a worker came free */
 		return;
@@ -578,6 +585,13 @@ sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg)
 {
 	s->remote = remote;
 	s->remote_arg = arg;
+}
+
+void
+sched_set_sign(struct sched *s, sched_sign_fn *sign, void *arg)
+{
+	s->sign = sign;
+	s->sign_arg = arg;
 }
 
 void

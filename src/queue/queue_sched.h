@@ -72,9 +72,13 @@ typedef void sched_transport_fn(void *arg, const struct queue_env *env, int fd, 
 
 /* The remote transport: runs on the loop, delivers every recipient i
  * with res[i].status == RCPT_REMOTE, sets its result, then calls
- * done(done_arg) from the loop. */
+ * done(done_arg) from the loop. prefix: what the sign hook made, or NULL. */
 typedef void sched_remote_fn(void *arg, const struct queue_env *env, int fd, off_t body_off,
-			     struct rcpt_result *res, void (*done)(void *done_arg), void *done_arg);
+			     const char *prefix, struct rcpt_result *res,
+			     void (*done)(void *done_arg), void *done_arg);
+/* Before the remote phase, on a worker: header fields to send before the
+ * message (its DKIM-Signature), malloc'd, or NULL. */
+typedef char *sched_sign_fn(void *arg, const struct queue_env *env, int fd, off_t body_off);
 
 struct sched *sched_new(struct event_base *base, struct worker_pool *pool, struct queue *q,
 			const struct config *cf, sched_transport_fn *transport, void *arg);
@@ -84,6 +88,8 @@ void sched_start(struct sched *s);
 void sched_add(struct sched *s, const char *qid, char *const *rcpt, int nrcpt);
 /* Recipients the local transport marks RCPT_REMOTE go to remote. */
 void sched_set_remote(struct sched *s, sched_remote_fn *remote, void *arg);
+/* Messages with remote recipients go through sign first (may be unset). */
+void sched_set_sign(struct sched *s, sched_sign_fn *sign, void *arg);
 /* A message just committed that nothing can deliver yet. */
 void sched_add_waiting(struct sched *s, const char *qid, char *const *rcpt, int nrcpt);
 /* A destination is back: attempt every message that waits (RCPT_WAIT),

@@ -183,6 +183,45 @@ priv_fix_queue_files(int dirfd, const char *shown, const struct priv_user *u)
 	closedir(dp);
 }
 
+/* dkim/ and each domain's directory in it, with their files (keys root
+ * made before [server] user was set): the server reads them. */
+static int
+priv_dkim(int dfd, const char *data_dir, const struct priv_user *u, int fix_files,
+	  const char **error_r)
+{
+	char shown[4200];
+	int kfd = priv_dir(dfd, data_dir, "dkim", 0700, u, error_r), fd;
+	struct dirent *de;
+	DIR *dp;
+
+	if (kfd == -1)
+		return -1;
+	if (kfd < 0 || (fd = dup(kfd)) < 0 || (dp = fdopendir(fd)) == NULL) {
+		if (kfd >= 0)
+			close(kfd);
+		return 0;
+	}
+	snprintf(shown, sizeof(shown), "%s/dkim", data_dir);
+	while ((de = readdir(dp)) != NULL) {
+		int sfd;
+
+		if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		if ((sfd = priv_dir(kfd, shown, de->d_name, 0, u, error_r)) == -1) {
+			closedir(dp);
+			close(kfd);
+			return -1;
+		}
+		if (sfd >= 0 && fix_files)
+			priv_fix_queue_files(sfd, shown, u);
+		if (sfd >= 0)
+			close(sfd);
+	}
+	closedir(dp);
+	close(kfd);
+	return 0;
+}
+
 /* The work of prepare, and with fix_files that of the drop: walk the fixed
  * list from data_dir's fd. */
 static int
@@ -236,6 +275,8 @@ priv_data_dir(const struct config *cf, const struct priv_user *u, int fix_files,
 		}
 		close(tfd);
 	}
+	if (priv_dkim(dfd, cf->data_dir, u, fix_files, error_r) != 0)
+		goto out;
 	/* tandem.pid is given away through the fd the server holds: opening
 	 * and closing it here would drop the server's POSIX lock. */
 	for (size_t i = 1; fix_files && i < N_ELEMS(priv_top_files); i++)

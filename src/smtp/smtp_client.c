@@ -243,7 +243,9 @@ smtp_client_write_step(struct smtp_client *c, const struct smtp_client_step *st)
 	case SMTP_CLIENT_CMD_MAIL:
 		evbuffer_add_printf(out, "MAIL FROM:<%s>", t->sender);
 		if (c->ext & SMTP_CLIENT_EXT_SIZE)
-			evbuffer_add_printf(out, " SIZE=%lld", (long long)t->left);
+			evbuffer_add_printf(out, " SIZE=%lld",
+					    (long long)t->left +
+						    (long long)(t->prefix ? strlen(t->prefix) : 0));
 		if (t->body8bit && (c->ext & SMTP_CLIENT_EXT_8BITMIME))
 			evbuffer_add_printf(out, " BODY=8BITMIME");
 		if (t->smtputf8)

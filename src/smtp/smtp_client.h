@@ -119,6 +119,8 @@ struct smtp_client_msg {
 	int fd;                    /* the message: length bytes at offset, CRLF */
 	off_t offset;              /* lines, not dot-stuffed (a queue file's body) */
 	off_t length;
+	const char *prefix;        /* sent before the body: header fields that
+				    * end in CRLF (a DKIM-Signature); or NULL */
 	unsigned body8bit : 1;     /* BODY=8BITMIME when offered */
 	unsigned smtputf8 : 1;     /* needs SMTPUTF8: refused locally without it */
 };

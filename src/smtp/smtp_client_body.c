@@ -123,5 +123,8 @@ smtp_client_body_start(struct smtp_client *c)
 	c->stuffed = xmalloc(2 * SMTP_CLIENT_CHUNK + 2);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
 	bufferevent_setwatermark(c->bev, EV_WRITE, SMTP_CLIENT_OUT_LOW, 0);
+	/* whole header fields, CRLF at their ends, none starting with '.' */
+	if (c->t.prefix != NULL)
+		evbuffer_add(bufferevent_get_output(c->bev), c->t.prefix, strlen(c->t.prefix));
 	smtp_client_body_pump(c);
 }

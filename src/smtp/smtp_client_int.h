@@ -45,6 +45,7 @@ struct smtp_client_tx {
 	smtp_client_done_cb *cb;
 	void *arg;
 	char *sender;
+	char *prefix;                    /* sent before the body, or NULL */
 	char **rcpt;
 	int nrcpt;
 	int fd;

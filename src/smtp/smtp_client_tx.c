@@ -33,6 +33,7 @@ void
 smtp_client_tx_free(struct smtp_client_tx *t)
 {
 	free(t->sender);
+	free(t->prefix);
 	for (int i = 0; i < t->nrcpt; i++) {
 		free(t->rcpt[i]);
 		free(t->rcpt_text[i]);
@@ -115,7 +116,8 @@ smtp_client_refuse(const struct smtp_client *c, const struct smtp_client_msg *ms
 		return "address contains CR or LF";
 	}
 	if ((c->ext & SMTP_CLIENT_EXT_SIZE) && c->size_max > 0 &&
-	    (unsigned long long)msg->length > c->size_max) {
+	    (unsigned long long)msg->length + (msg->prefix ? strlen(msg->prefix) : 0) >
+		    c->size_max) {
 		*code_r = 552;
 		*esc_r = "5.3.4";
 		return "message size exceeds the server's fixed maximum message size";
@@ -138,6 +140,7 @@ smtp_client_tx_init(struct smtp_client *c, const struct smtp_client_msg *msg,
 	t->cb = cb;
 	t->arg = arg;
 	t->sender = xstrdup(msg->sender);
+	t->prefix = msg->prefix && msg->prefix[0] ? xstrdup(msg->prefix) : NULL;
 	t->nrcpt = msg->nrcpt;
 	t->rcpt = xcalloc(msg->nrcpt, sizeof(*t->rcpt));
 	t->rcpt_text = xcalloc(msg->nrcpt, sizeof(*t->rcpt_text));

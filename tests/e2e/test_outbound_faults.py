@@ -28,6 +28,18 @@ DEAD_IP = addr("127.0.7.99")          # nothing ever listens here: refused
 DNS_FWD_IP = addr("127.0.7.53")       # scripted DNS answers behind dnsmasq
 
 
+def unsigned(msg):
+    """The message without the DKIM-Signature each attempt puts first
+    (its t= is the attempt's time)."""
+    if msg.startswith(b"DKIM-Signature:"):
+        lines = msg.split(b"\r\n")
+        i = 1
+        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            i += 1
+        return b"\r\n".join(lines[i:])
+    return msg
+
+
 def peer_ip(n):
     return addr("127.0.7.%d" % (100 + n))
 
@@ -507,7 +519,7 @@ def test_5xx_to_one_rcpt_bounces_only_that_recipient():
         wait_for(lambda: queue(s) == [], what="the message removed")
         (f1, r1, b1), (f2, r2, b2) = peer.messages
         assert (f1, r1) == (CAROL, ["ok@mixed.test"]) and (f2, r2) == (CAROL, ["later@mixed.test"])
-        assert b"Subject: three recipients" in b1 and b1 == b2
+        assert b"Subject: three recipients" in b1 and unsigned(b1) == unsigned(b2)
         rcpt_cmds = [c for c in peer.commands if c.startswith("RCPT")]
         assert rcpt_cmds == ["RCPT TO:<ok@mixed.test>", "RCPT TO:<bad@mixed.test>",
                              "RCPT TO:<later@mixed.test>", "RCPT TO:<later@mixed.test>"], rcpt_cmds
@@ -559,7 +571,8 @@ def test_connection_drops_mid_data_or_after_the_dot_defer():
         body = m[0][2].replace(b"\r\n", b"\n")
         assert body.endswith(BIG_BODY.encode()), "the body arrived damaged"
         wait_for(lambda: len(dot.messages) == 2, timeout=15, what="the retry after the dot")
-        assert dot.messages[0][2] == dot.messages[1][2]      # the duplicate the log warned of
+        # the duplicate the log warned of
+        assert unsigned(dot.messages[0][2]) == unsigned(dot.messages[1][2])
         assert re.search(r"event=delivered to=<alice@afterdot.test> .*status=sent",
                          ev("alice@afterdot.test"))
         for r in ("alice@middata.test", "alice@afterdot.test"):

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,8 @@ static double fake_now;
 /* What the fake transport answers: per recipient index, for mail from a
  * real sender; DSNs (from <>) are always delivered, and counted. */
 static enum rcpt_status script[4];
-static int calls, dsn_calls;
+/* counted on the worker threads, several at once */
+static _Atomic int calls, dsn_calls;
 static char dsn_rcpt[256];
 
 /* Remote deliveries held open by the fake remote transport. */
@@ -82,8 +84,8 @@ fake_transport(void *arg, const struct queue_env *env, int fd, off_t body_off,
 }
 
 static void
-fake_remote(void *arg, const struct queue_env *env, int fd, off_t body_off, struct rcpt_result *res,
-	    void (*done)(void *), void *done_arg)
+fake_remote(void *arg, const struct queue_env *env, int fd, off_t body_off, const char *prefix,
+	    struct rcpt_result *res, void (*done)(void *), void *done_arg)
 {
 	assert_true(nheld < 64);
 	held[nheld++] = (struct held){ res, env->nrcpt, done, done_arg };
