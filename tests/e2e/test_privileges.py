@@ -117,6 +117,35 @@ def test_start_gives_the_service_user_only_what_tandem_creates():
     assert os.stat(mine).st_uid == 0
 
 
+def test_dkim_keys_belong_to_the_service_user():
+    """Keys root made before [server] user was set are given to the user at
+    start (the server signs with them); a domain added afterwards gets its
+    key written as the user."""
+    if not need_root():
+        return
+    pw = service_user()
+    s = Server(role="primary", ip=IP)
+    os.chmod(s.tmp, 0o755)
+    s.cli("domain", "add", "example.test")
+    kdir = os.path.join(s.data_dir, "dkim", "example.test")
+    names = os.listdir(kdir)
+    assert "selectors" in names and any(n.endswith(".key") for n in names), names
+    assert all(os.stat(os.path.join(kdir, n)).st_uid == 0 for n in names)
+    s.extra.setdefault("server", {})["user"] = SERVICE_USER
+    s.write_config()
+    s.start()
+    s.stop()
+    for rel in ["dkim", "dkim/example.test"] + ["dkim/example.test/" + n for n in names]:
+        st = os.lstat(os.path.join(s.data_dir, rel))
+        assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid), rel
+        if rel.endswith(".key"):
+            assert st.st_mode & 0o777 == 0o600, rel
+    s.cli("domain", "add", "other.test")
+    odir = os.path.join(s.data_dir, "dkim", "other.test")
+    assert all(os.stat(os.path.join(odir, n)).st_uid == pw.pw_uid for n in os.listdir(odir))
+    assert s.cli("dkim", "show", "other.test").stdout.startswith("t")
+
+
 def test_planted_pid_file_link_is_refused():
     if not need_root():
         return
