@@ -171,10 +171,10 @@ dkim_base64(const unsigned char *data, size_t n)
 struct dkim_field {
 	const char *p;
 	size_t n;
-	int used;
 };
 
-/* The header's fields, up to the empty line (or the end). */
+/* The header's fields, up to the empty line (or the end); max + 1 when
+ * there are more than max. */
 static size_t
 dkim_fields(const char *msg, const char *end, struct dkim_field *f, size_t max,
 	    const char **body_r)
@@ -189,12 +189,13 @@ dkim_fields(const char *msg, const char *end, struct dkim_field *f, size_t max,
 			p = next;
 			break;
 		}
-		if (dkim_wsp(*p) && n > 0 && f[n - 1].p != NULL) {
+		if (dkim_wsp(*p) && n > 0) {
 			f[n - 1].n = (size_t)(le - f[n - 1].p);   /* continued */
-		} else if (n < max) {
+		} else if (n == max) {
+			return max + 1;   /* more fields than we look at */
+		} else {
 			f[n].p = p;
 			f[n].n = (size_t)(le - p);
-			f[n].used = 0;
 			n++;
 		}
 		p = next;
@@ -261,7 +262,12 @@ dkim_sign(EVP_PKEY *key, const char *domain, const char *selector, const char *m
 	int ed = EVP_PKEY_id(key) == EVP_PKEY_ED25519;
 
 	*error_r = NULL;
-	nf = dkim_fields(msg, end, f, DKIM_MAX_FIELDS, &body);
+	/* a verifier picks repeated fields from the bottom up: a header this
+	 * long is not signed rather than signed from its first part */
+	if ((nf = dkim_fields(msg, end, f, DKIM_MAX_FIELDS, &body)) > DKIM_MAX_FIELDS) {
+		*error_r = "too many header fields";
+		goto out;
+	}
 	if (dkim_body_hash(body, end, bh) != 0) {
 		*error_r = "cannot hash the body";
 		goto out;

@@ -1,6 +1,7 @@
 /*
  * fuzz_dkim: libFuzzer harness for dkim_sign (src/mail/dkim.h). The
- * input is the message. A signature must always come back: printable
+ * input is the message. A signature must come back (unless the header
+ * has over 1,000 fields, which is said): printable
  * ASCII lines (tabs and spaces allowed) of at most 78 bytes, each ended
  * by CRLF, the continuation lines folded with a tab; and the same message
  * with empty and blank lines added at its end must get the same body
@@ -42,7 +43,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		key = dkim_key_generate("ed25519");
 	CHECK(key != NULL);
 	sig = dkim_sign(key, "example.com", "s1", (const char *)data, size, 1, &err);
-	CHECK(sig != NULL);
+	if (sig == NULL) {   /* only a header of over 1,000 fields is not signed */
+		CHECK(err != NULL && strcmp(err, "too many header fields") == 0);
+		return 0;
+	}
 	CHECK(strncmp(sig, "DKIM-Signature: ", 16) == 0);
 	for (const char *p = sig; *p;) {
 		const char *e = strstr(p, "\r\n");

@@ -259,6 +259,30 @@ test_body_hash(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Over 1,000 header fields: not signed (a verifier would pick repeated
+ * fields from the bottom, beyond what was looked at); 1,000 are. */
+static void
+test_huge_header(void **state)
+{
+	size_t cap = 1100 * 16 + 64, o = 0;
+	char *m = malloc(cap), *sig;
+	const char *err = NULL;
+	EVP_PKEY *k = dkim_key_generate("ed25519");
+
+	o += (size_t)snprintf(m + o, cap - o, "From: a@example.com\r\n");
+	for (int i = 1; i < 1000; i++)
+		o += (size_t)snprintf(m + o, cap - o, "X-F: %d\r\n", i);
+	snprintf(m + o, cap - o, "\r\nbody\r\n");
+	sig = dkim_sign(k, "example.com", "s", m, strlen(m), 1, &err);
+	assert_non_null(sig);
+	free(sig);
+	snprintf(m + o, cap - o, "To: b@example.com\r\n \tcontinued\r\n\r\nbody\r\n");
+	assert_null(dkim_sign(k, "example.com", "s", m, strlen(m), 1, &err));
+	assert_string_equal(err, "too many header fields");
+	free(m);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_dns_record(void **state)
 {
@@ -308,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_changes_fail),
 		cmocka_unit_test(test_header_tags),
 		cmocka_unit_test(test_body_hash),
+		cmocka_unit_test(test_huge_header),
 		cmocka_unit_test(test_dns_record),
 		cmocka_unit_test(test_key_file),
 	};
