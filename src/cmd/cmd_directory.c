@@ -185,11 +185,11 @@ cmd_domain_add(struct config *cf, struct directory *d, int argc, char **argv)
 
 	if (directory_domain_add(d, argv[0]) != 0)
 		return -1;
-	snprintf(lower, sizeof(lower), "%s", argv[0]);
-	for (char *c = lower; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c += 32;
 	/* mail from the domain is signed from now on: its record to publish */
+	if (dkim_keys_domain(argv[0], lower, sizeof(lower)) != 0) {
+		fprintf(stderr, "tandem: dkim %s: not a domain name\n", argv[0]);
+		return 1;
+	}
 	if (cmd_dkim_first(cf, lower) != 0)
 		return 1;
 	fprintf(stderr, "tandem: %s: publish its DKIM key in DNS (again with "

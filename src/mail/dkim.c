@@ -216,6 +216,31 @@ dkim_is(const struct dkim_field *f, const char *name)
 	return i < f->n && f->p[i] == ':';
 }
 
+char *
+dkim_header_field(const char *msg, size_t len, const char *name)
+{
+	struct dkim_field *f = xcalloc(DKIM_MAX_FIELDS, sizeof(*f));
+	const char *body;
+	size_t nf = dkim_fields(msg, msg + len, f, DKIM_MAX_FIELDS, &body);
+	char *value = NULL;
+
+	for (size_t i = 0; i < nf && i < DKIM_MAX_FIELDS && value == NULL; i++) {
+		const char *colon;
+		size_t o = 0;
+
+		if (!dkim_is(&f[i], name))
+			continue;
+		colon = memchr(f[i].p, ':', f[i].n);
+		value = xmalloc(f[i].n);
+		for (const char *p = colon + 1; p < f[i].p + f[i].n; p++)
+			if (*p != '\r' && *p != '\n')
+				value[o++] = *p;
+		value[o] = '\0';
+	}
+	free(f);
+	return value;
+}
+
 static int
 dkim_sign_data(EVP_PKEY *key, const char *data, size_t n, unsigned char **sig_r,
 	       size_t *siglen_r)

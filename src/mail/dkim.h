@@ -6,8 +6,8 @@
  * Message-ID signed once more than they occur, so that none can be added
  * later. Line ends are taken as the SMTP client sends them: CRLF, a bare
  * LF or a bare CR each end a line.
- * Public: dkim_sign, dkim_key_generate, dkim_key_read, dkim_key_write,
- * dkim_dns_record.
+ * Public: dkim_sign, dkim_header_field, dkim_key_generate, dkim_key_read,
+ * dkim_key_write, dkim_dns_record.
  */
 #ifndef TANDEM_DKIM_H
 #define TANDEM_DKIM_H
@@ -19,6 +19,11 @@
  * *error_r when the key cannot sign. now: the t= tag. */
 char *dkim_sign(EVP_PKEY *key, const char *domain, const char *selector, const char *msg,
 		size_t len, long long now, const char **error_r);
+
+/* The value of the header's first field called name (after its colon,
+ * continuation lines joined, line ends dropped), as dkim_sign reads the
+ * header; malloc'd, NULL when there is none. */
+char *dkim_header_field(const char *msg, size_t len, const char *name);
 
 /* A new key: "rsa" (2048 bits) or "ed25519". NULL on failure. */
 EVP_PKEY *dkim_key_generate(const char *type);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -20,10 +19,8 @@
 
 #define DKIM_PATH 4096
 
-/* The domain as a directory name: a host name in lower case, nothing
- * that could leave data_dir/dkim. */
-static int
-dkim_domain_name(const char *domain, char *out, size_t len)
+int
+dkim_keys_domain(const char *domain, char *out, size_t len)
 {
 	size_t n = strlen(domain);
 
@@ -48,7 +45,7 @@ dkim_dir(const char *data_dir, const char *domain, char *out, size_t len)
 {
 	char d[256];
 
-	if (dkim_domain_name(domain, d, sizeof(d)) != 0)
+	if (dkim_keys_domain(domain, d, sizeof(d)) != 0)
 		return -1;
 	snprintf(out, len, "%s/dkim/%s", data_dir, d);
 	return 0;
@@ -256,7 +253,7 @@ dkim_signer_key(struct dkim_signer *s, const char *domain, char *sel_r, size_t l
 	const char *err;
 	int exists, n;
 
-	if (dkim_domain_name(domain, name, sizeof(name)) != 0 ||
+	if (dkim_keys_domain(domain, name, sizeof(name)) != 0 ||
 	    dkim_dir(s->data_dir, name, dir, sizeof(dir)) != 0)
 		return NULL;
 	snprintf(path, sizeof(path), "%s/selectors", dir);
@@ -307,40 +304,8 @@ dkim_first_addr(const char *addr, void *arg)
 static int
 dkim_from_domain(const char *msg, size_t len, char *out, size_t outlen)
 {
-	const char *p = msg, *end = msg + len;
-	char addr[ADDR_MAX] = "", *value = NULL;
-	size_t vlen = 0;
-	int in_from = 0;
+	char addr[ADDR_MAX] = "", *value = dkim_header_field(msg, len, "from");
 
-	while (p < end) {
-		const char *le = p, *next;
-
-		while (le < end && *le != '\r' && *le != '\n')
-			le++;
-		next = le < end && *le == '\r' && le + 1 < end && le[1] == '\n' ? le + 2
-		       : le < end                                           ? le + 1
-										 : le;
-		if (le == p)
-			break;   /* the header's end */
-		if (*p == ' ' || *p == '\t') {
-			if (in_from) {
-				value = xrealloc(value, vlen + (size_t)(le - p) + 2);
-				value[vlen++] = ' ';
-				memcpy(value + vlen, p, (size_t)(le - p));
-				vlen += (size_t)(le - p);
-				value[vlen] = '\0';
-			}
-		} else if (value != NULL) {
-			break;   /* the From: field is complete */
-		} else if (le - p >= 5 && strncasecmp(p, "from:", 5) == 0) {
-			in_from = 1;
-			vlen = (size_t)(le - p - 5);
-			value = xmalloc(vlen + 1);
-			memcpy(value, p + 5, vlen);
-			value[vlen] = '\0';
-		}
-		p = next;
-	}
 	if (value == NULL)
 		return -1;
 	addrlist_each(value, 0, NULL, dkim_first_addr, addr);
@@ -370,9 +335,7 @@ dkim_signer_sign(struct dkim_signer *s, const char *msg, size_t len,
 	}
 	if (key == NULL)
 		return NULL;
-	for (char *c = domain; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c += 32;
+	dkim_keys_domain(domain, domain, sizeof(domain));   /* valid: it has a key */
 	sig = dkim_sign(key, domain, sel, msg, len, now, &err);
 	EVP_PKEY_free(key);
 	return sig;

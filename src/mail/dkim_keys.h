@@ -7,7 +7,7 @@
  * period so that mail signed just before can still be verified.
  * Selectors are "tYYYYMMDD" (UTC), with a letter added when a domain
  * rotates twice in a day.
- * Public: dkim_keys_list, dkim_keys_new, dkim_keys_read, dkim_signer_new,
+ * Public: dkim_keys_domain, dkim_keys_list, dkim_keys_new, dkim_keys_read, dkim_signer_new,
  * dkim_signer_free, dkim_signer_any, dkim_signer_sign.
  */
 #ifndef TANDEM_DKIM_KEYS_H
@@ -23,6 +23,10 @@ struct dkim_sel {
 	long long since;
 };
 
+/* The domain as its keys are kept and signed for: a host name in lower
+ * case (into out, which may be domain itself), nothing that could leave
+ * data_dir/dkim. 0, or -1 when it is no such name. */
+int dkim_keys_domain(const char *domain, char *out, size_t len);
 /* The domain's selectors, the newest first: their number, 0 when it has
  * none, -1 with *error_r. */
 int dkim_keys_list(const char *data_dir, const char *domain, struct dkim_sel *sel, int max,

@@ -414,15 +414,14 @@ struct store_pending {
 };
 
 /* One row of a batch, inside its transaction (handle a, the address's
- * delivery handle). A concurrent folder sync may have indexed the file
+ * delivery handle, of that stripe). A concurrent folder sync may have indexed the file
  * meanwhile (it reads the qid from the name): then it is there once, as
  * it should be. Returns -1 when the transaction itself failed, else 0
  * with p->rc set (on STORE_OK the row is added and counted out of its
  * burst in *recorded). */
 static int
-store_batch_row(struct store_account *a, struct store_pending *p, int *recorded)
+store_batch_row(struct store_account *a, unsigned stripe, struct store_pending *p, int *recorded)
 {
-	unsigned stripe = store_index_stripe(a);
 	sqlite3_stmt *st;
 	int rc;
 
@@ -467,7 +466,7 @@ store_batch_commit(struct store *s, unsigned stripe, struct store_account *a,
 	if (a != NULL && store_index_begin(a, 0) == 0) {
 		ok = 1;
 		for (p = batch; p != NULL && ok; p = p->next, n++)
-			ok = store_batch_row(a, p, &recorded[n]) == 0;
+			ok = store_batch_row(a, stripe, p, &recorded[n]) == 0;
 		if (ok)
 			ok = store_index_commit(a, 0) == 0;
 		else

@@ -147,16 +147,23 @@ edit_subject(char **m)
 	p[9] = 'H';
 }
 
+/* text put into *m at offset at */
+static void
+insert(char **m, size_t at, const char *text)
+{
+	char *n = malloc(strlen(*m) + strlen(text) + 1);
+
+	memcpy(n, *m, at);
+	strcpy(n + at, text);
+	strcat(n, *m + at);
+	free(*m);
+	*m = n;
+}
+
 static void
 add_from(char **m)
 {
-	char *n = malloc(strlen(*m) + 64), *p = strstr(*m, "From: Alice");
-
-	memcpy(n, *m, (size_t)(p - *m));
-	strcpy(n + (p - *m), "From: mallory@example.net\r\n");
-	strcat(n, p);
-	free(*m);
-	*m = n;
+	insert(m, (size_t)(strstr(*m, "From: Alice") - *m), "From: mallory@example.net\r\n");
 }
 
 static void
@@ -170,12 +177,7 @@ edit_body(char **m)
 static void
 add_trailing_lines(char **m)
 {
-	char *n = malloc(strlen(*m) + 16);
-
-	strcpy(n, *m);
-	strcat(n, "\r\n  \r\n\r\n");
-	free(*m);
-	*m = n;
+	insert(m, strlen(*m), "\r\n  \r\n\r\n");
 }
 
 /* Each change must break the signature; trailing empty lines must not. */
@@ -259,6 +261,22 @@ test_body_hash(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* The field values the signer picks its key by: the first field of that
+ * name, folded lines joined, none from the body. */
+static void
+test_header_field(void **state)
+{
+	static const char m[] = "Subject: s\r\nfrom: \"Doe, J\"\r\n <j@example.com>\r\n"
+				"From: second@example.org\r\n\r\nTo: in@body.example\r\n";
+	char *v = dkim_header_field(m, strlen(m), "from");
+
+	assert_non_null(v);
+	assert_string_equal(v, " \"Doe, J\" <j@example.com>");
+	free(v);
+	assert_null(dkim_header_field(m, strlen(m), "to"));
+	assert_null(dkim_header_field("", 0, "from"));
+}
+
 /* Over 1,000 header fields: not signed (a verifier would pick repeated
  * fields from the bottom, beyond what was looked at); 1,000 are. */
 static void
@@ -332,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_changes_fail),
 		cmocka_unit_test(test_header_tags),
 		cmocka_unit_test(test_body_hash),
+		cmocka_unit_test(test_header_field),
 		cmocka_unit_test(test_huge_header),
 		cmocka_unit_test(test_dns_record),
 		cmocka_unit_test(test_key_file),
